@@ -1,0 +1,28 @@
+//! The certificates of a kubeadm node.
+//!
+//! - [`layout`]: where they are and which is which (kubeadm's names), no I/O.
+//! - [`inventory`]: reading them from disk into an [`Inventory`] (the I/O boundary).
+//! - [`check`]: expiry, residual time, CA, "externally managed", as `kubeadm certs
+//!   check-expiration` computes them; a [`CheckReport`] for the printer.
+//! - [`renew`]: a serialisable [`RenewPlan`], in-memory signing with the existing CA
+//!   (subject, extensions and, by default, key kept), then backup and atomic writes.
+//! - [`restart`]: restarting static pods by moving their manifests out and back.
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod check;
+pub mod error;
+pub mod fsutil;
+pub mod inventory;
+pub mod kubeconfig;
+pub mod layout;
+pub mod pem;
+pub mod renew;
+pub mod restart;
+pub mod x509;
+
+pub use check::{CheckReport, Verdict, check};
+pub use error::{Error, Result};
+pub use inventory::Inventory;
+pub use layout::{CaId, Component, Layout};
+pub use renew::{RenewPlan, RenewReport, RenewRequest, Targets};
