@@ -20,7 +20,10 @@
 //! # Ok::<(), kastellan_snapshot::Error>(())
 //! ```
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod bbolt;
+pub mod crc;
 mod error;
 pub mod etcd;
 pub mod fault;
@@ -180,10 +183,49 @@ impl Inspection {
 pub fn inspect(file: &[u8], options: &Options) -> Result<Inspection, Fault> {
     let (data, _) = trailer::split(file);
     let db = bbolt::Db::open(data)?;
-    let checked = bbolt::check(&db);
+    if !options.verify_trailer {
+        return Ok(inspect_db(&db, file, Trailer::inspect(file, false)));
+    }
+    // Hashing the whole file for the trailer is the slowest part: overlap it with the
+    // page walk.
+    std::thread::scope(|scope| {
+        let sha = scope.spawn(|| Trailer::inspect(file, true));
+        let mut report = inspect_db(&db, file, Trailer::Absent);
+        report.trailer = match sha.join() {
+            Ok(t) => t,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        if let Trailer::Present {
+            stored,
+            computed: Some(computed),
+        } = &report.trailer
+            && stored != computed
+        {
+            let kind = FaultKind::TrailerMismatch {
+                stored: stored.clone(),
+                computed: computed.clone(),
+            };
+            report.faults.insert(
+                0,
+                Fault {
+                    page: None,
+                    offset: Some(data.len() as u64),
+                    kind,
+                },
+            );
+            report.faults.truncate(bbolt::check::MAX_KEPT_FAULTS);
+            *report.per_check.entry(Check::Sha256Trailer).or_default() += 1;
+            report.fault_count += 1;
+        }
+        Ok(report)
+    })
+}
+
+fn inspect_db(db: &bbolt::Db<'_>, file: &[u8], trailer: Trailer) -> Inspection {
+    let checked = bbolt::check(db);
     let mut report = Inspection {
         file_size: file.len() as u64,
-        trailer: Trailer::inspect(file, options.verify_trailer),
+        trailer,
         page_size: db.page_size(),
         active_meta: db.active_meta(),
         txid: db.meta().txid,
@@ -197,22 +239,6 @@ pub fn inspect(file: &[u8], options: &Options) -> Result<Inspection, Fault> {
     };
     for fault in db.meta_faults() {
         report.add(fault);
-    }
-    if let Trailer::Present {
-        stored,
-        computed: Some(computed),
-    } = &report.trailer
-        && stored != computed
-    {
-        let kind = FaultKind::TrailerMismatch {
-            stored: stored.clone(),
-            computed: computed.clone(),
-        };
-        report.add(Fault {
-            page: None,
-            offset: Some(data.len() as u64),
-            kind,
-        });
     }
     for fault in &checked.faults {
         report.keep(fault.clone());
@@ -228,5 +254,5 @@ pub fn inspect(file: &[u8], options: &Options) -> Result<Inspection, Fault> {
         }
         report.versions = etcd::versions(&tree);
     }
-    Ok(report)
+    report
 }

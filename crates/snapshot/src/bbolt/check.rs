@@ -281,6 +281,9 @@ impl<'a> Checker<'_, 'a> {
                 break;
             };
             let at = offset + (start + i * 8) as u64;
+            if (self.state.len() as u64..self.high_water).contains(&free) {
+                continue; // in a truncated file: the truncation is reported already
+            }
             match self
                 .state
                 .get_mut(free as usize)

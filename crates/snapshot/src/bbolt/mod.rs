@@ -26,6 +26,8 @@
 
 pub mod check;
 pub mod meta;
+#[cfg(test)]
+mod tests;
 
 use serde::Serialize;
 
@@ -191,17 +193,7 @@ impl<'a> Db<'a> {
             }));
         }
         let meta0 = Meta::check(data);
-        let page_size = match &meta0 {
-            Ok(m) => m.page_size,
-            Err(_) => FALLBACK_PAGE_SIZES
-                .into_iter()
-                .find(|&ps| {
-                    data.get(ps as usize..)
-                        .and_then(|p| Meta::check(p).ok())
-                        .is_some_and(|m| m.page_size == ps)
-                })
-                .unwrap_or(4096),
-        };
+        let page_size = page_size(data, &meta0);
         let meta1 = match data.get(page_size as usize..) {
             Some(p) => Meta::check(p).and_then(|m| {
                 if m.page_size == page_size {
@@ -321,6 +313,37 @@ impl<'a> Db<'a> {
             offset,
         })
     }
+}
+
+/// The page size, found as bbolt finds it: from meta page 0 if it is valid. Otherwise,
+/// from meta page 0 if only its checksum or flags are damaged; else the first common
+/// page size at which a valid meta page 1 says that very size; else the first at which
+/// page 1 at least has the magic number; else 4096.
+fn page_size(data: &[u8], meta0: &Result<Meta, MetaProblem>) -> u32 {
+    if let Ok(m) = meta0 {
+        return m.page_size;
+    }
+    if let Some(m) = Meta::parse(data)
+        && m.magic == meta::MAGIC
+        && meta::plausible_page_size(m.page_size)
+    {
+        return m.page_size;
+    }
+    let at = |ps: u32| data.get(ps as usize..).and_then(Meta::parse);
+    let valid = |ps: u32| {
+        data.get(ps as usize..)
+            .and_then(|p| Meta::check(p).ok())
+            .is_some_and(|m| m.page_size == ps)
+    };
+    FALLBACK_PAGE_SIZES
+        .into_iter()
+        .find(|&ps| valid(ps))
+        .or_else(|| {
+            FALLBACK_PAGE_SIZES
+                .into_iter()
+                .find(|&ps| at(ps).is_some_and(|m| m.magic == meta::MAGIC))
+        })
+        .unwrap_or(4096)
 }
 
 /// A bucket: either rooted at a page, or inline in its parent's leaf.

@@ -200,7 +200,17 @@ fn damaged_copies_are_reported(snap: &Path, server: &EtcdServer) {
         "{:#?}",
         report.faults
     );
-    assert_eq!(report.faults[0].page, Some(0));
+    let fault = report
+        .faults
+        .iter()
+        .find(|f| f.check() == Check::MetaPages)
+        .unwrap();
+    assert_eq!(fault.page, Some(0), "{fault}");
+    assert_eq!(
+        report.trailer.matches(),
+        Some(false),
+        "the trailer covers the meta pages too"
+    );
 
     // Not a snapshot at all: etcd's own log file.
     let log = server.scratch().join("etcd.log");
