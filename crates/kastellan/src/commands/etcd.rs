@@ -1,0 +1,341 @@
+//! `kastellan etcd ...`: etcd maintenance. So far: `snapshot status` and `snapshot
+//! verify`, which read a snapshot file (never writing it) with `kastellan-snapshot`.
+//!
+//! Both print the same document. Its JSON carries the fields of `etcdutl snapshot
+//! status -w json` under the same names (`hash`, `revision`, `totalKey`, `totalSize`;
+//! null when the file is too damaged to compute them) and kastellan's extras: `file`,
+//! `fileSize`, `verified`, `trailer`, `pageSize`, `pages`, `activeMeta`, `txid`,
+//! `clusterVersion`, `storageVersion`, `checks`, `faults`, `faultCount`.
+//!
+//! Exit codes: 0 the checks passed, 1 they found corruption, 2 the file cannot be read
+//! or is not a snapshot (bbolt database) at all.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use kastellan_printer::{Printer, Report, Style, Table};
+use kastellan_snapshot::{
+    CheckResult, Fault, Inspection, MetaInfo, Options, PageStats, SnapshotFile, Trailer, Verdict,
+};
+use serde::Serialize;
+
+use crate::Outcome;
+use crate::cli::{EtcdCommand, SnapshotCommand};
+
+/// Runs `kastellan etcd ...`.
+pub fn run(cmd: EtcdCommand, printer: &Printer) -> Result<Outcome> {
+    match cmd {
+        EtcdCommand::Snapshot(SnapshotCommand::Status(args)) => {
+            snapshot(&args.file, Mode::Status, printer)
+        }
+        EtcdCommand::Snapshot(SnapshotCommand::Verify(args)) => {
+            snapshot(&args.file, Mode::Verify, printer)
+        }
+    }
+}
+
+fn snapshot(path: &Path, mode: Mode, printer: &Printer) -> Result<Outcome> {
+    let file = SnapshotFile::open(path)?;
+    // `status` does what etcd's does (no hashing of the whole file); `verify` also
+    // checks the sha256 trailer.
+    let inspection = file.inspect(&Options {
+        verify_trailer: mode == Mode::Verify,
+    })?;
+    let report = SnapshotReport::new(path, mode, inspection);
+    printer.report(&report)?;
+    Ok(if report.verified {
+        Outcome::Ok
+    } else {
+        Outcome::Unhealthy
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Status,
+    Verify,
+}
+
+/// The trailer, as reported.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TrailerReport {
+    /// Whether the file ends with the sha256 trailer of `etcdctl snapshot save`.
+    present: bool,
+    /// The stored digest (hex), if present.
+    sha256: Option<String>,
+    /// Whether it matches the content; null when absent or not hashed (`status`).
+    matches: Option<bool>,
+}
+
+/// The document `etcd snapshot status|verify` prints.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SnapshotReport {
+    hash: Option<u32>,
+    revision: Option<i64>,
+    total_key: Option<u64>,
+    total_size: Option<u64>,
+    file: PathBuf,
+    file_size: u64,
+    verified: bool,
+    trailer: TrailerReport,
+    page_size: u32,
+    pages: PageStats,
+    active_meta: kastellan_snapshot::MetaSlot,
+    txid: u64,
+    metas: [MetaInfo; 2],
+    cluster_version: Option<String>,
+    storage_version: Option<String>,
+    checks: Vec<CheckResult>,
+    faults: Vec<Fault>,
+    fault_count: u64,
+    #[serde(skip)]
+    mode: Mode,
+}
+
+impl SnapshotReport {
+    fn new(path: &Path, mode: Mode, i: Inspection) -> Self {
+        let checks = i.checks();
+        let trailer = match &i.trailer {
+            Trailer::Absent => TrailerReport {
+                present: false,
+                sha256: None,
+                matches: None,
+            },
+            Trailer::Present { stored, .. } => TrailerReport {
+                present: true,
+                sha256: Some(stored.clone()),
+                matches: i.trailer.matches(),
+            },
+        };
+        SnapshotReport {
+            hash: i.status.map(|s| s.hash),
+            revision: i.status.map(|s| s.revision),
+            total_key: i.status.map(|s| s.total_key),
+            total_size: i.status.map(|s| s.total_size),
+            file: path.to_path_buf(),
+            file_size: i.file_size,
+            verified: i.is_clean(),
+            trailer,
+            page_size: i.page_size,
+            pages: i.pages,
+            active_meta: i.active_meta,
+            txid: i.txid,
+            metas: i.metas,
+            cluster_version: i.versions.cluster_version,
+            storage_version: i.versions.storage_version,
+            checks,
+            faults: i.faults,
+            fault_count: i.fault_count,
+            mode,
+        }
+    }
+
+    fn render_figures(&self, out: &mut String) {
+        let mut t = Table::new(["HASH", "REVISION", "TOTAL KEYS", "TOTAL SIZE"]);
+        let dash = || "-".to_string();
+        t.row([
+            self.hash.map_or_else(dash, |h| format!("{h:x}")), // as etcd prints it: %x
+            self.revision.map_or_else(dash, |r| r.to_string()),
+            self.total_key.map_or_else(dash, |k| k.to_string()),
+            self.total_size.map_or_else(dash, human_bytes),
+        ]);
+        t.render_into(out);
+    }
+
+    fn render_details(&self, out: &mut String, style: &Style) {
+        let p = &self.pages;
+        let trailer = match (self.trailer.present, self.trailer.matches) {
+            (false, _) if p.high_water > p.in_file => style.bad("none (the file is cut short)"),
+            (false, _) => "none (a raw member/snap/db copy)".to_string(),
+            (true, None) => {
+                "sha256 present, not hashed (run `kastellan etcd snapshot verify`)".to_string()
+            }
+            (true, Some(true)) => style.good("sha256 present and matching"),
+            (true, Some(false)) => style.bad("sha256 present and NOT matching"),
+        };
+        let meta = self
+            .metas
+            .iter()
+            .map(|m| match (&m.problem, m.txid) {
+                (None, Some(txid)) if m.slot == self.active_meta => {
+                    format!("{} txid {txid} (in force)", slot(m))
+                }
+                (None, Some(txid)) => format!("{} txid {txid}", slot(m)),
+                (Some(problem), _) => style.bad(&format!("{} invalid: {problem}", slot(m))),
+                (None, None) => format!("{} ?", slot(m)),
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        let versions = match (&self.cluster_version, &self.storage_version) {
+            (None, None) => "not recorded".to_string(),
+            (c, s) => [
+                c.as_ref().map(|c| format!("cluster {c}")),
+                s.as_ref().map(|s| format!("storage {s}")),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(", "),
+        };
+        let lines = [
+            (
+                "file",
+                format!("{} ({} bytes)", self.file.display(), self.file_size),
+            ),
+            ("trailer", trailer),
+            (
+                "pages",
+                format!(
+                    "{} × {} bytes: {} branch, {} leaf, {} overflow, {} freelist, {} free",
+                    p.high_water, p.page_size, p.branch, p.leaf, p.overflow, p.freelist, p.free
+                ),
+            ),
+            (
+                "buckets",
+                format!(
+                    "{} ({} inline), {} keys at all depths",
+                    p.buckets, p.inline_buckets, p.keys
+                ),
+            ),
+            ("meta", meta),
+            ("etcd version", versions),
+        ];
+        for (name, value) in lines {
+            let _ = writeln!(out, "{:<13} {value}", format!("{name}:"));
+        }
+    }
+
+    fn render_checks(&self, out: &mut String, style: &Style) {
+        let mut t = Table::new(["CHECK", "RESULT", "FAULTS", "NOTE"]);
+        for c in &self.checks {
+            let verdict = match c.verdict {
+                Verdict::Passed => style.good("passed"),
+                Verdict::Failed => style.bad("FAILED"),
+                Verdict::Skipped => style.warn("skipped"),
+            };
+            t.row([
+                c.check.name().to_string(),
+                verdict,
+                c.faults.to_string(),
+                c.note.clone().unwrap_or_default(),
+            ]);
+        }
+        t.render_into(out);
+    }
+
+    fn render_faults(&self, out: &mut String, style: &Style) {
+        const SHOWN: usize = 20;
+        for f in self.faults.iter().take(SHOWN) {
+            let _ = writeln!(out, "  {} {f}", style.bad("✗"));
+        }
+        if self.fault_count > SHOWN as u64 {
+            let _ = writeln!(
+                out,
+                "  … and {} more (see -o json)",
+                self.fault_count - SHOWN as u64
+            );
+        }
+    }
+
+    fn render_verdict(&self, out: &mut String, style: &Style) {
+        if self.verified {
+            let _ = writeln!(
+                out,
+                "{}",
+                style.good(&format!("{}: no corruption found", self.file.display()))
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "{}",
+                style.bad(&format!(
+                    "{}: CORRUPT, {} problem(s) found",
+                    self.file.display(),
+                    self.fault_count
+                ))
+            );
+        }
+    }
+}
+
+fn slot(m: &MetaInfo) -> String {
+    format!("page {}", m.slot.page())
+}
+
+impl Report for SnapshotReport {
+    fn render(&self, out: &mut String, style: &Style) {
+        match self.mode {
+            Mode::Status => {
+                self.render_figures(out);
+                out.push('\n');
+                self.render_details(out, style);
+                let count = |v| self.checks.iter().filter(|c| c.verdict == v).count();
+                let (passed, failed, skipped) = (
+                    count(Verdict::Passed),
+                    count(Verdict::Failed),
+                    count(Verdict::Skipped),
+                );
+                let mut summary = if failed == 0 {
+                    style.good(&format!("{passed} passed"))
+                } else {
+                    style.bad(&format!("{failed} FAILED, {passed} passed"))
+                };
+                if skipped > 0 {
+                    let names: Vec<_> = self
+                        .checks
+                        .iter()
+                        .filter(|c| c.verdict == Verdict::Skipped)
+                        .map(|c| c.check.name())
+                        .collect();
+                    let _ = write!(summary, ", {skipped} skipped ({})", names.join(", "));
+                }
+                let _ = writeln!(out, "{:<13} {summary}", "checks:");
+                self.render_faults(out, style);
+            }
+            Mode::Verify => {
+                self.render_checks(out, style);
+                out.push('\n');
+                self.render_details(out, style);
+                if !self.faults.is_empty() {
+                    out.push('\n');
+                    self.render_faults(out, style);
+                }
+                out.push('\n');
+                self.render_verdict(out, style);
+            }
+        }
+    }
+}
+
+/// Sizes as etcd prints them (go-humanize `Bytes`: SI units, one decimal below 10).
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    if n < 10 {
+        return format!("{n} B");
+    }
+    let e = ((n as f64).ln() / 1000f64.ln()).floor();
+    let unit = UNITS[(e as usize).min(UNITS.len() - 1)];
+    let val = ((n as f64) / 1000f64.powf(e) * 10.0 + 0.5).floor() / 10.0;
+    if val < 10.0 {
+        format!("{val:.1} {unit}")
+    } else {
+        format!("{val:.0} {unit}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_bytes;
+
+    #[test]
+    fn sizes_read_like_etcd() {
+        assert_eq!(human_bytes(5), "5 B");
+        assert_eq!(human_bytes(20480), "20 kB");
+        assert_eq!(human_bytes(94208), "94 kB");
+        assert_eq!(human_bytes(3_444_736), "3.4 MB");
+        assert_eq!(human_bytes(1_073_741_824), "1.1 GB");
+    }
+}

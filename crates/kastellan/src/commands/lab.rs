@@ -1,0 +1,178 @@
+//! `kastellan lab ...`: the built-in lab cluster.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use kastellan_lab::{LabSpec, LabStatus};
+use kastellan_printer::{Printer, Report, Style, Table};
+use serde::Serialize;
+
+use crate::Outcome;
+use crate::cli::{GlobalArgs, LabCommand};
+
+/// Runs a `lab` subcommand.
+pub fn run(cmd: LabCommand, _global: &GlobalArgs, printer: &Printer) -> Result<Outcome> {
+    match cmd {
+        LabCommand::Up(args) => {
+            let spec = LabSpec {
+                control_planes: args.control_planes,
+                workers: args.workers,
+                etcd: args.etcd.parse().map_err(anyhow::Error::msg)?,
+                kubernetes_version: args.kubernetes_version,
+                subnet: "10.77.0".into(),
+            };
+            let mut say = |line: String| printer.note(format!("lab: {line}"));
+            kastellan_lab::up(&spec, Duration::from_secs(args.timeout), &mut say)?;
+            let status = kastellan_lab::status()?;
+            printer.report(&StatusReport(status))?;
+            printer.note(format!(
+                "export KUBECONFIG={}",
+                kastellan_lab::kubeconfig_path().display()
+            ));
+            Ok(Outcome::Ok)
+        }
+        LabCommand::Down(args) => {
+            let mut say = |line: String| printer.note(format!("lab: {line}"));
+            kastellan_lab::down(args.keep_data, &mut say)?;
+            Ok(Outcome::Ok)
+        }
+        LabCommand::Status => {
+            let status = kastellan_lab::status()?;
+            let healthy = status.nodes.iter().all(|n| {
+                n.agent_running
+                    && n.reported
+                        .as_ref()
+                        .is_some_and(|r| r.registered && r.probes.iter().all(|p| p.ok))
+            });
+            printer.report(&StatusReport(status))?;
+            Ok(if healthy {
+                Outcome::Ok
+            } else {
+                Outcome::Unhealthy
+            })
+        }
+        LabCommand::Env => {
+            printer.report(&EnvReport {
+                kubeconfig: kastellan_lab::kubeconfig_path(),
+            })?;
+            Ok(Outcome::Ok)
+        }
+        LabCommand::Exec(args) => {
+            let code = kastellan_lab::exec_in_node(&args.node, &args.command)?;
+            std::process::exit(code);
+        }
+        LabCommand::Build(args) => {
+            let script = find_build_script()?;
+            let dir = kastellan_lab::build_kubernetes(&script, &args.version)?;
+            printer.note(format!("binaries in {}", dir.display()));
+            Ok(Outcome::Ok)
+        }
+        LabCommand::Agent(args) => {
+            let rt = super::runtime()?;
+            rt.block_on(kastellan_lab::agent::run(&args.node))?;
+            Ok(Outcome::Ok)
+        }
+        LabCommand::Enter(args) => Err(kastellan_lab::enter(&args.node, &args.command).into()),
+    }
+}
+
+/// The build script ships with the repository; look beside the binary's source tree
+/// and in the current directory.
+fn find_build_script() -> Result<PathBuf> {
+    let candidates = [
+        std::env::var_os("KASTELLAN_REPO")
+            .map(|r| PathBuf::from(r).join("scripts/build-kubernetes.sh")),
+        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-kubernetes.sh")),
+        Some(PathBuf::from("scripts/build-kubernetes.sh")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|p| p.is_file())
+        .context("scripts/build-kubernetes.sh not found: run from the kastellan repository or set KASTELLAN_REPO")
+}
+
+fn role_name(role: kastellan_lab::NodeRole) -> &'static str {
+    match role {
+        kastellan_lab::NodeRole::ControlPlane => "control-plane",
+        kastellan_lab::NodeRole::Worker => "worker",
+    }
+}
+
+#[derive(Serialize)]
+struct EnvReport {
+    kubeconfig: PathBuf,
+}
+
+impl Report for EnvReport {
+    fn render(&self, out: &mut String, _style: &Style) {
+        out.push_str(&format!(
+            "export KUBECONFIG={}\n",
+            self.kubeconfig.display()
+        ));
+    }
+}
+
+#[derive(Serialize)]
+#[serde(transparent)]
+struct StatusReport(LabStatus);
+
+impl Report for StatusReport {
+    fn render(&self, out: &mut String, style: &Style) {
+        let s = &self.0;
+        out.push_str(&format!("lab: {}\n", s.spec.describe()));
+        out.push_str(&format!("kubelet: {}\n", s.kubelet));
+        out.push_str(&format!("kubeconfig: {}\n\n", s.kubeconfig.display()));
+        let mut t = Table::new(["NODE", "ROLE", "IP", "COMPONENT", "ENDPOINT", "STATE"]);
+        for n in &s.nodes {
+            let role = role_name(n.node.role).to_string();
+            let agent = if n.agent_running {
+                style.good(&format!(
+                    "running (pid {})",
+                    n.agent_pid.unwrap_or_default()
+                ))
+            } else {
+                style.bad("not running")
+            };
+            t.row([
+                n.node.name.clone(),
+                role.clone(),
+                n.node.ip.clone(),
+                "agent (kubelet stand-in)".into(),
+                String::new(),
+                agent,
+            ]);
+            if let Some(r) = &n.reported {
+                t.row([
+                    n.node.name.clone(),
+                    role.clone(),
+                    n.node.ip.clone(),
+                    "Node".into(),
+                    String::new(),
+                    if r.registered {
+                        style.good("registered")
+                    } else {
+                        style.warn("not registered")
+                    },
+                ]);
+                for p in &r.probes {
+                    let state = if p.ok {
+                        style.good("ok")
+                    } else {
+                        style.bad(&format!("down: {}", p.detail))
+                    };
+                    t.row([
+                        n.node.name.clone(),
+                        role.clone(),
+                        n.node.ip.clone(),
+                        p.component.clone(),
+                        p.url.clone(),
+                        state,
+                    ]);
+                }
+            }
+        }
+        t.render_into(out);
+    }
+}

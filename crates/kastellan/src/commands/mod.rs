@@ -1,0 +1,29 @@
+//! One module per command group; `run` dispatches to them.
+
+mod certs;
+mod etcd;
+mod generate;
+mod lab;
+
+use anyhow::Result;
+use kastellan_printer::Printer;
+
+use crate::Outcome;
+use crate::cli::{Cli, Command};
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli, printer: &Printer) -> Result<Outcome> {
+    match cli.command {
+        Command::Lab(cmd) => lab::run(cmd, &cli.global, printer),
+        Command::Generate(cmd) => generate::run(cmd),
+        Command::Certs(cmd) => certs::run(cmd, printer),
+        Command::Etcd(cmd) => etcd::run(cmd, printer),
+    }
+}
+
+/// A multi-threaded tokio runtime for commands that do network work.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}

@@ -1,0 +1,219 @@
+//! Tier `lab`: a real kubeadm control plane in network namespaces (needs root).
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::{kastellan, kubectl};
+
+/// Tears the lab down when the test ends, also on failure.
+struct LabGuard;
+
+impl Drop for LabGuard {
+    fn drop(&mut self) {
+        let _ = kastellan().args(["lab", "down"]).status();
+    }
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("command starts");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn listening_ports_of(pids: &[u32]) -> Vec<String> {
+    let out = Command::new("ss").args(["-H", "-ltnp"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| pids.iter().any(|p| l.contains(&format!("pid={p},"))))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Alive and not a zombie (a zombie waits for its reaper, it runs nothing).
+fn alive(pid: u32) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .chars()
+            .next();
+        if matches!(state, None | Some('Z') | Some('X')) {
+            return false;
+        }
+        if std::time::Instant::now() >= deadline {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn lab_three_control_planes_two_workers_up_check_down() {
+    let status = kastellan().args(["lab", "status"]).output().unwrap();
+    assert!(
+        !status.status.success()
+            && String::from_utf8_lossy(&status.stderr).contains("no lab is up"),
+        "a lab is already up on this machine; run `kastellan lab down` before the lab tests"
+    );
+    let _guard = LabGuard;
+    run_ok(kastellan().args([
+        "lab",
+        "up",
+        "--control-planes",
+        "3",
+        "--workers",
+        "2",
+        "--timeout",
+        "240",
+    ]));
+
+    // Idempotent: a second `up` reports what runs and changes nothing.
+    let again = kastellan()
+        .args(["lab", "up", "--control-planes", "3", "--workers", "2"])
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("lab already up"));
+
+    // kubectl sees 5 Ready nodes, the kubelet version and both leader leases.
+    let nodes: serde_json::Value =
+        serde_json::from_str(&run_ok(kubectl().args(["get", "nodes", "-o", "json"]))).unwrap();
+    let items = nodes["items"].as_array().unwrap();
+    let mut names: Vec<&str> = items
+        .iter()
+        .map(|n| n["metadata"]["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["cp1", "cp2", "cp3", "w1", "w2"]);
+    for n in items {
+        assert_eq!(n["status"]["nodeInfo"]["kubeletVersion"], "v1.20.2");
+        let ready = n["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Ready")
+            .unwrap();
+        assert_eq!(ready["status"], "True", "{} Ready", n["metadata"]["name"]);
+    }
+    let leases = run_ok(kubectl().args(["get", "lease", "-n", "kube-system", "-o", "name"]));
+    assert!(
+        leases.contains("lease.coordination.k8s.io/kube-controller-manager"),
+        "{leases}"
+    );
+    assert!(
+        leases.contains("lease.coordination.k8s.io/kube-scheduler"),
+        "{leases}"
+    );
+    // Holders are named after the lab nodes (each node has its own hostname).
+    let holder = run_ok(kubectl().args([
+        "get",
+        "lease",
+        "-n",
+        "kube-system",
+        "kube-scheduler",
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ]));
+    assert!(holder.starts_with("cp"), "holder {holder}");
+
+    // etcd has three started members.
+    let members = run_ok(kastellan().args([
+        "lab",
+        "exec",
+        "cp2",
+        "--",
+        "/usr/bin/etcdctl",
+        "--endpoints=https://127.0.0.1:2379",
+        "--cacert=/etc/kubernetes/pki/etcd/ca.crt",
+        "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt",
+        "--key=/etc/kubernetes/pki/etcd/healthcheck-client.key",
+        "member",
+        "list",
+    ]));
+    assert_eq!(
+        members.lines().filter(|l| l.contains("started")).count(),
+        3,
+        "{members}"
+    );
+
+    // Every endpoint answers inside each control-plane node, with a plain curl.
+    for node in ["cp1", "cp2", "cp3"] {
+        for url in [
+            "https://127.0.0.1:6443/readyz",
+            "http://127.0.0.1:2381/health",
+            "http://127.0.0.1:10248/healthz",
+            "http://127.0.0.1:10249/healthz",
+            "http://127.0.0.1:10256/healthz",
+            "https://127.0.0.1:10257/healthz",
+            "https://127.0.0.1:10259/healthz",
+        ] {
+            let body = run_ok(kastellan().args([
+                "lab",
+                "exec",
+                node,
+                "--",
+                "curl",
+                "-fsSk",
+                "--max-time",
+                "5",
+                url,
+            ]));
+            assert!(!body.is_empty(), "{node} {url} answered with an empty body");
+        }
+    }
+    for node in ["w1", "w2"] {
+        for url in [
+            "http://127.0.0.1:10248/healthz",
+            "http://127.0.0.1:10256/healthz",
+        ] {
+            run_ok(kastellan().args([
+                "lab",
+                "exec",
+                node,
+                "--",
+                "curl",
+                "-fsS",
+                "--max-time",
+                "5",
+                url,
+            ]));
+        }
+    }
+
+    // The stand-in kubelet says what it is.
+    let status: serde_json::Value =
+        serde_json::from_str(&run_ok(kastellan().args(["lab", "status", "-o", "json"]))).unwrap();
+    assert!(status["kubelet"].as_str().unwrap().contains("stand-in"));
+    let mut pids: Vec<u32> = Vec::new();
+    for n in status["nodes"].as_array().unwrap() {
+        pids.push(n["agent_pid"].as_u64().unwrap() as u32);
+        for p in n["reported"]["pods"].as_array().unwrap() {
+            pids.push(p["pid"].as_u64().expect("every pod process runs") as u32);
+        }
+    }
+    assert_eq!(
+        pids.len(),
+        5 + 3 * 5 + 2,
+        "5 agents, 5 processes per control plane, kube-proxy per worker"
+    );
+
+    // Down: every process the lab started is gone, nothing listens, no namespace left.
+    run_ok(kastellan().args(["lab", "down"]));
+    for pid in &pids {
+        assert!(!alive(*pid), "pid {pid} still runs after lab down");
+    }
+    assert!(listening_ports_of(&pids).is_empty());
+    let netns = run_ok(Command::new("ip").args(["netns", "list"]));
+    assert!(!netns.contains("kl-"), "namespaces left: {netns}");
+    let links = run_ok(Command::new("ip").args(["-o", "link"]));
+    assert!(!links.contains("kl-br0"), "bridge left");
+}

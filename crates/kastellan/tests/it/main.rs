@@ -1,0 +1,36 @@
+//! Integration tests of the `kastellan` binary. Modules name their tier:
+//! `cli_*` run the binary without any cluster; `lab_*` bring up the real lab (root,
+//! the cached Kubernetes build, etcd from Debian).
+#![allow(clippy::unwrap_used)] // tests fail loudly on unexpected errors
+
+mod cli;
+mod lab;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The `kastellan` binary under test.
+pub fn kastellan() -> Command {
+    Command::new(assert_cmd::cargo::cargo_bin!("kastellan"))
+}
+
+/// Cache directory of the lab's Kubernetes build.
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("KASTELLAN_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/kastellan"))
+}
+
+/// The lab's kubectl.
+pub fn kubectl() -> Command {
+    let bin = cache_dir().join("kubernetes/v1.20.2/bin/kubectl");
+    assert!(
+        bin.is_file(),
+        "{} missing: run scripts/build-kubernetes.sh",
+        bin.display()
+    );
+    let mut c = Command::new(bin);
+    c.arg("--kubeconfig")
+        .arg("/var/lib/kastellan/lab/admin.conf");
+    c
+}

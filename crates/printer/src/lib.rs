@@ -1,0 +1,311 @@
+//! The one place where kastellan writes user-facing output.
+//!
+//! A command builds a value that implements [`Report`] and hands it to
+//! [`Printer::report`]. The printer renders it as a human table or as stable JSON/YAML
+//! (the serde representation), honours `--quiet`, and decides whether colour and
+//! progress bars are allowed (only when the stream is a terminal).
+
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write};
+
+use serde::Serialize;
+
+/// Output format chosen with `-o/--output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// Human-readable tables and text.
+    #[default]
+    Table,
+    /// Machine-readable JSON (stable, documented per command).
+    Json,
+    /// The same document as YAML.
+    Yaml,
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "table" | "wide" | "text" => Ok(Format::Table),
+            "json" => Ok(Format::Json),
+            "yaml" => Ok(Format::Yaml),
+            other => Err(format!(
+                "unknown output format '{other}' (expected table, json or yaml)"
+            )),
+        }
+    }
+}
+
+/// Errors the printer can hit.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Writing to stdout or stderr failed.
+    #[error("writing output: {0}")]
+    Io(#[from] std::io::Error),
+    /// The value could not be serialised as JSON.
+    #[error("encoding JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The value could not be serialised as YAML.
+    #[error("encoding YAML: {0}")]
+    Yaml(String),
+}
+
+/// Something a command reports: serialisable for `-o json|yaml`, renderable for humans.
+pub trait Report: Serialize {
+    /// Writes the human form of the report. `style` says whether colour is allowed.
+    fn render(&self, out: &mut String, style: &Style);
+}
+
+/// Styling decisions for human output.
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    /// Whether ANSI colour may be used.
+    pub color: bool,
+}
+
+impl Style {
+    /// Wraps `text` in green when colour is on.
+    pub fn good(&self, text: &str) -> String {
+        self.paint(text, "32")
+    }
+    /// Wraps `text` in yellow when colour is on.
+    pub fn warn(&self, text: &str) -> String {
+        self.paint(text, "33")
+    }
+    /// Wraps `text` in red when colour is on.
+    pub fn bad(&self, text: &str) -> String {
+        self.paint(text, "31")
+    }
+    /// Wraps `text` in bold when colour is on.
+    pub fn bold(&self, text: &str) -> String {
+        self.paint(text, "1")
+    }
+    fn paint(&self, text: &str, code: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+/// A simple table: header plus rows of cells, rendered with comfy-table.
+#[derive(Debug, Default, Clone)]
+pub struct Table {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// A table with the given column names.
+    pub fn new<I, S>(header: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Table {
+            header: header.into_iter().map(Into::into).collect(),
+            rows: Vec::new(),
+        }
+    }
+    /// Appends one row.
+    pub fn row<I, S>(&mut self, cells: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.rows.push(cells.into_iter().map(Into::into).collect());
+    }
+    /// Renders the table as plain text (no borders), one line per row.
+    pub fn render_into(&self, out: &mut String) {
+        let mut t = comfy_table::Table::new();
+        t.load_preset(comfy_table::presets::NOTHING);
+        t.set_content_arrangement(comfy_table::ContentArrangement::Disabled);
+        t.set_header(self.header.clone());
+        for r in &self.rows {
+            t.add_row(r.clone());
+        }
+        for line in t.lines() {
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
+    }
+}
+
+/// The printer every command writes through.
+#[derive(Debug, Clone)]
+pub struct Printer {
+    format: Format,
+    quiet: bool,
+    stdout_tty: bool,
+    stderr_tty: bool,
+}
+
+impl Printer {
+    /// Builds a printer; terminal detection is done here, once.
+    pub fn new(format: Format, quiet: bool) -> Self {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Printer {
+            format,
+            quiet,
+            stdout_tty: std::io::stdout().is_terminal() && !no_color,
+            stderr_tty: std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// The selected output format.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Whether `--quiet` was given.
+    pub fn quiet(&self) -> bool {
+        self.quiet
+    }
+
+    /// Styling for human output on stdout.
+    pub fn style(&self) -> Style {
+        Style {
+            color: self.stdout_tty && self.format == Format::Table,
+        }
+    }
+
+    /// Prints a report on stdout in the selected format. With `--quiet` and the table
+    /// format nothing is printed (the exit code carries the verdict); JSON and YAML are
+    /// always printed because a script asked for them.
+    pub fn report<R: Report>(&self, report: &R) -> Result<(), Error> {
+        let text = self.render(report)?;
+        if self.quiet && self.format == Format::Table {
+            return Ok(());
+        }
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes())?;
+        out.flush()?;
+        Ok(())
+    }
+
+    /// Renders a report to a string in the selected format.
+    pub fn render<R: Report>(&self, report: &R) -> Result<String, Error> {
+        Ok(match self.format {
+            Format::Table => {
+                let mut s = String::new();
+                report.render(&mut s, &self.style());
+                s
+            }
+            Format::Json => {
+                let mut s = serde_json::to_string_pretty(report)?;
+                s.push('\n');
+                s
+            }
+            Format::Yaml => {
+                serde_saphyr::to_string(report).map_err(|e| Error::Yaml(e.to_string()))?
+            }
+        })
+    }
+
+    /// A note for humans on stderr (suppressed by `--quiet`).
+    pub fn note(&self, msg: impl AsRef<str>) {
+        if !self.quiet {
+            eprintln!("{}", msg.as_ref());
+        }
+    }
+
+    /// A warning on stderr; shown even with `--quiet`.
+    pub fn warn(&self, msg: impl AsRef<str>) {
+        let prefix = if self.stderr_tty {
+            "\x1b[33mwarning\x1b[0m"
+        } else {
+            "warning"
+        };
+        eprintln!("{prefix}: {}", msg.as_ref());
+    }
+
+    /// A progress bar for `total` bytes on stderr, hidden unless stderr is a terminal
+    /// and `--quiet` is off.
+    pub fn bytes_progress(&self, total: Option<u64>, label: &str) -> indicatif::ProgressBar {
+        if self.quiet || !self.stderr_tty {
+            return indicatif::ProgressBar::hidden();
+        }
+        let pb = match total {
+            Some(t) => indicatif::ProgressBar::new(t),
+            None => indicatif::ProgressBar::no_length(),
+        };
+        let style = indicatif::ProgressStyle::with_template(
+            "{msg} {bytes} ({binary_bytes_per_sec}) {elapsed_precise}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        pb.set_style(style);
+        pb.set_message(label.to_string());
+        pb
+    }
+
+    /// A spinner with a message on stderr, hidden unless stderr is a terminal.
+    pub fn spinner(&self, label: &str) -> indicatif::ProgressBar {
+        if self.quiet || !self.stderr_tty {
+            return indicatif::ProgressBar::hidden();
+        }
+        let pb = indicatif::ProgressBar::new_spinner();
+        pb.set_message(label.to_string());
+        pb.enable_steady_tick(std::time::Duration::from_millis(120));
+        pb
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize)]
+    struct Demo {
+        name: &'static str,
+        ok: bool,
+    }
+    impl Report for Demo {
+        fn render(&self, out: &mut String, style: &Style) {
+            let mut t = Table::new(["NAME", "OK"]);
+            t.row([
+                self.name.to_string(),
+                if self.ok {
+                    style.good("yes")
+                } else {
+                    style.bad("no")
+                },
+            ]);
+            t.render_into(out);
+        }
+    }
+
+    #[test]
+    fn renders_each_format() {
+        let d = Demo {
+            name: "etcd",
+            ok: true,
+        };
+        let p = Printer {
+            format: Format::Table,
+            quiet: false,
+            stdout_tty: false,
+            stderr_tty: false,
+        };
+        let table = p.render(&d).unwrap();
+        assert!(table.contains("NAME"));
+        assert!(table.contains("etcd"));
+        assert!(!table.contains('\x1b'), "no colour when not a terminal");
+        let p = Printer {
+            format: Format::Json,
+            ..p
+        };
+        let v: serde_json::Value = serde_json::from_str(&p.render(&d).unwrap()).unwrap();
+        assert_eq!(v["name"], "etcd");
+        let p = Printer {
+            format: Format::Yaml,
+            ..p
+        };
+        assert!(p.render(&d).unwrap().contains("name: etcd"));
+    }
+
+    #[test]
+    fn parses_formats() {
+        assert_eq!("json".parse::<Format>().unwrap(), Format::Json);
+        assert!("xml".parse::<Format>().unwrap_err().contains("xml"));
+    }
+}
