@@ -6,6 +6,13 @@
 //! the expiry date is formatted `Jan 02, 2006 15:04 MST` (truncated to the minute), the
 //! residual time with apimachinery's `ShortHumanDuration`, and a certificate is
 //! "externally managed" when the key of the CA that signs it is absent.
+//!
+//! Where kastellan says more than kubeadm v1.20: it also lists `kubelet.conf`,
+//! `super-admin.conf` (kubeadm 1.29+) and the kubelet's own certificates; it fills the CA
+//! column of the kubeconfig certificates (kubeadm 1.20 leaves it empty) after checking the
+//! signature; it prints dates in UTC whatever the local zone; and it calls the etcd
+//! certificates "externally managed" when `etcd/ca.key` is absent, where kubeadm 1.20
+//! hard-codes "no" for the etcd CA (and then fails to renew them).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;

@@ -323,6 +323,7 @@ fn clone_error(e: &Error) -> Error {
             path: path.clone(),
             detail: detail.clone(),
         },
+        // Loading only produces the variants above; keep the message for anything else.
         other => Error::Kubeconfig {
             path: PathBuf::new(),
             detail: other.to_string(),
@@ -337,8 +338,9 @@ pub struct FileWrite {
     pub path: PathBuf,
     /// Its new content.
     pub data: Vec<u8>,
-    /// Whether it holds a private key (written 0600 when it is new).
-    pub secret: bool,
+    /// The mode to write it with; `None` keeps the file's current mode. Key files are
+    /// always written 0600.
+    pub mode: Option<u32>,
 }
 
 impl std::fmt::Debug for FileWrite {
@@ -569,20 +571,20 @@ fn sign_one(
             writes.push(FileWrite {
                 path: conf,
                 data: new_text.into_bytes(),
-                secret: true,
+                mode: None,
             });
         }
         None => {
             writes.push(FileWrite {
                 path: item.cert_file.clone(),
                 data: cert_pem.into_bytes(),
-                secret: false,
+                mode: None,
             });
             if let Some(key_pem) = new_key_pem {
                 writes.push(FileWrite {
                     path: item.key_file.clone(),
                     data: key_pem.into_bytes(),
-                    secret: true,
+                    mode: Some(0o600),
                 });
             }
         }
@@ -856,11 +858,7 @@ pub fn apply(inv: &Inventory, plan: &RenewPlan, signed: Signed) -> Result<Applie
     for (i, w) in signed.writes.iter().enumerate() {
         let real = &targets[i];
         let own = fsutil::ownership(real)?;
-        let mode = match own {
-            Some(o) if w.secret => o.mode & 0o700,
-            Some(o) => o.mode,
-            None => 0o600,
-        };
+        let mode = w.mode.or(own.map(|o| o.mode)).unwrap_or(0o600);
         if let Err(e) = fsutil::atomic_write(real, &w.data, mode, own) {
             for (j, done) in written.iter().enumerate() {
                 let _ = (|| -> Result<()> {
