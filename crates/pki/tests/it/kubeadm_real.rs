@@ -846,3 +846,41 @@ fn kubeadm_real_kubelet_certificates_are_reported() {
     .unwrap_err();
     assert!(err.to_string().contains("kubelet"), "{err}");
 }
+
+/// The human table and the dry-run plan, with dates and paths filtered out.
+#[test]
+fn kubeadm_real_rendered_check_and_plan() {
+    use kastellan_printer::{Report, Style};
+    let render = |r: &dyn Fn(&mut String, &Style)| {
+        let mut s = String::new();
+        r(&mut s, &Style { color: false });
+        s
+    };
+    let node = Node::init();
+    let inv = Inventory::load(&node.layout());
+    let report = check(&inv, Timestamp::now(), 30);
+    let table = render(&|s, st| report.render(s, st));
+    let req = RenewRequest {
+        targets: Targets::All,
+        new_key: false,
+        backup_dir: None,
+    };
+    let plan = renew::plan(&inv, &req, Timestamp::now()).unwrap();
+    let report = renew::RenewReport {
+        dry_run: true,
+        plan,
+        applied: None,
+        restarted: None,
+        manifests_dir: "/etc/kubernetes/manifests".into(),
+    };
+    let rendered = render(&|s, st| report.render(s, st));
+    let root = node.root.display().to_string();
+    insta::with_settings!({filters => vec![
+        (root.as_str(), "[ROOT]"),
+        (r"[A-Z][a-z]{2} \d{2}, \d{4} \d{2}:\d{2} UTC", "[DATE]"),
+        (r"kastellan-certs-\d{8}T\d{6}Z", "kastellan-certs-[STAMP]"),
+    ]}, {
+        insta::assert_snapshot!("check_table", table);
+        insta::assert_snapshot!("renew_dry_run", rendered);
+    });
+}
