@@ -75,7 +75,7 @@ impl Node {
     }
 
     fn kastellan<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Command {
-        let mut cmd = Command::cargo_bin("kastellan").unwrap();
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("kastellan"));
         cmd.env("NO_COLOR", "1").args(args).args(self.dirs());
         cmd
     }

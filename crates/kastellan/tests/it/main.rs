@@ -1,8 +1,10 @@
 //! Integration tests of the `kastellan` binary. Modules name their tier:
 //! `cli_*` run the binary without any cluster; `lab_*` bring up the real lab (root,
-//! the cached Kubernetes build, etcd from Debian).
+//! the cached Kubernetes build, etcd from Debian); `kubeadm_real_*` (in `certs`) need the
+//! cached kubeadm and root for its `--rootfs`.
 #![allow(clippy::unwrap_used)] // tests fail loudly on unexpected errors
 
+mod certs;
 mod cli;
 mod lab;
 
