@@ -16,7 +16,8 @@
 
 use serde::Serialize;
 
-use crate::bbolt::{Entry, Tree};
+use crate::bbolt::check::{TreeCheck, Visitor, check_visiting};
+use crate::bbolt::{Db, Entry, Tree};
 use crate::fault::{Fault, FaultKind};
 
 /// The name of etcd's bucket of revisions.
@@ -86,6 +87,86 @@ pub fn status<'a>(tree: &Tree<'_, 'a>) -> Result<Status, Fault> {
         total_key,
         total_size: tree.db().size(),
     })
+}
+
+/// Checks the tree and computes the figures in the same pass: the walk that checks
+/// the pages hands the keys and values to the hashing threads as it goes, so the
+/// (mostly value) bytes are hashed while the walk moves on. The figures are returned
+/// only if the tree is sound; then they equal those of [`status`].
+pub fn check_and_status<'d, 'a>(
+    db: &'d Db<'a>,
+) -> (TreeCheck<'d, 'a>, Option<Result<Status, Fault>>) {
+    let mut checked = None;
+    let mut figures = (0u64, 0i64, None);
+    let hash = crate::crc::crc32c_of::<std::convert::Infallible>(db.data().len(), |sink| {
+        let mut v = Figures {
+            sink,
+            in_key_bucket: false,
+            total_key: 0,
+            revision: 0,
+            error: None,
+        };
+        checked = Some(check_visiting(db, &mut v));
+        figures = (v.total_key, v.revision, v.error);
+        Ok(())
+    });
+    // `crc32c_of` ran the closure (its error type has no values), so `checked` is set;
+    // the fallback only keeps this free of `unwrap`.
+    let checked = checked.unwrap_or_else(|| crate::bbolt::check(db));
+    let status = match (checked.tree(), hash, figures) {
+        (None, _, _) => None,
+        (Some(_), _, (_, _, Some(fault))) => Some(Err(fault)),
+        (Some(_), Ok(hash), (total_key, revision, None)) => Some(Ok(Status {
+            hash,
+            revision,
+            total_key,
+            total_size: db.size(),
+        })),
+        (Some(_), Err(never), _) => match never {},
+    };
+    (checked, status)
+}
+
+/// The visitor that computes the figures during the check walk.
+struct Figures<'s, 'a> {
+    sink: &'s mut dyn FnMut(&'a [u8]),
+    in_key_bucket: bool,
+    total_key: u64,
+    revision: i64,
+    /// The first departure from etcd's layout; etcd stops there, so do the figures.
+    error: Option<Fault>,
+}
+
+impl<'a> Visitor<'a> for Figures<'_, 'a> {
+    fn top(&mut self, name: &'a [u8], is_bucket: bool) {
+        if self.error.is_some() {
+            return;
+        }
+        if !is_bucket {
+            let key = String::from_utf8_lossy(name).into_owned();
+            self.error = Some(Fault::file(FaultKind::NotABucket { key }));
+            return;
+        }
+        (self.sink)(name);
+        self.in_key_bucket = name == KEY_BUCKET;
+    }
+
+    fn entry(&mut self, key: &'a [u8], value: Option<&'a [u8]>) {
+        if self.error.is_some() {
+            return;
+        }
+        (self.sink)(key);
+        if let Some(v) = value {
+            (self.sink)(v);
+        }
+        if self.in_key_bucket {
+            match main_revision(key) {
+                Ok(r) => self.revision = r,
+                Err(fault) => self.error = Some(fault),
+            }
+        }
+        self.total_key += 1;
+    }
 }
 
 /// Reads the versions etcd records, if the buckets and keys are there.

@@ -120,9 +120,11 @@ pub enum MetaProblem {
     },
     /// The stored FNV-64a checksum does not match the meta fields.
     BadChecksum {
-        /// The checksum stored in the page.
+        /// The checksum stored in the page (JSON: a hex string).
+        #[serde(serialize_with = "hex64")]
         stored: u64,
-        /// The checksum computed over the meta fields.
+        /// The checksum computed over the meta fields (JSON: a hex string).
+        #[serde(serialize_with = "hex64")]
         computed: u64,
     },
     /// The page header does not carry the meta flag.
@@ -136,6 +138,12 @@ pub enum MetaProblem {
         /// The value found.
         found: u32,
     },
+}
+
+/// 64-bit checksums as `0x`-prefixed hex strings: JSON numbers lose precision above
+/// 2^53 in many readers.
+fn hex64<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{v:#018x}"))
 }
 
 impl fmt::Display for MetaProblem {

@@ -83,8 +83,7 @@ impl SnapshotFile {
     }
 }
 
-/// Maps `file` read-only. Not populated up front: faulting pages in as the hashing
-/// threads reach them spreads that work over the cores, which measured faster.
+/// Maps `file` read-only.
 #[allow(unsafe_code)]
 fn map(file: &std::fs::File) -> std::io::Result<memmap2::Mmap> {
     // SAFETY: a read-only shared mapping of a file opened read-only; this process never

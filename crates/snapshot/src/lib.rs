@@ -125,6 +125,9 @@ impl Inspection {
                 let faults = self.faults_of(check);
                 let skipped = match check {
                     Check::Sha256Trailer => match &self.trailer {
+                        Trailer::Absent if self.pages.high_water > self.pages.in_file => {
+                            Some("no trailer: the file is cut short".to_string())
+                        }
                         Trailer::Absent => {
                             Some("no trailer: a raw member/snap/db copy".to_string())
                         }
@@ -222,7 +225,7 @@ pub fn inspect(file: &[u8], options: &Options) -> Result<Inspection, Fault> {
 }
 
 fn inspect_db(db: &bbolt::Db<'_>, file: &[u8], trailer: Trailer) -> Inspection {
-    let checked = bbolt::check(db);
+    let (checked, status) = etcd::check_and_status(db);
     let mut report = Inspection {
         file_size: file.len() as u64,
         trailer,
@@ -247,11 +250,12 @@ fn inspect_db(db: &bbolt::Db<'_>, file: &[u8], trailer: Trailer) -> Inspection {
         *report.per_check.entry(check).or_default() += n;
         report.fault_count += n;
     }
+    match status {
+        Some(Ok(status)) => report.status = Some(status),
+        Some(Err(fault)) => report.add(fault),
+        None => {}
+    }
     if let Some(tree) = checked.tree() {
-        match etcd::status(&tree) {
-            Ok(status) => report.status = Some(status),
-            Err(fault) => report.add(fault),
-        }
         report.versions = etcd::versions(&tree);
     }
     report

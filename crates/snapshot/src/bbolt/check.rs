@@ -90,14 +90,64 @@ impl<'d, 'a> TreeCheck<'d, 'a> {
     }
 }
 
+/// Sees the keys of the root bucket and of the top-level buckets, in key order, while
+/// [`check_visiting`] walks the tree, so that etcd's figures can be computed in the
+/// same pass. What it is shown counts only if the tree turns out sound
+/// ([`TreeCheck::tree`]).
+pub trait Visitor<'a> {
+    /// A key of the root bucket (etcd's bucket names); `is_bucket` is false for a
+    /// plain value.
+    fn top(&mut self, name: &'a [u8], is_bucket: bool);
+    /// A key of the top-level bucket last announced by [`Visitor::top`]; `value` is
+    /// `None` for a nested bucket.
+    fn entry(&mut self, key: &'a [u8], value: Option<&'a [u8]>);
+}
+
+/// The visitor that looks away.
+impl<'a> Visitor<'a> for () {
+    fn top(&mut self, _: &'a [u8], _: bool) {}
+    fn entry(&mut self, _: &'a [u8], _: Option<&'a [u8]>) {}
+}
+
+/// Where the walk is: how deep in pages and buckets (for the depth limit), and in
+/// which level of buckets (0: the root bucket, 1: etcd's buckets, 2+: nested ones).
+#[derive(Debug, Clone, Copy)]
+struct Nesting {
+    depth: usize,
+    level: usize,
+}
+
+impl Nesting {
+    /// One page further down in the same bucket.
+    fn deeper(self) -> Nesting {
+        Nesting {
+            depth: self.depth + 1,
+            ..self
+        }
+    }
+    /// Into a nested bucket.
+    fn nested(self) -> Nesting {
+        Nesting {
+            depth: self.depth + 1,
+            level: self.level + 1,
+        }
+    }
+}
+
 /// Runs the structural checks on `db` (meta pages are judged when it is opened; see
 /// [`Db::meta_faults`]).
 pub fn check<'d, 'a>(db: &'d Db<'a>) -> TreeCheck<'d, 'a> {
+    check_visiting(db, &mut ())
+}
+
+/// [`check`], showing `visitor` the keys of the root and top-level buckets on the way.
+pub fn check_visiting<'d, 'a>(db: &'d Db<'a>, visitor: &mut dyn Visitor<'a>) -> TreeCheck<'d, 'a> {
     let meta = *db.meta();
     let in_file = db.pages_in_file();
     let tracked = meta.high_water.min(in_file);
     let mut c = Checker {
         db,
+        visitor,
         ps: u64::from(db.page_size()),
         high_water: meta.high_water,
         // `tracked` is at most the number of pages in the file, which is in memory.
@@ -133,7 +183,7 @@ pub fn check<'d, 'a>(db: &'d Db<'a>) -> TreeCheck<'d, 'a> {
         c.freelist(meta.freelist);
     }
     let mut last_key = None;
-    c.tree_page(meta.root, 0, &mut last_key);
+    c.tree_page(meta.root, Nesting { depth: 0, level: 0 }, &mut last_key);
     let freelist_stored = meta.has_freelist();
     for id in 0..tracked {
         if c.state[id as usize] == 0 {
@@ -154,8 +204,9 @@ pub fn check<'d, 'a>(db: &'d Db<'a>) -> TreeCheck<'d, 'a> {
     }
 }
 
-struct Checker<'d, 'a> {
+struct Checker<'d, 'a, 'v> {
     db: &'d Db<'a>,
+    visitor: &'v mut dyn Visitor<'a>,
     ps: u64,
     high_water: u64,
     state: Vec<u8>,
@@ -167,7 +218,7 @@ struct Checker<'d, 'a> {
     stats: PageStats,
 }
 
-impl<'a> Checker<'_, 'a> {
+impl<'a> Checker<'_, 'a, '_> {
     fn fault(&mut self, fault: Fault) {
         self.fault_count += 1;
         *self.per_check.entry(fault.check()).or_default() += 1;
@@ -307,12 +358,12 @@ impl<'a> Checker<'_, 'a> {
 
     /// Checks the page `id` of a bucket's tree and everything below it. `last_key` is
     /// the previous key met in this bucket, for the order check.
-    fn tree_page(&mut self, id: u64, depth: usize, last_key: &mut Option<&'a [u8]>) {
+    fn tree_page(&mut self, id: u64, at: Nesting, last_key: &mut Option<&'a [u8]>) {
         let offset = id.saturating_mul(self.ps);
-        if depth > MAX_DEPTH {
+        if at.depth > MAX_DEPTH {
             return self.tree_fault(Fault::at(id, offset, FaultKind::TooDeep));
         }
-        self.stats.max_depth = self.stats.max_depth.max(depth as u64);
+        self.stats.max_depth = self.stats.max_depth.max(at.depth as u64);
         if id >= self.high_water {
             let hw = self.high_water;
             return self.tree_fault(Fault::at(
@@ -336,11 +387,11 @@ impl<'a> Checker<'_, 'a> {
         match page.header.flags {
             BRANCH_PAGE => {
                 self.stats.branch += 1;
-                self.branch(page.bytes, page.header, id, offset, depth, last_key);
+                self.branch(page.bytes, page.header, id, offset, at, last_key);
             }
             LEAF_PAGE => {
                 self.stats.leaf += 1;
-                self.leaf(page.bytes, page.header.count, id, offset, depth, last_key);
+                self.leaf(page.bytes, page.header.count, id, offset, at, last_key);
             }
             flags => self.tree_fault(Fault::at(
                 id,
@@ -359,7 +410,7 @@ impl<'a> Checker<'_, 'a> {
         header: PageHeader,
         id: u64,
         offset: u64,
-        depth: usize,
+        at: Nesting,
         last_key: &mut Option<&'a [u8]>,
     ) {
         if header.count == 0 {
@@ -368,19 +419,19 @@ impl<'a> Checker<'_, 'a> {
         let mut prev: Option<&[u8]> = None;
         for i in 0..header.count {
             let Some((key, child)) = branch_element(bytes, usize::from(i)) else {
-                let at = offset + element_offset(i);
+                let pos = offset + element_offset(i);
                 return self.tree_fault(Fault::at(
                     id,
-                    at,
+                    pos,
                     FaultKind::ElementOutOfBounds { index: i },
                 ));
             };
             if prev.is_some_and(|p| p >= key) {
-                let at = offset + element_offset(i);
-                self.fault(Fault::at(id, at, FaultKind::KeyOrder { index: i }));
+                let pos = offset + element_offset(i);
+                self.fault(Fault::at(id, pos, FaultKind::KeyOrder { index: i }));
             }
             prev = Some(key);
-            self.tree_page(child, depth + 1, last_key);
+            self.tree_page(child, at.deeper(), last_key);
         }
     }
 
@@ -392,46 +443,52 @@ impl<'a> Checker<'_, 'a> {
         count: u16,
         id: u64,
         offset: u64,
-        depth: usize,
+        at: Nesting,
         last_key: &mut Option<&'a [u8]>,
     ) {
         for i in 0..count {
             let Some(el) = leaf_element(bytes, usize::from(i)) else {
-                let at = offset + element_offset(i);
+                let pos = offset + element_offset(i);
                 return self.tree_fault(Fault::at(
                     id,
-                    at,
+                    pos,
                     FaultKind::ElementOutOfBounds { index: i },
                 ));
             };
             self.stats.keys += 1;
             if last_key.is_some_and(|p| p >= el.key) {
-                let at = offset + element_offset(i);
-                self.fault(Fault::at(id, at, FaultKind::KeyOrder { index: i }));
+                let pos = offset + element_offset(i);
+                self.fault(Fault::at(id, pos, FaultKind::KeyOrder { index: i }));
             }
             *last_key = Some(el.key);
-            if el.flags & BUCKET_LEAF == 0 {
+            let is_bucket = el.flags & BUCKET_LEAF != 0;
+            match at.level {
+                0 => self.visitor.top(el.key, is_bucket),
+                1 => self.visitor.entry(el.key, (!is_bucket).then_some(el.value)),
+                _ => {}
+            }
+            if !is_bucket {
                 continue;
             }
-            let at = offset + el.value_pos as u64;
+            let value_at = offset + el.value_pos as u64;
             let Some(root) = read_u64(el.value, 0) else {
                 let len = el.value.len() as u64;
                 return self.tree_fault(Fault::at(
                     id,
-                    at,
+                    value_at,
                     FaultKind::BadBucketValue { index: i, len },
                 ));
             };
             self.stats.buckets += 1;
             let mut nested_last = None;
             if root != 0 {
-                self.tree_page(root, depth + 1, &mut nested_last);
+                self.tree_page(root, at.nested(), &mut nested_last);
                 continue;
             }
             // An inline bucket: its leaf page follows the bucket header in the value.
             self.stats.inline_buckets += 1;
-            let page_at = at + BUCKET_HEADER_SIZE as u64;
-            if depth + 1 > MAX_DEPTH {
+            let page_at = value_at + BUCKET_HEADER_SIZE as u64;
+            if at.depth + 1 > MAX_DEPTH {
                 return self.tree_fault(Fault::at(id, page_at, FaultKind::TooDeep));
             }
             if !self.inline_seen.insert(page_at) {
@@ -442,7 +499,7 @@ impl<'a> Checker<'_, 'a> {
                 let len = el.value.len() as u64;
                 return self.tree_fault(Fault::at(
                     id,
-                    at,
+                    value_at,
                     FaultKind::BadBucketValue { index: i, len },
                 ));
             };
@@ -457,8 +514,8 @@ impl<'a> Checker<'_, 'a> {
                     },
                 ));
             }
-            self.stats.max_depth = self.stats.max_depth.max(depth as u64 + 1);
-            self.leaf(inline, h.count, id, page_at, depth + 1, &mut nested_last);
+            self.stats.max_depth = self.stats.max_depth.max(at.depth as u64 + 1);
+            self.leaf(inline, h.count, id, page_at, at.nested(), &mut nested_last);
         }
     }
 }

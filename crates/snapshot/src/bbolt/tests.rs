@@ -536,3 +536,38 @@ fn no_panic_on_every_single_byte_change_of_the_sample() {
         }
     }
 }
+
+#[test]
+fn one_pass_figures_equal_the_tree_walk() {
+    let mut out_of_order = Sample::new();
+    out_of_order.set(
+        5,
+        leaf(
+            5,
+            &[
+                (&rev(2, 0), V::Plain(b"two")),
+                (&rev(1, 0), V::Plain(b"one")),
+            ],
+        ),
+    );
+    for s in [Sample::new(), out_of_order] {
+        let bytes = s.bytes();
+        let db = Db::open(&bytes).unwrap();
+        let (checked, one_pass) = crate::etcd::check_and_status(&db);
+        let tree = checked.tree().unwrap();
+        assert_eq!(
+            one_pass.unwrap().unwrap(),
+            crate::etcd::status(&tree).unwrap()
+        );
+    }
+    let mut bad = Sample::new();
+    bad.set(5, leaf(5, &[(b"short", V::Plain(b"one"))]));
+    let bytes = bad.bytes();
+    let db = Db::open(&bytes).unwrap();
+    let (checked, one_pass) = crate::etcd::check_and_status(&db);
+    let tree = checked.tree().unwrap();
+    assert_eq!(
+        one_pass.unwrap().unwrap_err(),
+        crate::etcd::status(&tree).unwrap_err()
+    );
+}
