@@ -83,7 +83,9 @@ impl SnapshotFile {
     }
 }
 
-/// Maps `file` read-only.
+/// Maps `file` read-only. Not populated up front (`MAP_POPULATE` or parallel
+/// `MADV_POPULATE_READ` measured no faster): pages fault in as the walk and the hashing
+/// threads reach them, on all cores.
 #[allow(unsafe_code)]
 fn map(file: &std::fs::File) -> std::io::Result<memmap2::Mmap> {
     // SAFETY: a read-only shared mapping of a file opened read-only; this process never
