@@ -25,7 +25,7 @@ fi
 
 pkgs=(
   # build
-  build-essential pkg-config protobuf-compiler cmake
+  build-essential pkg-config protobuf-compiler libprotobuf-dev cmake
   # lab: Kubernetes build from source
   dpkg-dev golang-go golang-github-modern-go-reflect2-dev rsync
   # lab: nodes in network namespaces, kube-proxy

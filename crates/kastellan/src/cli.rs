@@ -77,6 +77,81 @@ pub enum Command {
     /// Check and renew the node's kubeadm certificates.
     #[command(subcommand)]
     Certs(CertsCommand),
+
+    /// Health of every control-plane piece: apiserver, etcd and its quorum, kubelet,
+    /// kube-proxy, controller-manager, scheduler, leader Leases, Nodes.
+    ///
+    /// Exit codes: 0 healthy, 1 degraded, 2 could not check.
+    Status(StatusArgs),
+
+    /// Serve the status as Prometheus metrics (run it on every control-plane node).
+    Exporter(ExporterArgs),
+}
+
+/// How status is gathered (shared by `status` and `exporter`).
+#[derive(Debug, Args, Clone)]
+pub struct ProbeArgs {
+    /// Probe only the node this runs on (its 127.0.0.1 endpoints), without the API.
+    #[arg(long)]
+    pub local: bool,
+    /// This node's name in `--local` reports (default: the hostname).
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+    /// The static pod manifests directory that says which components run here.
+    #[arg(long, value_name = "DIR", default_value = "/etc/kubernetes/manifests")]
+    pub manifests_dir: PathBuf,
+    /// Timeout of each probe, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 3)]
+    pub probe_timeout: u64,
+    /// How to reach each node's local endpoints in cluster-wide status: `lab` (the
+    /// built-in lab's namespaces), `ssh` (runs `kastellan status --local` on the node),
+    /// `none` (API view only), `auto` (lab when the kubeconfig is the lab's, else none).
+    #[arg(long, value_name = "HOW", default_value = "auto", value_parser = ["auto", "none", "lab", "ssh"])]
+    pub node_access: String,
+    /// SSH login user for `--node-access ssh`.
+    #[arg(long, value_name = "USER")]
+    pub ssh_user: Option<String>,
+    /// kastellan's path on the nodes for `--node-access ssh`.
+    #[arg(long, value_name = "PATH", default_value = "kastellan")]
+    pub remote_kastellan: String,
+    /// Nodes to probe when the API cannot list them (comma-separated).
+    #[arg(long, value_name = "NODES", value_delimiter = ',')]
+    pub nodes: Vec<String>,
+}
+
+/// Arguments of `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// How to gather.
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+    /// Refresh in place every `--interval` seconds, highlighting what changed (JSON and
+    /// YAML print one document per refresh). Ends on Ctrl-C.
+    #[arg(short, long)]
+    pub watch: bool,
+    /// Seconds between refreshes with `--watch`.
+    #[arg(long, value_name = "SECS", default_value_t = 2)]
+    pub interval: u64,
+    /// Stop `--watch` after this many refreshes (0: until Ctrl-C).
+    #[arg(long, value_name = "N", default_value_t = 0, hide = true)]
+    pub count: u64,
+}
+
+/// Arguments of `exporter`.
+#[derive(Debug, Args)]
+pub struct ExporterArgs {
+    /// Address to serve `/metrics` on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9842")]
+    pub listen: String,
+    /// How to gather.
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+    /// Print the DaemonSet manifest (hostNetwork, control-plane nodes) and exit.
+    #[arg(long)]
+    pub print_daemonset: bool,
+    /// Print example Prometheus alert rules and exit.
+    #[arg(long)]
+    pub print_alerts: bool,
 }
 
 /// `kastellan lab ...`
@@ -188,11 +263,18 @@ pub enum EtcdCommand {
 /// `kastellan etcd snapshot ...`
 #[derive(Debug, Subcommand)]
 pub enum SnapshotCommand {
-    /// The figures of `etcdutl snapshot status` (hash, revision, total keys, total size),
-    /// computed the same way, plus the structural checks. Exit 1 if corruption is found.
+    /// Print the figures of `etcdutl snapshot status` and the structural checks.
+    ///
+    /// Hash, revision, total keys and total size are computed exactly as etcd computes
+    /// them (`-o json` uses etcd's field names). The sha256 trailer is detected but not
+    /// hashed (use `verify`). Exit 0 clean, 1 corruption found, 2 unreadable or not a
+    /// snapshot.
     Status(SnapshotFileArgs),
-    /// Every check: meta pages, page tree, bounds, freelist, key order and the sha256
-    /// trailer. Exit 0 intact, 1 corrupt, 2 unreadable or not a snapshot.
+    /// Run every integrity check, including the sha256 trailer.
+    ///
+    /// Checks both meta pages, the page tree (every page referenced once, right type,
+    /// nothing beyond the high-water mark), the freelist, key order and the trailer of
+    /// `etcdctl snapshot save`. Exit 0 intact, 1 corrupt, 2 unreadable or not a snapshot.
     Verify(SnapshotFileArgs),
 }
 

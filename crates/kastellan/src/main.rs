@@ -21,6 +21,8 @@ pub enum Outcome {
     Ok,
     /// The command ran, and found something unhealthy or drifted (exit 1).
     Unhealthy,
+    /// The command ran but could not check what it was asked to (exit 2).
+    CouldNotCheck,
 }
 
 fn main() -> ExitCode {
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
     match commands::run(cli, &printer) {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Unhealthy) => ExitCode::from(1),
+        Ok(Outcome::CouldNotCheck) => ExitCode::from(2),
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::from(2)

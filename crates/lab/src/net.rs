@@ -73,8 +73,15 @@ pub fn remove_node(node: &NodeSpec) -> Result<()> {
     if netns_exists(&node.netns()) {
         ip(&["netns", "del", &node.netns()])?;
     }
+    // Deleting the namespace deletes the veth pair too, asynchronously: a host side
+    // that vanishes between the check and the delete is fine.
     if link_exists(&node.veth_host()) {
-        ip(&["link", "del", &node.veth_host()])?;
+        match ip(&["link", "del", &node.veth_host()]) {
+            Err(crate::Error::Command { stderr, .. }) if stderr.contains("Cannot find device") => {}
+            other => {
+                other?;
+            }
+        }
     }
     Ok(())
 }

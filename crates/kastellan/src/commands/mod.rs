@@ -2,8 +2,10 @@
 
 mod certs;
 mod etcd;
+mod exporter;
 mod generate;
 mod lab;
+mod status;
 
 use anyhow::Result;
 use kastellan_printer::Printer;
@@ -18,6 +20,8 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<Outcome> {
         Command::Generate(cmd) => generate::run(cmd),
         Command::Certs(cmd) => certs::run(cmd, printer),
         Command::Etcd(cmd) => etcd::run(cmd, printer),
+        Command::Status(args) => status::run(args, &cli.global, printer),
+        Command::Exporter(args) => exporter::run(args, &cli.global, printer),
     }
 }
 

@@ -1,0 +1,492 @@
+//! Cluster-wide status: what the API shows, merged with each node's local report.
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, ListParams};
+
+use crate::quorum::{self, EtcdMember};
+use crate::{Check, Error, Result, Source, State, StatusReport};
+
+/// How per-node reports are gathered: a command that runs `kastellan status --local
+/// -o json` on the node and prints its output.
+#[derive(Debug, Clone)]
+pub enum NodeAccess {
+    /// Only the API's view; local endpoints are not probed.
+    None,
+    /// Inside the built-in lab's node namespaces (`kastellan lab exec NODE -- ...`).
+    Lab {
+        /// The kastellan binary.
+        exe: String,
+    },
+    /// Over SSH (`ssh [USER@]NODE kastellan status --local -o json`), honouring
+    /// ~/.ssh/config; kastellan must be installed on the nodes.
+    Ssh {
+        /// Login user, if any.
+        user: Option<String>,
+        /// kastellan's path on the nodes.
+        remote_exe: String,
+    },
+}
+
+impl NodeAccess {
+    /// A label for reports.
+    pub fn label(&self) -> &'static str {
+        match self {
+            NodeAccess::None => "none",
+            NodeAccess::Lab { .. } => "lab",
+            NodeAccess::Ssh { .. } => "ssh",
+        }
+    }
+
+    fn command(&self, node: &str, timeout: Duration) -> Option<tokio::process::Command> {
+        let local = |exe: &str| -> Vec<String> {
+            vec![
+                exe.to_string(),
+                "status".into(),
+                "--local".into(),
+                "--node".into(),
+                node.to_string(),
+                "--probe-timeout".into(),
+                format!("{}", timeout.as_secs().max(1)),
+                "-o".into(),
+                "json".into(),
+            ]
+        };
+        match self {
+            NodeAccess::None => None,
+            NodeAccess::Lab { exe } => {
+                let mut c = tokio::process::Command::new(exe);
+                c.args(["lab", "exec", node, "--"]).args(local(exe));
+                Some(c)
+            }
+            NodeAccess::Ssh { user, remote_exe } => {
+                let mut c = tokio::process::Command::new("ssh");
+                let target = match user {
+                    Some(u) => format!("{u}@{node}"),
+                    None => node.to_string(),
+                };
+                c.args([
+                    "-o",
+                    "BatchMode=yes",
+                    "-o",
+                    &format!("ConnectTimeout={}", timeout.as_secs().max(1)),
+                ])
+                .arg(target)
+                .args(local(remote_exe));
+                Some(c)
+            }
+        }
+    }
+
+    /// Gathers one node's local report.
+    pub async fn gather(&self, node: &str, timeout: Duration) -> Result<StatusReport> {
+        let Some(mut cmd) = self.command(node, timeout) else {
+            return Err(Error::Node {
+                node: node.into(),
+                message: "no node access configured".into(),
+            });
+        };
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let fut = cmd.output();
+        let out = tokio::time::timeout(timeout * 3 + Duration::from_secs(5), fut)
+            .await
+            .map_err(|_| Error::Node {
+                node: node.into(),
+                message: format!("no report within {:?}", timeout * 3),
+            })?
+            .map_err(|e| Error::Node {
+                node: node.into(),
+                message: format!("running {}: {e}", self.label()),
+            })?;
+        serde_json::from_slice::<StatusReport>(&out.stdout).map_err(|e| Error::Node {
+            node: node.into(),
+            message: format!(
+                "no report ({}): {}",
+                e,
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+                    .trim()
+            ),
+        })
+    }
+}
+
+/// A node as the API lists it.
+#[derive(Debug, Clone)]
+pub struct NodeInfo {
+    /// Name.
+    pub name: String,
+    /// Whether it carries a control-plane role label.
+    pub control_plane: bool,
+}
+
+/// The API's view: apiserver health through the kubeconfig, Nodes, control-plane static
+/// pods, leader Leases. Every call has `timeout`; a call that fails becomes a `down`
+/// check instead of an error, so a control plane without etcd quorum is still reported.
+/// Returns the checks and the nodes (`None` when they could not be listed).
+pub async fn api_checks(
+    client: &kube::Client,
+    now: jiff::Timestamp,
+    timeout: Duration,
+) -> (Vec<Check>, Option<Vec<NodeInfo>>) {
+    let mut checks = api_health(client, timeout).await;
+    match tokio::time::timeout(timeout * 2, api_objects(client, now)).await {
+        Ok(Ok((c, nodes))) => {
+            checks.extend(c);
+            (checks, Some(nodes))
+        }
+        Ok(Err(e)) => {
+            checks.push(api_failure(&e.to_string()));
+            (checks, None)
+        }
+        Err(_) => {
+            checks.push(api_failure(&format!("no answer within {:?}", timeout * 2)));
+            (checks, None)
+        }
+    }
+}
+
+fn api_failure(detail: &str) -> Check {
+    Check {
+        node: "cluster".into(),
+        component: "kube-apiserver".into(),
+        endpoint: "kubeconfig: list Nodes, Pods, Leases".into(),
+        source: Source::Api,
+        state: State::Down,
+        latency_ms: None,
+        detail: detail.to_string(),
+        failing: Vec::new(),
+    }
+}
+
+async fn api_health(client: &kube::Client, timeout: Duration) -> Vec<Check> {
+    let mut checks = Vec::new();
+    for path in ["/livez?verbose", "/readyz?verbose"] {
+        let start = std::time::Instant::now();
+        let req = http_get(path);
+        let r = tokio::time::timeout(timeout, client.request_text(req)).await;
+        let latency = Some(start.elapsed().as_millis() as u64);
+        let (state, detail, failing) = match r {
+            Err(_) => (
+                State::Down,
+                format!("no answer within {timeout:?}"),
+                Vec::new(),
+            ),
+            Ok(r) => match r {
+                Ok(body) => {
+                    let failing = crate::parse::failing_checks(&body);
+                    if failing.is_empty() {
+                        (
+                            State::Up,
+                            body.lines().last().unwrap_or("ok").trim().to_string(),
+                            failing,
+                        )
+                    } else {
+                        (
+                            State::Down,
+                            format!("failing: {}", failing.join(", ")),
+                            failing,
+                        )
+                    }
+                }
+                Err(kube::Error::Api(s)) => {
+                    let failing = crate::parse::failing_checks(&s.message);
+                    (
+                        State::Down,
+                        format!(
+                            "HTTP {}: {}",
+                            s.code,
+                            s.message.lines().last().unwrap_or("").trim()
+                        ),
+                        failing,
+                    )
+                }
+                Err(e) => (State::Down, e.to_string(), Vec::new()),
+            },
+        };
+        checks.push(Check {
+            node: "cluster".into(),
+            component: "kube-apiserver".into(),
+            endpoint: format!("kubeconfig {path}"),
+            source: Source::Api,
+            state,
+            latency_ms: latency,
+            detail,
+            failing,
+        });
+    }
+    checks
+}
+
+async fn api_objects(
+    client: &kube::Client,
+    now: jiff::Timestamp,
+) -> Result<(Vec<Check>, Vec<NodeInfo>)> {
+    let mut checks = Vec::new();
+
+    let nodes_api: Api<Node> = Api::all(client.clone());
+    let nodes = nodes_api.list(&ListParams::default()).await?;
+    let mut infos = Vec::new();
+    for n in &nodes.items {
+        let name = n.metadata.name.clone().unwrap_or_default();
+        let labels = n.metadata.labels.clone().unwrap_or_default();
+        let control_plane = labels.contains_key("node-role.kubernetes.io/control-plane")
+            || labels.contains_key("node-role.kubernetes.io/master");
+        infos.push(NodeInfo {
+            name: name.clone(),
+            control_plane,
+        });
+        let status = n.status.clone().unwrap_or_default();
+        let conds = status.conditions.unwrap_or_default();
+        let ready = conds.iter().find(|c| c.type_ == "Ready");
+        let pressure: Vec<String> = conds
+            .iter()
+            .filter(|c| c.type_ != "Ready" && c.status == "True")
+            .map(|c| c.type_.clone())
+            .collect();
+        let version = status
+            .node_info
+            .map(|i| i.kubelet_version)
+            .unwrap_or_default();
+        let (state, detail) = match ready {
+            Some(c) if c.status == "True" && pressure.is_empty() => {
+                (State::Up, format!("Ready, kubelet {version}"))
+            }
+            Some(c) if c.status == "True" => (
+                State::Degraded,
+                format!("Ready but {}", pressure.join(", ")),
+            ),
+            Some(c) => (
+                State::Down,
+                format!(
+                    "Ready={} {}: {}",
+                    c.status,
+                    c.reason.clone().unwrap_or_default(),
+                    c.message.clone().unwrap_or_default()
+                ),
+            ),
+            None => (State::Unknown, "no Ready condition".into()),
+        };
+        checks.push(Check {
+            node: name.clone(),
+            component: "node".into(),
+            endpoint: format!("Node/{name}"),
+            source: Source::Api,
+            state,
+            latency_ms: None,
+            detail,
+            failing: Vec::new(),
+        });
+    }
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "kube-system");
+    let list = pods
+        .list(&ListParams::default().labels("tier=control-plane"))
+        .await?;
+    for p in list.items {
+        let labels = p.metadata.labels.clone().unwrap_or_default();
+        let component = labels
+            .get("component")
+            .cloned()
+            .unwrap_or_else(|| "static-pod".into());
+        let node = p
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_default();
+        let status = p.status.clone().unwrap_or_default();
+        let phase = status.phase.unwrap_or_default();
+        let ready = status
+            .conditions
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        let restarts: i32 = status
+            .container_statuses
+            .unwrap_or_default()
+            .iter()
+            .map(|c| c.restart_count)
+            .sum();
+        let state = if ready { State::Up } else { State::Down };
+        checks.push(Check {
+            node,
+            component: format!("pod/{component}"),
+            endpoint: format!("Pod/kube-system/{}", p.metadata.name.unwrap_or_default()),
+            source: Source::Api,
+            state,
+            latency_ms: None,
+            detail: format!(
+                "{phase}, {}ready, {restarts} restarts",
+                if ready { "" } else { "not " }
+            ),
+            failing: Vec::new(),
+        });
+    }
+
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-system");
+    for name in ["kube-controller-manager", "kube-scheduler"] {
+        let check = match leases.get_opt(name).await? {
+            Some(l) => lease_check(name, &l, now),
+            None => Check {
+                node: "cluster".into(),
+                component: format!("lease/{name}"),
+                endpoint: format!("Lease/kube-system/{name}"),
+                source: Source::Api,
+                state: State::Down,
+                latency_ms: None,
+                detail: "no leader Lease: no leader was ever elected".into(),
+                failing: Vec::new(),
+            },
+        };
+        checks.push(check);
+    }
+    Ok((checks, infos))
+}
+
+fn http_get(path: &str) -> http::Request<Vec<u8>> {
+    let mut req = http::Request::new(Vec::new());
+    *req.uri_mut() = path.parse().unwrap_or_default();
+    req
+}
+
+/// Judges a leader-election Lease: stale when not renewed within its duration.
+pub fn lease_check(name: &str, l: &Lease, now: jiff::Timestamp) -> Check {
+    let spec = l.spec.clone().unwrap_or_default();
+    let holder = spec.holder_identity.clone().unwrap_or_default();
+    let holder_node = holder.split('_').next().unwrap_or("").to_string();
+    let duration = spec.lease_duration_seconds.unwrap_or(15) as i64;
+    let renewed = spec.renew_time.as_ref().map(|t| t.0);
+    let transitions = spec.lease_transitions.unwrap_or(0);
+    let (state, detail) = match renewed {
+        Some(t) => {
+            let age = now.duration_since(t).as_secs();
+            if age > duration {
+                (
+                    State::Down,
+                    format!("STALE: held by {holder}, last renewed {age}s ago (lease {duration}s)"),
+                )
+            } else {
+                (
+                    State::Up,
+                    format!(
+                        "held by {holder}, renewed {age}s ago (lease {duration}s, {transitions} transitions)"
+                    ),
+                )
+            }
+        }
+        None => (State::Down, format!("held by {holder}, never renewed")),
+    };
+    Check {
+        node: "cluster".into(),
+        component: format!("lease/{name}"),
+        endpoint: format!("Lease/kube-system/{name} holder={holder_node}"),
+        source: Source::Api,
+        state,
+        latency_ms: None,
+        detail,
+        failing: Vec::new(),
+    }
+}
+
+/// Merges the API's view with per-node local reports into one report.
+pub fn merge(
+    api: Vec<Check>,
+    nodes: &[NodeInfo],
+    local: BTreeMap<String, std::result::Result<StatusReport, String>>,
+    access: &NodeAccess,
+) -> StatusReport {
+    let mut checks = api;
+    let mut warnings = Vec::new();
+    let mut members: Vec<EtcdMember> = Vec::new();
+    let etcd_nodes: Vec<String> = checks
+        .iter()
+        .filter(|c| c.component == "pod/etcd")
+        .map(|c| c.node.clone())
+        .collect();
+    for (node, r) in local {
+        match r {
+            Ok(rep) => {
+                for mut c in rep.checks {
+                    c.node = node.clone();
+                    checks.push(c);
+                }
+                if let Some(m) = rep.etcd_member {
+                    members.push(EtcdMember {
+                        name: node.clone(),
+                        ..m
+                    });
+                }
+            }
+            Err(e) => {
+                checks.push(Check {
+                    node: node.clone(),
+                    component: "node-access".into(),
+                    endpoint: access.label().into(),
+                    source: Source::Derived,
+                    state: State::Unknown,
+                    latency_ms: None,
+                    detail: e,
+                    failing: Vec::new(),
+                });
+                if etcd_nodes.contains(&node) {
+                    members.push(EtcdMember {
+                        name: node.clone(),
+                        healthy: false,
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+    }
+    if matches!(access, NodeAccess::None) {
+        warnings.push("local endpoints not probed (no node access): use --node-access lab|ssh or the exporter".into());
+    }
+    let control_planes = nodes.iter().filter(|n| n.control_plane).count();
+    let etcd = if members.is_empty() {
+        None
+    } else {
+        Some(quorum::assess(&members, Some(control_planes)))
+    };
+    StatusReport::new(checks, etcd, warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(renew: &str, duration: i32) -> Lease {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "kube-scheduler", "namespace": "kube-system"},
+            "spec": {"holderIdentity": "cp2_abc", "leaseDurationSeconds": duration, "renewTime": renew, "leaseTransitions": 1}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn leases_go_stale_after_their_duration() {
+        let now: jiff::Timestamp = "2026-11-21T10:00:20Z".parse().unwrap();
+        let fresh = lease_check(
+            "kube-scheduler",
+            &lease("2026-11-21T10:00:18.000000Z", 15),
+            now,
+        );
+        assert_eq!(fresh.state, State::Up);
+        assert!(fresh.endpoint.ends_with("holder=cp2"));
+        let stale = lease_check(
+            "kube-scheduler",
+            &lease("2026-11-21T10:00:00.000000Z", 15),
+            now,
+        );
+        assert_eq!(stale.state, State::Down);
+        assert!(stale.detail.contains("STALE"), "{}", stale.detail);
+    }
+}

@@ -1,0 +1,269 @@
+//! `kastellan status --local`: every endpoint of the node this runs on.
+//!
+//! Which components the node is meant to run is read from its static pod manifests
+//! (`etcd.yaml`, `kube-apiserver.yaml`, ...): a component without a manifest is not
+//! expected (a worker has no apiserver), so it is not reported as down. The kubelet and
+//! kube-proxy run on every node.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::probe::{self, Expect};
+use crate::quorum::EtcdMember;
+use crate::{Check, State};
+
+/// What to probe on this node.
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    /// The node's name (defaults to the hostname).
+    pub node: String,
+    /// The static pod manifest directory.
+    pub manifests_dir: PathBuf,
+    /// Per-probe timeout.
+    pub timeout: Duration,
+    /// The address the node's local endpoints listen on.
+    pub host: String,
+}
+
+impl LocalOptions {
+    /// Defaults of a kubeadm node.
+    pub fn kubeadm(node: String) -> LocalOptions {
+        LocalOptions {
+            node,
+            manifests_dir: PathBuf::from("/etc/kubernetes/manifests"),
+            timeout: Duration::from_secs(3),
+            host: "127.0.0.1".into(),
+        }
+    }
+}
+
+/// The node's hostname (what kubeadm uses as the node name by default).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// The components the manifests say this node runs, with the secure port each serves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Layout {
+    /// kube-apiserver's `--secure-port`, if it has a manifest.
+    pub apiserver: Option<u16>,
+    /// etcd's metrics URL (`--listen-metrics-urls`), if it has a manifest.
+    pub etcd_metrics: Option<String>,
+    /// kube-controller-manager's `--secure-port`, if it has a manifest.
+    pub controller_manager: Option<u16>,
+    /// kube-scheduler's `--secure-port`, if it has a manifest.
+    pub scheduler: Option<u16>,
+}
+
+/// Reads the layout from a manifests directory.
+pub fn layout(dir: &Path) -> Layout {
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
+    Layout {
+        apiserver: read("kube-apiserver.yaml").map(|t| {
+            flag(&t, "--secure-port")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(6443)
+        }),
+        etcd_metrics: read("etcd.yaml").map(|t| {
+            flag(&t, "--listen-metrics-urls")
+                .and_then(|u| {
+                    u.split(',')
+                        .find(|u| u.starts_with("http://"))
+                        .map(str::to_string)
+                })
+                .unwrap_or_else(|| "http://127.0.0.1:2381".into())
+        }),
+        controller_manager: read("kube-controller-manager.yaml").map(|t| {
+            flag(&t, "--secure-port")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(10257)
+        }),
+        scheduler: read("kube-scheduler.yaml").map(|t| {
+            flag(&t, "--secure-port")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(10259)
+        }),
+    }
+}
+
+/// The value of `--name=value` in a manifest's command list.
+pub fn flag(manifest: &str, name: &str) -> Option<String> {
+    let prefix = format!("{name}=");
+    manifest
+        .lines()
+        .map(|l| l.trim().trim_start_matches("- ").trim().trim_matches('"'))
+        .find_map(|l| l.strip_prefix(&prefix).map(str::to_string))
+}
+
+/// Probes every endpoint of this node concurrently. Returns the checks and, on a node
+/// with etcd, this node's etcd member as its metrics describe it.
+pub async fn probe_node(opts: &LocalOptions) -> (Vec<Check>, Option<EtcdMember>) {
+    let l = layout(&opts.manifests_dir);
+    let client = probe::client(opts.timeout);
+    let h = &opts.host;
+    let mut targets: Vec<(&'static str, String, Expect)> = Vec::new();
+    if let Some(p) = l.apiserver {
+        targets.push((
+            "kube-apiserver",
+            format!("https://{h}:{p}/livez?verbose"),
+            Expect::Verbose,
+        ));
+        targets.push((
+            "kube-apiserver",
+            format!("https://{h}:{p}/readyz?verbose"),
+            Expect::Verbose,
+        ));
+    }
+    if let Some(m) = &l.etcd_metrics {
+        let m = if h == "127.0.0.1" {
+            m.clone()
+        } else {
+            m.replace("127.0.0.1", h)
+        };
+        targets.push(("etcd", format!("{m}/health"), Expect::EtcdHealth));
+    }
+    if let Some(p) = l.controller_manager {
+        targets.push((
+            "kube-controller-manager",
+            format!("https://{h}:{p}/healthz"),
+            Expect::Ok,
+        ));
+    }
+    if let Some(p) = l.scheduler {
+        targets.push((
+            "kube-scheduler",
+            format!("https://{h}:{p}/healthz"),
+            Expect::Ok,
+        ));
+    }
+    targets.push(("kubelet", format!("http://{h}:10248/healthz"), Expect::Ok));
+    targets.push((
+        "kube-proxy",
+        format!("http://{h}:10249/healthz"),
+        Expect::Ok,
+    ));
+    targets.push((
+        "kube-proxy",
+        format!("http://{h}:10256/healthz"),
+        Expect::ProxyHealth,
+    ));
+
+    let mut set = tokio::task::JoinSet::new();
+    for (i, (component, url, expect)) in targets.into_iter().enumerate() {
+        let client = client.clone();
+        let node = opts.node.clone();
+        set.spawn(async move {
+            (
+                i,
+                probe::probe(&client, &node, component, &url, expect).await,
+            )
+        });
+    }
+    let metrics = l.etcd_metrics.as_ref().map(|m| {
+        let url = format!(
+            "{}/metrics",
+            if h == "127.0.0.1" {
+                m.clone()
+            } else {
+                m.replace("127.0.0.1", h)
+            }
+        );
+        let client = client.clone();
+        tokio::spawn(async move { probe::get(&client, &url).await })
+    });
+    let mut checks: Vec<(usize, Check)> = Vec::new();
+    while let Some(r) = set.join_next().await {
+        if let Ok(x) = r {
+            checks.push(x);
+        }
+    }
+    checks.sort_by_key(|(i, _)| *i);
+    let mut checks: Vec<Check> = checks.into_iter().map(|(_, c)| c).collect();
+
+    let member = match metrics {
+        Some(task) => {
+            let answer = task.await.ok();
+            let healthy = checks
+                .iter()
+                .any(|c| c.component == "etcd" && c.state == State::Up);
+            let m = answer
+                .filter(|a| a.status == Some(200))
+                .map(|a| crate::parse::etcd_metrics(&a.body))
+                .unwrap_or_default();
+            if let (Some(size), Some(quota)) = (m.db_size_bytes, m.quota_bytes) {
+                let c = checks.iter_mut().find(|c| c.component == "etcd");
+                if let Some(c) = c
+                    && c.state == State::Up
+                {
+                    c.detail = format!(
+                        "{}; db {} of {} quota{}",
+                        c.detail,
+                        crate::parse::human_bytes(size),
+                        crate::parse::human_bytes(quota),
+                        if m.is_leader == Some(true) {
+                            "; leader"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+            }
+            Some(EtcdMember {
+                name: opts.node.clone(),
+                id: None,
+                healthy,
+                learner: m.is_learner.unwrap_or(false),
+                leader: m.is_leader.unwrap_or(false),
+                has_leader: m.has_leader,
+                leader_changes: m.leader_changes,
+                db_size_bytes: m.db_size_bytes,
+                db_in_use_bytes: m.db_in_use_bytes,
+                quota_bytes: m.quota_bytes,
+                version: m.version,
+                alarms: Vec::new(),
+            })
+        }
+        None => None,
+    };
+    (checks, member)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_from_a_manifest() {
+        let m = "spec:\n  containers:\n  - command:\n    - kube-apiserver\n    - --secure-port=6443\n    - --etcd-servers=https://127.0.0.1:2379\n";
+        assert_eq!(flag(m, "--secure-port").as_deref(), Some("6443"));
+        assert_eq!(
+            flag(m, "--etcd-servers").as_deref(),
+            Some("https://127.0.0.1:2379")
+        );
+        assert_eq!(flag(m, "--missing"), None);
+    }
+
+    #[test]
+    fn layout_follows_the_manifests() {
+        let dir =
+            std::env::temp_dir().join(format!("kastellan-health-layout-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("etcd.yaml"),
+            "    - --listen-metrics-urls=http://127.0.0.1:2381\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("kube-scheduler.yaml"),
+            "    - --secure-port=12345\n",
+        )
+        .unwrap();
+        let l = layout(&dir);
+        assert_eq!(l.etcd_metrics.as_deref(), Some("http://127.0.0.1:2381"));
+        assert_eq!(l.scheduler, Some(12345));
+        assert_eq!(l.apiserver, None, "no manifest, not expected");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

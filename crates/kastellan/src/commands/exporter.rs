@@ -1,0 +1,269 @@
+//! `kastellan exporter`: the status as Prometheus metrics, gathered on each scrape.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use anyhow::{Context, Result};
+use kastellan_health::{State, StatusReport, Verdict};
+use kastellan_printer::Printer;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::Outcome;
+use crate::cli::{ExporterArgs, GlobalArgs, ProbeArgs};
+
+const DAEMONSET: &str = include_str!("../../../../deploy/exporter-daemonset.yaml");
+const ALERTS: &str = include_str!("../../../../deploy/alerts.yaml");
+
+/// Runs `exporter`.
+pub fn run(args: ExporterArgs, global: &GlobalArgs, printer: &Printer) -> Result<Outcome> {
+    if args.print_daemonset {
+        print!("{DAEMONSET}");
+        return Ok(Outcome::Ok);
+    }
+    if args.print_alerts {
+        print!("{ALERTS}");
+        return Ok(Outcome::Ok);
+    }
+    let rt = super::runtime()?;
+    let state = Arc::new((args.probe.clone(), global.clone()));
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .with_context(|| format!("--listen {}: cannot bind", args.listen))?;
+        printer.note(format!(
+            "serving metrics on http://{}/metrics",
+            listener.local_addr()?
+        ));
+        let app = axum::Router::new()
+            .route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let state = state.clone();
+                    async move { scrape(&state.0, &state.1).await }
+                }),
+            )
+            .route("/healthz", axum::routing::get(|| async { "ok" }));
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .context("serving metrics")
+    })?;
+    Ok(Outcome::Ok)
+}
+
+async fn scrape(
+    p: &ProbeArgs,
+    global: &GlobalArgs,
+) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    let report = match super::status::gather(p, global).await {
+        Ok(r) => r,
+        Err(e) => {
+            let mut r = StatusReport::new(Vec::new(), None, Vec::new());
+            r.summary = format!("could not check: {e:#}");
+            r
+        }
+    };
+    let ct = (
+        axum::http::header::CONTENT_TYPE,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+    );
+    ([ct], encode(&report))
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProbeLabels {
+    node: String,
+    component: String,
+    endpoint: String,
+    source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MemberLabels {
+    member: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LeaseLabels {
+    lease: String,
+    holder: String,
+}
+
+type G = Gauge<f64, AtomicU64>;
+
+/// Encodes a report in the OpenMetrics text format.
+pub fn encode(r: &StatusReport) -> String {
+    let mut reg = Registry::with_prefix("kastellan");
+    let up = Family::<ProbeLabels, G>::default();
+    let latency = Family::<ProbeLabels, G>::default();
+    let healthy = G::default();
+    reg.register(
+        "probe_up",
+        "1 when the check is up, 0 otherwise",
+        up.clone(),
+    );
+    reg.register(
+        "probe_latency_seconds",
+        "Round trip of the probe",
+        latency.clone(),
+    );
+    reg.register(
+        "healthy",
+        "1 when the overall verdict is healthy",
+        healthy.clone(),
+    );
+    healthy.set(if r.verdict == Verdict::Healthy {
+        1.0
+    } else {
+        0.0
+    });
+    let lease_age = Family::<LeaseLabels, G>::default();
+    reg.register(
+        "lease_renew_age_seconds",
+        "Seconds since the leader Lease was renewed",
+        lease_age.clone(),
+    );
+    for c in &r.checks {
+        let labels = ProbeLabels {
+            node: c.node.clone(),
+            component: c.component.clone(),
+            endpoint: c.endpoint.clone(),
+            source: serde_json::to_value(c.source)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+        };
+        up.get_or_create(&labels)
+            .set(if c.state == State::Up { 1.0 } else { 0.0 });
+        if let Some(ms) = c.latency_ms {
+            latency.get_or_create(&labels).set(ms as f64 / 1000.0);
+        }
+        if let Some(lease) = c.component.strip_prefix("lease/")
+            && let Some(age) = renew_age(&c.detail)
+        {
+            let holder = c
+                .endpoint
+                .rsplit("holder=")
+                .next()
+                .unwrap_or("")
+                .to_string();
+            lease_age
+                .get_or_create(&LeaseLabels {
+                    lease: lease.to_string(),
+                    holder,
+                })
+                .set(age);
+        }
+    }
+    if let Some(q) = &r.etcd {
+        let members = G::default();
+        let healthy_members = G::default();
+        let margin = G::default();
+        let has_quorum = G::default();
+        reg.register("etcd_members", "Voting etcd members", members.clone());
+        reg.register(
+            "etcd_healthy_members",
+            "Healthy voting etcd members",
+            healthy_members.clone(),
+        );
+        reg.register(
+            "etcd_quorum_margin",
+            "Member failures the cluster survives now",
+            margin.clone(),
+        );
+        reg.register(
+            "etcd_has_quorum",
+            "1 when the healthy members make a quorum",
+            has_quorum.clone(),
+        );
+        members.set(q.members as f64);
+        healthy_members.set(q.healthy as f64);
+        margin.set(q.failures_tolerated as f64);
+        has_quorum.set(if q.has_quorum { 1.0 } else { 0.0 });
+        let db = Family::<MemberLabels, G>::default();
+        let quota = Family::<MemberLabels, G>::default();
+        reg.register("etcd_db_size_bytes", "etcd database size", db.clone());
+        reg.register("etcd_quota_bytes", "etcd backend quota", quota.clone());
+        for m in &q.member_list {
+            let l = MemberLabels {
+                member: m.name.clone(),
+            };
+            if let Some(v) = m.db_size_bytes {
+                db.get_or_create(&l).set(v as f64);
+            }
+            if let Some(v) = m.quota_bytes {
+                quota.get_or_create(&l).set(v as f64);
+            }
+        }
+    }
+    let mut out = String::new();
+    if prometheus_client::encoding::text::encode(&mut out, &reg).is_err() {
+        out = "# encoding failed\n".into();
+    }
+    out
+}
+
+/// The renew age from a lease check's detail ("renewed 3s ago", "last renewed 40s ago").
+fn renew_age(detail: &str) -> Option<f64> {
+    let i = detail.find("renewed ")?;
+    let rest = &detail[i + "renewed ".len()..];
+    rest.split('s').next()?.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kastellan_health::{Check, Source};
+
+    #[test]
+    fn metrics_carry_probes_leases_and_quorum() {
+        let checks = vec![
+            Check {
+                node: "cp1".into(),
+                component: "etcd".into(),
+                endpoint: "http://127.0.0.1:2381/health".into(),
+                source: Source::LocalProbe,
+                state: State::Up,
+                latency_ms: Some(4),
+                detail: "health true".into(),
+                failing: vec![],
+            },
+            Check {
+                node: "cluster".into(),
+                component: "lease/kube-scheduler".into(),
+                endpoint: "Lease/kube-system/kube-scheduler holder=cp2".into(),
+                source: Source::Api,
+                state: State::Down,
+                latency_ms: None,
+                detail: "STALE: held by cp2_x, last renewed 40s ago (lease 15s)".into(),
+                failing: vec![],
+            },
+        ];
+        let members = vec![kastellan_health::EtcdMember {
+            name: "cp1".into(),
+            healthy: true,
+            db_size_bytes: Some(1000),
+            ..Default::default()
+        }];
+        let q = kastellan_health::quorum::assess(&members, Some(1));
+        let text = encode(&StatusReport::new(checks, Some(q), vec![]));
+        assert!(text.contains(r#"kastellan_probe_up{node="cp1",component="etcd",endpoint="http://127.0.0.1:2381/health",source="local-probe"} 1"#), "{text}");
+        assert!(
+            text.contains(
+                r#"kastellan_lease_renew_age_seconds{lease="kube-scheduler",holder="cp2"} 40"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains("kastellan_etcd_quorum_margin 0"), "{text}");
+        assert!(
+            text.contains(r#"kastellan_etcd_db_size_bytes{member="cp1"} 1000"#),
+            "{text}"
+        );
+        assert!(text.contains("kastellan_healthy 0"), "{text}");
+    }
+}

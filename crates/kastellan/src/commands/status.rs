@@ -1,0 +1,337 @@
+//! `kastellan status`: one verdict on the control plane, with every check named.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use kastellan_health::cluster::{self, NodeAccess};
+use kastellan_health::local::{self, LocalOptions};
+use kastellan_health::{State, StatusReport, Verdict};
+use kastellan_printer::{Format, Printer, Report, Style, Table};
+
+use crate::Outcome;
+use crate::cli::{GlobalArgs, ProbeArgs, StatusArgs};
+
+/// Runs `status`.
+pub fn run(args: StatusArgs, global: &GlobalArgs, printer: &Printer) -> Result<Outcome> {
+    let rt = super::runtime()?;
+    if !args.watch {
+        let report = rt.block_on(gather(&args.probe, global))?;
+        printer.report(&StatusView {
+            report: &report,
+            changed: None,
+        })?;
+        return Ok(outcome(&report));
+    }
+    let mut previous: Option<StatusReport> = None;
+    let mut n = 0u64;
+    let tty = std::io::stdout().is_terminal();
+    loop {
+        let report = rt.block_on(gather(&args.probe, global))?;
+        let changed = previous.as_ref().map(|p| changes(p, &report));
+        match printer.format() {
+            Format::Table => {
+                let text = printer.render(&StatusView {
+                    report: &report,
+                    changed: changed.as_ref(),
+                })?;
+                let mut out = std::io::stdout().lock();
+                if tty {
+                    // Redraw in place: home, clear screen.
+                    write!(out, "\x1b[H\x1b[2J")?;
+                }
+                writeln!(
+                    out,
+                    "every {}s, refresh {} at {}",
+                    args.interval,
+                    n + 1,
+                    report.checked_at
+                )?;
+                out.write_all(text.as_bytes())?;
+                out.flush()?;
+            }
+            Format::Json => {
+                println!("{}", serde_json::to_string(&report)?);
+            }
+            Format::Yaml => {
+                print!(
+                    "---\n{}",
+                    printer.render(&StatusView {
+                        report: &report,
+                        changed: None
+                    })?
+                );
+            }
+        }
+        n += 1;
+        let done = args.count > 0 && n >= args.count;
+        let out = outcome(&report);
+        previous = Some(report);
+        if done {
+            return Ok(out);
+        }
+        let stop = rt.block_on(async {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(args.interval.max(1))) => false,
+                _ = tokio::signal::ctrl_c() => true,
+            }
+        });
+        if stop {
+            return Ok(out);
+        }
+    }
+}
+
+/// The exit code of a report: 0 healthy, 1 degraded, 2 could not check.
+pub fn outcome(r: &StatusReport) -> Outcome {
+    match r.verdict {
+        Verdict::Healthy => Outcome::Ok,
+        Verdict::Degraded => Outcome::Unhealthy,
+        Verdict::Unknown => Outcome::CouldNotCheck,
+    }
+}
+
+type Key = (String, String, String);
+
+fn key(c: &kastellan_health::Check) -> Key {
+    (c.node.clone(), c.component.clone(), c.endpoint.clone())
+}
+
+/// Rows whose state differs from the previous refresh (new rows count as changed).
+fn changes(prev: &StatusReport, now: &StatusReport) -> HashMap<Key, Option<State>> {
+    let before: HashMap<Key, State> = prev.checks.iter().map(|c| (key(c), c.state)).collect();
+    now.checks
+        .iter()
+        .filter_map(|c| {
+            let old = before.get(&key(c)).copied();
+            (old != Some(c.state)).then(|| (key(c), old))
+        })
+        .collect()
+}
+
+/// Gathers the status as the options say: local probes, or the cluster view.
+pub async fn gather(p: &ProbeArgs, global: &GlobalArgs) -> Result<StatusReport> {
+    let timeout = Duration::from_secs(p.probe_timeout.max(1));
+    if p.local {
+        let mut opts = LocalOptions::kubeadm(p.node.clone().unwrap_or_else(local::hostname));
+        opts.manifests_dir = p.manifests_dir.clone();
+        opts.timeout = timeout;
+        let (checks, member) = local::probe_node(&opts).await;
+        let mut report = StatusReport::new(checks, None, Vec::new());
+        report.etcd_member = member;
+        return Ok(report);
+    }
+
+    let (kubeconfig, client) = match client(global).await {
+        Ok(x) => x,
+        Err(e) => {
+            let mut r = StatusReport::new(Vec::new(), None, Vec::new());
+            r.summary = format!("could not check: {e:#}");
+            return Ok(r);
+        }
+    };
+    let access = node_access(p, kubeconfig.as_deref())?;
+    let now = jiff::Timestamp::now();
+    let (checks, nodes) = cluster::api_checks(&client, now, timeout).await;
+    // Without the API's node list (no quorum, apiserver down), fall back to the lab's
+    // nodes or --nodes, so the local endpoints are still probed.
+    let nodes = match nodes {
+        Some(n) => n,
+        None => fallback_nodes(p, &access),
+    };
+    let mut local = BTreeMap::new();
+    if !matches!(access, NodeAccess::None) {
+        let mut set = tokio::task::JoinSet::new();
+        for n in &nodes {
+            let access = access.clone();
+            let name = n.name.clone();
+            set.spawn(async move {
+                let r = access
+                    .gather(&name, timeout)
+                    .await
+                    .map_err(|e| e.to_string());
+                (name, r)
+            });
+        }
+        while let Some(Ok((name, r))) = set.join_next().await {
+            local.insert(name, r);
+        }
+    }
+    Ok(cluster::merge(checks, &nodes, local, &access))
+}
+
+async fn client(global: &GlobalArgs) -> Result<(Option<PathBuf>, kube::Client)> {
+    let path = global
+        .kubeconfig
+        .clone()
+        .or_else(|| std::env::var_os("KUBECONFIG").map(PathBuf::from));
+    let options = kube::config::KubeConfigOptions {
+        context: global.context.clone(),
+        ..Default::default()
+    };
+    let config = match &path {
+        Some(p) => {
+            let kc = kube::config::Kubeconfig::read_from(p)
+                .with_context(|| format!("reading kubeconfig {}", p.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &options)
+                .await
+                .with_context(|| format!("kubeconfig {}", p.display()))?
+        }
+        None => kube::Config::from_kubeconfig(&options)
+            .await
+            .context("no kubeconfig (--kubeconfig or KUBECONFIG)")?,
+    };
+    let mut config = config;
+    config.connect_timeout = Some(Duration::from_secs(5));
+    config.read_timeout = Some(Duration::from_secs(10));
+    Ok((path, kube::Client::try_from(config)?))
+}
+
+fn fallback_nodes(p: &ProbeArgs, access: &NodeAccess) -> Vec<cluster::NodeInfo> {
+    if !p.nodes.is_empty() {
+        return p
+            .nodes
+            .iter()
+            .map(|n| cluster::NodeInfo {
+                name: n.clone(),
+                control_plane: true,
+            })
+            .collect();
+    }
+    if matches!(access, NodeAccess::Lab { .. })
+        && let Ok(Some(state)) = kastellan_lab::LabState::load()
+    {
+        return state
+            .nodes
+            .iter()
+            .map(|n| cluster::NodeInfo {
+                name: n.node.name.clone(),
+                control_plane: n.node.role == kastellan_lab::NodeRole::ControlPlane,
+            })
+            .collect();
+    }
+    Vec::new()
+}
+
+fn node_access(p: &ProbeArgs, kubeconfig: Option<&std::path::Path>) -> Result<NodeAccess> {
+    let exe = || -> Result<String> {
+        Ok(std::env::current_exe()?
+            .to_string_lossy()
+            .replace(" (deleted)", ""))
+    };
+    Ok(match p.node_access.as_str() {
+        "none" => NodeAccess::None,
+        "lab" => NodeAccess::Lab { exe: exe()? },
+        "ssh" => NodeAccess::Ssh {
+            user: p.ssh_user.clone(),
+            remote_exe: p.remote_kastellan.clone(),
+        },
+        _ => {
+            let lab = kastellan_lab::kubeconfig_path();
+            let is_lab = kubeconfig.is_some_and(|k| k == lab)
+                && kastellan_lab::LabState::load().ok().flatten().is_some();
+            if is_lab {
+                NodeAccess::Lab { exe: exe()? }
+            } else {
+                NodeAccess::None
+            }
+        }
+    })
+}
+
+/// The report as printed, with the rows that changed since the last refresh.
+struct StatusView<'a> {
+    report: &'a StatusReport,
+    changed: Option<&'a HashMap<Key, Option<State>>>,
+}
+
+impl serde::Serialize for StatusView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.report.serialize(s)
+    }
+}
+
+fn paint(style: &Style, state: State) -> String {
+    match state {
+        State::Up => style.good(state.label()),
+        State::Degraded | State::Unknown => style.warn(state.label()),
+        State::Down => style.bad(state.label()),
+    }
+}
+
+impl Report for StatusView<'_> {
+    fn render(&self, out: &mut String, style: &Style) {
+        let r = self.report;
+        let mut t = Table::new([
+            "NODE",
+            "COMPONENT",
+            "STATE",
+            "SOURCE",
+            "LATENCY",
+            "DETAIL",
+            "ENDPOINT",
+        ]);
+        for c in &r.checks {
+            let mut state = paint(style, c.state);
+            if let Some(changed) = self.changed
+                && let Some(old) = changed.get(&key(c))
+            {
+                let was = old.map(|o| o.label()).unwrap_or("new");
+                state = style.bold(&format!("{state} (was {was})"));
+            }
+            let source = serde_json::to_value(c.source)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            let detail: String = c.detail.chars().take(90).collect();
+            t.row([
+                c.node.clone(),
+                c.component.clone(),
+                state,
+                source,
+                c.latency_ms.map(|l| format!("{l}ms")).unwrap_or_default(),
+                detail,
+                c.endpoint.clone(),
+            ]);
+        }
+        t.render_into(out);
+        if let Some(q) = &r.etcd {
+            out.push('\n');
+            let line = format!(
+                "etcd: {} members, {} healthy, quorum {}, {} failure{} tolerated (of {} when all are healthy){}",
+                q.members,
+                q.healthy,
+                q.quorum,
+                q.failures_tolerated,
+                if q.failures_tolerated == 1 { "" } else { "s" },
+                q.failures_tolerated_when_healthy,
+                q.leader
+                    .as_ref()
+                    .map(|l| format!(", leader {l}"))
+                    .unwrap_or_default()
+            );
+            out.push_str(&if q.has_quorum {
+                line
+            } else {
+                style.bad(&format!("{line}: QUORUM LOST"))
+            });
+            out.push('\n');
+        }
+        if !r.warnings.is_empty() {
+            out.push('\n');
+            for w in &r.warnings {
+                out.push_str(&format!("{} {w}\n", style.warn("warning:")));
+            }
+        }
+        out.push('\n');
+        let verdict = match r.verdict {
+            Verdict::Healthy => style.good(&r.summary),
+            Verdict::Degraded => style.bad(&r.summary),
+            Verdict::Unknown => style.warn(&r.summary),
+        };
+        out.push_str(&verdict);
+        out.push('\n');
+    }
+}
