@@ -406,6 +406,30 @@ pub fn merge(
 ) -> StatusReport {
     let mut checks = api;
     let mut warnings = Vec::new();
+    // Every control-plane node should show its static pods in the API (mirror pods).
+    let stacked = checks.iter().any(|c| c.component == "pod/etcd");
+    let mut expected = vec!["kube-apiserver", "kube-controller-manager", "kube-scheduler"];
+    if stacked {
+        expected.push("etcd");
+    }
+    let api_listed = checks.iter().any(|c| c.source == Source::Api && c.component == "node");
+    for n in nodes.iter().filter(|n| n.control_plane && api_listed) {
+        for comp in &expected {
+            let component = format!("pod/{comp}");
+            if !checks.iter().any(|c| c.node == n.name && c.component == component) {
+                checks.push(Check {
+                    node: n.name.clone(),
+                    component,
+                    endpoint: format!("Pod/kube-system/{comp}-{}", n.name),
+                    source: Source::Api,
+                    state: State::Down,
+                    latency_ms: None,
+                    detail: "no such static pod on this control-plane node".into(),
+                    failing: Vec::new(),
+                });
+            }
+        }
+    }
     let mut members: Vec<EtcdMember> = Vec::new();
     let etcd_nodes: Vec<String> = checks
         .iter()

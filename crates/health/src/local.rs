@@ -55,18 +55,38 @@ pub struct Layout {
     pub controller_manager: Option<u16>,
     /// kube-scheduler's `--secure-port`, if it has a manifest.
     pub scheduler: Option<u16>,
+    /// Whether this is a control-plane node.
+    pub control_plane: bool,
+    /// Whether its apiserver uses an external etcd (no local member expected).
+    pub external_etcd: bool,
 }
 
-/// Reads the layout from a manifests directory.
+/// Reads the layout from a manifests directory. A control-plane node (one with any
+/// kubeadm control-plane manifest, or with `admin.conf` beside the manifests
+/// directory) is expected to run the apiserver, controller-manager and scheduler, and
+/// a local etcd unless its apiserver talks to an external one: a missing manifest there
+/// is a fault, reported by [`missing_manifests`].
 pub fn layout(dir: &Path) -> Layout {
     let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
-    Layout {
-        apiserver: read("kube-apiserver.yaml").map(|t| {
+    let port = |text: Option<String>, default: u16| {
+        text.map(|t| {
             flag(&t, "--secure-port")
                 .and_then(|p| p.parse().ok())
-                .unwrap_or(6443)
-        }),
-        etcd_metrics: read("etcd.yaml").map(|t| {
+                .unwrap_or(default)
+        })
+    };
+    let apiserver_text = read("kube-apiserver.yaml");
+    let external_etcd = apiserver_text
+        .as_deref()
+        .and_then(|t| flag(t, "--etcd-servers"))
+        .is_some_and(|s| {
+            !s.split(',')
+                .any(|u| u.contains("127.0.0.1") || u.contains("localhost") || u.contains("[::1]"))
+        });
+    let etcd_text = read("etcd.yaml");
+    let mut l = Layout {
+        apiserver: port(apiserver_text, 6443),
+        etcd_metrics: etcd_text.map(|t| {
             flag(&t, "--listen-metrics-urls")
                 .and_then(|u| {
                     u.split(',')
@@ -75,17 +95,42 @@ pub fn layout(dir: &Path) -> Layout {
                 })
                 .unwrap_or_else(|| "http://127.0.0.1:2381".into())
         }),
-        controller_manager: read("kube-controller-manager.yaml").map(|t| {
-            flag(&t, "--secure-port")
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(10257)
-        }),
-        scheduler: read("kube-scheduler.yaml").map(|t| {
-            flag(&t, "--secure-port")
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(10259)
-        }),
+        controller_manager: port(read("kube-controller-manager.yaml"), 10257),
+        scheduler: port(read("kube-scheduler.yaml"), 10259),
+        control_plane: false,
+        external_etcd,
+    };
+    let admin = dir
+        .parent()
+        .map(|p| p.join("admin.conf"))
+        .is_some_and(|p| p.is_file());
+    l.control_plane = admin
+        || l.apiserver.is_some()
+        || l.etcd_metrics.is_some()
+        || l.controller_manager.is_some()
+        || l.scheduler.is_some();
+    l
+}
+
+/// Components a control-plane node should run but has no manifest for.
+pub fn missing_manifests(l: &Layout) -> Vec<&'static str> {
+    if !l.control_plane {
+        return Vec::new();
     }
+    let mut v = Vec::new();
+    if l.apiserver.is_none() {
+        v.push("kube-apiserver");
+    }
+    if l.etcd_metrics.is_none() && !l.external_etcd {
+        v.push("etcd");
+    }
+    if l.controller_manager.is_none() {
+        v.push("kube-controller-manager");
+    }
+    if l.scheduler.is_none() {
+        v.push("kube-scheduler");
+    }
+    v
 }
 
 /// The value of `--name=value` in a manifest's command list.
@@ -181,6 +226,19 @@ pub async fn probe_node(opts: &LocalOptions) -> (Vec<Check>, Option<EtcdMember>)
     }
     checks.sort_by_key(|(i, _)| *i);
     let mut checks: Vec<Check> = checks.into_iter().map(|(_, c)| c).collect();
+    for component in missing_manifests(&l) {
+        checks.push(Check {
+            node: opts.node.clone(),
+            component: component.to_string(),
+            endpoint: opts.manifests_dir.join(format!("{component}.yaml")).display().to_string(),
+            source: crate::Source::LocalProbe,
+            state: State::Down,
+            latency_ms: None,
+            detail: "static pod manifest missing on this control-plane node: the kubelet does not run it".into(),
+            failing: Vec::new(),
+        });
+    }
+    let l_etcd_missing = missing_manifests(&l).contains(&"etcd");
 
     let member = match metrics {
         Some(task) => {
@@ -225,6 +283,11 @@ pub async fn probe_node(opts: &LocalOptions) -> (Vec<Check>, Option<EtcdMember>)
                 alarms: Vec::new(),
             })
         }
+        None if l_etcd_missing => Some(EtcdMember {
+            name: opts.node.clone(),
+            healthy: false,
+            ..Default::default()
+        }),
         None => None,
     };
     (checks, member)
@@ -263,7 +326,20 @@ mod tests {
         let l = layout(&dir);
         assert_eq!(l.etcd_metrics.as_deref(), Some("http://127.0.0.1:2381"));
         assert_eq!(l.scheduler, Some(12345));
-        assert_eq!(l.apiserver, None, "no manifest, not expected");
+        assert_eq!(l.apiserver, None);
+        assert!(l.control_plane);
+        assert_eq!(
+            missing_manifests(&l),
+            ["kube-apiserver", "kube-controller-manager"]
+        );
+        let worker =
+            std::env::temp_dir().join(format!("kastellan-health-worker-{}", std::process::id()));
+        std::fs::create_dir_all(&worker).unwrap();
+        assert!(
+            missing_manifests(&layout(&worker)).is_empty(),
+            "a worker expects no control-plane pods"
+        );
+        std::fs::remove_dir_all(&worker).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

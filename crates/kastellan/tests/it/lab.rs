@@ -3,7 +3,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::{kastellan, kubectl};
+use crate::{kastellan, kubectl, lab_lock};
 
 /// Tears the lab down when the test ends, also on failure.
 struct LabGuard;
@@ -58,6 +58,7 @@ fn alive(pid: u32) -> bool {
 
 #[test]
 fn lab_three_control_planes_two_workers_up_check_down() {
+    let _lock = lab_lock();
     let status = kastellan().args(["lab", "status"]).output().unwrap();
     assert!(
         !status.status.success()

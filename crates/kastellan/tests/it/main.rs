@@ -7,6 +7,7 @@
 mod certs;
 mod cli;
 mod lab;
+mod status;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -35,4 +36,21 @@ pub fn kubectl() -> Command {
     c.arg("--kubeconfig")
         .arg("/var/lib/kastellan/lab/admin.conf");
     c
+}
+
+/// Serialises the tests that bring up the lab: one lab per machine. A process-wide
+/// mutex for the tests of this binary, and a file lock for other processes
+/// (`/var/lib/kastellan/lab-test.lock`).
+pub fn lab_lock() -> (std::sync::MutexGuard<'static, ()>, std::fs::File) {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    std::fs::create_dir_all("/var/lib/kastellan").unwrap();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/var/lib/kastellan/lab-test.lock")
+        .unwrap();
+    file.lock().unwrap();
+    (guard, file)
 }

@@ -69,7 +69,11 @@ pub async fn run(cfg: AgentConfig, shared: Arc<Mutex<Shared>>) {
                 mirror_pods(&c, &cfg, &node_uid, &statics).await,
             );
         }
-        report("pods", node_pods(&c, &cfg, &mut ips).await);
+        let mirrors: Vec<String> = statics
+            .iter()
+            .map(|(f, _, _)| format!("{}-{}", f.name(), cfg.node))
+            .collect();
+        report("pods", node_pods(&c, &cfg, &mut ips, &mirrors).await);
     }
 }
 
@@ -337,6 +341,7 @@ async fn node_pods(
     c: &kube::Client,
     cfg: &AgentConfig,
     ips: &mut PodIps,
+    mirrors: &[String],
 ) -> Result<(), kube::Error> {
     let pods: Api<Pod> = Api::all(c.clone());
     let lp = ListParams::default().fields(&format!("spec.nodeName={}", cfg.node));
@@ -374,6 +379,18 @@ async fn node_pods(
             continue;
         }
         if mirror {
+            // The static pod's manifest left the directory: its mirror pod goes too.
+            if !mirrors.contains(&name) {
+                let _ = api
+                    .delete(
+                        &name,
+                        &DeleteParams {
+                            grace_period_seconds: Some(0),
+                            ..Default::default()
+                        },
+                    )
+                    .await;
+            }
             continue;
         }
         let phase = pod

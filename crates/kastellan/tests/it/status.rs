@@ -1,0 +1,549 @@
+//! `kastellan status`: tier `lab_` on the real control plane with faults injected the
+//! way they happen (a static pod's manifest leaves the manifests directory, so the
+//! kubelet stand-in stops the process), and tier `cli_` for bad input without a lab.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::{kastellan, lab_lock};
+
+const LAB: &str = "/var/lib/kastellan/lab";
+
+struct LabGuard;
+
+impl Drop for LabGuard {
+    fn drop(&mut self) {
+        let _ = kastellan().args(["lab", "down"]).status();
+    }
+}
+
+fn status() -> (i32, Value) {
+    let out = kastellan()
+        .args([
+            "status",
+            "-o",
+            "json",
+            "--probe-timeout",
+            "2",
+            "--kubeconfig",
+        ])
+        .arg(format!("{LAB}/admin.conf"))
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "status printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), v)
+}
+
+fn rows<'a>(v: &'a Value, node: &str, component: &str) -> Vec<&'a Value> {
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["node"] == node && c["component"] == component)
+        .collect()
+}
+
+fn all_up(v: &Value, node: &str, component: &str) -> bool {
+    let r = rows(v, node, component);
+    !r.is_empty() && r.iter().all(|c| c["state"] == "up")
+}
+
+fn any_down(v: &Value, node: &str, component: &str) -> bool {
+    rows(v, node, component)
+        .iter()
+        .any(|c| c["state"] == "down")
+}
+
+/// Polls status until `pred` holds; returns the report and how long it took.
+fn wait_for(
+    what: &str,
+    limit: Duration,
+    pred: impl Fn(i32, &Value) -> bool,
+) -> (i32, Value, Duration) {
+    let start = Instant::now();
+    loop {
+        let (code, v) = status();
+        if pred(code, &v) {
+            return (code, v, start.elapsed());
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{what}: not seen within {limit:?}; last report: {}",
+            serde_json::to_string_pretty(&v).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Moves a static pod manifest (or the lab's kube-proxy pod) out of its directory, as an
+/// operator stopping a component would, and back.
+struct Held {
+    from: PathBuf,
+    to: PathBuf,
+}
+
+fn hold(node: &str, file: &str) -> Held {
+    let base = PathBuf::from(LAB).join("nodes").join(node);
+    let from = if file == "kube-proxy.yaml" {
+        base.join("var-lib-kubelet/kastellan-pods").join(file)
+    } else {
+        base.join("etc-kubernetes/manifests").join(file)
+    };
+    let to = base.join(format!("held-{file}"));
+    std::fs::rename(&from, &to).unwrap();
+    Held { from, to }
+}
+
+impl Held {
+    fn release(self) {
+        std::fs::rename(&self.to, &self.from).unwrap();
+    }
+}
+
+fn validate_schema(v: &Value) {
+    let schema: Value =
+        serde_json::from_str(include_str!("../../../../docs/status.schema.json")).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(v)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "status JSON does not match docs/status.schema.json: {errors:#?}"
+    );
+}
+
+const COMPONENTS: [&str; 6] = [
+    "kube-apiserver",
+    "etcd",
+    "kubelet",
+    "kube-proxy",
+    "kube-controller-manager",
+    "kube-scheduler",
+];
+
+#[test]
+fn lab_status_healthy_faults_and_healing() {
+    let _lock = lab_lock();
+    let pre = kastellan().args(["lab", "status"]).output().unwrap();
+    assert!(
+        !pre.status.success() && String::from_utf8_lossy(&pre.stderr).contains("no lab is up"),
+        "a lab is already up on this machine; run `kastellan lab down` before the lab tests"
+    );
+    let _guard = LabGuard;
+    let up = kastellan()
+        .args([
+            "lab",
+            "up",
+            "--control-planes",
+            "3",
+            "--workers",
+            "1",
+            "--timeout",
+            "240",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        up.status.success(),
+        "lab up: {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+
+    // Healthy: every endpoint of every control plane up, quorum figures right, schema ok.
+    let (code, v, _) = wait_for("healthy lab", Duration::from_secs(60), |c, _| c == 0);
+    assert_eq!(code, 0);
+    assert_eq!(v["verdict"], "healthy");
+    validate_schema(&v);
+    for node in ["cp1", "cp2", "cp3"] {
+        for comp in COMPONENTS {
+            assert!(all_up(&v, node, comp), "{comp} on {node} not up");
+            assert!(
+                rows(&v, node, comp)
+                    .iter()
+                    .all(|c| c["source"] == "local-probe")
+            );
+        }
+        assert!(all_up(&v, node, "node") && all_up(&v, node, "pod/etcd"));
+    }
+    assert_eq!(
+        rows(&v, "cp1", "kube-apiserver").len(),
+        2,
+        "livez and readyz"
+    );
+    assert_eq!(rows(&v, "cp1", "kube-proxy").len(), 2, ":10249 and :10256");
+    assert!(all_up(&v, "w1", "kubelet") && all_up(&v, "w1", "kube-proxy"));
+    assert!(
+        rows(&v, "w1", "kube-apiserver").is_empty(),
+        "a worker runs no apiserver"
+    );
+    assert!(
+        all_up(&v, "cluster", "lease/kube-scheduler")
+            && all_up(&v, "cluster", "lease/kube-controller-manager")
+    );
+    let q = &v["etcd"];
+    assert_eq!(
+        (
+            q["members"].as_u64(),
+            q["healthy"].as_u64(),
+            q["quorum"].as_u64()
+        ),
+        (Some(3), Some(3), Some(2))
+    );
+    assert_eq!(q["failures_tolerated"], 1);
+    assert!(q["leader"].as_str().is_some_and(|l| l.starts_with("cp")));
+
+    // The human table says the same in one verdict line.
+    let table = kastellan()
+        .args(["status", "--kubeconfig"])
+        .arg(format!("{LAB}/admin.conf"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("etcd: 3 members, 3 healthy, quorum 2, 1 failure tolerated"),
+        "{text}"
+    );
+    assert!(
+        text.trim_end()
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("healthy:"),
+        "{text}"
+    );
+
+    // kube-proxy stopped on cp2.
+    let h = hold("cp2", "kube-proxy.yaml");
+    let (code, _, took) = wait_for("kube-proxy down on cp2", Duration::from_secs(15), |c, v| {
+        c == 1 && any_down(v, "cp2", "kube-proxy") && all_up(v, "cp1", "kube-proxy")
+    });
+    assert_eq!(code, 1);
+    eprintln!("kube-proxy fault seen after {took:?}");
+    h.release();
+    wait_for("kube-proxy healed", Duration::from_secs(30), |c, _| c == 0);
+
+    // An apiserver stopped on one of three nodes.
+    let h = hold("cp3", "kube-apiserver.yaml");
+    let (_, v, took) = wait_for("apiserver down on cp3", Duration::from_secs(20), |c, v| {
+        c == 1 && any_down(v, "cp3", "kube-apiserver")
+    });
+    eprintln!("apiserver fault seen after {took:?}");
+    assert!(
+        all_up(&v, "cp1", "kube-apiserver"),
+        "the other apiservers stay up"
+    );
+    assert!(
+        v["summary"]
+            .as_str()
+            .unwrap()
+            .contains("kube-apiserver on cp3"),
+        "{}",
+        v["summary"]
+    );
+    h.release();
+    wait_for("apiserver healed", Duration::from_secs(60), |c, _| c == 0);
+
+    // The scheduler stopped everywhere: endpoints down, then its Lease goes stale.
+    let held: Vec<Held> = ["cp1", "cp2", "cp3"]
+        .iter()
+        .map(|n| hold(n, "kube-scheduler.yaml"))
+        .collect();
+    wait_for(
+        "scheduler endpoints down",
+        Duration::from_secs(15),
+        |c, v| {
+            c == 1
+                && ["cp1", "cp2", "cp3"]
+                    .iter()
+                    .all(|n| any_down(v, n, "kube-scheduler"))
+        },
+    );
+    let (_, v, took) = wait_for("scheduler lease stale", Duration::from_secs(40), |_, v| {
+        any_down(v, "cluster", "lease/kube-scheduler")
+    });
+    eprintln!("stale scheduler lease seen after {took:?} more");
+    let lease = rows(&v, "cluster", "lease/kube-scheduler")[0];
+    assert!(
+        lease["detail"].as_str().unwrap().contains("STALE"),
+        "{lease}"
+    );
+    assert!(all_up(&v, "cluster", "lease/kube-controller-manager"));
+    for h in held {
+        h.release();
+    }
+    wait_for("scheduler healed", Duration::from_secs(60), |c, _| c == 0);
+
+    // One etcd member down: degraded, quorum kept, no failure tolerated any more.
+    let e3 = hold("cp3", "etcd.yaml");
+    let (code, v, took) = wait_for("one etcd member down", Duration::from_secs(20), |_, v| {
+        v["etcd"]["healthy"] == 2
+    });
+    eprintln!("etcd member loss seen after {took:?}");
+    assert_eq!(code, 1);
+    assert_eq!(v["etcd"]["has_quorum"], true);
+    assert_eq!(v["etcd"]["failures_tolerated"], 0);
+    assert!(any_down(&v, "cp3", "etcd"));
+    assert!(
+        v["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("1 of 3 members down"))
+    );
+
+    // Two members down: quorum lost, exit 1, and the report still comes (no hang).
+    let e2 = hold("cp2", "etcd.yaml");
+    let start = Instant::now();
+    let (code, v, _) = wait_for("quorum lost", Duration::from_secs(40), |_, v| {
+        v["etcd"]["has_quorum"] == false
+    });
+    assert_eq!(code, 1);
+    assert_eq!(v["etcd"]["healthy"], 1);
+    assert!(
+        v["summary"].as_str().unwrap().contains("etcd quorum lost"),
+        "{}",
+        v["summary"]
+    );
+    assert!(start.elapsed() < Duration::from_secs(40));
+    e2.release();
+    e3.release();
+    let (_, v, took) = wait_for("etcd healed", Duration::from_secs(120), |c, _| c == 0);
+    eprintln!("healthy again after {took:?}");
+    assert_eq!(v["etcd"]["healthy"], 3);
+
+    // The exporter serves the same picture as metrics.
+    let port = free_port();
+    let mut exporter = kastellan()
+        .args([
+            "exporter",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--kubeconfig",
+        ])
+        .arg(format!("{LAB}/admin.conf"))
+        .spawn()
+        .unwrap();
+    let body = http_get_retry(port, "/metrics", Duration::from_secs(20));
+    let _ = exporter.kill();
+    let _ = exporter.wait();
+    assert!(body.contains("kastellan_healthy 1"), "{body}");
+    assert!(body.contains("kastellan_etcd_members 3"), "{body}");
+    assert!(body.contains("kastellan_etcd_quorum_margin 1"), "{body}");
+    assert!(
+        body.contains(r#"kastellan_probe_up{node="cp2",component="kube-scheduler""#),
+        "{body}"
+    );
+    assert!(
+        body.contains("kastellan_lease_renew_age_seconds{lease=\"kube-scheduler\""),
+        "{body}"
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http_get_retry(port: u16, path: &str, limit: Duration) -> String {
+    let start = Instant::now();
+    loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            return out;
+        }
+        assert!(start.elapsed() < limit, "exporter did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The `cli_status_*` tests probe the host's own control-plane ports; one at a time.
+static HOST_PORTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A manifests directory that says this node runs every control-plane component.
+fn manifests_dir() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    for f in [
+        "etcd.yaml",
+        "kube-apiserver.yaml",
+        "kube-controller-manager.yaml",
+        "kube-scheduler.yaml",
+    ] {
+        std::fs::write(d.path().join(f), "spec: {}\n").unwrap();
+    }
+    d
+}
+
+#[test]
+fn cli_status_local_reports_unreachable_endpoints_per_row_fast() {
+    let _ports = HOST_PORTS.lock().unwrap_or_else(|p| p.into_inner());
+    // Nothing listens on the host's control-plane ports (the lab's are inside its
+    // namespaces), so every row is down with the reason, and the command is quick.
+    let d = manifests_dir();
+    let start = Instant::now();
+    let out = kastellan()
+        .args([
+            "status",
+            "--local",
+            "--node",
+            "n1",
+            "--probe-timeout",
+            "1",
+            "-o",
+            "json",
+            "--manifests-dir",
+        ])
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "no hang past the timeout"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    validate_schema(&v);
+    for comp in COMPONENTS {
+        let r = rows(&v, "n1", comp);
+        assert!(
+            !r.is_empty() && r.iter().all(|c| c["state"] == "down"),
+            "{comp}: {r:?}"
+        );
+    }
+    let kubelet = rows(&v, "n1", "kubelet")[0];
+    assert!(
+        kubelet["detail"].as_str().unwrap().contains("connection"),
+        "{kubelet}"
+    );
+}
+
+#[test]
+fn cli_status_port_answering_something_else_or_hanging() {
+    let _ports = HOST_PORTS.lock().unwrap_or_else(|p| p.into_inner());
+    // A port that answers HTML instead of `ok`, and one that accepts and never answers.
+    let wrong =
+        std::net::TcpListener::bind("127.0.0.1:10248").expect("port 10248 free on the host");
+    let hang = std::net::TcpListener::bind("127.0.0.1:10249").expect("port 10249 free on the host");
+    let server = std::thread::spawn(move || {
+        if let Ok((mut s, _)) = wrong.accept() {
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 17\r\nConnection: close\r\n\r\n<html>nginx</html>");
+        }
+        let held = hang.accept();
+        std::thread::sleep(Duration::from_secs(4));
+        drop(held);
+    });
+    let d = tempfile::tempdir().unwrap();
+    let start = Instant::now();
+    let out = kastellan()
+        .args([
+            "status",
+            "--local",
+            "--node",
+            "n1",
+            "--probe-timeout",
+            "1",
+            "-o",
+            "json",
+            "--manifests-dir",
+        ])
+        .arg(d.path())
+        .output()
+        .unwrap();
+    let took = start.elapsed();
+    server.join().unwrap();
+    assert!(
+        took < Duration::from_secs(4),
+        "the hanging port must not hold status past its timeout: {took:?}"
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kubelet = rows(&v, "n1", "kubelet")[0];
+    assert_eq!(kubelet["state"], "down");
+    assert!(
+        kubelet["detail"]
+            .as_str()
+            .unwrap()
+            .contains("unexpected answer"),
+        "{kubelet}"
+    );
+    let proxy = rows(&v, "n1", "kube-proxy")
+        .into_iter()
+        .find(|c| c["endpoint"].as_str().unwrap().contains("10249"))
+        .unwrap();
+    assert_eq!(proxy["state"], "down");
+    assert!(
+        proxy["detail"].as_str().unwrap().contains("timed out"),
+        "{proxy}"
+    );
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn cli_status_without_a_reachable_cluster_exits_2_or_1_with_the_reason() {
+    // A kubeconfig whose server is a closed loopback port: the apiserver rows say so.
+    let d = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let kc = d.path().join("kubeconfig");
+    std::fs::write(
+        &kc,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{port}\n    insecure-skip-tls-verify: true\n\
+             contexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: x\n"
+        ),
+    )
+    .unwrap();
+    let start = Instant::now();
+    let out = kastellan()
+        .args([
+            "status",
+            "-o",
+            "json",
+            "--probe-timeout",
+            "1",
+            "--node-access",
+            "none",
+            "--kubeconfig",
+        ])
+        .arg(&kc)
+        .output()
+        .unwrap();
+    assert!(start.elapsed() < Duration::from_secs(15));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    validate_schema(&v);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(any_down(&v, "cluster", "kube-apiserver"), "{v}");
+
+    // A kubeconfig file that does not exist: exit 2 naming the file.
+    let out = kastellan()
+        .args(["status", "--kubeconfig", "/nonexistent/kubeconfig"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(all.contains("/nonexistent/kubeconfig"), "{all}");
+}
