@@ -408,15 +408,24 @@ pub fn merge(
     let mut warnings = Vec::new();
     // Every control-plane node should show its static pods in the API (mirror pods).
     let stacked = checks.iter().any(|c| c.component == "pod/etcd");
-    let mut expected = vec!["kube-apiserver", "kube-controller-manager", "kube-scheduler"];
+    let mut expected = vec![
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+    ];
     if stacked {
         expected.push("etcd");
     }
-    let api_listed = checks.iter().any(|c| c.source == Source::Api && c.component == "node");
+    let api_listed = checks
+        .iter()
+        .any(|c| c.source == Source::Api && c.component == "node");
     for n in nodes.iter().filter(|n| n.control_plane && api_listed) {
         for comp in &expected {
             let component = format!("pod/{comp}");
-            if !checks.iter().any(|c| c.node == n.name && c.component == component) {
+            if !checks
+                .iter()
+                .any(|c| c.node == n.name && c.component == component)
+            {
                 checks.push(Check {
                     node: n.name.clone(),
                     component,
