@@ -1,0 +1,101 @@
+//! The one error type of this crate.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong with bundles; each variant names the file, member or
+/// resource involved.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The bundle would hold private keys or Secrets in the clear.
+    #[error(
+        "the bundle would hold {what} unencrypted: pass --recipient or --passphrase-file, or --allow-unencrypted-secrets to accept that"
+    )]
+    UnencryptedSecrets {
+        /// "CA private keys and Secrets", ...
+        what: String,
+    },
+
+    /// A file could not be read or written.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The etcd snapshot could not be taken.
+    #[error("etcd snapshot")]
+    Etcd(#[from] kastellan_etcd::Error),
+
+    /// A Kubernetes API call failed.
+    #[error("Kubernetes API: {what}")]
+    Kube {
+        /// What was asked.
+        what: String,
+        /// The client's error.
+        #[source]
+        source: kube::Error,
+    },
+
+    /// An age recipient, identity or passphrase is unusable.
+    #[error("encryption: {0}")]
+    Crypto(String),
+
+    /// The bundle could not be decrypted.
+    #[error("{}: cannot decrypt: {message}", path.display())]
+    Decrypt {
+        /// The bundle.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+
+    /// The bundle is damaged or incomplete.
+    #[error("{}: {message}", path.display())]
+    Corrupt {
+        /// The bundle.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// The snapshot inside the bundle is not a clean etcd snapshot.
+    #[error("{}: the etcd snapshot inside is damaged: {message}", path.display())]
+    BadSnapshot {
+        /// The bundle.
+        path: PathBuf,
+        /// The reader's findings.
+        message: String,
+    },
+
+    /// A value could not be encoded.
+    #[error("encoding {what}: {message}")]
+    Encode {
+        /// What.
+        what: String,
+        /// Why.
+        message: String,
+    },
+
+    /// Invalid request (flags).
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// Result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn io_err<'a>(
+    action: &'static str,
+    path: &'a std::path::Path,
+) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |source| Error::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
