@@ -440,18 +440,40 @@ pub fn merge(
         }
     }
     let mut members: Vec<EtcdMember> = Vec::new();
+    let mut certificates = Vec::new();
     let etcd_nodes: Vec<String> = checks
         .iter()
         .filter(|c| c.component == "pod/etcd")
         .map(|c| c.node.clone())
         .collect();
+    // The etcd v3 view: from the node whose survey saw the most healthy members.
+    let best = local
+        .iter()
+        .filter_map(|(n, r)| {
+            r.as_ref()
+                .ok()
+                .and_then(|rep| rep.etcd.as_ref())
+                .map(|q| (n.clone(), q.clone()))
+        })
+        .max_by_key(|(_, q)| (q.healthy, q.members));
     for (node, r) in local {
         match r {
             Ok(rep) => {
                 for mut c in rep.checks {
+                    if c.source == Source::EtcdApi {
+                        // Member rows name their member; one node's view is enough.
+                        if best.as_ref().is_some_and(|(b, _)| *b == node) {
+                            checks.push(c);
+                        }
+                        continue;
+                    }
                     c.node = node.clone();
                     checks.push(c);
                 }
+                certificates.extend(rep.certificates.into_iter().map(|c| crate::CertExpiry {
+                    node: node.clone(),
+                    ..c
+                }));
                 if let Some(m) = rep.etcd_member {
                     members.push(EtcdMember {
                         name: node.clone(),
@@ -484,12 +506,29 @@ pub fn merge(
         warnings.push("local endpoints not probed (no node access): use --node-access lab|ssh or the exporter".into());
     }
     let control_planes = nodes.iter().filter(|n| n.control_plane).count();
-    let etcd = if members.is_empty() {
-        None
-    } else {
-        Some(quorum::assess(&members, Some(control_planes)))
+    let etcd = match best {
+        Some((_, q)) if q.members > 0 => {
+            // Figures only the metrics endpoints carry (quota, leader changes).
+            let merged: Vec<EtcdMember> = q
+                .member_list
+                .iter()
+                .map(|m| {
+                    let local = members.iter().find(|x| x.name == m.name);
+                    EtcdMember {
+                        quota_bytes: m.quota_bytes.or(local.and_then(|l| l.quota_bytes)),
+                        leader_changes: m.leader_changes.or(local.and_then(|l| l.leader_changes)),
+                        ..m.clone()
+                    }
+                })
+                .collect();
+            Some(quorum::assess(&merged, Some(control_planes)))
+        }
+        _ if members.is_empty() => None,
+        _ => Some(quorum::assess(&members, Some(control_planes))),
     };
-    StatusReport::new(checks, etcd, warnings)
+    let mut report = StatusReport::new(checks, etcd, warnings);
+    report.certificates = certificates;
+    report
 }
 
 #[cfg(test)]

@@ -143,6 +143,22 @@ pub struct StatusReport {
     /// (cluster-wide status merges these into [`StatusReport::etcd`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etcd_member: Option<EtcdMember>,
+    /// Certificate expiry per node (from `--local` reports on each node).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<CertExpiry>,
+}
+
+/// When one certificate expires.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CertExpiry {
+    /// The node holding it.
+    pub node: String,
+    /// kubeadm's name for it (`apiserver`, `admin.conf`, `etcd-ca`, ...).
+    pub name: String,
+    /// End of validity (RFC 3339).
+    pub not_after: String,
+    /// Days left (negative once expired).
+    pub days_left: f64,
 }
 
 /// The schema identifier of [`StatusReport`].
@@ -214,6 +230,7 @@ impl StatusReport {
             etcd,
             warnings,
             etcd_member: None,
+            certificates: Vec::new(),
         }
     }
 }

@@ -37,6 +37,216 @@ impl LocalOptions {
     }
 }
 
+/// Certificate expiry of a kubeadm node: one summary check (down when one expired,
+/// degraded within `warn_days`) and the per-certificate figures.
+pub fn certificates(
+    node: &str,
+    layout: &kastellan_pki::Layout,
+    warn_days: u32,
+) -> (Option<Check>, Vec<crate::CertExpiry>) {
+    let inv = kastellan_pki::Inventory::load(layout);
+    let now = jiff::Timestamp::now();
+    let report = kastellan_pki::check(&inv, now, warn_days);
+    let mut list = Vec::new();
+    for row in report.rows() {
+        if let (Some(after), Some(secs)) = (row.not_after, row.residual_seconds) {
+            list.push(crate::CertExpiry {
+                node: node.to_string(),
+                name: row.name.clone(),
+                not_after: after.to_string(),
+                days_left: (secs as f64 / 86_400.0 * 10.0).round() / 10.0,
+            });
+        }
+    }
+    if list.is_empty() {
+        return (None, list);
+    }
+    let soonest = list
+        .iter()
+        .min_by(|a, b| a.days_left.total_cmp(&b.days_left))
+        .cloned();
+    let expired: Vec<&str> = list
+        .iter()
+        .filter(|c| c.days_left < 0.0)
+        .map(|c| c.name.as_str())
+        .collect();
+    let soon: Vec<&str> = list
+        .iter()
+        .filter(|c| c.days_left >= 0.0 && c.days_left < f64::from(warn_days))
+        .map(|c| c.name.as_str())
+        .collect();
+    let (state, detail) = if !expired.is_empty() {
+        (State::Down, format!("EXPIRED: {}", expired.join(", ")))
+    } else if !soon.is_empty() {
+        (
+            State::Degraded,
+            format!("expiring within {warn_days} days: {}", soon.join(", ")),
+        )
+    } else {
+        let s = soonest
+            .map(|c| format!("; soonest {} in {:.0} days", c.name, c.days_left))
+            .unwrap_or_default();
+        (State::Up, format!("{} certificates valid{s}", list.len()))
+    };
+    let check = Check {
+        node: node.to_string(),
+        component: "certificates".into(),
+        endpoint: layout.cert_dir.display().to_string(),
+        source: crate::Source::LocalProbe,
+        state,
+        latency_ms: None,
+        detail,
+        failing: expired
+            .iter()
+            .chain(soon.iter())
+            .map(|s| s.to_string())
+            .collect(),
+    };
+    (Some(check), list)
+}
+
+/// Asks etcd's v3 API over mTLS (endpoints and the `healthcheck-client` certificate
+/// found from the node's etcd manifest): member list, every member's status and the
+/// alarms. Returns one row per member (node = member name, source `etcd-api`) and the
+/// members for the quorum; `None` when this node runs no etcd.
+pub async fn etcd_survey(
+    manifests_dir: &Path,
+    timeout: Duration,
+) -> Option<(Vec<Check>, Vec<EtcdMember>)> {
+    if !manifests_dir.join("etcd.yaml").is_file() {
+        return None;
+    }
+    let at = kastellan_etcd::discovery::Discovery::new(manifests_dir);
+    let found =
+        match kastellan_etcd::discovery::discover(kastellan_etcd::discovery::Flags::default(), &at)
+        {
+            Ok(f) => f,
+            Err(e) => return Some((vec![etcd_api_failure(&e.to_string())], Vec::new())),
+        };
+    let timeouts = kastellan_etcd::Timeouts {
+        connect: timeout,
+        request: timeout,
+        ..Default::default()
+    };
+    let cluster = match kastellan_etcd::Cluster::new(found.target.clone(), timeouts) {
+        Ok(c) => c,
+        Err(e) => return Some((vec![etcd_api_failure(&e.to_string())], Vec::new())),
+    };
+    let survey = cluster.survey(found.endpoints_discovered()).await;
+    if survey.members.is_empty() {
+        let why = survey
+            .member_list_error
+            .clone()
+            .unwrap_or_else(|| "no member answered".into());
+        return Some((vec![etcd_api_failure(&why)], Vec::new()));
+    }
+    let mut checks = Vec::new();
+    let mut members = Vec::new();
+    for m in &survey.members {
+        let status = survey
+            .statuses()
+            .filter(|s| s.member_id == m.id)
+            .max_by_key(|s| s.raft_index);
+        let alarms: Vec<String> = survey
+            .alarms
+            .iter()
+            .filter(|a| a.member_id == m.id)
+            .map(|a| a.kind.to_string())
+            .collect();
+        let name = if m.name.is_empty() {
+            format!("unstarted-{}", m.id_hex())
+        } else {
+            m.name.clone()
+        };
+        let healthy = status.is_some_and(|s| s.leader != 0);
+        let error = m.client_urls.iter().find_map(|u| {
+            survey
+                .endpoints
+                .iter()
+                .find(|e| &e.endpoint == u)
+                .and_then(|e| e.error.clone())
+        });
+        let (state, detail) = match status {
+            Some(s) => {
+                let role = if s.is_leader() {
+                    "leader"
+                } else if s.is_learner {
+                    "learner"
+                } else {
+                    "follower"
+                };
+                let mut d = format!(
+                    "{role}, v{}, term {}, index {} (applied {}), db {} ({} in use)",
+                    s.version,
+                    s.raft_term,
+                    s.raft_index,
+                    s.raft_applied_index,
+                    crate::parse::human_bytes(s.db_size.max(0) as u64),
+                    crate::parse::human_bytes(s.db_size_in_use.max(0) as u64)
+                );
+                if !alarms.is_empty() {
+                    d.push_str(&format!("; ALARM {}", alarms.join(", ")));
+                }
+                let state = if s.leader == 0 || !alarms.is_empty() {
+                    State::Down
+                } else {
+                    State::Up
+                };
+                if s.leader == 0 {
+                    d.push_str("; no leader");
+                }
+                (state, d)
+            }
+            None => (
+                State::Down,
+                error.unwrap_or_else(|| "did not answer".into()),
+            ),
+        };
+        checks.push(Check {
+            node: name.clone(),
+            component: "etcd-member".into(),
+            endpoint: m
+                .client_urls
+                .first()
+                .cloned()
+                .unwrap_or_else(|| m.peer_urls.join(",")),
+            source: crate::Source::EtcdApi,
+            state,
+            latency_ms: None,
+            detail,
+            failing: alarms.clone(),
+        });
+        members.push(EtcdMember {
+            name,
+            id: Some(m.id_hex()),
+            healthy,
+            learner: m.is_learner,
+            leader: status.is_some_and(|s| s.is_leader()),
+            has_leader: status.map(|s| s.leader != 0),
+            leader_changes: None,
+            db_size_bytes: status.map(|s| s.db_size.max(0) as u64),
+            db_in_use_bytes: status.map(|s| s.db_size_in_use.max(0) as u64),
+            quota_bytes: None,
+            version: status.map(|s| s.version.clone()),
+            alarms,
+        });
+    }
+    Some((checks, members))
+}
+
+fn etcd_api_failure(detail: &str) -> Check {
+    Check {
+        node: hostname(),
+        component: "etcd-member".into(),
+        endpoint: "etcd v3 API".into(),
+        source: crate::Source::EtcdApi,
+        state: State::Unknown,
+        latency_ms: None,
+        detail: detail.to_string(),
+        failing: Vec::new(),
+    }
+}
+
 /// The node's hostname (what kubeadm uses as the node name by default).
 pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")

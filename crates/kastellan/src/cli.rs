@@ -114,6 +114,13 @@ pub struct ProbeArgs {
     /// kastellan's path on the nodes for `--node-access ssh`.
     #[arg(long, value_name = "PATH", default_value = "kastellan")]
     pub remote_kastellan: String,
+    /// The PKI directory for the certificate expiry row (default: `pki` beside the
+    /// manifests directory's parent, i.e. /etc/kubernetes/pki).
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
+    /// Certificates expiring within this many days make the status degraded.
+    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    pub warn_days: u32,
     /// Nodes to probe when the API cannot list them (comma-separated).
     #[arg(long, value_name = "NODES", value_delimiter = ',')]
     pub nodes: Vec<String>,

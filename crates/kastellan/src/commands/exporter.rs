@@ -89,6 +89,12 @@ struct MemberLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CertLabels {
+    node: String,
+    name: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LeaseLabels {
     lease: String,
     holder: String,
@@ -159,6 +165,20 @@ pub fn encode(r: &StatusReport) -> String {
                 })
                 .set(age);
         }
+    }
+    let certs = Family::<CertLabels, G>::default();
+    reg.register(
+        "certificate_expiry_days",
+        "Days until the certificate expires",
+        certs.clone(),
+    );
+    for c in &r.certificates {
+        certs
+            .get_or_create(&CertLabels {
+                node: c.node.clone(),
+                name: c.name.clone(),
+            })
+            .set(c.days_left);
     }
     if let Some(q) = &r.etcd {
         let members = G::default();

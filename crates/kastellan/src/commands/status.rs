@@ -118,9 +118,33 @@ pub async fn gather(p: &ProbeArgs, global: &GlobalArgs) -> Result<StatusReport> 
         let mut opts = LocalOptions::kubeadm(p.node.clone().unwrap_or_else(local::hostname));
         opts.manifests_dir = p.manifests_dir.clone();
         opts.timeout = timeout;
-        let (checks, member) = local::probe_node(&opts).await;
-        let mut report = StatusReport::new(checks, None, Vec::new());
+        let ((mut checks, member), survey) =
+            tokio::join!(local::probe_node(&opts), local::etcd_survey(&p.manifests_dir, timeout));
+        let mut etcd = None;
+        if let Some((rows, members)) = survey {
+            checks.extend(rows);
+            if !members.is_empty() {
+                etcd = Some(kastellan_health::quorum::assess(&members, None));
+            }
+        }
+        let kubeconfig_dir = p
+            .manifests_dir
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
+        let layout = kastellan_pki::Layout {
+            cert_dir: p
+                .cert_dir
+                .clone()
+                .unwrap_or_else(|| kubeconfig_dir.join("pki")),
+            kubeconfig_dir,
+            kubelet_pki_dir: PathBuf::from("/var/lib/kubelet/pki"),
+        };
+        let (cert_check, certificates) = local::certificates(&opts.node, &layout, p.warn_days);
+        checks.extend(cert_check);
+        let mut report = StatusReport::new(checks, etcd, Vec::new());
         report.etcd_member = member;
+        report.certificates = certificates;
         return Ok(report);
     }
 
