@@ -118,8 +118,10 @@ pub async fn gather(p: &ProbeArgs, global: &GlobalArgs) -> Result<StatusReport> 
         let mut opts = LocalOptions::kubeadm(p.node.clone().unwrap_or_else(local::hostname));
         opts.manifests_dir = p.manifests_dir.clone();
         opts.timeout = timeout;
-        let ((mut checks, member), survey) =
-            tokio::join!(local::probe_node(&opts), local::etcd_survey(&p.manifests_dir, timeout));
+        let ((mut checks, member), survey) = tokio::join!(
+            local::probe_node(&opts),
+            local::etcd_survey(&p.manifests_dir, timeout)
+        );
         let mut etcd = None;
         if let Some((rows, members)) = survey {
             checks.extend(rows);

@@ -197,10 +197,19 @@ fn lab_status_healthy_faults_and_healing() {
         assert_eq!(m[0]["source"], "etcd-api");
         assert_eq!(m[0]["state"], "up");
         let detail = m[0]["detail"].as_str().unwrap();
-        assert!(detail.contains("term") && detail.contains("index") && detail.contains("v3.4"), "{detail}");
+        assert!(
+            detail.contains("term") && detail.contains("index") && detail.contains("v3.4"),
+            "{detail}"
+        );
     }
     let q = &v["etcd"];
-    assert!(q["member_list"].as_array().unwrap().iter().all(|m| m["id"].as_str().is_some()));
+    assert!(
+        q["member_list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["id"].as_str().is_some())
+    );
     assert_eq!(
         (
             q["members"].as_u64(),
