@@ -41,3 +41,5 @@ pub use crate::manifest::{FileEntry, Manifest, Sidecar};
 pub use crate::resources::{Export, clean_object, export_resources};
 pub use crate::store::{BundleInfo, PruneOutcome, list, prune};
 pub use crate::verify::{Decryption, Verified, verify};
+/// The passphrase type of [`Encryption::Passphrase`] and [`Decryption::Passphrase`].
+pub use age::secrecy::SecretString;

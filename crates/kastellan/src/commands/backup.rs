@@ -1,0 +1,281 @@
+//! `kastellan backup ...`: full cluster bundles with `kastellan-bundle`.
+//!
+//! JSON documents: `create` prints the sidecar (`bundle`, `size`, `sha256`, `encrypted`,
+//! `clusterName`, `createdAt`, `revision`, `verifiedAt`, `verifiedBy`) plus `path`,
+//! `files`, `resources`, `warnings`; `verify` prints `path`, `files`, `bytes`,
+//! `encrypted`, `revision`, `totalKey`, `clusterName`, `createdAt`; `list` an array of
+//! bundles; `prune` the rules, one decision per bundle and whether it deleted.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use kastellan_bundle::retention::Rules;
+use kastellan_bundle::{
+    BundleInfo, CreateRequest, Decryption, Encryption, PruneOutcome, SecretString, Sidecar,
+};
+use kastellan_printer::{Printer, Report, Style, Table};
+use serde::Serialize;
+
+use crate::Outcome;
+use crate::cli::{BackupCommand, BackupCreateArgs, BackupVerifyArgs, GlobalArgs};
+
+/// Runs `kastellan backup ...`.
+pub fn run(cmd: BackupCommand, global: &GlobalArgs, printer: &Printer) -> Result<Outcome> {
+    match cmd {
+        BackupCommand::Create(args) => create(&args, global, printer),
+        BackupCommand::Verify(args) => verify(&args, printer),
+        BackupCommand::List(args) => {
+            let bundles = kastellan_bundle::list(&args.dir)?;
+            printer.report(&ListReport(bundles))?;
+            Ok(Outcome::Ok)
+        }
+        BackupCommand::Prune(args) => {
+            let rules = Rules {
+                keep_last: args.keep_last,
+                keep_daily: args.keep_daily,
+                keep_weekly: args.keep_weekly,
+            };
+            let outcome = kastellan_bundle::prune(&args.dir.dir, rules, args.dry_run)?;
+            printer.report(&PruneReport(outcome))?;
+            Ok(Outcome::Ok)
+        }
+    }
+}
+
+fn read_passphrase(path: &Path) -> Result<SecretString> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading passphrase file {}", path.display()))?;
+    let line = text.lines().next().unwrap_or("").to_string();
+    anyhow::ensure!(!line.is_empty(), "{}: empty passphrase", path.display());
+    Ok(SecretString::from(line))
+}
+
+async fn kube_client(global: &GlobalArgs, etc: &Path) -> Result<kube::Client> {
+    let path = global
+        .kubeconfig
+        .clone()
+        .or_else(|| std::env::var_os("KUBECONFIG").map(PathBuf::from))
+        .unwrap_or_else(|| etc.join("admin.conf"));
+    let options = kube::config::KubeConfigOptions {
+        context: global.context.clone(),
+        ..Default::default()
+    };
+    let kc = kube::config::Kubeconfig::read_from(&path)
+        .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+    let mut config = kube::Config::from_custom_kubeconfig(kc, &options)
+        .await
+        .with_context(|| format!("kubeconfig {}", path.display()))?;
+    config.connect_timeout = Some(std::time::Duration::from_secs(5));
+    config.read_timeout = Some(std::time::Duration::from_secs(30));
+    Ok(kube::Client::try_from(config)?)
+}
+
+fn create(args: &BackupCreateArgs, global: &GlobalArgs, printer: &Printer) -> Result<Outcome> {
+    let encryption = match (&args.recipient[..], &args.passphrase_file) {
+        ([], None) => Encryption::None,
+        ([], Some(f)) => Encryption::Passphrase(read_passphrase(f)?),
+        (r, _) => Encryption::Recipients(r.to_vec()),
+    };
+    let unencrypted = matches!(encryption, Encryption::None);
+    let found = super::etcd::discover(&args.etcd, &args.etc_kubernetes.join("manifests"))?;
+    let req = CreateRequest {
+        dir: args.dir.dir.clone(),
+        etc_kubernetes: args.etc_kubernetes.clone(),
+        etcd: found,
+        etcd_timeouts: super::etcd::timeouts(&args.etcd),
+        encryption,
+        allow_unencrypted_secrets: args.allow_unencrypted_secrets,
+    };
+    let created = super::runtime()?.block_on(async {
+        let client = kube_client(global, &args.etc_kubernetes).await?;
+        let bar = printer.bytes_progress(None, "etcd snapshot");
+        let note = |s: String| printer.note(s);
+        let mut progress = |p: kastellan_etcd::snapshot::Progress| {
+            if let (Some(t), None) = (p.total, bar.length()) {
+                bar.set_length(t);
+            }
+            bar.set_position(p.received);
+        };
+        let r = kastellan_bundle::create(req, &client, &note, &mut progress).await;
+        bar.finish_and_clear();
+        anyhow::Ok(r?)
+    })?;
+    for w in &created.warnings {
+        printer.warn(format!("not exported: {w}"));
+    }
+    if unencrypted && created.manifest.sensitive.any() {
+        printer.warn(format!(
+            "UNENCRYPTED: {} holds {} in the clear. Anyone who can read it owns the cluster. \
+             Keep it offline or re-create it with --recipient/--passphrase-file.",
+            created.path.display(),
+            created.manifest.sensitive.describe()
+        ));
+    }
+    printer.report(&CreateReport {
+        path: created.path.clone(),
+        sidecar: created.sidecar.clone(),
+        files: created.manifest.files.len(),
+        resources: created.manifest.resources,
+        member: created.choice.describe(),
+        warnings: created.warnings.clone(),
+    })?;
+    Ok(Outcome::Ok)
+}
+
+fn verify(args: &BackupVerifyArgs, printer: &Printer) -> Result<Outcome> {
+    let decryption = match (&args.identity, &args.passphrase_file) {
+        (Some(f), _) => Decryption::IdentityFile(f.clone()),
+        (None, Some(f)) => Decryption::Passphrase(read_passphrase(f)?),
+        (None, None) => Decryption::None,
+    };
+    let v = kastellan_bundle::verify(&args.bundle, &decryption)?;
+    printer.report(&VerifyReport {
+        path: v.path.clone(),
+        files: v.files,
+        bytes: v.bytes,
+        encrypted: v.encrypted,
+        revision: v.snapshot.revision,
+        total_key: v.snapshot.total_key,
+        cluster_name: v.manifest.cluster_name.clone(),
+        created_at: v.manifest.created_at.clone(),
+        sidecar_checked: v.sidecar_checked,
+    })?;
+    Ok(Outcome::Ok)
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateReport {
+    path: PathBuf,
+    #[serde(flatten)]
+    sidecar: Sidecar,
+    files: usize,
+    resources: u64,
+    member: String,
+    warnings: Vec<String>,
+}
+
+impl Report for CreateReport {
+    fn render(&self, out: &mut String, style: &Style) {
+        let _ = writeln!(
+            out,
+            "{}",
+            style.good(&format!(
+                "wrote {} ({} bytes, {})",
+                self.path.display(),
+                self.sidecar.size,
+                if self.sidecar.encrypted {
+                    "age-encrypted"
+                } else {
+                    "NOT encrypted"
+                }
+            ))
+        );
+        let _ = writeln!(
+            out,
+            "cluster {}, etcd revision {}, {} files, {} API objects",
+            self.sidecar.cluster_name, self.sidecar.revision, self.files, self.resources
+        );
+        let _ = writeln!(out, "snapshot from {}", self.member);
+        let _ = writeln!(out, "sha256 {}", self.sidecar.sha256);
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct VerifyReport {
+    path: PathBuf,
+    files: usize,
+    bytes: u64,
+    encrypted: bool,
+    revision: i64,
+    total_key: u64,
+    cluster_name: String,
+    created_at: String,
+    sidecar_checked: bool,
+}
+
+impl Report for VerifyReport {
+    fn render(&self, out: &mut String, style: &Style) {
+        let _ = writeln!(
+            out,
+            "{}",
+            style.good(&format!(
+                "{}: intact ({} files, {} bytes, every sha256 matches{})",
+                self.path.display(),
+                self.files,
+                self.bytes,
+                if self.sidecar_checked {
+                    ", and the bundle's own"
+                } else {
+                    ""
+                }
+            ))
+        );
+        let _ = writeln!(
+            out,
+            "cluster {}, made {}, etcd snapshot verified: revision {}, {} keys",
+            self.cluster_name, self.created_at, self.revision, self.total_key
+        );
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+struct ListReport(Vec<BundleInfo>);
+
+impl Report for ListReport {
+    fn render(&self, out: &mut String, _style: &Style) {
+        let mut t = Table::new(["BUNDLE", "CREATED", "SIZE", "ENCRYPTED", "VERIFIED"]);
+        for b in &self.0 {
+            t.row([
+                b.name.clone(),
+                b.created
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "?".into()),
+                b.size.to_string(),
+                if b.encrypted { "yes" } else { "no" }.to_string(),
+                b.sidecar
+                    .as_ref()
+                    .and_then(|s| s.verified_at.clone())
+                    .filter(|_| b.verified)
+                    .unwrap_or_else(|| "no".into()),
+            ]);
+        }
+        t.render_into(out);
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+struct PruneReport(PruneOutcome);
+
+impl Report for PruneReport {
+    fn render(&self, out: &mut String, style: &Style) {
+        let mut t = Table::new(["BUNDLE", "DECISION", "WHY"]);
+        for d in &self.0.decisions {
+            let (decision, why) = if d.keep.is_empty() {
+                (
+                    style.bad(if self.0.deleted {
+                        "deleted"
+                    } else {
+                        "would delete"
+                    }),
+                    String::new(),
+                )
+            } else {
+                (
+                    "keep".to_string(),
+                    d.keep
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                )
+            };
+            t.row([d.name.clone(), decision, why]);
+        }
+        t.render_into(out);
+    }
+}

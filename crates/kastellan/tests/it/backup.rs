@@ -1,0 +1,226 @@
+//! Tier `lab`: `kastellan backup create|verify|list|prune` against the real lab, run
+//! from the host with the node's directory as `--etc-kubernetes` (its admin.conf and
+//! etcd manifest point at 10.77.0.11, which the host reaches over the lab bridge).
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::{kastellan, kubectl, lab_lock};
+
+const ETC: &str = "/var/lib/kastellan/lab/nodes/cp1/etc-kubernetes";
+
+struct LabGuard;
+
+impl Drop for LabGuard {
+    fn drop(&mut self) {
+        let _ = kastellan().args(["lab", "down"]).status();
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn backup(args: &[&str]) -> Output {
+    kastellan()
+        .arg("backup")
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap()
+}
+
+fn ok(out: Output) -> Output {
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    out
+}
+
+fn run_ok(cmd: &mut Command) {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{cmd:?}: {}", text(&out.stderr));
+}
+
+/// The members of an unencrypted bundle, with their contents.
+fn members(bundle: &Path) -> Vec<(String, Vec<u8>)> {
+    let f = std::fs::File::open(bundle).unwrap();
+    let mut tar = tar::Archive::new(zstd::Decoder::new(f).unwrap());
+    tar.entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let p = e.path().unwrap().to_string_lossy().to_string();
+            let mut b = Vec::new();
+            e.read_to_end(&mut b).unwrap();
+            (p, b)
+        })
+        .collect()
+}
+
+#[test]
+fn lab_backup_create_verify_list_prune() {
+    let _lock = lab_lock();
+    let status = kastellan().args(["lab", "status"]).output().unwrap();
+    assert!(
+        !status.status.success(),
+        "a lab is already up on this machine; run `kastellan lab down` before the lab tests"
+    );
+    let _guard = LabGuard;
+    ok(kastellan()
+        .args(["lab", "up", "--timeout", "240"])
+        .output()
+        .unwrap());
+    run_ok(kubectl().args([
+        "create",
+        "configmap",
+        "kastellan-it",
+        "-n",
+        "default",
+        "--from-literal=greeting=hello",
+    ]));
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+
+    // Unencrypted with keys and Secrets: refused, nothing written.
+    let out = backup(&["create", "--dir", d, "--etc-kubernetes", ETC]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--allow-unencrypted-secrets"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::read_dir(d).unwrap().count(), 0);
+
+    // Passphrase-encrypted.
+    let pass = dir.path().join("pass.txt");
+    std::fs::write(&pass, "lab passphrase\n").unwrap();
+    let pass_s = pass.to_str().unwrap();
+    let out = ok(backup(&[
+        "create",
+        "--dir",
+        d,
+        "--etc-kubernetes",
+        ETC,
+        "--passphrase-file",
+        pass_s,
+        "-o",
+        "json",
+    ]));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["encrypted"], true, "{doc}");
+    let encrypted = doc["path"].as_str().unwrap().to_string();
+    assert!(encrypted.ends_with(".tar.zst.age"));
+    assert!(
+        text(&out.stderr).contains("etcd snapshot from member cp1"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = ok(backup(&[
+        "verify",
+        &encrypted,
+        "--passphrase-file",
+        pass_s,
+        "-o",
+        "json",
+    ]));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["files"].as_u64().unwrap() > 20, "{v}");
+    assert_eq!(v["clusterName"], "kastellan-lab");
+    let out = backup(&["verify", &encrypted]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--passphrase-file"));
+
+    // Unencrypted, explicitly allowed: a loud warning, and the content is what we expect.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let out = ok(backup(&[
+        "create",
+        "--dir",
+        d,
+        "--etc-kubernetes",
+        ETC,
+        "--allow-unencrypted-secrets",
+        "-o",
+        "json",
+    ]));
+    assert!(
+        text(&out.stderr).contains("UNENCRYPTED"),
+        "{}",
+        text(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let plain = doc["path"].as_str().unwrap().to_string();
+    ok(backup(&["verify", &plain]));
+    let m = members(Path::new(&plain));
+    assert_eq!(m[0].0, "manifest.json");
+    let manifest: serde_json::Value = serde_json::from_slice(&m[0].1).unwrap();
+    assert_eq!(manifest["kubernetesVersion"], "v1.20.2", "{manifest}");
+    assert!(manifest["etcdVersion"].as_str().unwrap().starts_with("3.4"));
+    assert!(manifest["sensitive"]["secrets"].as_u64().unwrap() > 0);
+    let names: Vec<&str> = m.iter().map(|(p, _)| p.as_str()).collect();
+    for want in [
+        "etcd/snapshot.db",
+        "pki/ca.key",
+        "pki/etcd/ca.crt",
+        "pki/etcd/ca.key",
+        "kubeconfigs/admin.conf",
+        "manifests/etcd.yaml",
+        "manifests/kube-apiserver.yaml",
+        "kubeadm/kubeadm-config.yaml",
+        "resources/namespaces/default/core/configmaps.yaml",
+        "resources/cluster/core/namespaces.yaml",
+        "resources/namespaces/kube-system/apps/deployments.yaml",
+    ] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    assert!(!names.iter().any(|n| n.contains("events")), "{names:?}");
+    let cms = m
+        .iter()
+        .find(|(p, _)| p == "resources/namespaces/default/core/configmaps.yaml")
+        .map(|(_, b)| text(b))
+        .unwrap();
+    assert!(
+        cms.contains("kastellan-it") && cms.contains("hello"),
+        "{cms}"
+    );
+    for gone in [
+        "resourceVersion",
+        "uid:",
+        "managedFields",
+        "creationTimestamp",
+        "selfLink",
+    ] {
+        assert!(!cms.contains(gone), "{gone} in {cms}");
+    }
+    // Re-appliable: the server accepts it as it is.
+    let yaml = dir.path().join("cms.yaml");
+    std::fs::write(&yaml, &cms).unwrap();
+    run_ok(kubectl().args(["apply", "--dry-run=server", "-f", yaml.to_str().unwrap()]));
+
+    // list, prune.
+    let out = ok(backup(&["list", "--dir", d, "-o", "json"]));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    let out = ok(backup(&[
+        "prune",
+        "--dir",
+        d,
+        "--keep-last",
+        "1",
+        "--dry-run",
+    ]));
+    assert!(
+        text(&out.stdout).contains("would delete"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(Path::new(&encrypted).exists());
+    ok(backup(&["prune", "--dir", d, "--keep-last", "1"]));
+    assert!(!Path::new(&encrypted).exists());
+    assert!(Path::new(&plain).exists());
+}
