@@ -103,11 +103,13 @@ hyperfine --style basic --warmup 1 --runs "$runs" --export-json "$out/h.json" \
 python3 - "$out/h.json" "$snapshot" "$ours" <<'EOF'
 import json, os, sys
 res = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
-k, e = res["kastellan"]["median"], res["etcdutl"]["median"]
+k, e = res["kastellan"], res["etcdutl"]
 size = os.path.getsize(sys.argv[2])
-print(f"machine: {os.cpu_count()} cores, {os.uname().machine}")
+load = open("/proc/loadavg").read().split()[0]
+cpu = lambda r: (r["user"] + r["system"]) * 1000
+print(f"machine: {os.cpu_count()} cores, {os.uname().machine}, load average {load} at the end")
 print(f"input: {sys.argv[2]} ({size / 2**20:.0f} MiB; hash revision totalKey totalSize = {sys.argv[3]})")
-print(f"kastellan etcd snapshot status: median {k * 1000:.1f} ms")
-print(f"etcdutl snapshot status (3.5):  median {e * 1000:.1f} ms")
-print(f"ratio etcdutl/kastellan: {e / k:.2f}x")
+print(f"kastellan etcd snapshot status: median {k['median'] * 1000:.1f} ms, min {k['min'] * 1000:.1f} ms, cpu {cpu(k):.0f} ms")
+print(f"etcdutl snapshot status (3.5):  median {e['median'] * 1000:.1f} ms, min {e['min'] * 1000:.1f} ms, cpu {cpu(e):.0f} ms")
+print(f"ratio etcdutl/kastellan: median {e['median'] / k['median']:.2f}x, min {e['min'] / k['min']:.2f}x, cpu {cpu(e) / cpu(k):.2f}x")
 EOF
