@@ -129,6 +129,9 @@ pub enum HashCheck {
         /// Whether the file has a trailer.
         trailer: bool,
     },
+    /// Present, not checked yet: [`apply`] checks it alongside the copy, before the
+    /// result gets its final name; [`verify`] checks it at once.
+    Pending,
 }
 
 /// The snapshot file, opened read-only and checked: trailer, bbolt structure, etcd
@@ -143,70 +146,23 @@ pub struct Source {
 }
 
 impl Source {
-    /// Opens and checks the snapshot: the sha256 trailer first (hashed while the page
-    /// tree is checked), then the structure (every fault refuses the file), then that
-    /// it has etcd's `key` and `meta` buckets.
+    /// Opens and checks the snapshot: that it is a whole bbolt file (not cut short),
+    /// that it has a sha256 trailer unless `skip_hash_check`, its structure (every
+    /// fault refuses the file, but a damaged file with a trailer is reported as a
+    /// sha256 mismatch, which explains the damage), and that it has etcd's `key` and
+    /// `meta` buckets. The trailer itself is checked by [`Source::verify_hash`], or by
+    /// [`apply`] alongside the copy.
     pub fn open(path: &Path, skip_hash_check: bool) -> Result<Source, Error> {
         let file = SnapshotFile::open(path)?;
         let bytes = file.bytes();
         let (data, stored) = trailer::split(bytes);
+        let has_trailer = stored.is_some();
         let path = path.to_path_buf();
-        let (opened, hashed) = std::thread::scope(|s| {
-            let sha = s.spawn(|| {
-                (stored.is_some() && !skip_hash_check).then(|| Trailer::inspect(bytes, true))
-            });
-            let opened = Db::open(data).map(|db| {
-                let c = check(&db);
-                let first = c.faults.first().cloned();
-                let versions = c
-                    .tree()
-                    .map(|t| kastellan_snapshot::etcd::versions(&t))
-                    .unwrap_or_default();
-                (db.page_size(), db.size(), first, versions)
-            });
-            let hashed = match sha.join() {
-                Ok(h) => h,
-                Err(panic) => std::panic::resume_unwind(panic),
-            };
-            (opened, hashed)
-        });
-        // The trailer first: a mismatch explains any structural damage.
-        let hash = match hashed {
-            Some(Trailer::Present {
-                stored,
-                computed: Some(computed),
-            }) => {
-                if stored != computed {
-                    return Err(Error::HashMismatch {
-                        path,
-                        stored,
-                        computed,
-                    });
-                }
-                HashCheck::Verified { sha256: stored }
-            }
-            _ => HashCheck::Skipped {
-                trailer: stored.is_some(),
-            },
-        };
-        let (page_size, needed, first_fault, versions) = match opened {
-            Ok(o) => o,
-            Err(fault) if stored.is_none() && !skip_hash_check => {
-                // Not even a bbolt file; say so rather than asking for the hash flag.
-                return Err(kastellan_snapshot::Error::NotBbolt {
-                    path,
-                    kind: fault.kind,
-                }
-                .into());
-            }
-            Err(fault) => {
-                return Err(kastellan_snapshot::Error::NotBbolt {
-                    path,
-                    kind: fault.kind,
-                }
-                .into());
-            }
-        };
+        let db = Db::open(data).map_err(|fault| kastellan_snapshot::Error::NotBbolt {
+            path: path.clone(),
+            kind: fault.kind,
+        })?;
+        let needed = db.size();
         if needed > data.len() as u64 {
             return Err(Error::Truncated {
                 path,
@@ -214,15 +170,28 @@ impl Source {
                 held: data.len() as u64,
             });
         }
-        if stored.is_none() && !skip_hash_check {
+        if !has_trailer && !skip_hash_check {
             return Err(Error::HashMissing { path });
         }
-        if let Some(fault) = first_fault {
+        let checked = check(&db);
+        if let Some(fault) = checked.faults.first() {
+            if has_trailer && !skip_hash_check {
+                hash_check(bytes, &path)?; // a mismatch is the better explanation
+            }
             return Err(Error::Corrupt {
                 path,
                 detail: fault.to_string(),
             });
         }
+        let versions = checked
+            .tree()
+            .map(|t| kastellan_snapshot::etcd::versions(&t))
+            .unwrap_or_default();
+        let page_size = db.page_size();
+        let hash = match (has_trailer, skip_hash_check) {
+            (true, false) => HashCheck::Pending,
+            (trailer, _) => HashCheck::Skipped { trailer },
+        };
         let db = Db::open(data).map_err(|f| Error::Corrupt {
             path: path.clone(),
             detail: f.to_string(),
@@ -268,9 +237,38 @@ impl Source {
         self.file.path()
     }
 
+    /// Checks the sha256 trailer now, if it is to be checked at all.
+    pub fn verify_hash(&self) -> Result<HashCheck, Error> {
+        match &self.hash {
+            HashCheck::Pending => hash_check(self.file.bytes(), self.path()),
+            done => Ok(done.clone()),
+        }
+    }
+
     /// The latest revision in the snapshot.
     pub fn latest(&self) -> Revision {
         self.latest
+    }
+}
+
+/// Hashes the content of `bytes` and compares it with its sha256 trailer.
+fn hash_check(bytes: &[u8], path: &Path) -> Result<HashCheck, Error> {
+    match Trailer::inspect(bytes, true) {
+        Trailer::Present {
+            stored,
+            computed: Some(computed),
+        } => {
+            if stored == computed {
+                Ok(HashCheck::Verified { sha256: stored })
+            } else {
+                Err(Error::HashMismatch {
+                    path: path.to_path_buf(),
+                    stored,
+                    computed,
+                })
+            }
+        }
+        _ => Ok(HashCheck::Skipped { trailer: false }),
     }
 }
 
@@ -438,7 +436,9 @@ pub struct Restored {
     pub backend: CopyStats,
 }
 
-/// Checks everything a restore needs and returns the plan, writing nothing.
+/// Checks everything a restore needs and returns the plan, writing nothing. The sha256
+/// trailer is left [`HashCheck::Pending`]: [`verify`] checks it at once, [`apply`]
+/// alongside the copy.
 pub fn plan(req: &Request) -> Result<(Plan, Source), Error> {
     let membership = req.membership()?;
     let bump = req.bump()?;
@@ -446,6 +446,12 @@ pub fn plan(req: &Request) -> Result<(Plan, Source), Error> {
     let source = Source::open(&req.snapshot, req.skip_hash_check)?;
     let plan = Plan::new(&source, membership, target, bump)?;
     Ok((plan, source))
+}
+
+/// Checks the sha256 trailer of a planned restore now (for a dry run).
+pub fn verify(mut plan: Plan, source: &Source) -> Result<Plan, Error> {
+    plan.hash = source.verify_hash()?;
+    Ok(plan)
 }
 
 /// Restores: [`plan`], then [`apply`].
@@ -458,8 +464,33 @@ pub fn restore(req: &Request) -> Result<Restored, Error> {
 const WRITE_BUFFER: usize = 8 << 20;
 
 /// Writes the planned data dir: stages it, makes it durable, renames it into place.
-pub fn apply(plan: Plan, source: &Source) -> Result<Restored, Error> {
+///
+/// A pending sha256 check runs on another core while the files are written into the
+/// hidden staging directory; the result is renamed into place only once the digest
+/// matches, and on a mismatch the staging directory is removed (so a damaged file
+/// leaves nothing behind, as when the check runs first).
+pub fn apply(mut plan: Plan, source: &Source) -> Result<Restored, Error> {
     let staging = plan.target.stage()?;
+    let (hash, written) = std::thread::scope(|s| {
+        let hash = s.spawn(|| source.verify_hash());
+        let written = write_member(&plan, source, &staging);
+        let hash = match hash.join() {
+            Ok(h) => h,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        (hash, written)
+    });
+    plan.hash = hash?; // a mismatch drops `staging`, which removes it
+    let stats = written?;
+    staging.commit()?;
+    Ok(Restored {
+        plan,
+        backend: stats,
+    })
+}
+
+/// Writes the member's files into the staging directory, each one fsynced.
+fn write_member(plan: &Plan, source: &Source, staging: &stage::Staging) -> Result<CopyStats, Error> {
     let start = RaftStart::of(&plan.membership);
 
     // The backend.
@@ -506,13 +537,7 @@ pub fn apply(plan: Plan, source: &Source) -> Result<Restored, Error> {
         .map_err(Error::io("write", &wal_path))?;
     preallocate(&wal_file, wal::SEGMENT_SIZE).map_err(Error::io("preallocate", &wal_path))?;
     wal_file.sync_all().map_err(Error::io("fsync", &wal_path))?;
-    drop(wal_file);
-
-    staging.commit()?;
-    Ok(Restored {
-        plan,
-        backend: stats,
-    })
+    Ok(stats)
 }
 
 /// Extends `file` to `len` bytes with allocated zeros (`fallocate`), or with a hole
@@ -540,15 +565,17 @@ pub struct MemberCommand {
     pub command: String,
 }
 
-/// For each member of the initial cluster, the command that restores it from the same
-/// snapshot with the same initial cluster and token (run each on its member's host).
+/// For each member of the initial cluster (by name), the command that restores it from
+/// the same snapshot with the same initial cluster and token (run each on its member's
+/// host).
 /// `program` is how the binary is invoked, e.g. `["kastellan"]`.
 pub fn member_commands(req: &Request, program: &[&str]) -> Result<Vec<MemberCommand>, Error> {
     let membership = req.membership()?;
     req.bump()?;
-    Ok(membership
-        .members()
-        .iter()
+    let mut members: Vec<&Member> = membership.members().iter().collect();
+    members.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(members
+        .into_iter()
         .map(|m| {
             let mut argv: Vec<String> = program.iter().map(|s| s.to_string()).collect();
             argv.extend([
@@ -625,7 +652,8 @@ mod tests {
         r.initial_advertise_peer_urls = "http://10.0.0.2:2380".into();
         r.initial_cluster_token = "tok".into();
         let cmds = member_commands(&r, &["kastellan"]).unwrap();
-        assert_eq!(cmds.len(), 2);
+        let names: Vec<_> = cmds.iter().map(|c| c.member.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
         for c in &cmds {
             assert!(c.command.starts_with("kastellan etcd snapshot restore '/backup/snap 1.db' --data-dir /var/lib/etcd --name "));
             assert!(c.command.contains(
