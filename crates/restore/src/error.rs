@@ -134,6 +134,17 @@ pub enum Error {
         /// The data dir.
         path: PathBuf,
     },
+    /// The target holds nothing but the staging directory of an interrupted restore.
+    #[error(
+        "data dir {} holds only {names}, left by an interrupted restore; remove it and restore again",
+        path.display()
+    )]
+    TargetHasStaging {
+        /// The data dir.
+        path: PathBuf,
+        /// What is in it.
+        names: String,
+    },
     /// The target exists and is not a directory.
     #[error("data dir {} exists and is not a directory", path.display())]
     TargetNotDir {

@@ -490,7 +490,11 @@ pub fn apply(mut plan: Plan, source: &Source) -> Result<Restored, Error> {
 }
 
 /// Writes the member's files into the staging directory, each one fsynced.
-fn write_member(plan: &Plan, source: &Source, staging: &stage::Staging) -> Result<CopyStats, Error> {
+fn write_member(
+    plan: &Plan,
+    source: &Source,
+    staging: &stage::Staging,
+) -> Result<CopyStats, Error> {
     let start = RaftStart::of(&plan.membership);
 
     // The backend.

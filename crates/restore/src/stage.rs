@@ -24,6 +24,9 @@ use serde::Serialize;
 
 use crate::error::Error;
 
+/// The name of a staging directory inside an existing data dir, followed by the pid.
+const STAGING_PREFIX: &str = ".kastellan-restore-";
+
 /// Mode of directories etcd creates.
 pub const DIR_MODE: u32 = 0o700;
 /// Mode of files etcd creates.
@@ -50,18 +53,35 @@ impl Target {
     /// Reads only.
     pub fn check(path: &Path) -> Result<Target, Error> {
         let path = absolute(path)?;
-        match std::fs::symlink_metadata(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Target::New { path }),
-            Err(e) => Err(Error::io("inspect", &path)(e)),
-            Ok(meta) if meta.is_dir() => {
-                let mut entries = std::fs::read_dir(&path).map_err(Error::io("read", &path))?;
-                if entries.next().is_some() {
-                    return Err(Error::TargetNotEmpty { path });
-                }
-                Ok(Target::Empty { path })
+        let is_dir = match std::fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Target::New { path });
             }
-            Ok(_) => Err(Error::TargetNotDir { path }),
+            Err(e) => return Err(Error::io("inspect", &path)(e)),
+            // A symbolic link counts as what it points to (a dangling one as no dir).
+            Ok(meta) if meta.file_type().is_symlink() => {
+                std::fs::metadata(&path).is_ok_and(|m| m.is_dir())
+            }
+            Ok(meta) => meta.is_dir(),
+        };
+        if !is_dir {
+            return Err(Error::TargetNotDir { path });
         }
+        let names = std::fs::read_dir(&path)
+            .map_err(Error::io("read", &path))?
+            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Error::io("read", &path))?;
+        if names.is_empty() {
+            return Ok(Target::Empty { path });
+        }
+        if names.iter().all(|n| n.starts_with(STAGING_PREFIX)) {
+            return Err(Error::TargetHasStaging {
+                path,
+                names: names.join(", "),
+            });
+        }
+        Err(Error::TargetNotEmpty { path })
     }
 
     /// The data dir.
@@ -88,7 +108,7 @@ impl Target {
                     .map_err(Error::io("create directory", &parent))?;
                 parent.join(format!(".{name}.kastellan-restore-{pid}"))
             }
-            Target::Empty { path } => path.join(format!(".kastellan-restore-{pid}")),
+            Target::Empty { path } => path.join(format!("{STAGING_PREFIX}{pid}")),
         };
         // A leftover of a crashed run with the same pid: ours to remove.
         if root.exists() {
@@ -312,6 +332,19 @@ mod tests {
             Target::check(&new.join("x")),
             Err(Error::TargetNotDir { .. })
         ));
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(tmp.path().join("elsewhere"), &link).unwrap();
+        assert!(matches!(
+            Target::check(&link),
+            Err(Error::TargetNotDir { .. })
+        ));
+        std::fs::create_dir(tmp.path().join("elsewhere")).unwrap();
+        assert!(matches!(Target::check(&link), Ok(Target::Empty { .. })));
+        let crashed = tmp.path().join("crashed");
+        std::fs::create_dir_all(crashed.join(".kastellan-restore-123/member")).unwrap();
+        let err = Target::check(&crashed).unwrap_err();
+        assert!(matches!(err, Error::TargetHasStaging { .. }), "{err}");
+        assert!(err.to_string().contains("interrupted"), "{err}");
     }
 
     #[test]
