@@ -66,9 +66,13 @@ pub enum Command {
     #[command(subcommand)]
     Lab(LabCommand),
 
-    /// etcd maintenance: inspect and verify snapshot files.
+    /// etcd maintenance: save, restore, inspect and verify snapshots.
     #[command(subcommand)]
     Etcd(EtcdCommand),
+
+    /// Full cluster backups: etcd snapshot, PKI, kubeconfigs, manifests, API resources.
+    #[command(subcommand)]
+    Backup(BackupCommand),
 
     /// Generate shell completions or the man page.
     #[command(subcommand)]
@@ -262,7 +266,7 @@ pub struct LabEnterArgs {
 /// `kastellan etcd ...`
 #[derive(Debug, Subcommand)]
 pub enum EtcdCommand {
-    /// Inspect etcd snapshot files (read-only; no etcd server needed).
+    /// Save snapshots from a running etcd, and inspect snapshot files.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
 }
@@ -283,6 +287,65 @@ pub enum SnapshotCommand {
     /// nothing beyond the high-water mark), the freelist, key order and the trailer of
     /// `etcdctl snapshot save`. Exit 0 intact, 1 corrupt, 2 unreadable or not a snapshot.
     Verify(SnapshotFileArgs),
+    /// Stream a snapshot from a healthy member over mutual TLS into FILE.
+    ///
+    /// With several members a follower is chosen (the leader only when no follower is
+    /// healthy) and named. The sha256 that etcd appends is checked against the bytes
+    /// received; the file is written as FILE.part (mode 0600), fsynced, its structure
+    /// verified like `etcd snapshot verify`, and only then renamed to FILE. On any
+    /// failure nothing is left under FILE and the .part is removed. Endpoints and
+    /// certificates come from the flags, or from kubeadm's static pod manifests (etcd.yaml:
+    /// healthcheck-client; kube-apiserver.yaml: apiserver-etcd-client).
+    Save(SnapshotSaveArgs),
+    /// Restore a snapshot into a new member data dir, natively (no etcdutl needed).
+    ///
+    /// Writes what `etcdutl snapshot restore` writes, and etcd 3.4 and 3.5 start on it
+    /// as a new cluster: the backend with the snapshot's keyspace and the new
+    /// membership, the raft snapshot and the WAL. The sha256 trailer is verified first;
+    /// the data dir must not exist or be empty; everything is written into a hidden
+    /// sibling and renamed into place at the end. For a multi-member cluster, restore
+    /// every member from the same file with the same --initial-cluster and token
+    /// (--print-member-commands prints the command for each). Exit 0 done (or planned
+    /// with --dry-run), 2 refused or failed.
+    Restore(SnapshotRestoreArgs),
+}
+
+/// How to reach etcd: flags, or discovery from kubeadm's static pod manifests.
+#[derive(Debug, Args, Clone)]
+pub struct EtcdConnectArgs {
+    /// Client URLs, comma-separated [default: from etcd's static pod manifest].
+    #[arg(long, value_name = "URLS", value_delimiter = ',')]
+    pub endpoints: Vec<String>,
+    /// The CA that signed etcd's serving certificates [default: discovered].
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// The client certificate [default: discovered].
+    #[arg(long, value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// The client certificate's key [default: discovered].
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Where kubeadm's static pod manifests are; paths in them below /etc/kubernetes are
+    /// read relative to this directory's parent [default: /etc/kubernetes/manifests].
+    #[arg(long, value_name = "DIR")]
+    pub manifests_dir: Option<PathBuf>,
+    /// Seconds to wait for a connection, and for each answer.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    pub etcd_timeout: u64,
+}
+
+/// Arguments of `etcd snapshot save`.
+#[derive(Debug, Args)]
+pub struct SnapshotSaveArgs {
+    /// Where to write the snapshot.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Replace FILE if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// How to reach etcd.
+    #[command(flatten)]
+    pub etcd: EtcdConnectArgs,
 }
 
 /// The file argument of `etcd snapshot status|verify`.
@@ -291,6 +354,140 @@ pub struct SnapshotFileArgs {
     /// The snapshot: a file from `etcdctl snapshot save`, or a copy of member/snap/db.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+}
+
+/// Arguments of `etcd snapshot restore` (etcdutl's flags and defaults).
+#[derive(Debug, Args)]
+pub struct SnapshotRestoreArgs {
+    /// The snapshot: a file from `etcdctl snapshot save` (with --skip-hash-check, also
+    /// a copy of member/snap/db).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// The new member's data dir: must not exist, or be empty.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// This member's name in --initial-cluster.
+    #[arg(long, default_value = "default")]
+    pub name: String,
+    /// Every member of the new cluster, name=peer-url,... (the same for every member).
+    #[arg(
+        long,
+        value_name = "C",
+        default_value = "default=http://localhost:2380"
+    )]
+    pub initial_cluster: String,
+    /// The new cluster's token (the same for every member).
+    #[arg(long, value_name = "T", default_value = "etcd-cluster")]
+    pub initial_cluster_token: String,
+    /// This member's peer URLs, comma-separated, as in --initial-cluster.
+    #[arg(long, value_name = "U", default_value = "http://localhost:2380")]
+    pub initial_advertise_peer_urls: String,
+    /// Do not check the sha256 trailer (a copy of member/snap/db has none).
+    #[arg(long)]
+    pub skip_hash_check: bool,
+    /// Start the restored store N revisions after the snapshot's latest, so that
+    /// watchers and informers see revisions move forward (as etcdutl 3.5.10+).
+    #[arg(long, value_name = "N", requires = "mark_compacted", value_parser = clap::value_parser!(u64).range(1..))]
+    pub bump_revision: Option<u64>,
+    /// Mark the bumped revision compacted: watches from before the restore fail with
+    /// "compacted" instead of missing events (required with --bump-revision).
+    #[arg(long, requires = "bump_revision")]
+    pub mark_compacted: bool,
+    /// Check everything (flags, trailer, structure, target) and print the plan; write
+    /// nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the restore command of every member of --initial-cluster, and exit.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub print_member_commands: bool,
+}
+
+/// `kastellan backup ...`
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Write one bundle: etcd snapshot, /etc/kubernetes/pki (etcd CA included), the
+    /// kubeconfigs, the static pod manifests, kubeadm's configuration and every listable
+    /// API resource as re-appliable YAML, with a manifest of sha256s.
+    ///
+    /// tar + zstd, age-encrypted with --recipient or --passphrase-file. A bundle holding
+    /// private keys or Secrets unencrypted needs --allow-unencrypted-secrets. Written as
+    /// .part (0600), fsynced and renamed; a sidecar <bundle>.json records its sha256.
+    /// On a lab from the host: --etc-kubernetes /var/lib/kastellan/lab/nodes/cp1/etc-kubernetes.
+    Create(BackupCreateArgs),
+    /// Check every member's sha256, the bundle's own, and the snapshot inside.
+    ///
+    /// Exit 0 intact, 2 damaged or unreadable.
+    Verify(BackupVerifyArgs),
+    /// The bundles in a directory, newest first.
+    List(BackupDirArgs),
+    /// Delete bundles beyond the retention rules (never the newest verified one).
+    Prune(BackupPruneArgs),
+}
+
+/// The bundle directory.
+#[derive(Debug, Args, Clone)]
+pub struct BackupDirArgs {
+    /// Where bundles are kept.
+    #[arg(long, value_name = "DIR", default_value = "/var/backups/kastellan")]
+    pub dir: PathBuf,
+}
+
+/// Arguments of `backup create`.
+#[derive(Debug, Args)]
+pub struct BackupCreateArgs {
+    /// Where bundles are kept.
+    #[command(flatten)]
+    pub dir: BackupDirArgs,
+    /// The node's kubeadm directory (PKI, kubeconfigs, manifests). Its admin.conf is the
+    /// kubeconfig when neither --kubeconfig nor KUBECONFIG is set.
+    #[arg(long, value_name = "DIR", default_value = "/etc/kubernetes")]
+    pub etc_kubernetes: PathBuf,
+    /// Encrypt to this age X25519 public key (age1...); may be repeated.
+    #[arg(long, value_name = "AGE_PUBKEY", conflicts_with = "passphrase_file")]
+    pub recipient: Vec<String>,
+    /// Encrypt with the passphrase in this file (first line).
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Write private keys and Secrets unencrypted.
+    #[arg(long)]
+    pub allow_unencrypted_secrets: bool,
+    /// How to reach etcd (default: discovered from <etc-kubernetes>/manifests).
+    #[command(flatten)]
+    pub etcd: EtcdConnectArgs,
+}
+
+/// Arguments of `backup verify`.
+#[derive(Debug, Args)]
+pub struct BackupVerifyArgs {
+    /// The bundle.
+    #[arg(value_name = "BUNDLE")]
+    pub bundle: PathBuf,
+    /// age identity file for bundles encrypted to a recipient.
+    #[arg(long, value_name = "FILE", conflicts_with = "passphrase_file")]
+    pub identity: Option<PathBuf>,
+    /// The passphrase file for passphrase-encrypted bundles.
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+/// Arguments of `backup prune`.
+#[derive(Debug, Args)]
+pub struct BackupPruneArgs {
+    /// Where bundles are kept.
+    #[command(flatten)]
+    pub dir: BackupDirArgs,
+    /// Keep the N newest bundles.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_last: usize,
+    /// Keep the newest bundle of each of the D most recent days.
+    #[arg(long, value_name = "D", default_value_t = 0)]
+    pub keep_daily: usize,
+    /// Keep the newest bundle of each of the W most recent ISO weeks.
+    #[arg(long, value_name = "W", default_value_t = 0)]
+    pub keep_weekly: usize,
+    /// Print what would be deleted, delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `kastellan generate ...`

@@ -1,5 +1,8 @@
-//! `kastellan etcd ...`: etcd maintenance. So far: `snapshot status` and `snapshot
-//! verify`, which read a snapshot file (never writing it) with `kastellan-snapshot`.
+//! `kastellan etcd ...`: etcd maintenance. `snapshot status` and `snapshot verify` read
+//! a snapshot file (never writing it) with `kastellan-snapshot`; `snapshot save` streams
+//! one from a running member with `kastellan-etcd` (its JSON: `file`, `endpoint`,
+//! `member`, `size`, `sha256`, `elapsedSeconds`, and etcd's `hash`, `revision`,
+//! `totalKey`, `totalSize` of the saved file).
 //!
 //! Both print the same document. Its JSON carries the fields of `etcdutl snapshot
 //! status -w json` under the same names (`hash`, `revision`, `totalKey`, `totalSize`;
@@ -14,6 +17,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
+use kastellan_etcd::{Cluster, Timeouts, TlsFiles};
 use kastellan_printer::{Printer, Report, Style, Table};
 use kastellan_snapshot::{
     CheckResult, Fault, Inspection, MetaInfo, Options, PageStats, SnapshotFile, Trailer, Verdict,
@@ -21,7 +25,9 @@ use kastellan_snapshot::{
 use serde::Serialize;
 
 use crate::Outcome;
-use crate::cli::{EtcdCommand, SnapshotCommand};
+use crate::cli::{EtcdCommand, EtcdConnectArgs, SnapshotCommand, SnapshotSaveArgs};
+
+mod restore;
 
 /// Runs `kastellan etcd ...`.
 pub fn run(cmd: EtcdCommand, printer: &Printer) -> Result<Outcome> {
@@ -32,6 +38,172 @@ pub fn run(cmd: EtcdCommand, printer: &Printer) -> Result<Outcome> {
         EtcdCommand::Snapshot(SnapshotCommand::Verify(args)) => {
             snapshot(&args.file, Mode::Verify, printer)
         }
+        EtcdCommand::Snapshot(SnapshotCommand::Save(args)) => save(&args, printer),
+        EtcdCommand::Snapshot(SnapshotCommand::Restore(args)) => restore::run(args, printer),
+    }
+}
+
+/// Resolves endpoints and certificates from the flags, the rest from the manifests in
+/// `args.manifests_dir` (or `default_manifests`).
+pub(crate) fn discover(
+    args: &EtcdConnectArgs,
+    default_manifests: &Path,
+) -> Result<kastellan_etcd::discovery::Discovered> {
+    use kastellan_etcd::discovery::{Discovery, Flags, discover};
+    let at = Discovery::new(
+        args.manifests_dir
+            .clone()
+            .unwrap_or_else(|| default_manifests.to_path_buf()),
+    );
+    let flags = Flags {
+        endpoints: args.endpoints.clone(),
+        tls: TlsFiles::from_flags(args.cacert.clone(), args.cert.clone(), args.key.clone())?,
+    };
+    Ok(discover(flags, &at)?)
+}
+
+/// The timeouts the flags ask for.
+pub(crate) fn timeouts(args: &EtcdConnectArgs) -> Timeouts {
+    let t = std::time::Duration::from_secs(args.etcd_timeout.max(1));
+    Timeouts {
+        connect: t,
+        request: t,
+        stream_idle: t.max(std::time::Duration::from_secs(30)),
+    }
+}
+
+/// Chooses a member, tells which, and streams its snapshot into `file` with a progress
+/// bar on a terminal.
+pub(crate) async fn save_snapshot(
+    found: &kastellan_etcd::discovery::Discovered,
+    timeouts: Timeouts,
+    file: &Path,
+    force: bool,
+    printer: &Printer,
+) -> Result<(kastellan_etcd::Choice, kastellan_etcd::snapshot::Saved)> {
+    let cluster = Cluster::new(found.target.clone(), timeouts)?;
+    let (choice, _) = cluster
+        .choose_for_snapshot(found.endpoints_discovered())
+        .await?;
+    printer.note(format!("snapshot from {}", choice.describe()));
+    let stream = cluster
+        .snapshot_client(&choice.endpoint)
+        .await?
+        .snapshot()
+        .await?;
+    let bar = printer.bytes_progress(None, "etcd snapshot");
+    let mut on_progress = |p: kastellan_etcd::snapshot::Progress| {
+        if let (Some(t), None) = (p.total, bar.length()) {
+            bar.set_length(t);
+        }
+        bar.set_position(p.received);
+    };
+    let saved = kastellan_etcd::snapshot::save(
+        stream,
+        file,
+        kastellan_etcd::snapshot::SaveOptions { force },
+        &mut on_progress,
+    )
+    .await;
+    bar.finish_and_clear();
+    Ok((choice, saved?))
+}
+
+fn save(args: &SnapshotSaveArgs, printer: &Printer) -> Result<Outcome> {
+    let found = discover(
+        &args.etcd,
+        Path::new(kastellan_etcd::discovery::DEFAULT_MANIFESTS_DIR),
+    )?;
+    let (choice, saved) = super::runtime()?.block_on(save_snapshot(
+        &found,
+        timeouts(&args.etcd),
+        &args.file,
+        args.force,
+        printer,
+    ))?;
+    printer.report(&SaveReport {
+        file: saved.path.clone(),
+        endpoint: saved.endpoint.clone(),
+        member: MemberReport {
+            id: format!("{:x}", choice.member_id),
+            name: choice.name.clone(),
+            role: choice.role.to_string(),
+            version: choice.status.version.clone(),
+        },
+        size: saved.size,
+        sha256: saved.sha256.clone(),
+        elapsed_seconds: saved.elapsed.as_secs_f64(),
+        hash: saved.status.hash,
+        revision: saved.status.revision,
+        total_key: saved.status.total_key,
+        total_size: saved.status.total_size,
+    })?;
+    Ok(Outcome::Ok)
+}
+
+/// The member a snapshot came from.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MemberReport {
+    id: String,
+    name: Option<String>,
+    role: String,
+    version: String,
+}
+
+/// The document `etcd snapshot save` prints.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SaveReport {
+    file: PathBuf,
+    endpoint: String,
+    member: MemberReport,
+    size: u64,
+    sha256: String,
+    elapsed_seconds: f64,
+    hash: u32,
+    revision: i64,
+    total_key: u64,
+    total_size: u64,
+}
+
+impl Report for SaveReport {
+    fn render(&self, out: &mut String, style: &Style) {
+        let rate = if self.elapsed_seconds > 0.0 {
+            format!(
+                ", {}/s",
+                human_bytes((self.size as f64 / self.elapsed_seconds) as u64)
+            )
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "{}",
+            style.good(&format!(
+                "saved {} ({}{rate}, sha256 checked, verified)",
+                self.file.display(),
+                human_bytes(self.size)
+            ))
+        );
+        let _ = writeln!(
+            out,
+            "from member {} ({}, {}, etcd {}) at {}",
+            self.member.name.as_deref().unwrap_or("?"),
+            self.member.id,
+            self.member.role,
+            self.member.version,
+            self.endpoint
+        );
+        out.push('\n');
+        let mut t = Table::new(["HASH", "REVISION", "TOTAL KEYS", "TOTAL SIZE"]);
+        t.row([
+            format!("{:x}", self.hash),
+            self.revision.to_string(),
+            self.total_key.to_string(),
+            human_bytes(self.total_size),
+        ]);
+        t.render_into(out);
     }
 }
 

@@ -1,5 +1,6 @@
 //! One module per command group; `run` dispatches to them.
 
+mod backup;
 mod certs;
 mod etcd;
 mod exporter;
@@ -20,6 +21,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<Outcome> {
         Command::Generate(cmd) => generate::run(cmd),
         Command::Certs(cmd) => certs::run(cmd, printer),
         Command::Etcd(cmd) => etcd::run(cmd, printer),
+        Command::Backup(cmd) => backup::run(cmd, &cli.global, printer),
         Command::Status(args) => status::run(args, &cli.global, printer),
         Command::Exporter(args) => exporter::run(args, &cli.global, printer),
     }

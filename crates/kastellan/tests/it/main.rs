@@ -4,8 +4,11 @@
 //! cached kubeadm and root for its `--rootfs`.
 #![allow(clippy::unwrap_used)] // tests fail loudly on unexpected errors
 
+mod backup;
 mod certs;
 mod cli;
+mod etcd_restore;
+mod etcd_save;
 mod lab;
 mod status;
 
