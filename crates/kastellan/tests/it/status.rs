@@ -566,3 +566,70 @@ fn cli_status_without_a_reachable_cluster_exits_2_or_1_with_the_reason() {
     );
     assert!(all.contains("/nonexistent/kubeconfig"), "{all}");
 }
+
+#[test]
+fn cli_status_watch_prints_one_document_per_refresh() {
+    let _ports = HOST_PORTS.lock().unwrap_or_else(|p| p.into_inner());
+    let d = tempfile::tempdir().unwrap();
+    let out = kastellan()
+        .args([
+            "status",
+            "--local",
+            "--node",
+            "n1",
+            "--probe-timeout",
+            "1",
+            "--watch",
+            "--interval",
+            "1",
+            "--count",
+            "2",
+            "-o",
+            "json",
+            "--manifests-dir",
+        ])
+        .arg(d.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let docs: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(docs.len(), 2, "{text}");
+    assert_ne!(
+        docs[0]["checked_at"], docs[1]["checked_at"],
+        "each refresh checks again"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the exit code is the last refresh's verdict"
+    );
+
+    // Human form: a header per refresh; nothing changed, so no row is marked.
+    let out = kastellan()
+        .args([
+            "status",
+            "--local",
+            "--node",
+            "n1",
+            "--probe-timeout",
+            "1",
+            "--watch",
+            "--interval",
+            "1",
+            "--count",
+            "2",
+            "--manifests-dir",
+        ])
+        .arg(d.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("refresh 1 at") && text.contains("refresh 2 at"),
+        "{text}"
+    );
+    assert!(!text.contains("(was "), "{text}");
+}
