@@ -28,6 +28,8 @@ mod error;
 pub mod etcd;
 pub mod fault;
 mod file;
+pub mod kube;
+pub mod mvcc;
 pub mod trailer;
 
 use std::collections::BTreeMap;
