@@ -89,6 +89,20 @@ pub struct Verified {
 
 /// Verifies a bundle; on success records it in the sidecar (creating one if missing).
 pub fn verify(bundle: &Path, decryption: &Decryption) -> Result<Verified> {
+    verify_keeping(bundle, decryption, None)
+}
+
+/// Verifies a bundle like [`verify`] and copies its (checked) etcd snapshot to
+/// `snapshot_to` (created, mode 0600; it must not exist).
+pub fn verify_and_extract(
+    bundle: &Path,
+    decryption: &Decryption,
+    snapshot_to: &Path,
+) -> Result<Verified> {
+    verify_keeping(bundle, decryption, Some(snapshot_to))
+}
+
+fn verify_keeping(bundle: &Path, decryption: &Decryption, keep: Option<&Path>) -> Result<Verified> {
     let corrupt = |message: String| Error::Corrupt {
         path: bundle.to_path_buf(),
         message,
@@ -227,6 +241,17 @@ pub fn verify(bundle: &Path, decryption: &Decryption) -> Result<Verified> {
         )));
     }
 
+    if let Some(to) = keep {
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(to)
+            .map_err(io_err("creating", to))?;
+        let mut from = std::fs::File::open(&snap_path).map_err(io_err("reading", &snap_path))?;
+        std::io::copy(&mut from, &mut out).map_err(io_err("writing", to))?;
+        out.sync_all().map_err(io_err("fsync", to))?;
+    }
     let now = jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string();

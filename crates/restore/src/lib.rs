@@ -34,6 +34,7 @@ pub mod bbolt;
 pub mod cluster;
 mod error;
 pub mod gojson;
+pub mod procedure;
 pub mod proto;
 pub mod snap;
 pub mod stage;
