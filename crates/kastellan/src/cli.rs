@@ -90,6 +90,86 @@ pub enum Command {
 
     /// Serve the status as Prometheus metrics (run it on every control-plane node).
     Exporter(ExporterArgs),
+
+    /// Restore the control plane from an etcd snapshot or a backup bundle: stop the
+    /// apiserver, controller-manager, scheduler and etcd (their manifests go to a holding
+    /// dir), restore into a fresh data dir, point etcd.yaml at it, start everything again.
+    ///
+    /// Resumable (--resume); --dry-run prints every step with its paths.
+    Restore(RestoreArgs),
+}
+
+/// Arguments of `restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The etcd snapshot to restore (checked: sha256 trailer, structure).
+    #[arg(long, value_name = "FILE", required_unless_present_any = ["bundle", "resume", "node_facts"], conflicts_with = "bundle")]
+    pub snapshot: Option<PathBuf>,
+    /// A backup bundle (`kastellan backup create`): verified, its snapshot restored.
+    #[arg(long, value_name = "BUNDLE")]
+    pub bundle: Option<PathBuf>,
+    /// age identity file for a bundle encrypted to a recipient.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "bundle",
+        conflicts_with = "passphrase_file"
+    )]
+    pub identity: Option<PathBuf>,
+    /// Passphrase file for a passphrase-encrypted bundle.
+    #[arg(long, value_name = "FILE", requires = "bundle")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Print the plan (every step, file and path) and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do it (the restore replaces the cluster's state with the snapshot's).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Resume the run recorded in the state file.
+    #[arg(long, conflicts_with_all = ["snapshot", "bundle", "dry_run"])]
+    pub resume: bool,
+    /// The static pod manifests directory.
+    #[arg(long, value_name = "DIR", default_value = "/etc/kubernetes/manifests")]
+    pub manifests_dir: PathBuf,
+    /// Where the fresh data dir `etcd-restore-<timestamp>` is created.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "KASTELLAN_RESTORE_DIR_PARENT",
+        default_value = "/var/lib"
+    )]
+    pub restore_dir_parent: PathBuf,
+    /// The state file (default: `kastellan-held/restore-state.json` beside the
+    /// manifests dir).
+    #[arg(long, value_name = "FILE")]
+    pub state_file: Option<PathBuf>,
+    /// How long to wait for each component to stop or become healthy, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 180)]
+    pub timeout: u64,
+    /// Restore every control-plane node with the same snapshot and initial cluster.
+    #[arg(long, requires = "node_access")]
+    pub all_nodes: bool,
+    /// How to reach the nodes with --all-nodes: `lab` (kastellan lab exec) or `ssh`.
+    #[arg(long, value_name = "HOW", value_parser = ["lab", "ssh"])]
+    pub node_access: Option<String>,
+    /// The control-plane nodes for --node-access ssh (comma-separated host names).
+    #[arg(long, value_name = "NODES", value_delimiter = ',')]
+    pub nodes: Vec<String>,
+    /// kastellan's path on the nodes for --node-access ssh.
+    #[arg(long, value_name = "PATH", default_value = "kastellan")]
+    pub remote_kastellan: String,
+    /// (multi-member) Run this node's phases up to and including PHASE.
+    #[arg(long, value_name = "PHASE", hide = true)]
+    pub node_step: Option<String>,
+    /// (multi-member) The run id shared by every node.
+    #[arg(long, value_name = "ID", hide = true)]
+    pub run_id: Option<String>,
+    /// (multi-member) The new cluster's --initial-cluster.
+    #[arg(long, value_name = "CLUSTER", hide = true)]
+    pub initial_cluster: Option<String>,
+    /// (multi-member) Print this node's `name=peer-urls` and exit.
+    #[arg(long, hide = true)]
+    pub node_facts: bool,
 }
 
 /// How status is gathered (shared by `status` and `exporter`).
@@ -308,6 +388,34 @@ pub enum SnapshotCommand {
     /// (--print-member-commands prints the command for each). Exit 0 done (or planned
     /// with --dry-run), 2 refused or failed.
     Restore(SnapshotRestoreArgs),
+    /// Show what a snapshot holds as Kubernetes sees it (read-only, no etcd needed).
+    ///
+    /// Builds the live keyspace (each key's latest revision, deleted keys left out) and
+    /// counts objects by resource and namespace, with their bytes. With --key or
+    /// --prefix, prints the objects as YAML: Kubernetes protobuf (the common built-in
+    /// kinds in full, others as apiVersion, kind and metadata) and JSON (custom
+    /// resources); values encrypted at rest are named with their provider and key,
+    /// never decoded; other bytes as a length and hex preview. Exit 0 done, 1 no key
+    /// matched --key/--prefix, 2 unreadable or not a snapshot.
+    Inspect(SnapshotInspectArgs),
+}
+
+/// Arguments of `etcd snapshot inspect`.
+#[derive(Debug, Args)]
+pub struct SnapshotInspectArgs {
+    /// The snapshot: a file from `etcdctl snapshot save`, or a copy of member/snap/db.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Print the object stored under this key (e.g. /registry/configmaps/NS/NAME).
+    #[arg(long, value_name = "KEY", conflicts_with = "prefix")]
+    pub key: Option<String>,
+    /// Print every object whose key starts with PREFIX (e.g. /registry/secrets/NS/).
+    #[arg(long, value_name = "PREFIX")]
+    pub prefix: Option<String>,
+    /// The revision to look at: `latest`, or a main revision not older than the
+    /// snapshot's compaction.
+    #[arg(long, value_name = "REV", default_value = "latest")]
+    pub revision: String,
 }
 
 /// How to reach etcd: flags, or discovery from kubeadm's static pod manifests.

@@ -73,7 +73,11 @@ pub(crate) fn node_command(node: &str, args: &[&str]) -> Result<Command> {
         .args(["lab", "__enter", "--node", node, "--"])
         .args(args)
         .env("KASTELLAN_LAB_DIR", lab_dir())
-        .env("KASTELLAN_CACHE", crate::cache_dir());
+        .env("KASTELLAN_CACHE", crate::cache_dir())
+        .env(
+            "KASTELLAN_RESTORE_DIR_PARENT",
+            crate::spec::RESTORE_DIR_PARENT,
+        );
     Ok(cmd)
 }
 

@@ -146,8 +146,18 @@ pub(crate) fn node_binds(node: &str) -> Vec<(PathBuf, PathBuf)> {
             d.join("var-lib-kube-proxy"),
             PathBuf::from("/var/lib/kube-proxy"),
         ),
+        // Where `kastellan restore` puts a node's fresh etcd data dir (commands run in a
+        // node get KASTELLAN_RESTORE_DIR_PARENT pointing here): a new dir under the
+        // node's /var/lib would land on the host's /var/lib, shared by every node.
+        (
+            d.join("var-lib-kastellan-restore"),
+            PathBuf::from(RESTORE_DIR_PARENT),
+        ),
     ]
 }
+
+/// The per-node parent of restored etcd data dirs inside a lab node.
+pub const RESTORE_DIR_PARENT: &str = "/var/lib/kastellan-restore";
 
 /// What runs: saved as `lab.json` in the lab directory.
 #[derive(Debug, Clone, Serialize, Deserialize)]

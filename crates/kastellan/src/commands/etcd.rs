@@ -27,6 +27,7 @@ use serde::Serialize;
 use crate::Outcome;
 use crate::cli::{EtcdCommand, EtcdConnectArgs, SnapshotCommand, SnapshotSaveArgs};
 
+mod inspect;
 mod restore;
 
 /// Runs `kastellan etcd ...`.
@@ -40,6 +41,7 @@ pub fn run(cmd: EtcdCommand, printer: &Printer) -> Result<Outcome> {
         }
         EtcdCommand::Snapshot(SnapshotCommand::Save(args)) => save(&args, printer),
         EtcdCommand::Snapshot(SnapshotCommand::Restore(args)) => restore::run(args, printer),
+        EtcdCommand::Snapshot(SnapshotCommand::Inspect(args)) => inspect::run(&args, printer),
     }
 }
 
@@ -483,7 +485,7 @@ impl Report for SnapshotReport {
 }
 
 /// Sizes as etcd prints them (go-humanize `Bytes`: SI units, one decimal below 10).
-fn human_bytes(n: u64) -> String {
+pub(crate) fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
     if n < 10 {
         return format!("{n} B");

@@ -6,6 +6,7 @@ mod etcd;
 mod exporter;
 mod generate;
 mod lab;
+mod restore;
 mod status;
 
 use anyhow::Result;
@@ -24,6 +25,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<Outcome> {
         Command::Backup(cmd) => backup::run(cmd, &cli.global, printer),
         Command::Status(args) => status::run(args, &cli.global, printer),
         Command::Exporter(args) => exporter::run(args, &cli.global, printer),
+        Command::Restore(args) => restore::run(args, printer),
     }
 }
 

@@ -9,7 +9,10 @@ mod certs;
 mod cli;
 mod etcd_restore;
 mod etcd_save;
+mod inspect;
 mod lab;
+mod restore;
+mod snapshot_cli;
 mod status;
 
 use std::path::PathBuf;

@@ -1,0 +1,432 @@
+//! `kastellan restore`: the control-plane restore procedure of `kastellan-restore`
+//! (`procedure`), on this node or, with `--all-nodes`, on every control-plane node
+//! phase by phase (through `kastellan lab exec` or `ssh`).
+//!
+//! JSON (`-o json`): `{"dryRun", "plan": {...}, "done": [phases]}`.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use kastellan_printer::{Printer, Report, Style};
+use kastellan_restore::procedure::{self, Lock, Phase, Plan, ProcedureRequest, Run};
+use serde::Serialize;
+
+use crate::Outcome;
+use crate::cli::RestoreArgs;
+
+/// Runs `restore`.
+pub fn run(args: RestoreArgs, printer: &Printer) -> Result<Outcome> {
+    let state_file = args.state_file.clone().unwrap_or_else(|| {
+        args.manifests_dir
+            .parent()
+            .unwrap_or(Path::new("/etc/kubernetes"))
+            .join("kastellan-held/restore-state.json")
+    });
+    let holding_root = state_file
+        .parent()
+        .unwrap_or(Path::new("/etc/kubernetes/kastellan-held"))
+        .to_path_buf();
+    let timeout = Duration::from_secs(args.timeout);
+    if args.node_facts {
+        let text = std::fs::read_to_string(args.manifests_dir.join(procedure::ETCD_MANIFEST))
+            .with_context(|| format!("reading {}/etcd.yaml", args.manifests_dir.display()))?;
+        let name = procedure::manifest_flag(&text, "name").context("etcd.yaml: no --name")?;
+        let urls = procedure::manifest_flag(&text, "initial-advertise-peer-urls")
+            .context("etcd.yaml: no --initial-advertise-peer-urls")?;
+        println!("{name}={urls}");
+        return Ok(Outcome::Ok);
+    }
+    if args.resume {
+        let lock = Lock::take(&state_file)?;
+        let run = Run::resume(&state_file, lock, timeout)?;
+        return drive(run, None, printer);
+    }
+    if !args.dry_run && !args.yes {
+        bail!(
+            "kastellan restore replaces the cluster's state with the snapshot's and restarts the control plane; pass --yes to do it, or --dry-run to see the plan"
+        );
+    }
+
+    // The snapshot: given, or checked out of the bundle.
+    let (snapshot, _scratch) = snapshot_file(&args, &holding_root)?;
+    let spinner = printer.spinner("checking the snapshot");
+    let checked = kastellan_restore::Source::open(&snapshot, false).and_then(|s| s.verify_hash());
+    spinner.finish_and_clear();
+    checked?;
+
+    if args.all_nodes {
+        return all_nodes(&args, &snapshot, printer);
+    }
+
+    let run_id = args.run_id.clone().unwrap_or_else(run_id);
+    let req = ProcedureRequest {
+        snapshot: snapshot.clone(),
+        run_id: run_id.clone(),
+        restore_dir_parent: args.restore_dir_parent.clone(),
+        holding_root,
+        initial_cluster: args.initial_cluster.clone(),
+        all_nodes: args.node_step.is_some(),
+    };
+    let until = match args.node_step.as_deref() {
+        None => None,
+        Some(s) => Some(Phase::parse(s).with_context(|| {
+            format!(
+                "--node-step {s}: not a phase ({})",
+                Phase::ALL.map(Phase::name).join(", ")
+            )
+        })?),
+    };
+    // A node step of a run already under way resumes it.
+    if until.is_some()
+        && let Some(state) = procedure::State::load(&state_file)?
+        && state.plan.run_id == run_id
+    {
+        let lock = Lock::take(&state_file)?;
+        let run = Run::resume(&state_file, lock, timeout)?;
+        return drive(run, until, printer);
+    }
+    let facts = procedure::gather(&args.manifests_dir, &args.restore_dir_parent, &snapshot)?;
+    let plan = procedure::plan(&facts, &req)?;
+    if args.dry_run {
+        printer.report(&RestoreReport {
+            dry_run: true,
+            plan,
+            done: Vec::new(),
+        })?;
+        return Ok(Outcome::Ok);
+    }
+    if _scratch.is_some() {
+        // The snapshot from a bundle must outlive a crash: keep it in the holding dir.
+        std::fs::create_dir_all(&plan.holding_dir)?;
+    }
+    if plan.new_data_dir.exists() {
+        return Err(procedure::ProcedureError::TargetExists {
+            path: plan.new_data_dir.clone(),
+        }
+        .into());
+    }
+    let plan = keep_snapshot(plan, &snapshot, _scratch.is_some())?;
+    let lock = Lock::take(&state_file)?;
+    let run = Run::start(plan, &state_file, lock, timeout)?;
+    drive(run, until, printer)
+}
+
+/// Runs the phases of `run` (up to `until`, or all) and reports.
+fn drive(mut run: Run, until: Option<Phase>, printer: &Printer) -> Result<Outcome> {
+    let probe = HttpProbe::new()?;
+    loop {
+        if let (Some(u), Some(next)) = (until, run.next())
+            && next > u
+        {
+            break;
+        }
+        if until.is_some() && run.next().is_none() {
+            run.finish()?;
+            break;
+        }
+        let label = run.next().map(|p| p.to_string()).unwrap_or_default();
+        let spinner = printer.spinner(&label);
+        let r = run.phase(&probe);
+        spinner.finish_and_clear();
+        match r? {
+            Some(p) => printer.note(format!("done: {p}")),
+            None => break,
+        }
+    }
+    printer.report(&RestoreReport {
+        dry_run: false,
+        plan: run.state().plan.clone(),
+        done: run.state().done.clone(),
+    })?;
+    Ok(Outcome::Ok)
+}
+
+/// With a bundle the snapshot is extracted to a scratch file: copy it next to the held
+/// manifests so a resumed run finds it.
+fn keep_snapshot(mut plan: Plan, snapshot: &Path, from_bundle: bool) -> Result<Plan> {
+    if from_bundle {
+        let to = plan.holding_dir.join("snapshot.db");
+        std::fs::copy(snapshot, &to)
+            .with_context(|| format!("copying the snapshot to {}", to.display()))?;
+        plan.snapshot = to;
+    }
+    Ok(plan)
+}
+
+/// The snapshot to restore: `--snapshot`, or the one in `--bundle` (verified, extracted
+/// into a scratch dir that lives as long as the returned guard).
+fn snapshot_file(
+    args: &RestoreArgs,
+    holding_root: &Path,
+) -> Result<(PathBuf, Option<tempfile_guard::Guard>)> {
+    if let Some(s) = &args.snapshot {
+        return Ok((s.clone(), None));
+    }
+    let Some(bundle) = &args.bundle else {
+        bail!("give --snapshot FILE or --bundle BUNDLE");
+    };
+    let decryption = match (&args.identity, &args.passphrase_file) {
+        (Some(i), _) => kastellan_bundle::Decryption::IdentityFile(i.clone()),
+        (None, Some(p)) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading passphrase file {}", p.display()))?;
+            let line = text.lines().next().unwrap_or("").to_string();
+            anyhow::ensure!(!line.is_empty(), "{}: empty passphrase", p.display());
+            kastellan_bundle::Decryption::Passphrase(line.into())
+        }
+        (None, None) => kastellan_bundle::Decryption::None,
+    };
+    let guard = tempfile_guard::Guard::new(holding_root)?;
+    let to = guard.path().join("snapshot.db");
+    kastellan_bundle::verify_and_extract(bundle, &decryption, &to)
+        .with_context(|| format!("bundle {}", bundle.display()))?;
+    Ok((to, Some(guard)))
+}
+
+mod tempfile_guard {
+    //! A scratch dir removed on drop.
+    use std::path::{Path, PathBuf};
+
+    /// The guard.
+    #[derive(Debug)]
+    pub struct Guard(PathBuf);
+
+    impl Guard {
+        /// Creates `<parent>/.bundle-<pid>`.
+        pub fn new(parent: &Path) -> anyhow::Result<Guard> {
+            let p = parent.join(format!(".bundle-{}", std::process::id()));
+            std::fs::create_dir_all(&p)?;
+            Ok(Guard(p))
+        }
+        /// Its path.
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// A run id: the UTC time, `YYYYMMDDTHHMMSSZ`.
+fn run_id() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y%m%dT%H%M%SZ")
+        .to_string()
+}
+
+/// The HTTP(S) probes, through the status crate's client.
+struct HttpProbe {
+    get: Box<Get>,
+}
+
+/// GETs a URL: (HTTP status, body).
+type Get = dyn Fn(&str) -> (Option<u16>, String);
+
+impl HttpProbe {
+    fn new() -> Result<HttpProbe> {
+        let rt = super::runtime()?;
+        let client = kastellan_health::probe::client(Duration::from_secs(3));
+        Ok(HttpProbe {
+            get: Box::new(move |url| {
+                let a = rt.block_on(kastellan_health::probe::get(&client, url));
+                (a.status, a.body)
+            }),
+        })
+    }
+}
+
+impl procedure::Probe for HttpProbe {
+    fn etcd_healthy(&self, url: &str) -> bool {
+        let (status, body) = (self.get)(url);
+        status == Some(200) && body.replace(' ', "").contains("\"health\":\"true\"")
+    }
+
+    fn apiserver_ready(&self, port: u16) -> bool {
+        let (status, _) = (self.get)(&format!("https://127.0.0.1:{port}/readyz"));
+        status == Some(200)
+    }
+}
+
+/// How a command reaches a node.
+fn node_command(access: &str, node: &str, remote: &str, args: &[String]) -> Result<Command> {
+    Ok(match access {
+        "lab" => {
+            let exe = std::env::current_exe().context("locating the kastellan binary")?;
+            let mut c = Command::new(&exe);
+            c.args(["lab", "exec", node, "--"]).arg(&exe).args(args);
+            c
+        }
+        _ => {
+            let mut c = Command::new("ssh");
+            let line: Vec<String> = std::iter::once(remote.to_string())
+                .chain(args.iter().cloned())
+                .map(|a| kastellan_restore::shell_quote(&a))
+                .collect();
+            c.arg(node).arg("--").arg(line.join(" "));
+            c
+        }
+    })
+}
+
+/// Runs every phase on every node, each phase on all nodes before the next one: all
+/// apiservers stop before any etcd does, every member is restored from the same file
+/// with the same initial cluster, every etcd starts before any waits for health.
+fn all_nodes(args: &RestoreArgs, snapshot: &Path, printer: &Printer) -> Result<Outcome> {
+    let access = args.node_access.as_deref().unwrap_or("lab");
+    let nodes: Vec<String> = if access == "lab" {
+        let state = kastellan_lab::LabState::load()?
+            .context("--node-access lab: no lab is up (kastellan lab up)")?;
+        state
+            .nodes
+            .iter()
+            .filter(|n| n.node.role == kastellan_lab::NodeRole::ControlPlane)
+            .map(|n| n.node.name.clone())
+            .collect()
+    } else {
+        anyhow::ensure!(
+            !args.nodes.is_empty(),
+            "--node-access ssh needs --nodes a,b,c"
+        );
+        args.nodes.clone()
+    };
+    let snapshot = std::fs::canonicalize(snapshot)
+        .with_context(|| format!("resolving {}", snapshot.display()))?;
+    let mut members = Vec::new();
+    for n in &nodes {
+        let out = node_command(
+            access,
+            n,
+            &args.remote_kastellan,
+            &[
+                "restore".into(),
+                "--node-facts".into(),
+                "--manifests-dir".into(),
+                args.manifests_dir.display().to_string(),
+            ],
+        )?
+        .output()
+        .with_context(|| format!("{n}: running kastellan restore --node-facts"))?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{n}: reading etcd.yaml failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        members.push(String::from_utf8_lossy(&out.stdout).trim().to_string());
+    }
+    let initial_cluster = members.join(",");
+    let run_id = args.run_id.clone().unwrap_or_else(run_id);
+    printer.note(format!(
+        "restoring {} on {} with --initial-cluster {initial_cluster} (run {run_id})",
+        snapshot.display(),
+        nodes.join(", ")
+    ));
+    let mut base: Vec<String> = vec![
+        "restore".into(),
+        "--snapshot".into(),
+        snapshot.display().to_string(),
+        "--run-id".into(),
+        run_id.clone(),
+        "--initial-cluster".into(),
+        initial_cluster.clone(),
+        "--manifests-dir".into(),
+        args.manifests_dir.display().to_string(),
+        "--timeout".into(),
+        args.timeout.to_string(),
+        "--yes".into(),
+        "--quiet".into(),
+    ];
+    if args.dry_run {
+        base.push("--dry-run".into());
+        for n in &nodes {
+            let mut a = base.clone();
+            a.extend(["--node-step".into(), Phase::WaitApiserver.name().into()]);
+            let status = node_command(access, n, &args.remote_kastellan, &a)?
+                .arg("--output=table")
+                .status()?;
+            anyhow::ensure!(status.success(), "{n}: the dry run failed");
+        }
+        return Ok(Outcome::Ok);
+    }
+    for phase in Phase::ALL {
+        for n in &nodes {
+            let mut a = base.clone();
+            a.extend(["--node-step".into(), phase.name().into()]);
+            let out = node_command(access, n, &args.remote_kastellan, &a)?
+                .output()
+                .with_context(|| format!("{n}: running phase {phase}"))?;
+            if !out.status.success() {
+                bail!(
+                    "{n}: phase {phase} failed: {}\nFix the cause, then run the same command again on every node with --node-step (or `kastellan restore --resume` on {n})",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+            printer.note(format!("{n}: {phase} done"));
+        }
+    }
+    printer.note(format!(
+        "restored {} members from {}",
+        nodes.len(),
+        snapshot.display()
+    ));
+    Ok(Outcome::Ok)
+}
+
+/// The report.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RestoreReport {
+    dry_run: bool,
+    plan: Plan,
+    done: Vec<Phase>,
+}
+
+impl Report for RestoreReport {
+    fn render(&self, out: &mut String, style: &Style) {
+        let p = &self.plan;
+        let head = if self.dry_run {
+            format!(
+                "would restore {} on member {} (run {})",
+                p.snapshot.display(),
+                p.name,
+                p.run_id
+            )
+        } else if self.done.len() == p.steps.len() {
+            format!(
+                "restored {} on member {}: etcd now uses {} ({} is untouched)",
+                p.snapshot.display(),
+                p.name,
+                p.new_data_dir.display(),
+                p.old_data_dir.display()
+            )
+        } else {
+            format!(
+                "restore run {} on member {}: {} of {} phases done",
+                p.run_id,
+                p.name,
+                self.done.len(),
+                p.steps.len()
+            )
+        };
+        let _ = writeln!(out, "{}", style.good(&head));
+        for (i, s) in p.steps.iter().enumerate() {
+            let mark = if self.done.contains(&s.phase) {
+                "done"
+            } else if self.dry_run {
+                "plan"
+            } else {
+                "todo"
+            };
+            let _ = writeln!(out, "{}. {} [{mark}]", i + 1, s.phase);
+            for a in &s.actions {
+                let _ = writeln!(out, "   {a}");
+            }
+        }
+    }
+}

@@ -1,0 +1,535 @@
+//! `kastellan restore`: tier `lab_` restores the real lab's control plane (one control
+//! plane with etcd 3.4 and 3.5, three control planes with one file), tier `cli_` the
+//! refusals and the dry run on temp dirs without a lab.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use crate::{kastellan, kubectl, lab_lock};
+
+const NODES: &str = "/var/lib/kastellan/lab/nodes";
+
+struct LabGuard;
+
+impl Drop for LabGuard {
+    fn drop(&mut self) {
+        let _ = kastellan().args(["lab", "down"]).status();
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn ok(what: &str, out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{what}: exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+fn exe() -> PathBuf {
+    PathBuf::from(assert_cmd::cargo::cargo_bin!("kastellan"))
+}
+
+fn lab_exec(node: &str, args: &[&str]) -> Output {
+    kastellan()
+        .args(["lab", "exec", node, "--"])
+        .arg(exe())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn kubectl_ok(args: &[&str]) -> String {
+    ok(
+        &format!("kubectl {args:?}"),
+        kubectl().args(args).output().unwrap(),
+    )
+}
+
+/// Retries `kubectl` until it succeeds (the apiserver comes back after a restore).
+fn kubectl_eventually(args: &[&str], limit: Duration) -> String {
+    let start = Instant::now();
+    loop {
+        let out = kubectl().args(args).output().unwrap();
+        if out.status.success() {
+            return text(&out.stdout);
+        }
+        assert!(
+            start.elapsed() < limit,
+            "kubectl {args:?}: {}",
+            text(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+fn lab_up(control_planes: &str, etcd: &str) -> LabGuard {
+    let pre = kastellan().args(["lab", "status"]).output().unwrap();
+    assert!(
+        !pre.status.success() && text(&pre.stderr).contains("no lab is up"),
+        "a lab is already up on this machine; run `kastellan lab down` before the lab tests"
+    );
+    let guard = LabGuard;
+    ok(
+        "lab up",
+        kastellan()
+            .args([
+                "lab",
+                "up",
+                "--control-planes",
+                control_planes,
+                "--etcd",
+                etcd,
+                "--timeout",
+                "300",
+            ])
+            .output()
+            .unwrap(),
+    );
+    guard
+}
+
+fn create_objects() {
+    kubectl_ok(&["create", "namespace", "restore-a"]);
+    kubectl_ok(&["create", "namespace", "restore-b"]);
+    kubectl_ok(&[
+        "-n",
+        "restore-a",
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx",
+    ]);
+    kubectl_ok(&[
+        "-n",
+        "restore-a",
+        "create",
+        "configmap",
+        "cfg",
+        "--from-literal=k=v1",
+    ]);
+    kubectl_ok(&[
+        "-n",
+        "restore-a",
+        "create",
+        "secret",
+        "generic",
+        "sec",
+        "--from-literal=pw=s3cret",
+    ]);
+}
+
+fn assert_objects_back() {
+    let limit = Duration::from_secs(120);
+    kubectl_eventually(&["get", "namespace", "restore-a"], limit);
+    let cm = kubectl_eventually(
+        &[
+            "-n",
+            "restore-a",
+            "get",
+            "configmap",
+            "cfg",
+            "-o",
+            "jsonpath={.data.k}",
+        ],
+        limit,
+    );
+    assert_eq!(cm, "v1");
+    let pw = kubectl_eventually(
+        &[
+            "-n",
+            "restore-a",
+            "get",
+            "secret",
+            "sec",
+            "-o",
+            "jsonpath={.data.pw}",
+        ],
+        limit,
+    );
+    assert_eq!(pw, "czNjcmV0"); // base64 of s3cret
+    kubectl_eventually(&["-n", "restore-a", "get", "deployment", "web"], limit);
+    // Created after the snapshot: gone.
+    let out = kubectl()
+        .args(["get", "namespace", "after-snap"])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "after-snap should not exist after the restore"
+    );
+}
+
+fn save_snapshot(node: &str, file: &Path) {
+    let _ = std::fs::remove_file(file);
+    ok(
+        "etcd snapshot save",
+        lab_exec(
+            node,
+            &["etcd", "snapshot", "save", &file.display().to_string()],
+        ),
+    );
+}
+
+fn status_healthy(limit: Duration) {
+    let start = Instant::now();
+    loop {
+        let out = kastellan()
+            .args([
+                "status",
+                "--kubeconfig",
+                "/var/lib/kastellan/lab/admin.conf",
+            ])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            return;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "kastellan status after the restore: {}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_secs(3));
+    }
+}
+
+fn one_control_plane(etcd: &str) {
+    let _guard = lab_up("1", etcd);
+    create_objects();
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("snap.db");
+    save_snapshot("cp1", &snap);
+    kubectl_ok(&["delete", "namespace", "restore-a", "--wait=false"]);
+    kubectl_ok(&["create", "namespace", "after-snap"]);
+
+    // A crash after the restore phase, then --resume.
+    let snap_s = snap.display().to_string();
+    let crashed = kastellan()
+        .args(["lab", "exec", "cp1", "--"])
+        .arg(exe())
+        .args(["restore", "--snapshot", &snap_s, "--yes"])
+        .env("KASTELLAN_RESTORE_CRASH_AFTER", "restore")
+        .output()
+        .unwrap();
+    assert!(!crashed.status.success());
+    assert!(
+        text(&crashed.stderr).contains("crash injected after phase restore"),
+        "{}",
+        text(&crashed.stderr)
+    );
+    // A second restore while one is in progress is refused.
+    let again = lab_exec("cp1", &["restore", "--snapshot", &snap_s, "--yes"]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        text(&again.stderr).contains("a restore is in progress"),
+        "{}",
+        text(&again.stderr)
+    );
+    let resumed = ok(
+        "restore --resume",
+        lab_exec("cp1", &["restore", "--resume"]),
+    );
+    assert!(resumed.contains("restored"), "{resumed}");
+
+    assert_objects_back();
+    status_healthy(Duration::from_secs(120));
+    let node = Path::new(NODES).join("cp1");
+    // The old data dir is untouched, the new one is the node's own.
+    assert!(node.join("var-lib-etcd/member/snap/db").is_file());
+    let restored: Vec<_> = std::fs::read_dir(node.join("var-lib-kastellan-restore"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(restored.len(), 1, "{restored:?}");
+    assert!(restored[0].starts_with("etcd-restore-"));
+    let manifest =
+        std::fs::read_to_string(node.join("etc-kubernetes/manifests/etcd.yaml")).unwrap();
+    assert!(manifest.contains(&format!(
+        "--data-dir=/var/lib/kastellan-restore/{}",
+        restored[0]
+    )));
+    // The holding dir keeps the original etcd.yaml and the finished state.
+    let held = std::fs::read_dir(node.join("etc-kubernetes/kastellan-held"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.path())
+        .next()
+        .unwrap();
+    assert!(held.join("etcd.yaml").is_file());
+    assert!(held.join("restore-state.json").is_file());
+    drop(_guard);
+}
+
+#[test]
+fn lab_restore_one_control_plane_etcd_35() {
+    let _lock = lab_lock();
+    one_control_plane("3.5");
+}
+
+#[test]
+fn lab_restore_one_control_plane_etcd_34() {
+    let _lock = lab_lock();
+    one_control_plane("3.4");
+}
+
+#[test]
+fn lab_restore_three_control_planes_from_one_file() {
+    let _lock = lab_lock();
+    let _guard = lab_up("3", "3.5");
+    create_objects();
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("snap.db");
+    save_snapshot("cp1", &snap);
+    kubectl_ok(&["delete", "namespace", "restore-a", "--wait=false"]);
+    kubectl_ok(&["create", "namespace", "after-snap"]);
+    ok(
+        "restore --all-nodes",
+        kastellan()
+            .args(["restore", "--snapshot"])
+            .arg(&snap)
+            .args(["--all-nodes", "--node-access", "lab", "--yes"])
+            .output()
+            .unwrap(),
+    );
+    assert_objects_back();
+    let etcdctl = |node: &str, args: &[&str]| -> Output {
+        let mut all = vec!["sh", "-c"];
+        let line = format!(
+            "ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key {}",
+            args.join(" ")
+        );
+        all.push(&line);
+        kastellan()
+            .args(["lab", "exec", node, "--"])
+            .args(&all)
+            .output()
+            .unwrap()
+    };
+    let members = ok("member list", etcdctl("cp1", &["member", "list"]));
+    assert_eq!(members.lines().count(), 3, "{members}");
+    assert_eq!(members.matches("started").count(), 3, "{members}");
+    for n in ["cp1", "cp2", "cp3"] {
+        let h = etcdctl(n, &["endpoint", "health"]);
+        assert!(
+            text(&h.stdout).contains("is healthy") || text(&h.stderr).contains("is healthy"),
+            "{n}: {} {}",
+            text(&h.stdout),
+            text(&h.stderr)
+        );
+    }
+    status_healthy(Duration::from_secs(180));
+}
+
+// --- tier cli_: refusals and the dry run, on temp dirs ---
+
+/// A manifests dir like kubeadm's, with the given apiserver port.
+fn node_dir(root: &Path, apiserver_port: u16) -> PathBuf {
+    let m = root.join("kubernetes/manifests");
+    std::fs::create_dir_all(&m).unwrap();
+    std::fs::write(
+        m.join("etcd.yaml"),
+        "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - command:\n    - etcd\n    - --data-dir=/var/lib/etcd\n    - --initial-advertise-peer-urls=https://10.0.0.1:2380\n    - --initial-cluster=cp1=https://10.0.0.1:2380\n    - --listen-client-urls=https://127.0.0.1:1\n    - --listen-metrics-urls=http://127.0.0.1:1\n    - --name=cp1\n    volumeMounts:\n    - mountPath: /var/lib/etcd\n      name: etcd-data\n  volumes:\n  - hostPath:\n      path: /var/lib/etcd\n      type: DirectoryOrCreate\n    name: etcd-data\n",
+    )
+    .unwrap();
+    std::fs::write(
+        m.join("kube-apiserver.yaml"),
+        format!("spec:\n  containers:\n  - command:\n    - kube-apiserver\n    - --secure-port={apiserver_port}\n"),
+    )
+    .unwrap();
+    for n in ["kube-controller-manager.yaml", "kube-scheduler.yaml"] {
+        std::fs::write(m.join(n), "spec: {}\n").unwrap();
+    }
+    m
+}
+
+fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.extend(tree(&p));
+            } else {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// A real snapshot (etcd 3.5 on 127.0.0.1, saved with etcdctl) and the etcd scratch dir.
+fn real_snapshot() -> (kastellan_etcd::testing::EtcdCluster, PathBuf) {
+    use kastellan_etcd::testing::{EtcdCluster, etcd35};
+    let etcd = EtcdCluster::start(&etcd35(), 1);
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(etcd.put_known_data(50, 10));
+    let file = etcd.scratch().join("procedure.db");
+    etcd.etcdctl_snapshot(&etcd.endpoints()[0], &file);
+    (etcd, file)
+}
+
+fn restore_in(root: &Path, snapshot: &Path, extra: &[&str]) -> Output {
+    kastellan()
+        .arg("restore")
+        .arg("--snapshot")
+        .arg(snapshot)
+        .arg("--manifests-dir")
+        .arg(root.join("kubernetes/manifests"))
+        .arg("--restore-dir-parent")
+        .arg(root.join("var-lib"))
+        .args(["--timeout", "2"])
+        .args(extra)
+        .env_remove("KASTELLAN_RESTORE_DIR_PARENT")
+        .output()
+        .unwrap()
+}
+
+fn refused(out: &Output, needle: &str) {
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains(needle),
+        "expected {needle:?} in: {}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn real_etcd_cli_restore_refusals_change_nothing() {
+    let (_etcd, snap) = real_snapshot();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    std::fs::create_dir_all(root.join("var-lib")).unwrap();
+    // An apiserver that will not stop: something else listens on its port.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let manifests = node_dir(root, port);
+    let before = tree(root);
+
+    // Hash mismatch: one byte of the content changed.
+    let bad = root.join("bad.db");
+    let mut bytes = std::fs::read(&snap).unwrap();
+    bytes[5000] ^= 0xff;
+    std::fs::write(&bad, &bytes).unwrap();
+    let before_bad = tree(root);
+    refused(&restore_in(root, &bad, &["--yes"]), "sha256 mismatch");
+    assert_eq!(tree(root), before_bad);
+
+    // Truncated file.
+    let cut = root.join("cut.db");
+    std::fs::write(&cut, &std::fs::read(&snap).unwrap()[..8192]).unwrap();
+    let before_cut = tree(root);
+    refused(&restore_in(root, &cut, &["--yes"]), "truncated");
+    assert_eq!(tree(root), before_cut);
+    std::fs::remove_file(&bad).unwrap();
+    std::fs::remove_file(&cut).unwrap();
+
+    // The apiserver still answers: manifests put back, nothing restored.
+    let out = restore_in(root, &snap, &["--yes"]);
+    refused(&out, "still answers on 127.0.0.1");
+    assert!(text(&out.stderr).contains(&port.to_string()));
+    let after: Vec<_> = tree(root)
+        .into_keys()
+        .filter(|p| !p.to_string_lossy().contains("kastellan-held"))
+        .collect();
+    assert_eq!(after, before.keys().cloned().collect::<Vec<_>>());
+    for (p, content) in &before {
+        assert_eq!(&std::fs::read(p).unwrap(), content, "{}", p.display());
+    }
+    assert!(
+        std::fs::read_dir(root.join("var-lib"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
+    drop(listener);
+
+    // Without --yes: refused.
+    refused(&restore_in(root, &snap, &[]), "pass --yes");
+
+    // Missing manifest.
+    std::fs::remove_file(manifests.join("etcd.yaml")).unwrap();
+    let before = tree(root);
+    refused(&restore_in(root, &snap, &["--yes"]), "etcd.yaml is missing");
+    assert_eq!(tree(root), before);
+}
+
+#[test]
+fn real_etcd_cli_restore_non_empty_target_and_in_progress() {
+    let (_etcd, snap) = real_snapshot();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    std::fs::create_dir_all(root.join("var-lib/etcd-restore-20260101T000000Z/x")).unwrap();
+    node_dir(root, free_port());
+    let before = tree(root);
+    let out = restore_in(root, &snap, &["--yes", "--run-id", "20260101T000000Z"]);
+    refused(&out, "exists already");
+    assert_eq!(tree(root), before);
+
+    // A state file from an unfinished run: a new restore refuses.
+    let state = root.join("kubernetes/kastellan-held/restore-state.json");
+    let plan = restore_in(root, &snap, &["--dry-run", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    std::fs::create_dir_all(state.parent().unwrap()).unwrap();
+    std::fs::write(
+        &state,
+        serde_json::to_vec(&serde_json::json!({"plan": v["plan"], "done": ["stop-control-plane"]}))
+            .unwrap(),
+    )
+    .unwrap();
+    refused(
+        &restore_in(root, &snap, &["--yes"]),
+        "a restore is in progress",
+    );
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[test]
+fn real_etcd_cli_restore_dry_run_snapshot() {
+    let (_etcd, snap) = real_snapshot();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    node_dir(root, 6443);
+    let before = tree(root);
+    let out = restore_in(root, &snap, &["--dry-run"]);
+    let printed = ok("dry run", out);
+    assert_eq!(tree(root), before, "the dry run changed nothing");
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(&regex_escape(&root.display().to_string()), "[ROOT]");
+    settings.add_filter(&regex_escape(&snap.display().to_string()), "[SNAPSHOT]");
+    settings.add_filter(r"\d{8}T\d{6}Z", "[TS]");
+    settings.bind(|| insta::assert_snapshot!("restore_dry_run", printed));
+}
+
+fn regex_escape(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '/' || c == '_' || c == '-' {
+                c.to_string()
+            } else {
+                format!("\\{c}")
+            }
+        })
+        .collect()
+}
