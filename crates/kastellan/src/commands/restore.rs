@@ -88,6 +88,16 @@ pub fn run(args: RestoreArgs, printer: &Printer) -> Result<Outcome> {
         let run = Run::resume(&state_file, lock, timeout)?;
         return drive(run, until, printer);
     }
+    // A run under way has moved manifests out: say so before reading the node's facts,
+    // which that run has changed.
+    if let Some(s) = procedure::State::load(&state_file)? {
+        return Err(procedure::ProcedureError::InProgress {
+            path: state_file.clone(),
+            run_id: s.plan.run_id.clone(),
+            next: s.next().map(|p| p.to_string()).unwrap_or("none".into()),
+        }
+        .into());
+    }
     let facts = procedure::gather(&args.manifests_dir, &args.restore_dir_parent, &snapshot)?;
     let plan = procedure::plan(&facts, &req)?;
     if args.dry_run {
