@@ -40,6 +40,6 @@ pub use crate::error::{Error, Result};
 pub use crate::manifest::{FileEntry, Manifest, Sidecar};
 pub use crate::resources::{Export, clean_object, export_resources};
 pub use crate::store::{BundleInfo, PruneOutcome, list, prune};
-pub use crate::verify::{Decryption, Verified, verify, verify_and_extract};
+pub use crate::verify::{Decryption, Verified, verify, verify_and_extract, verify_and_extract_pki};
 /// The passphrase type of [`Encryption::Passphrase`] and [`Decryption::Passphrase`].
 pub use age::secrecy::SecretString;

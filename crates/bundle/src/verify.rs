@@ -89,7 +89,7 @@ pub struct Verified {
 
 /// Verifies a bundle; on success records it in the sidecar (creating one if missing).
 pub fn verify(bundle: &Path, decryption: &Decryption) -> Result<Verified> {
-    verify_keeping(bundle, decryption, None)
+    verify_keeping(bundle, decryption, None, None)
 }
 
 /// Verifies a bundle like [`verify`] and copies its (checked) etcd snapshot to
@@ -99,10 +99,27 @@ pub fn verify_and_extract(
     decryption: &Decryption,
     snapshot_to: &Path,
 ) -> Result<Verified> {
-    verify_keeping(bundle, decryption, Some(snapshot_to))
+    verify_keeping(bundle, decryption, Some(snapshot_to), None)
 }
 
-fn verify_keeping(bundle: &Path, decryption: &Decryption, keep: Option<&Path>) -> Result<Verified> {
+/// Like [`verify_and_extract`], and also writes the bundle's `pki/` members into
+/// `pki_to` (created, mode 0700; keys 0600, certificates 0644), only once every member
+/// of the bundle has verified.
+pub fn verify_and_extract_pki(
+    bundle: &Path,
+    decryption: &Decryption,
+    snapshot_to: &Path,
+    pki_to: &Path,
+) -> Result<Verified> {
+    verify_keeping(bundle, decryption, Some(snapshot_to), Some(pki_to))
+}
+
+fn verify_keeping(
+    bundle: &Path,
+    decryption: &Decryption,
+    keep: Option<&Path>,
+    pki_to: Option<&Path>,
+) -> Result<Verified> {
     let corrupt = |message: String| Error::Corrupt {
         path: bundle.to_path_buf(),
         message,
@@ -167,6 +184,15 @@ fn verify_keeping(bundle: &Path, decryption: &Decryption, keep: Option<&Path>) -
                 "{path} is not listed in the manifest (or appears twice)"
             )));
         };
+        let pki_rel = path.strip_prefix("pki/").filter(|_| pki_to.is_some());
+        if let Some(rel) = pki_rel
+            && (rel.is_empty()
+                || Path::new(rel)
+                    .components()
+                    .any(|c| !matches!(c, std::path::Component::Normal(_))))
+        {
+            return Err(corrupt(format!("{path}: not a plain path inside pki/")));
+        }
         let mut out = if path == manifest::SNAPSHOT_PATH {
             Some(
                 std::fs::OpenOptions::new()
@@ -175,6 +201,19 @@ fn verify_keeping(bundle: &Path, decryption: &Decryption, keep: Option<&Path>) -
                     .mode(0o600)
                     .open(&snap_path)
                     .map_err(io_err("creating", &snap_path))?,
+            )
+        } else if let Some(rel) = pki_rel {
+            let to = scratch.path().join("pki").join(rel);
+            if let Some(dir) = to.parent() {
+                std::fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
+            }
+            Some(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&to)
+                    .map_err(io_err("creating", &to))?,
             )
         } else {
             None
@@ -252,6 +291,9 @@ fn verify_keeping(bundle: &Path, decryption: &Decryption, keep: Option<&Path>) -
         std::io::copy(&mut from, &mut out).map_err(io_err("writing", to))?;
         out.sync_all().map_err(io_err("fsync", to))?;
     }
+    if let Some(to) = pki_to {
+        copy_pki(&scratch.path().join("pki"), to)?;
+    }
     let now = jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string();
@@ -317,4 +359,35 @@ fn check_snapshot(bundle: &Path, snap: &Path) -> Result<kastellan_snapshot::Stat
         )));
     }
     report.status.ok_or_else(|| bad("no etcd key space".into()))
+}
+
+/// Copies an extracted PKI tree: directories 0700, keys 0600, the rest 0644.
+fn copy_pki(from: &Path, to: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(to).map_err(io_err("creating", to))?;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o700))
+        .map_err(io_err("chmod", to))?;
+    let Ok(entries) = std::fs::read_dir(from) else {
+        return Ok(());
+    };
+    for e in entries {
+        let e = e.map_err(io_err("reading", from))?;
+        let src = e.path();
+        let dst = to.join(e.file_name());
+        if src.is_dir() {
+            copy_pki(&src, &dst)?;
+            continue;
+        }
+        let key = dst.extension().is_some_and(|x| x == "key");
+        let bytes = std::fs::read(&src).map_err(io_err("reading", &src))?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(if key { 0o600 } else { 0o644 })
+            .open(&dst)
+            .map_err(io_err("creating", &dst))?;
+        f.write_all(&bytes).map_err(io_err("writing", &dst))?;
+        f.sync_all().map_err(io_err("fsync", &dst))?;
+    }
+    Ok(())
 }

@@ -170,6 +170,14 @@ pub struct RestoreArgs {
     /// (multi-member) Print this node's `name=peer-urls` and exit.
     #[arg(long, hide = true)]
     pub node_facts: bool,
+    /// With --bundle: put the bundle's PKI in place too (the node's is kept in the
+    /// holding dir). Without it, a bundle whose PKI differs from the node's is refused.
+    #[arg(long, requires = "bundle", conflicts_with = "all_nodes")]
+    pub restore_pki: bool,
+    /// The node's PKI dir, compared with the bundle's (default: `pki` beside the
+    /// manifests dir).
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
 }
 
 /// How status is gathered (shared by `status` and `exporter`).

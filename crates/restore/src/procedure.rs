@@ -251,6 +251,19 @@ pub struct ProcedureRequest {
     pub initial_cluster: Option<String>,
     /// Part of a multi-member restore.
     pub all_nodes: bool,
+    /// Put a bundle's PKI in place too (`--restore-pki`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pki: Option<PkiRestore>,
+}
+
+/// Replacing the node's PKI with a bundle's, during the restore phase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PkiRestore {
+    /// The bundle's PKI, extracted and verified (kept in the holding dir for a resume).
+    pub from: PathBuf,
+    /// The node's PKI dir (`/etc/kubernetes/pki`).
+    pub to: PathBuf,
 }
 
 /// One step as the dry run prints it.
@@ -301,6 +314,9 @@ pub struct Plan {
     pub manifest_changes: Vec<String>,
     /// The steps.
     pub steps: Vec<Step>,
+    /// The bundle's PKI to put in place during the restore phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pki: Option<PkiRestore>,
 }
 
 /// Reads the node's facts. Fails if `etcd.yaml` is missing.
@@ -642,6 +658,16 @@ pub fn plan(facts: &Facts, req: &ProcedureRequest) -> Result<Plan, ProcedureErro
             )],
         });
     }
+    if let Some(pki) = &req.pki
+        && let Some(step) = steps.iter_mut().find(|s| s.phase == Phase::Restore)
+    {
+        step.actions.push(format!(
+            "replace {} with the bundle's PKI from {} (the node's PKI is kept as {})",
+            pki.to.display(),
+            pki.from.display(),
+            holding_dir.join("pki-before").display()
+        ));
+    }
     Ok(Plan {
         run_id: req.run_id.clone(),
         snapshot: req.snapshot.clone(),
@@ -660,7 +686,60 @@ pub fn plan(facts: &Facts, req: &ProcedureRequest) -> Result<Plan, ProcedureErro
         etcd_manifest,
         manifest_changes,
         steps,
+        pki: req.pki.clone(),
     })
+}
+
+/// Puts the bundle's PKI in place: a full copy next to the node's PKI, then the
+/// node's PKI renamed into the holding dir and the copy renamed into place. Safe to
+/// run again after a crash (done once `pki-before` exists and the PKI dir is back).
+pub fn replace_pki(pki: &PkiRestore, holding_dir: &Path) -> Result<(), ProcedureError> {
+    let before = holding_dir.join("pki-before");
+    if before.is_dir() && pki.to.is_dir() {
+        return Ok(());
+    }
+    let staged = pki.to.with_file_name(".pki-from-bundle");
+    if !before.is_dir() {
+        let _ = std::fs::remove_dir_all(&staged);
+        copy_tree(&pki.from, &staged)?;
+        std::fs::rename(&pki.to, &before).map_err(|e| ProcedureError::Io {
+            op: "moving the node's PKI aside",
+            path: pki.to.clone(),
+            source: e,
+        })?;
+    }
+    std::fs::rename(&staged, &pki.to).map_err(|e| ProcedureError::Io {
+        op: "putting the bundle's PKI in place",
+        path: pki.to.clone(),
+        source: e,
+    })
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<(), ProcedureError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(to).map_err(io("creating", to))?;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755))
+        .map_err(io("chmod", to))?;
+    for e in std::fs::read_dir(from).map_err(io("reading", from))? {
+        let e = e.map_err(io("reading", from))?;
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if src.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else {
+            let bytes = std::fs::read(&src).map_err(io("reading", &src))?;
+            let mode = std::fs::metadata(&src)
+                .map_err(io("reading", &src))?
+                .permissions()
+                .mode();
+            std::fs::write(&dst, bytes).map_err(io("writing", &dst))?;
+            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(mode & 0o777))
+                .map_err(io("chmod", &dst))?;
+            std::fs::File::open(&dst)
+                .and_then(|f| f.sync_all())
+                .map_err(io("fsync", &dst))?;
+        }
+    }
+    Ok(())
 }
 
 /// The state file: the plan and the phases done.
@@ -897,6 +976,9 @@ impl Run {
                 }
             }
             Phase::Restore => {
+                if let Some(pki) = &p.pki {
+                    replace_pki(pki, &p.holding_dir)?;
+                }
                 if p.new_data_dir.join("member").is_dir() {
                     return Ok(()); // renamed into place: the restore finished before a crash
                 }
@@ -1002,6 +1084,7 @@ mod tests {
 
     fn req() -> ProcedureRequest {
         ProcedureRequest {
+            pki: None,
             snapshot: "/backup/snap.db".into(),
             run_id: "20260101T000000Z".into(),
             restore_dir_parent: "/var/lib".into(),

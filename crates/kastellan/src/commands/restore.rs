@@ -62,6 +62,30 @@ pub fn run(args: RestoreArgs, printer: &Printer) -> Result<Outcome> {
     }
 
     let run_id = args.run_id.clone().unwrap_or_else(run_id);
+    // A bundle's PKI must match the node's, or be put in place too (--restore-pki).
+    let node_pki = args.cert_dir.clone().unwrap_or_else(|| {
+        args.manifests_dir
+            .parent()
+            .unwrap_or(Path::new("/etc/kubernetes"))
+            .join("pki")
+    });
+    let mut pki = None;
+    if let Some(scratch) = &_scratch {
+        let diffs = pki_differences(&scratch.path().join("pki"), &node_pki)?;
+        if !diffs.is_empty() && !args.restore_pki {
+            bail!(
+                "the bundle's PKI differs from this node's ({}): {}; restoring etcd alone would leave certificates and service-account keys that do not match the restored cluster. Pass --restore-pki to put the bundle's PKI in place too (the node's is kept in the holding dir)",
+                node_pki.display(),
+                diffs.join(", ")
+            );
+        }
+        if args.restore_pki && !diffs.is_empty() {
+            pki = Some(procedure::PkiRestore {
+                from: holding_root.join(&run_id).join("pki-from-bundle"),
+                to: node_pki.clone(),
+            });
+        }
+    }
     let req = ProcedureRequest {
         snapshot: snapshot.clone(),
         run_id: run_id.clone(),
@@ -69,6 +93,7 @@ pub fn run(args: RestoreArgs, printer: &Printer) -> Result<Outcome> {
         holding_root,
         initial_cluster: args.initial_cluster.clone(),
         all_nodes: args.node_step.is_some(),
+        pki: pki.clone(),
     };
     let until = match args.node_step.as_deref() {
         None => None,
@@ -119,6 +144,11 @@ pub fn run(args: RestoreArgs, printer: &Printer) -> Result<Outcome> {
         .into());
     }
     let plan = keep_snapshot(plan, &snapshot, _scratch.is_some())?;
+    if let (Some(pki), Some(scratch)) = (&pki, &_scratch) {
+        // Kept in the holding dir, so that a resumed run still has it.
+        std::fs::rename(scratch.path().join("pki"), &pki.from)
+            .with_context(|| format!("keeping the bundle's PKI in {}", pki.from.display()))?;
+    }
     let lock = Lock::take(&state_file)?;
     let run = Run::start(plan, &state_file, lock, timeout)?;
     drive(run, until, printer)
@@ -166,6 +196,39 @@ fn keep_snapshot(mut plan: Plan, snapshot: &Path, from_bundle: bool) -> Result<P
     Ok(plan)
 }
 
+/// Files of the bundle's PKI that are missing on the node or differ from it
+/// (relative paths, with the reason).
+fn pki_differences(bundle_pki: &Path, node_pki: &Path) -> Result<Vec<String>> {
+    fn walk(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+        for e in std::fs::read_dir(dir)? {
+            let e = e?;
+            let r = rel.join(e.file_name());
+            if e.path().is_dir() {
+                walk(&e.path(), &r, out)?;
+            } else {
+                out.push(r);
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    if bundle_pki.is_dir() {
+        walk(bundle_pki, Path::new(""), &mut files)
+            .with_context(|| format!("reading {}", bundle_pki.display()))?;
+    }
+    files.sort();
+    let mut diffs = Vec::new();
+    for rel in files {
+        let theirs = std::fs::read(bundle_pki.join(&rel))?;
+        match std::fs::read(node_pki.join(&rel)) {
+            Ok(ours) if ours == theirs => {}
+            Ok(_) => diffs.push(format!("{} differs", rel.display())),
+            Err(_) => diffs.push(format!("{} missing on this node", rel.display())),
+        }
+    }
+    Ok(diffs)
+}
+
 /// The snapshot to restore: `--snapshot`, or the one in `--bundle` (verified, extracted
 /// into a scratch dir that lives as long as the returned guard).
 fn snapshot_file(
@@ -191,7 +254,7 @@ fn snapshot_file(
     };
     let guard = tempfile_guard::Guard::new(holding_root)?;
     let to = guard.path().join("snapshot.db");
-    kastellan_bundle::verify_and_extract(bundle, &decryption, &to)
+    kastellan_bundle::verify_and_extract_pki(bundle, &decryption, &to, &guard.path().join("pki"))
         .with_context(|| format!("bundle {}", bundle.display()))?;
     Ok((to, Some(guard)))
 }

@@ -533,3 +533,83 @@ fn regex_escape(s: &str) -> String {
         })
         .collect()
 }
+
+/// A bundle (not a bare snapshot): its PKI is compared with the node's; a difference is
+/// refused with the files named and nothing changed, and `--restore-pki` puts the
+/// bundle's PKI back in place, keeping the node's in the holding dir.
+#[test]
+fn lab_restore_from_bundle_checks_the_pki() {
+    let _lock = crate::lab_lock();
+    let _guard = lab_up("1", "3.4");
+    create_objects();
+    let dir = tempfile::tempdir().unwrap();
+    let etc = Path::new(NODES).join("cp1/etc-kubernetes");
+    ok(
+        "backup create",
+        kastellan()
+            .args(["backup", "create", "--allow-unencrypted-secrets", "--dir"])
+            .arg(dir.path())
+            .arg("--etc-kubernetes")
+            .arg(&etc)
+            .env_remove("KUBECONFIG")
+            .output()
+            .unwrap(),
+    );
+    let bundle = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| !p.to_string_lossy().ends_with(".json"))
+        .expect("a bundle file");
+    let bundle_s = bundle.display().to_string();
+    kubectl_ok(&["delete", "namespace", "restore-a", "--wait=false"]);
+
+    // The node's PKI changed since the backup.
+    let pki = etc.join("pki");
+    let original = std::fs::read(pki.join("front-proxy-client.crt")).unwrap();
+    std::fs::write(
+        pki.join("front-proxy-client.crt"),
+        b"changed since the backup\n",
+    )
+    .unwrap();
+    let manifests_before = tree(&etc.join("manifests"));
+    let refused = lab_exec("cp1", &["restore", "--bundle", &bundle_s, "--yes"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
+    let err = text(&refused.stderr);
+    assert!(
+        err.contains("front-proxy-client.crt differs") && err.contains("--restore-pki"),
+        "{err}"
+    );
+    assert_eq!(
+        tree(&etc.join("manifests")),
+        manifests_before,
+        "nothing changed on refusal"
+    );
+
+    let out = ok(
+        "restore --bundle --restore-pki",
+        lab_exec(
+            "cp1",
+            &["restore", "--bundle", &bundle_s, "--restore-pki", "--yes"],
+        ),
+    );
+    assert!(
+        out.contains("pki-before"),
+        "the plan names where the node's PKI went: {out}"
+    );
+    assert_eq!(
+        std::fs::read(pki.join("front-proxy-client.crt")).unwrap(),
+        original
+    );
+    let kept: Vec<PathBuf> = std::fs::read_dir(etc.join("kastellan-held"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("pki-before/front-proxy-client.crt"))
+        .filter(|p| p.is_file())
+        .collect();
+    assert_eq!(kept.len(), 1, "the node's PKI is kept in the holding dir");
+    assert_eq!(
+        std::fs::read(&kept[0]).unwrap(),
+        b"changed since the backup\n"
+    );
+    assert_objects_back();
+    status_healthy(Duration::from_secs(120));
+}
