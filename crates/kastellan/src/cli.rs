@@ -448,6 +448,12 @@ pub struct EtcdConnectArgs {
     /// Seconds to wait for a connection, and for each answer.
     #[arg(long, value_name = "SECONDS", default_value_t = 5)]
     pub etcd_timeout: u64,
+    /// When this is no control-plane node (no etcd or apiserver manifest) and no
+    /// --endpoints are given, find etcd's client URLs through the kubeconfig (the etcd
+    /// static pods, else the apiservers' --etcd-servers); --cacert/--cert/--key are then
+    /// required, since no API object holds them.
+    #[arg(long)]
+    pub from_cluster: bool,
 }
 
 /// Arguments of `etcd snapshot save`.

@@ -16,7 +16,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
 use kastellan_etcd::{Cluster, Timeouts, TlsFiles};
 use kastellan_printer::{Printer, Report, Style, Table};
 use kastellan_snapshot::{
@@ -31,7 +31,11 @@ mod inspect;
 mod restore;
 
 /// Runs `kastellan etcd ...`.
-pub fn run(cmd: EtcdCommand, printer: &Printer) -> Result<Outcome> {
+pub fn run(
+    cmd: EtcdCommand,
+    global: &crate::cli::GlobalArgs,
+    printer: &Printer,
+) -> Result<Outcome> {
     match cmd {
         EtcdCommand::Snapshot(SnapshotCommand::Status(args)) => {
             snapshot(&args.file, Mode::Status, printer)
@@ -39,7 +43,7 @@ pub fn run(cmd: EtcdCommand, printer: &Printer) -> Result<Outcome> {
         EtcdCommand::Snapshot(SnapshotCommand::Verify(args)) => {
             snapshot(&args.file, Mode::Verify, printer)
         }
-        EtcdCommand::Snapshot(SnapshotCommand::Save(args)) => save(&args, printer),
+        EtcdCommand::Snapshot(SnapshotCommand::Save(args)) => save(&args, global, printer),
         EtcdCommand::Snapshot(SnapshotCommand::Restore(args)) => restore::run(args, printer),
         EtcdCommand::Snapshot(SnapshotCommand::Inspect(args)) => inspect::run(&args, printer),
     }
@@ -111,12 +115,87 @@ pub(crate) async fn save_snapshot(
     Ok((choice, saved?))
 }
 
-fn save(args: &SnapshotSaveArgs, printer: &Printer) -> Result<Outcome> {
-    let found = discover(
-        &args.etcd,
-        Path::new(kastellan_etcd::discovery::DEFAULT_MANIFESTS_DIR),
-    )?;
-    let (choice, saved) = super::runtime()?.block_on(save_snapshot(
+/// etcd's client URLs as the cluster shows them: the etcd static pods'
+/// `--advertise-client-urls` (stacked etcd), else the apiservers' `--etcd-servers`
+/// (external etcd).
+async fn endpoints_from_cluster(global: &crate::cli::GlobalArgs) -> Result<Vec<String>> {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, ListParams};
+    let path = global
+        .kubeconfig
+        .clone()
+        .or_else(|| std::env::var_os("KUBECONFIG").map(std::path::PathBuf::from))
+        .context("no kubeconfig (--kubeconfig or KUBECONFIG)")?;
+    let kc = kube::config::Kubeconfig::read_from(&path)
+        .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+    let options = kube::config::KubeConfigOptions {
+        context: global.context.clone(),
+        ..Default::default()
+    };
+    let config = kube::Config::from_custom_kubeconfig(kc, &options)
+        .await
+        .with_context(|| format!("kubeconfig {}", path.display()))?;
+    let pods: Api<Pod> = Api::namespaced(kube::Client::try_from(config)?, "kube-system");
+    for (label, flag) in [
+        ("component=etcd", "--advertise-client-urls="),
+        ("component=kube-apiserver", "--etcd-servers="),
+    ] {
+        let list = pods.list(&ListParams::default().labels(label)).await?;
+        let mut urls: Vec<String> = list
+            .items
+            .iter()
+            .flat_map(|p| p.spec.iter().flat_map(|s| s.containers.iter()))
+            .flat_map(|c| c.command.iter().flatten().chain(c.args.iter().flatten()))
+            .filter_map(|a| a.strip_prefix(flag))
+            .flat_map(|v| v.split(',').map(str::to_string))
+            .filter(|u| !u.contains("127.0.0.1") && !u.contains("localhost"))
+            .collect();
+        urls.sort();
+        urls.dedup();
+        if !urls.is_empty() {
+            return Ok(urls);
+        }
+    }
+    bail!("the cluster shows no etcd static pod nor apiserver --etcd-servers in kube-system")
+}
+
+fn save(
+    args: &SnapshotSaveArgs,
+    global: &crate::cli::GlobalArgs,
+    printer: &Printer,
+) -> Result<Outcome> {
+    let rt = super::runtime()?;
+    let default_manifests = Path::new(kastellan_etcd::discovery::DEFAULT_MANIFESTS_DIR);
+    let manifests = args
+        .etcd
+        .manifests_dir
+        .as_deref()
+        .unwrap_or(default_manifests);
+    let local =
+        manifests.join("etcd.yaml").is_file() || manifests.join("kube-apiserver.yaml").is_file();
+    let found = if args.etcd.endpoints.is_empty() && !local && args.etcd.from_cluster {
+        // Not on a control-plane node: the endpoints come from the cluster; the client
+        // certificate cannot (it is in no API object), so the flags must give it.
+        let endpoints = rt
+            .block_on(endpoints_from_cluster(global))
+            .context("--from-cluster: finding etcd's endpoints through the kubeconfig")?;
+        if args.etcd.cacert.is_none() || args.etcd.cert.is_none() || args.etcd.key.is_none() {
+            bail!(
+                "--from-cluster found etcd at {} but its client certificate is not in the API: give --cacert, --cert and --key",
+                endpoints.join(",")
+            );
+        }
+        printer.note(format!(
+            "etcd endpoints from the cluster: {}",
+            endpoints.join(",")
+        ));
+        let mut with = args.etcd.clone();
+        with.endpoints = endpoints;
+        discover(&with, default_manifests)?
+    } else {
+        discover(&args.etcd, default_manifests)?
+    };
+    let (choice, saved) = rt.block_on(save_snapshot(
         &found,
         timeouts(&args.etcd),
         &args.file,

@@ -21,7 +21,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<Outcome> {
         Command::Lab(cmd) => lab::run(cmd, &cli.global, printer),
         Command::Generate(cmd) => generate::run(cmd),
         Command::Certs(cmd) => certs::run(cmd, printer),
-        Command::Etcd(cmd) => etcd::run(cmd, printer),
+        Command::Etcd(cmd) => etcd::run(cmd, &cli.global, printer),
         Command::Backup(cmd) => backup::run(cmd, &cli.global, printer),
         Command::Status(args) => status::run(args, &cli.global, printer),
         Command::Exporter(args) => exporter::run(args, &cli.global, printer),

@@ -249,5 +249,52 @@ fn lab_single_control_plane_with_etcd_35() {
     let status: serde_json::Value =
         serde_json::from_str(&run_ok(kastellan().args(["lab", "status", "-o", "json"]))).unwrap();
     assert_eq!(status["spec"]["etcd"], "3.5");
+
+    // From a machine that is no control-plane node: etcd's endpoints through the
+    // kubeconfig (the etcd static pod), the client certificate from the flags.
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("no-manifests");
+    std::fs::create_dir_all(&empty).unwrap();
+    let pki = "/var/lib/kastellan/lab/nodes/cp1/etc-kubernetes/pki/etcd";
+    let snap = dir.path().join("from-cluster.db");
+    let save = |with_certs: bool| {
+        let mut c = kastellan();
+        c.args([
+            "etcd",
+            "snapshot",
+            "save",
+            "--from-cluster",
+            "--kubeconfig",
+            "/var/lib/kastellan/lab/admin.conf",
+        ])
+        .arg("--manifests-dir")
+        .arg(&empty)
+        .arg(&snap);
+        if with_certs {
+            c.arg(format!("--cacert={pki}/ca.crt"))
+                .arg(format!("--cert={pki}/healthcheck-client.crt"))
+                .arg(format!("--key={pki}/healthcheck-client.key"));
+        }
+        c.output().unwrap()
+    };
+    let out = save(false);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("https://10.77.0.11:2379") && err.contains("--cacert"),
+        "{err}"
+    );
+    assert!(!snap.exists(), "nothing written without certificates");
+    let out = save(true);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("etcd endpoints from the cluster: https://10.77.0.11:2379")
+    );
+    run_ok(kastellan().args(["etcd", "snapshot", "verify"]).arg(&snap));
     run_ok(kastellan().args(["lab", "down"]));
 }
