@@ -391,6 +391,25 @@ fn http_get_retry(port: u16, path: &str, limit: Duration) -> String {
     }
 }
 
+/// `kastellan status --local` as node `n1` with 1 s probes and `dir` as the manifests
+/// directory, plus `extra` arguments.
+fn local_status(dir: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    kastellan()
+        .args([
+            "status",
+            "--local",
+            "--node",
+            "n1",
+            "--probe-timeout",
+            "1",
+            "--manifests-dir",
+        ])
+        .arg(dir)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
 /// The `cli_status_*` tests probe the host's own control-plane ports; one at a time.
 static HOST_PORTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -415,21 +434,7 @@ fn cli_status_local_reports_unreachable_endpoints_per_row_fast() {
     // namespaces), so every row is down with the reason, and the command is quick.
     let d = manifests_dir();
     let start = Instant::now();
-    let out = kastellan()
-        .args([
-            "status",
-            "--local",
-            "--node",
-            "n1",
-            "--probe-timeout",
-            "1",
-            "-o",
-            "json",
-            "--manifests-dir",
-        ])
-        .arg(d.path())
-        .output()
-        .unwrap();
+    let out = local_status(d.path(), &["-o", "json"]);
     assert!(
         start.elapsed() < Duration::from_secs(10),
         "no hang past the timeout"
@@ -475,21 +480,7 @@ fn cli_status_port_answering_something_else_or_hanging() {
     });
     let d = tempfile::tempdir().unwrap();
     let start = Instant::now();
-    let out = kastellan()
-        .args([
-            "status",
-            "--local",
-            "--node",
-            "n1",
-            "--probe-timeout",
-            "1",
-            "-o",
-            "json",
-            "--manifests-dir",
-        ])
-        .arg(d.path())
-        .output()
-        .unwrap();
+    let out = local_status(d.path(), &["-o", "json"]);
     let took = start.elapsed();
     server.join().unwrap();
     assert!(
@@ -571,26 +562,10 @@ fn cli_status_without_a_reachable_cluster_exits_2_or_1_with_the_reason() {
 fn cli_status_watch_prints_one_document_per_refresh() {
     let _ports = HOST_PORTS.lock().unwrap_or_else(|p| p.into_inner());
     let d = tempfile::tempdir().unwrap();
-    let out = kastellan()
-        .args([
-            "status",
-            "--local",
-            "--node",
-            "n1",
-            "--probe-timeout",
-            "1",
-            "--watch",
-            "--interval",
-            "1",
-            "--count",
-            "2",
-            "-o",
-            "json",
-            "--manifests-dir",
-        ])
-        .arg(d.path())
-        .output()
-        .unwrap();
+    let out = local_status(
+        d.path(),
+        &["--watch", "--interval", "1", "--count", "2", "-o", "json"],
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     let docs: Vec<Value> = text
         .lines()
@@ -608,24 +583,7 @@ fn cli_status_watch_prints_one_document_per_refresh() {
     );
 
     // Human form: a header per refresh; nothing changed, so no row is marked.
-    let out = kastellan()
-        .args([
-            "status",
-            "--local",
-            "--node",
-            "n1",
-            "--probe-timeout",
-            "1",
-            "--watch",
-            "--interval",
-            "1",
-            "--count",
-            "2",
-            "--manifests-dir",
-        ])
-        .arg(d.path())
-        .output()
-        .unwrap();
+    let out = local_status(d.path(), &["--watch", "--interval", "1", "--count", "2"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("refresh 1 at") && text.contains("refresh 2 at"),
