@@ -50,16 +50,36 @@ pub fn run(args: RestoreArgs, printer: &Printer) -> Result<Outcome> {
         );
     }
 
+    let until = match args.node_step.as_deref() {
+        None => None,
+        Some(s) => Some(Phase::parse(s).with_context(|| {
+            format!(
+                "--node-step {s}: not a phase ({})",
+                Phase::ALL.map(Phase::name).join(", ")
+            )
+        })?),
+    };
+    // A node step of a run already under way resumes it (the bundle is not read again).
+    if until.is_some()
+        && !args.dry_run
+        && let Some(id) = &args.run_id
+        && let Some(state) = procedure::State::load(&state_file)?
+        && &state.plan.run_id == id
+    {
+        let lock = Lock::take(&state_file)?;
+        let run = Run::resume(&state_file, lock, timeout)?;
+        return drive(run, until, printer);
+    }
+    if args.all_nodes {
+        return all_nodes(&args, printer);
+    }
+
     // The snapshot: given, or checked out of the bundle.
     let (snapshot, _scratch) = snapshot_file(&args, &holding_root)?;
     let spinner = printer.spinner("checking the snapshot");
     let checked = kastellan_restore::Source::open(&snapshot, false).and_then(|s| s.verify_hash());
     spinner.finish_and_clear();
     checked?;
-
-    if args.all_nodes {
-        return all_nodes(&args, &snapshot, printer);
-    }
 
     let run_id = args.run_id.clone().unwrap_or_else(run_id);
     // A bundle's PKI must match the node's, or be put in place too (--restore-pki).
@@ -71,7 +91,17 @@ pub fn run(args: RestoreArgs, printer: &Printer) -> Result<Outcome> {
     });
     let mut pki = None;
     if let Some(scratch) = &_scratch {
-        let diffs = pki_differences(&scratch.path().join("pki"), &node_pki)?;
+        // One node of several: its own certificates differ from the bundle's node's by
+        // design; the cluster-wide CAs and service-account keys must not.
+        let shared_only = until.is_some();
+        let diffs = pki_differences(&scratch.path().join("pki"), &node_pki, shared_only)?;
+        if shared_only && !diffs.is_empty() {
+            bail!(
+                "the bundle's cluster-wide PKI (CAs, service-account keys) differs from this node's ({}): {}; the restored cluster would not trust this node's certificates and tokens. Nothing was changed on any node. --restore-pki works on one node only: put the bundle's CAs and service-account keys on every control-plane node first (then kastellan certs renew all on each)",
+                node_pki.display(),
+                diffs.join(", ")
+            );
+        }
         if !diffs.is_empty() && !args.restore_pki {
             bail!(
                 "the bundle's PKI differs from this node's ({}): {}; restoring etcd alone would leave certificates and service-account keys that do not match the restored cluster. Pass --restore-pki to put the bundle's PKI in place too (the node's is kept in the holding dir)",
@@ -86,8 +116,13 @@ pub fn run(args: RestoreArgs, printer: &Printer) -> Result<Outcome> {
             });
         }
     }
+    // A bundle's snapshot is kept in the run's holding dir, so a resumed run finds it.
+    let kept_snapshot = match &_scratch {
+        Some(_) => holding_root.join(&run_id).join("snapshot.db"),
+        None => snapshot.clone(),
+    };
     let req = ProcedureRequest {
-        snapshot: snapshot.clone(),
+        snapshot: kept_snapshot,
         run_id: run_id.clone(),
         restore_dir_parent: args.restore_dir_parent.clone(),
         holding_root,
@@ -95,24 +130,6 @@ pub fn run(args: RestoreArgs, printer: &Printer) -> Result<Outcome> {
         all_nodes: args.node_step.is_some(),
         pki: pki.clone(),
     };
-    let until = match args.node_step.as_deref() {
-        None => None,
-        Some(s) => Some(Phase::parse(s).with_context(|| {
-            format!(
-                "--node-step {s}: not a phase ({})",
-                Phase::ALL.map(Phase::name).join(", ")
-            )
-        })?),
-    };
-    // A node step of a run already under way resumes it.
-    if until.is_some()
-        && let Some(state) = procedure::State::load(&state_file)?
-        && state.plan.run_id == run_id
-    {
-        let lock = Lock::take(&state_file)?;
-        let run = Run::resume(&state_file, lock, timeout)?;
-        return drive(run, until, printer);
-    }
     // A run under way has moved manifests out: say so before reading the node's facts,
     // which that run has changed.
     if let Some(s) = procedure::State::load(&state_file)? {
@@ -143,7 +160,10 @@ pub fn run(args: RestoreArgs, printer: &Printer) -> Result<Outcome> {
         }
         .into());
     }
-    let plan = keep_snapshot(plan, &snapshot, _scratch.is_some())?;
+    if _scratch.is_some() {
+        std::fs::rename(&snapshot, &plan.snapshot)
+            .with_context(|| format!("keeping the snapshot as {}", plan.snapshot.display()))?;
+    }
     if let (Some(pki), Some(scratch)) = (&pki, &_scratch) {
         // Kept in the holding dir, so that a resumed run still has it.
         std::fs::rename(scratch.path().join("pki"), &pki.from)
@@ -184,21 +204,22 @@ fn drive(mut run: Run, until: Option<Phase>, printer: &Printer) -> Result<Outcom
     Ok(Outcome::Ok)
 }
 
-/// With a bundle the snapshot is extracted to a scratch file: copy it next to the held
-/// manifests so a resumed run finds it.
-fn keep_snapshot(mut plan: Plan, snapshot: &Path, from_bundle: bool) -> Result<Plan> {
-    if from_bundle {
-        let to = plan.holding_dir.join("snapshot.db");
-        std::fs::copy(snapshot, &to)
-            .with_context(|| format!("copying the snapshot to {}", to.display()))?;
-        plan.snapshot = to;
-    }
-    Ok(plan)
-}
+/// The PKI files that every control-plane node shares: the CAs and the service-account
+/// key pair (the other certificates are each node's own).
+const SHARED_PKI: [&str; 8] = [
+    "ca.crt",
+    "ca.key",
+    "sa.key",
+    "sa.pub",
+    "front-proxy-ca.crt",
+    "front-proxy-ca.key",
+    "etcd/ca.crt",
+    "etcd/ca.key",
+];
 
-/// Files of the bundle's PKI that are missing on the node or differ from it
-/// (relative paths, with the reason).
-fn pki_differences(bundle_pki: &Path, node_pki: &Path) -> Result<Vec<String>> {
+/// Files of the bundle's PKI (only [`SHARED_PKI`] with `shared_only`) that are missing
+/// on the node or differ from it (relative paths, with the reason).
+fn pki_differences(bundle_pki: &Path, node_pki: &Path, shared_only: bool) -> Result<Vec<String>> {
     fn walk(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         for e in std::fs::read_dir(dir)? {
             let e = e?;
@@ -215,6 +236,9 @@ fn pki_differences(bundle_pki: &Path, node_pki: &Path) -> Result<Vec<String>> {
     if bundle_pki.is_dir() {
         walk(bundle_pki, Path::new(""), &mut files)
             .with_context(|| format!("reading {}", bundle_pki.display()))?;
+    }
+    if shared_only {
+        files.retain(|f| SHARED_PKI.iter().any(|s| Path::new(s) == f));
     }
     files.sort();
     let mut diffs = Vec::new();
@@ -351,7 +375,10 @@ fn node_command(access: &str, node: &str, remote: &str, args: &[String]) -> Resu
 /// Runs every phase on every node, each phase on all nodes before the next one: all
 /// apiservers stop before any etcd does, every member is restored from the same file
 /// with the same initial cluster, every etcd starts before any waits for health.
-fn all_nodes(args: &RestoreArgs, snapshot: &Path, printer: &Printer) -> Result<Outcome> {
+/// First every node plans the run (`--dry-run`): the snapshot or bundle verifies there,
+/// a bundle's cluster-wide PKI matches, the disk has room; one refusal stops the run
+/// before anything is changed anywhere.
+fn all_nodes(args: &RestoreArgs, printer: &Printer) -> Result<Outcome> {
     let access = args.node_access.as_deref().unwrap_or("lab");
     let nodes: Vec<String> = if access == "lab" {
         let state = kastellan_lab::LabState::load()?
@@ -369,8 +396,35 @@ fn all_nodes(args: &RestoreArgs, snapshot: &Path, printer: &Printer) -> Result<O
         );
         args.nodes.clone()
     };
-    let snapshot = std::fs::canonicalize(snapshot)
-        .with_context(|| format!("resolving {}", snapshot.display()))?;
+    let absolute =
+        |p: &Path| std::fs::canonicalize(p).with_context(|| format!("resolving {}", p.display()));
+    // What every node restores: the same snapshot file, or the same bundle (each node
+    // verifies it and compares its PKI), at the same path on every node.
+    let mut source: Vec<String> = Vec::new();
+    if let Some(snapshot) = &args.snapshot {
+        let spinner = printer.spinner("checking the snapshot");
+        let checked =
+            kastellan_restore::Source::open(snapshot, false).and_then(|s| s.verify_hash());
+        spinner.finish_and_clear();
+        checked?;
+        source.extend([
+            "--snapshot".into(),
+            absolute(snapshot)?.display().to_string(),
+        ]);
+    } else if let Some(bundle) = &args.bundle {
+        source.extend(["--bundle".into(), absolute(bundle)?.display().to_string()]);
+        if let Some(i) = &args.identity {
+            source.extend(["--identity".into(), absolute(i)?.display().to_string()]);
+        }
+        if let Some(p) = &args.passphrase_file {
+            source.extend([
+                "--passphrase-file".into(),
+                absolute(p)?.display().to_string(),
+            ]);
+        }
+    } else {
+        bail!("give --snapshot FILE or --bundle BUNDLE");
+    }
     let mut members = Vec::new();
     for n in &nodes {
         let out = node_command(
@@ -395,15 +449,9 @@ fn all_nodes(args: &RestoreArgs, snapshot: &Path, printer: &Printer) -> Result<O
     }
     let initial_cluster = members.join(",");
     let run_id = args.run_id.clone().unwrap_or_else(run_id);
-    printer.note(format!(
-        "restoring {} on {} with --initial-cluster {initial_cluster} (run {run_id})",
-        snapshot.display(),
-        nodes.join(", ")
-    ));
-    let mut base: Vec<String> = vec![
-        "restore".into(),
-        "--snapshot".into(),
-        snapshot.display().to_string(),
+    let mut base: Vec<String> = vec!["restore".into()];
+    base.extend(source);
+    base.extend([
         "--run-id".into(),
         run_id.clone(),
         "--initial-cluster".into(),
@@ -414,26 +462,71 @@ fn all_nodes(args: &RestoreArgs, snapshot: &Path, printer: &Printer) -> Result<O
         args.timeout.to_string(),
         "--yes".into(),
         "--quiet".into(),
-    ];
-    if args.dry_run {
-        base.push("--dry-run".into());
-        for n in &nodes {
-            let mut a = base.clone();
-            a.extend(["--node-step".into(), Phase::WaitApiserver.name().into()]);
-            let status = node_command(access, n, &args.remote_kastellan, &a)?
-                .arg("--output=table")
-                .status()?;
-            anyhow::ensure!(status.success(), "{n}: the dry run failed");
+    ]);
+
+    // Every node plans first; nothing changes unless all of them can go ahead.
+    let mut plans = Vec::new();
+    for n in &nodes {
+        let mut a = base.clone();
+        a.extend([
+            "--dry-run".into(),
+            "--node-step".into(),
+            Phase::WaitApiserver.name().into(),
+            "--output=json".into(),
+        ]);
+        let spinner = printer.spinner(&format!("{n}: checking"));
+        let out = node_command(access, n, &args.remote_kastellan, &a)?
+            .output()
+            .with_context(|| format!("{n}: running kastellan restore --dry-run"))?;
+        spinner.finish_and_clear();
+        if !out.status.success() {
+            bail!(
+                "{n}: {}\nNothing was changed on any node.",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
+        let planned: NodePlan = serde_json::from_slice(&out.stdout)
+            .with_context(|| format!("{n}: reading the plan kastellan printed there"))?;
+        plans.push((n.clone(), planned.plan));
+    }
+    let report = |done: bool| AllNodesReport {
+        dry_run: !done,
+        run_id: run_id.clone(),
+        initial_cluster: initial_cluster.clone(),
+        nodes: plans
+            .iter()
+            .map(|(n, p)| NodeReport {
+                node: n.clone(),
+                report: RestoreReport {
+                    dry_run: !done,
+                    done: if done {
+                        p.steps.iter().map(|s| s.phase).collect()
+                    } else {
+                        Vec::new()
+                    },
+                    plan: p.clone(),
+                },
+            })
+            .collect(),
+    };
+    if args.dry_run {
+        printer.report(&report(false))?;
         return Ok(Outcome::Ok);
     }
+    printer.note(format!(
+        "restoring on {} with --initial-cluster {initial_cluster} (run {run_id})",
+        nodes.join(", ")
+    ));
     for phase in Phase::ALL {
         for n in &nodes {
             let mut a = base.clone();
             a.extend(["--node-step".into(), phase.name().into()]);
+            let spinner = printer.spinner(&format!("{n}: {phase}"));
             let out = node_command(access, n, &args.remote_kastellan, &a)?
                 .output()
-                .with_context(|| format!("{n}: running phase {phase}"))?;
+                .with_context(|| format!("{n}: running phase {phase}"));
+            spinner.finish_and_clear();
+            let out = out?;
             if !out.status.success() {
                 bail!(
                     "{n}: phase {phase} failed: {}\nFix the cause, then run the same command again on every node with --node-step (or `kastellan restore --resume` on {n})",
@@ -443,12 +536,53 @@ fn all_nodes(args: &RestoreArgs, snapshot: &Path, printer: &Printer) -> Result<O
             printer.note(format!("{n}: {phase} done"));
         }
     }
-    printer.note(format!(
-        "restored {} members from {}",
-        nodes.len(),
-        snapshot.display()
-    ));
+    printer.report(&report(true))?;
     Ok(Outcome::Ok)
+}
+
+/// What a node's `restore --dry-run -o json` prints (the part read back).
+#[derive(Debug, serde::Deserialize)]
+struct NodePlan {
+    plan: Plan,
+}
+
+/// The report of `--all-nodes`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AllNodesReport {
+    dry_run: bool,
+    run_id: String,
+    initial_cluster: String,
+    nodes: Vec<NodeReport>,
+}
+
+/// One node's part.
+#[derive(Debug, Serialize)]
+struct NodeReport {
+    node: String,
+    #[serde(flatten)]
+    report: RestoreReport,
+}
+
+impl Report for AllNodesReport {
+    fn render(&self, out: &mut String, style: &Style) {
+        let _ = writeln!(
+            out,
+            "{} {} members with --initial-cluster {} (run {})",
+            if self.dry_run {
+                "would restore"
+            } else {
+                "restored"
+            },
+            self.nodes.len(),
+            self.initial_cluster,
+            self.run_id
+        );
+        for n in &self.nodes {
+            let _ = writeln!(out, "\n{}", style.bold(&format!("== {} ==", n.node)));
+            n.report.render(out, style);
+        }
+    }
 }
 
 /// The report.

@@ -283,24 +283,109 @@ fn lab_restore_one_control_plane_etcd_34() {
     one_control_plane("3.4");
 }
 
+/// Makes a backup bundle of the lab from cp1's /etc/kubernetes; returns its path.
+fn bundle_of_cp1(dir: &Path) -> PathBuf {
+    let etc = Path::new(NODES).join("cp1/etc-kubernetes");
+    ok(
+        "backup create",
+        kastellan()
+            .args(["backup", "create", "--allow-unencrypted-secrets", "--dir"])
+            .arg(dir)
+            .arg("--etc-kubernetes")
+            .arg(&etc)
+            .env_remove("KUBECONFIG")
+            .output()
+            .unwrap(),
+    );
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| !p.to_string_lossy().ends_with(".json"))
+        .expect("a bundle file")
+}
+
+/// Three control planes restored from one bundle taken on cp1: every node checks it
+/// first (a node whose service-account key differs stops the run before any change,
+/// while each node's own certificates differ by design), then all members come back
+/// from the same file as one healthy cluster.
 #[test]
-fn lab_restore_three_control_planes_from_one_file() {
+fn lab_restore_three_control_planes_from_one_bundle() {
     let _lock = lab_lock();
     let _guard = lab_up("3", "3.5");
     create_objects();
     let dir = tempfile::tempdir().unwrap();
-    let snap = dir.path().join("snap.db");
-    save_snapshot("cp1", &snap);
+    let bundle = bundle_of_cp1(dir.path());
     kubectl_ok(&["delete", "namespace", "restore-a", "--wait=false"]);
     kubectl_ok(&["create", "namespace", "after-snap"]);
-    ok(
-        "restore --all-nodes",
-        kastellan()
-            .args(["restore", "--snapshot"])
-            .arg(&snap)
-            .args(["--all-nodes", "--node-access", "lab", "--yes"])
+    let all_nodes = || {
+        let mut c = kastellan();
+        c.args(["restore", "--bundle"])
+            .arg(&bundle)
+            .args(["--all-nodes", "--node-access", "lab"]);
+        c
+    };
+
+    // The dry run: every node's plan, one initial cluster.
+    let plan = ok(
+        "restore --all-nodes --dry-run",
+        all_nodes()
+            .args(["--dry-run", "-o", "json"])
             .output()
             .unwrap(),
+    );
+    let plan: serde_json::Value = serde_json::from_str(&plan).unwrap();
+    let nodes = plan["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3, "{plan}");
+    for (n, name) in nodes.iter().zip(["cp1", "cp2", "cp3"]) {
+        assert_eq!(n["node"], name);
+        assert_eq!(n["plan"]["name"], name);
+        assert_eq!(n["plan"]["initialCluster"], plan["initialCluster"]);
+        assert!(
+            n["plan"]["snapshot"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("{}/snapshot.db", plan["runId"].as_str().unwrap())),
+            "a bundle's snapshot is kept in the run's holding dir: {n}"
+        );
+        assert!(
+            n["plan"]["newDataDir"]
+                .as_str()
+                .unwrap()
+                .contains("/etcd-restore-"),
+            "{n}"
+        );
+    }
+    assert_eq!(
+        plan["initialCluster"].as_str().unwrap().split(',').count(),
+        3
+    );
+
+    // cp2's service-account key differs from the bundle's: refused, nothing changed.
+    let sa = Path::new(NODES).join("cp2/etc-kubernetes/pki/sa.pub");
+    let sa_original = std::fs::read(&sa).unwrap();
+    std::fs::write(&sa, b"not the key of the backup\n").unwrap();
+    let manifests = |n: &str| tree(&Path::new(NODES).join(n).join("etc-kubernetes/manifests"));
+    let before: Vec<_> = ["cp1", "cp2", "cp3"].map(manifests).into();
+    let refused = all_nodes().arg("--yes").output().unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
+    let err = text(&refused.stderr);
+    assert!(
+        err.contains("cp2")
+            && err.contains("sa.pub differs")
+            && err.contains("Nothing was changed"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("apiserver.crt"),
+        "leaf certificates are each node's own: {err}"
+    );
+    let after: Vec<_> = ["cp1", "cp2", "cp3"].map(manifests).into();
+    assert_eq!(before, after, "no manifest moved on refusal");
+    std::fs::write(&sa, sa_original).unwrap();
+
+    ok(
+        "restore --all-nodes --bundle",
+        all_nodes().arg("--yes").output().unwrap(),
     );
     assert_objects_back();
     let etcdctl = |node: &str, args: &[&str]| -> Output {
@@ -544,22 +629,7 @@ fn lab_restore_from_bundle_checks_the_pki() {
     create_objects();
     let dir = tempfile::tempdir().unwrap();
     let etc = Path::new(NODES).join("cp1/etc-kubernetes");
-    ok(
-        "backup create",
-        kastellan()
-            .args(["backup", "create", "--allow-unencrypted-secrets", "--dir"])
-            .arg(dir.path())
-            .arg("--etc-kubernetes")
-            .arg(&etc)
-            .env_remove("KUBECONFIG")
-            .output()
-            .unwrap(),
-    );
-    let bundle = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| !p.to_string_lossy().ends_with(".json"))
-        .expect("a bundle file");
+    let bundle = bundle_of_cp1(dir.path());
     let bundle_s = bundle.display().to_string();
     kubectl_ok(&["delete", "namespace", "restore-a", "--wait=false"]);
 
