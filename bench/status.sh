@@ -5,6 +5,8 @@
 # Needs root; brings the lab up if it is not (and leaves it as it found it).
 # usage: bench/status.sh [RUNS]
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 runs="${1:-5}"
 cargo build --release --quiet -p kastellan
@@ -42,7 +44,6 @@ by_hand() {
   "$kube_bin/kubectl" --kubeconfig "$kc" get lease -n kube-system >/dev/null
 }
 
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 time_it() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1 || true; e=$(date +%s.%N); echo "$e - $s" | bc; }
 
 "$k" status --kubeconfig "$kc" >/dev/null || true   # warm-up
