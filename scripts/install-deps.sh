@@ -34,6 +34,8 @@ pkgs=(
   etcd-server etcd-client
   # tests and reference tools
   openssl curl python3-pip jq
+  # restore --etcd-unit tests: a real systemd in namespaces of its own
+  systemd
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -178,6 +178,12 @@ pub struct RestoreArgs {
     /// manifests dir).
     #[arg(long, value_name = "DIR")]
     pub cert_dir: Option<PathBuf>,
+    /// etcd runs as this systemd unit, not as a static pod: it is stopped and started
+    /// with systemctl, and a drop-in in /etc/systemd/system/UNIT.service.d points it at
+    /// the new data dir (given to the unit's User=). The control-plane manifests are
+    /// still held while etcd is restored.
+    #[arg(long, value_name = "UNIT")]
+    pub etcd_unit: Option<String>,
 }
 
 /// How status is gathered (shared by `status` and `exporter`).

@@ -38,6 +38,7 @@ pub mod procedure;
 pub mod proto;
 pub mod snap;
 pub mod stage;
+pub mod systemd;
 pub mod v2store;
 pub mod wal;
 

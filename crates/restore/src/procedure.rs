@@ -21,7 +21,6 @@
 //!
 //! A multi-member restore runs each phase on every node before the next phase.
 
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -149,6 +148,86 @@ pub enum ProcedureError {
         #[source]
         source: std::io::Error,
     },
+    /// No `ExecStart=`.
+    #[error("{unit}: no ExecStart= in {files}")]
+    NoExecStart {
+        /// The unit.
+        unit: String,
+        /// The files read.
+        files: String,
+    },
+    /// `ExecStart=` does not run etcd itself.
+    #[error(
+        "{unit}: ExecStart= runs `{program}`, not etcd itself, so kastellan cannot tell etcd's flags; make ExecStart= run etcd directly"
+    )]
+    NotEtcd {
+        /// The unit.
+        unit: String,
+        /// The program it runs.
+        program: String,
+    },
+    /// A required environment file is missing.
+    #[error("{unit}: EnvironmentFile={} does not exist (and is not marked optional with -)", path.display())]
+    MissingEnvironmentFile {
+        /// The unit.
+        unit: String,
+        /// The file.
+        path: PathBuf,
+    },
+    /// etcd reads a configuration file.
+    #[error(
+        "{unit}: etcd reads its configuration from {path} (--config-file); kastellan restores only units configured by flags and ETCD_* variables"
+    )]
+    ConfigFile {
+        /// The unit.
+        unit: String,
+        /// The file.
+        path: String,
+    },
+    /// The drop-in would not take effect.
+    #[error(
+        "{unit}: with 99-kastellan-restore.conf etcd would still use {effective}, not {wanted}; another setting wins over the drop-in"
+    )]
+    DropinIneffective {
+        /// The unit.
+        unit: String,
+        /// The data dir etcd would use.
+        effective: String,
+        /// The data dir wanted.
+        wanted: String,
+    },
+    /// A flag also set by its `ETCD_*` variable (etcd refuses to start).
+    #[error(
+        "{unit}: {var} is set and so is {flag}; etcd refuses to start with both (unset the variable or drop the flag)"
+    )]
+    EnvShadowed {
+        /// The unit.
+        unit: String,
+        /// The variable.
+        var: String,
+        /// The flag.
+        flag: String,
+    },
+    /// `systemctl` failed.
+    #[error("systemctl {args}: {detail}")]
+    Systemctl {
+        /// Its arguments.
+        args: String,
+        /// What it said.
+        detail: String,
+    },
+    /// etcd still answers after its unit was stopped.
+    #[error(
+        "etcd still answers on 127.0.0.1:{port} {secs} s after systemctl stop {unit}; it is not run by that unit (another etcd on this host?). {unit} was started again; nothing was restored"
+    )]
+    UnitStillAnswers {
+        /// The unit.
+        unit: String,
+        /// The port.
+        port: u16,
+        /// The timeout.
+        secs: u64,
+    },
     /// Injected crash (debug builds, `KASTELLAN_RESTORE_CRASH_AFTER`).
     #[error("crash injected after phase {0}")]
     Crash(String),
@@ -232,7 +311,49 @@ pub struct Facts {
     pub free_bytes: Option<u64>,
     /// The snapshot's size.
     pub snapshot_bytes: u64,
+    /// etcd runs as this systemd unit (`etcd_manifest` is then empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<SystemdFacts>,
 }
+
+/// An etcd unit as [`gather_systemd`] read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SystemdFacts {
+    /// The unit's files and environment files.
+    pub files: crate::systemd::UnitFiles,
+    /// Its `User=`/`Group=`, resolved.
+    pub owner: Option<Owner>,
+}
+
+/// The user (and group) that owns etcd's data dir.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Owner {
+    /// The user name.
+    pub user: String,
+    /// Its uid.
+    pub uid: u32,
+    /// The gid (the unit's `Group=`, else the user's group).
+    pub gid: u32,
+}
+
+/// etcd run by systemd, as the plan changes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SystemdPlan {
+    /// The unit (`etcd.service`).
+    pub unit: String,
+    /// The drop-in written ([`crate::systemd::DROPIN_NAME`] in the unit's `.d` dir).
+    pub dropin: PathBuf,
+    /// Its text.
+    pub dropin_text: String,
+    /// Who gets the new data dir.
+    pub owner: Option<Owner>,
+}
+
+/// Where kastellan writes a unit's drop-in.
+pub const SYSTEMD_DIR: &str = "/etc/systemd/system";
 
 /// What the operator asked for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -317,6 +438,9 @@ pub struct Plan {
     /// The bundle's PKI to put in place during the restore phase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pki: Option<PkiRestore>,
+    /// etcd runs as a systemd unit: the drop-in instead of `etcd_manifest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<SystemdPlan>,
 }
 
 /// Reads the node's facts. Fails if `etcd.yaml` is missing.
@@ -333,6 +457,112 @@ pub fn gather(
         }
         Err(e) => return Err(io("reading", &etcd)(e)),
     };
+    let mut facts = gather_common(manifests_dir, restore_dir_parent, snapshot)?;
+    facts.etcd_manifest = etcd_manifest;
+    Ok(facts)
+}
+
+/// Reads the node's facts when etcd runs as the systemd unit `unit`: its files (through
+/// `systemctl show`), the environment files they name, the owner; the control-plane
+/// manifests as [`gather`] does (a dedicated etcd host has none).
+pub fn gather_systemd(
+    unit: &str,
+    manifests_dir: &Path,
+    restore_dir_parent: &Path,
+    snapshot: &Path,
+) -> Result<Facts, ProcedureError> {
+    let unit = crate::systemd::unit_name(unit);
+    let show = |prop: &str| systemctl(&["show", &format!("--property={prop}"), "--value", &unit]);
+    let fragment = show("FragmentPath")?;
+    if fragment.trim().is_empty() {
+        return Err(ProcedureError::Systemctl {
+            args: format!("show {unit}"),
+            detail: format!(
+                "systemd knows no unit file for {unit} (is etcd run by another unit? --etcd-unit)"
+            ),
+        });
+    }
+    let mut paths = vec![PathBuf::from(fragment.trim())];
+    paths.extend(show("DropInPaths")?.split_whitespace().map(PathBuf::from));
+    let mut files = crate::systemd::UnitFiles {
+        unit: unit.clone(),
+        files: Vec::new(),
+        env_files: Default::default(),
+        hostname: nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    };
+    for p in paths {
+        let text = std::fs::read_to_string(&p).map_err(io("reading", &p))?;
+        files.files.push((p, text));
+    }
+    let service = crate::systemd::service(&files);
+    for (p, _) in &service.environment_files {
+        files
+            .env_files
+            .insert(p.clone(), std::fs::read_to_string(p).ok());
+    }
+    let owner = match &service.user {
+        None => None,
+        Some(name) => {
+            let user = user_by_name(name)?;
+            let gid = match &service.group {
+                Some(g) => nix::unistd::Group::from_name(g)
+                    .ok()
+                    .flatten()
+                    .map(|g| g.gid.as_raw())
+                    .ok_or_else(|| ProcedureError::Systemctl {
+                        args: format!("show {unit}"),
+                        detail: format!("Group={g}: no such group on this host"),
+                    })?,
+                None => user.gid.as_raw(),
+            };
+            Some(Owner {
+                user: name.clone(),
+                uid: user.uid.as_raw(),
+                gid,
+            })
+        }
+    };
+    let mut facts = gather_common(manifests_dir, restore_dir_parent, snapshot)?;
+    facts.systemd = Some(SystemdFacts { files, owner });
+    Ok(facts)
+}
+
+fn user_by_name(name: &str) -> Result<nix::unistd::User, ProcedureError> {
+    nix::unistd::User::from_name(name)
+        .ok()
+        .flatten()
+        .ok_or_else(|| ProcedureError::Systemctl {
+            args: "show".into(),
+            detail: format!("User={name}: no such user on this host"),
+        })
+}
+
+/// Runs `systemctl ARGS`; its stdout, or an error with what it said.
+pub fn systemctl(args: &[&str]) -> Result<String, ProcedureError> {
+    let out = std::process::Command::new("systemctl")
+        .args(args)
+        .output()
+        .map_err(|e| ProcedureError::Systemctl {
+            args: args.join(" "),
+            detail: format!("cannot run systemctl: {e}"),
+        })?;
+    if !out.status.success() {
+        return Err(ProcedureError::Systemctl {
+            args: args.join(" "),
+            detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The control-plane manifests, the apiserver port, the room on disk.
+fn gather_common(
+    manifests_dir: &Path,
+    restore_dir_parent: &Path,
+    snapshot: &Path,
+) -> Result<Facts, ProcedureError> {
     let mut control_plane = Vec::new();
     let mut apiserver_port = 6443;
     for name in CONTROL_PLANE {
@@ -354,11 +584,12 @@ pub fn gather(
         .len();
     Ok(Facts {
         manifests_dir: manifests_dir.to_path_buf(),
-        etcd_manifest,
+        etcd_manifest: String::new(),
         control_plane,
         apiserver_port,
         free_bytes,
         snapshot_bytes,
+        systemd: None,
     })
 }
 
@@ -452,69 +683,6 @@ pub fn rewrite_etcd_manifest(
     Ok((out, changes))
 }
 
-/// A systemd drop-in that points the etcd unit at `new`: the unit's `ExecStart` with
-/// `--data-dir` replaced when it has one, else `ETCD_DATA_DIR` in the environment.
-pub fn systemd_dropin(unit: &str, new: &Path) -> String {
-    let new = new.display().to_string();
-    let mut exec = String::new();
-    let mut continued = false;
-    for line in unit.lines() {
-        let t = line.trim();
-        if continued || t.starts_with("ExecStart=") {
-            exec.push_str(t.trim_end_matches('\\').trim_end());
-            exec.push(' ');
-            continued = t.ends_with('\\');
-        }
-    }
-    let mut out = String::from(
-        "# Written by kastellan restore: etcd's data dir after a snapshot restore.\n[Service]\n",
-    );
-    let exec = exec.trim();
-    if exec.contains("--data-dir") {
-        let words: Vec<String> = exec
-            .trim_start_matches("ExecStart=")
-            .split_whitespace()
-            .scan(false, |next_is_dir, w| {
-                Some(if *next_is_dir {
-                    *next_is_dir = false;
-                    new.clone()
-                } else if w.starts_with("--data-dir=") {
-                    format!("--data-dir={new}")
-                } else if w == "--data-dir" {
-                    *next_is_dir = true;
-                    w.to_string()
-                } else {
-                    w.to_string()
-                })
-            })
-            .collect();
-        let _ = writeln!(out, "ExecStart=\nExecStart={}", words.join(" "));
-    } else {
-        let _ = writeln!(out, "Environment=ETCD_DATA_DIR={new}");
-    }
-    out
-}
-
-/// Writes `<unit dir>/<unit>.service.d/50-kastellan-restore.conf` and gives `data_dir`
-/// (recursively) to `owner` (uid, gid).
-pub fn apply_systemd(
-    unit_dir: &Path,
-    unit: &str,
-    data_dir: &Path,
-    owner: Option<(u32, u32)>,
-) -> Result<PathBuf, ProcedureError> {
-    let unit_file = unit_dir.join(format!("{unit}.service"));
-    let text = std::fs::read_to_string(&unit_file).map_err(io("reading", &unit_file))?;
-    let dir = unit_dir.join(format!("{unit}.service.d"));
-    std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
-    let dropin = dir.join("50-kastellan-restore.conf");
-    write_atomically(&dropin, systemd_dropin(&text, data_dir).as_bytes())?;
-    if let Some((uid, gid)) = owner {
-        chown_tree(data_dir, uid, gid)?;
-    }
-    Ok(dropin)
-}
-
 fn chown_tree(path: &Path, uid: u32, gid: u32) -> Result<(), ProcedureError> {
     std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(io("chown", path))?;
     if path.is_dir() && !path.is_symlink() {
@@ -533,36 +701,63 @@ pub fn plan(facts: &Facts, req: &ProcedureRequest) -> Result<Plan, ProcedureErro
         path: etcd_path.clone(),
         detail,
     };
-    let text = &facts.etcd_manifest;
-    let need = |flag: &str| {
-        manifest_flag(text, flag).ok_or_else(|| bad(format!("no --{flag} flag in etcd's command")))
-    };
-    let name = need("name")?;
-    let old_data_dir = PathBuf::from(need("data-dir")?);
-    let peer_urls = need("initial-advertise-peer-urls")?;
-    let own_cluster = need("initial-cluster")?;
-    let token =
-        manifest_flag(text, "initial-cluster-token").unwrap_or_else(|| "etcd-cluster".into());
+    // What etcd runs with now: the manifest's flags, or the unit's settings.
+    let (name, old_data_dir, peer_urls, own_cluster, token, client_urls, metrics_urls) =
+        match &facts.systemd {
+            Some(sd) => {
+                let (_, e) = crate::systemd::etcd_settings(&sd.files)?;
+                (
+                    e.name,
+                    e.data_dir,
+                    e.peer_urls,
+                    e.initial_cluster,
+                    e.initial_cluster_token,
+                    Some(e.listen_client_urls),
+                    e.listen_metrics_urls,
+                )
+            }
+            None => {
+                let text = &facts.etcd_manifest;
+                let need = |flag: &str| {
+                    manifest_flag(text, flag)
+                        .ok_or_else(|| bad(format!("no --{flag} flag in etcd's command")))
+                };
+                (
+                    need("name")?,
+                    PathBuf::from(need("data-dir")?),
+                    need("initial-advertise-peer-urls")?,
+                    need("initial-cluster")?,
+                    manifest_flag(text, "initial-cluster-token")
+                        .unwrap_or_else(|| "etcd-cluster".into()),
+                    manifest_flag(text, "listen-client-urls"),
+                    manifest_flag(text, "listen-metrics-urls"),
+                )
+            }
+        };
     let initial_cluster = req.initial_cluster.clone().unwrap_or(own_cluster);
     let members = initial_cluster.split(',').filter(|s| !s.is_empty()).count();
     if members > 1 && !req.all_nodes {
         return Err(ProcedureError::MultiMember {
-            path: etcd_path,
+            path: match &facts.systemd {
+                Some(sd) => sd.files.files[0].0.clone(),
+                None => etcd_path,
+            },
             members,
         });
     }
     crate::cluster::Membership::new(&name, &initial_cluster, &token, &peer_urls, true)
         .map_err(crate::Error::from)?;
-    let etcd_client_port = manifest_flag(text, "listen-client-urls")
+    let etcd_client_port = client_urls.as_deref().and_then(local_port).unwrap_or(2379);
+    let http_client = client_urls
         .as_deref()
-        .and_then(local_port)
-        .unwrap_or(2379);
-    let etcd_health_url = match manifest_flag(text, "listen-metrics-urls").and_then(|u| {
+        .is_some_and(|u| u.split(',').any(|u| u.starts_with("http://")));
+    let etcd_health_url = match metrics_urls.and_then(|u| {
         u.split(',')
             .find(|u| u.starts_with("http://"))
             .map(str::to_string)
     }) {
         Some(u) => format!("{}/health", u.trim_end_matches('/')),
+        None if http_client => format!("http://127.0.0.1:{etcd_client_port}/health"),
         None => format!("https://127.0.0.1:{etcd_client_port}/health"),
     };
     let new_data_dir = req
@@ -585,9 +780,37 @@ pub fn plan(facts: &Facts, req: &ProcedureRequest) -> Result<Plan, ProcedureErro
             needed,
         });
     }
-    let (etcd_manifest, manifest_changes) =
-        rewrite_etcd_manifest(text, &old_data_dir, &new_data_dir).map_err(bad)?;
     let holding_dir = req.holding_root.join(&req.run_id);
+    let (etcd_manifest, manifest_changes, systemd) = match &facts.systemd {
+        None => {
+            let (m, c) = rewrite_etcd_manifest(&facts.etcd_manifest, &old_data_dir, &new_data_dir)
+                .map_err(bad)?;
+            (m, c, None)
+        }
+        Some(sd) => {
+            let dropin_text = crate::systemd::dropin(&sd.files, &new_data_dir)?;
+            let unit = sd.files.unit.clone();
+            let dropin = Path::new(SYSTEMD_DIR)
+                .join(format!("{unit}.d"))
+                .join(crate::systemd::DROPIN_NAME);
+            let change = format!(
+                "{}: etcd's data dir {} -> {}",
+                dropin.display(),
+                old_data_dir.display(),
+                new_data_dir.display()
+            );
+            (
+                String::new(),
+                vec![change],
+                Some(SystemdPlan {
+                    unit,
+                    dropin,
+                    dropin_text,
+                    owner: sd.owner.clone(),
+                }),
+            )
+        }
+    };
     let md = &facts.manifests_dir;
     let held = facts.control_plane.clone();
     let moves = |names: &[String], back: bool| -> Vec<String> {
@@ -617,7 +840,10 @@ pub fn plan(facts: &Facts, req: &ProcedureRequest) -> Result<Plan, ProcedureErro
         Step {
             phase: Phase::StopEtcd,
             actions: {
-                let mut a = moves(&etcd_name, false);
+                let mut a = match &systemd {
+                    None => moves(&etcd_name, false),
+                    Some(sd) => vec![format!("systemctl stop {}", sd.unit)],
+                };
                 a.push(format!("wait until 127.0.0.1:{etcd_client_port} is closed"));
                 a
             },
@@ -633,12 +859,28 @@ pub fn plan(facts: &Facts, req: &ProcedureRequest) -> Result<Plan, ProcedureErro
         },
         Step {
             phase: Phase::StartEtcd,
-            actions: vec![format!(
-                "write {} (the original stays as {}): {}",
-                md.join(ETCD_MANIFEST).display(),
-                holding_dir.join(ETCD_MANIFEST).display(),
-                manifest_changes.join("; ")
-            )],
+            actions: match &systemd {
+                None => vec![format!(
+                    "write {} (the original stays as {}): {}",
+                    md.join(ETCD_MANIFEST).display(),
+                    holding_dir.join(ETCD_MANIFEST).display(),
+                    manifest_changes.join("; ")
+                )],
+                Some(sd) => vec![
+                    format!(
+                        "write {} (one there before is kept as {}): {}",
+                        sd.dropin.display(),
+                        holding_dir.join(crate::systemd::DROPIN_NAME).display(),
+                        sd.dropin_text
+                            .lines()
+                            .filter(|l| l.starts_with("ExecStart=") && l.len() > 10)
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    ),
+                    "systemctl daemon-reload".to_string(),
+                    format!("systemctl start --no-block {}", sd.unit),
+                ],
+            },
         },
         Step {
             phase: Phase::WaitEtcd,
@@ -657,6 +899,14 @@ pub fn plan(facts: &Facts, req: &ProcedureRequest) -> Result<Plan, ProcedureErro
                 facts.apiserver_port
             )],
         });
+    }
+    if let Some(Owner { user, uid, gid }) = systemd.as_ref().and_then(|s| s.owner.as_ref())
+        && let Some(step) = steps.iter_mut().find(|s| s.phase == Phase::Restore)
+    {
+        step.actions.push(format!(
+            "give {} to {user} (uid {uid}, gid {gid}), the unit's User=",
+            new_data_dir.display()
+        ));
     }
     if let Some(pki) = &req.pki
         && let Some(step) = steps.iter_mut().find(|s| s.phase == Phase::Restore)
@@ -687,6 +937,7 @@ pub fn plan(facts: &Facts, req: &ProcedureRequest) -> Result<Plan, ProcedureErro
         manifest_changes,
         steps,
         pki: req.pki.clone(),
+        systemd,
     })
 }
 
@@ -962,6 +1213,18 @@ impl Run {
                     });
                 }
             }
+            Phase::StopEtcd if p.systemd.is_some() => {
+                let unit = p.systemd.as_ref().map(|s| s.unit.as_str()).unwrap_or("");
+                systemctl(&["stop", unit])?;
+                if !wait_until(self.timeout, || !answers(p.etcd_client_port)) {
+                    let _ = systemctl(&["start", "--no-block", unit]);
+                    return Err(ProcedureError::UnitStillAnswers {
+                        unit: unit.to_string(),
+                        port: p.etcd_client_port,
+                        secs,
+                    });
+                }
+            }
             Phase::StopEtcd => {
                 let etcd = [ETCD_MANIFEST.to_string()];
                 hold(p, &etcd)?;
@@ -988,6 +1251,24 @@ impl Run {
                 req.initial_cluster_token = p.initial_cluster_token.clone();
                 req.initial_advertise_peer_urls = p.peer_urls.clone();
                 crate::restore(&req)?;
+                if let Some(o) = p.systemd.as_ref().and_then(|s| s.owner.as_ref()) {
+                    chown_tree(&p.new_data_dir, o.uid, o.gid)?;
+                }
+            }
+            Phase::StartEtcd if p.systemd.is_some() => {
+                let Some(sd) = &p.systemd else {
+                    return Ok(());
+                };
+                let kept = p.holding_dir.join(crate::systemd::DROPIN_NAME);
+                if let Ok(before) = std::fs::read(&sd.dropin)
+                    && before != sd.dropin_text.as_bytes()
+                    && !kept.exists()
+                {
+                    write_atomically(&kept, &before)?;
+                }
+                write_atomically(&sd.dropin, sd.dropin_text.as_bytes())?;
+                systemctl(&["daemon-reload"])?;
+                systemctl(&["start", "--no-block", &sd.unit])?;
             }
             Phase::StartEtcd => {
                 let staged = p.holding_dir.join("etcd.yaml.restored");
@@ -1079,6 +1360,7 @@ mod tests {
             apiserver_port: 6443,
             free_bytes: Some(10 << 30),
             snapshot_bytes: 1 << 20,
+            systemd: None,
         }
     }
 
@@ -1191,50 +1473,51 @@ mod tests {
     }
 
     #[test]
-    fn dropin_replaces_the_exec_data_dir_or_sets_the_environment() {
-        let unit = "[Unit]\nDescription=etcd\n[Service]\nUser=etcd\nExecStart=/usr/bin/etcd --name m1 \\\n  --data-dir /var/lib/etcd --listen-client-urls http://127.0.0.1:2379\n";
-        let d = systemd_dropin(unit, Path::new("/var/lib/etcd-restore-1"));
-        assert!(d.contains("ExecStart=\nExecStart=/usr/bin/etcd --name m1 --data-dir /var/lib/etcd-restore-1 --listen-client-urls http://127.0.0.1:2379\n"), "{d}");
-        let d = systemd_dropin(
-            "[Service]\nExecStart=/usr/bin/etcd\nEnvironmentFile=/etc/default/etcd\n",
-            Path::new("/d"),
-        );
-        assert!(d.ends_with("Environment=ETCD_DATA_DIR=/d\n"), "{d}");
-    }
-
-    #[test]
-    fn systemd_on_a_temp_dir() {
-        let tmp = tempfile::tempdir().unwrap();
-        let units = tmp.path().join("system");
-        std::fs::create_dir_all(&units).unwrap();
-        std::fs::write(
-            units.join("etcd.service"),
-            "[Service]\nExecStart=/usr/bin/etcd --data-dir=/var/lib/etcd\n",
-        )
-        .unwrap();
-        let data = tmp.path().join("etcd-restore-1");
-        std::fs::create_dir_all(data.join("member/snap")).unwrap();
-        std::fs::write(data.join("member/snap/db"), b"x").unwrap();
-        let me = (
-            nix::unistd::getuid().as_raw(),
-            nix::unistd::getgid().as_raw(),
-        );
-        let dropin = apply_systemd(&units, "etcd", &data, Some(me)).unwrap();
+    fn plan_systemd_unit() {
+        let unit = "[Service]\nUser=etcd\nEnvironment=ETCD_DATA_DIR=/var/lib/etcd/default ETCD_NAME=%H\nExecStart=/usr/bin/etcd $DAEMON_ARGS\n";
+        let mut f = facts();
+        f.etcd_manifest = String::new();
+        f.control_plane.clear();
+        f.systemd = Some(SystemdFacts {
+            files: crate::systemd::UnitFiles {
+                unit: "etcd.service".into(),
+                files: vec![("/lib/systemd/system/etcd.service".into(), unit.into())],
+                env_files: Default::default(),
+                hostname: "e1".into(),
+            },
+            owner: Some(Owner {
+                user: "etcd".into(),
+                uid: 102,
+                gid: 105,
+            }),
+        });
+        let p = plan(&f, &req()).unwrap();
+        assert_eq!(p.name, "e1");
+        assert_eq!(p.old_data_dir, Path::new("/var/lib/etcd/default"));
+        assert_eq!(p.etcd_health_url, "http://127.0.0.1:2379/health");
+        let sd = p.systemd.as_ref().unwrap();
         assert_eq!(
-            dropin,
-            units.join("etcd.service.d/50-kastellan-restore.conf")
+            sd.dropin,
+            Path::new("/etc/systemd/system/etcd.service.d/99-kastellan-restore.conf")
         );
-        let text = std::fs::read_to_string(&dropin).unwrap();
+        let text = serde_json::to_string(&p.steps).unwrap();
+        for needle in [
+            "systemctl stop etcd.service",
+            "systemctl daemon-reload",
+            "systemctl start --no-block etcd.service",
+            "ExecStart=/usr/bin/etcd $DAEMON_ARGS --data-dir=/var/lib/etcd-restore-20260101T000000Z",
+            "give /var/lib/etcd-restore-20260101T000000Z to etcd (uid 102, gid 105)",
+        ] {
+            assert!(text.contains(needle), "{needle} in {text}");
+        }
+        assert!(!text.contains("etcd.yaml"), "{text}");
+        // Two members in the unit's --initial-cluster: one node alone is refused.
+        let two = unit.replace("$DAEMON_ARGS", "--initial-cluster=e1=http://a:2380,e2=http://b:2380 --initial-advertise-peer-urls=http://a:2380");
+        f.systemd.as_mut().unwrap().files.files[0].1 = two;
+        let e = plan(&f, &req()).unwrap_err().to_string();
         assert!(
-            text.contains(&format!("--data-dir={}", data.display())),
-            "{text}"
-        );
-        use std::os::unix::fs::MetadataExt;
-        assert_eq!(
-            std::fs::metadata(data.join("member/snap/db"))
-                .unwrap()
-                .uid(),
-            me.0
+            e.contains("/lib/systemd/system/etcd.service") && e.contains("2 members"),
+            "{e}"
         );
     }
 

@@ -31,11 +31,31 @@ pub fn run(args: RestoreArgs, printer: &Printer) -> Result<Outcome> {
         .to_path_buf();
     let timeout = Duration::from_secs(args.timeout);
     if args.node_facts {
-        let text = std::fs::read_to_string(args.manifests_dir.join(procedure::ETCD_MANIFEST))
-            .with_context(|| format!("reading {}/etcd.yaml", args.manifests_dir.display()))?;
-        let name = procedure::manifest_flag(&text, "name").context("etcd.yaml: no --name")?;
-        let urls = procedure::manifest_flag(&text, "initial-advertise-peer-urls")
-            .context("etcd.yaml: no --initial-advertise-peer-urls")?;
+        let (name, urls) = match &args.etcd_unit {
+            Some(unit) => {
+                let facts = procedure::gather_systemd(
+                    unit,
+                    &args.manifests_dir,
+                    Path::new("/"),
+                    Path::new("/"),
+                )?;
+                let files = facts.systemd.map(|s| s.files).context("no unit facts")?;
+                let (_, e) = kastellan_restore::systemd::etcd_settings(&files)?;
+                (e.name, e.peer_urls)
+            }
+            None => {
+                let text =
+                    std::fs::read_to_string(args.manifests_dir.join(procedure::ETCD_MANIFEST))
+                        .with_context(|| {
+                            format!("reading {}/etcd.yaml", args.manifests_dir.display())
+                        })?;
+                (
+                    procedure::manifest_flag(&text, "name").context("etcd.yaml: no --name")?,
+                    procedure::manifest_flag(&text, "initial-advertise-peer-urls")
+                        .context("etcd.yaml: no --initial-advertise-peer-urls")?,
+                )
+            }
+        };
         println!("{name}={urls}");
         return Ok(Outcome::Ok);
     }
@@ -140,7 +160,15 @@ pub fn run(args: RestoreArgs, printer: &Printer) -> Result<Outcome> {
         }
         .into());
     }
-    let facts = procedure::gather(&args.manifests_dir, &args.restore_dir_parent, &snapshot)?;
+    let facts = match &args.etcd_unit {
+        Some(unit) => procedure::gather_systemd(
+            unit,
+            &args.manifests_dir,
+            &args.restore_dir_parent,
+            &snapshot,
+        )?,
+        None => procedure::gather(&args.manifests_dir, &args.restore_dir_parent, &snapshot)?,
+    };
     let plan = procedure::plan(&facts, &req)?;
     if args.dry_run {
         printer.report(&RestoreReport {
@@ -425,24 +453,25 @@ fn all_nodes(args: &RestoreArgs, printer: &Printer) -> Result<Outcome> {
     } else {
         bail!("give --snapshot FILE or --bundle BUNDLE");
     }
+    let unit: Vec<String> = match &args.etcd_unit {
+        Some(u) => vec!["--etcd-unit".into(), u.clone()],
+        None => Vec::new(),
+    };
     let mut members = Vec::new();
     for n in &nodes {
-        let out = node_command(
-            access,
-            n,
-            &args.remote_kastellan,
-            &[
-                "restore".into(),
-                "--node-facts".into(),
-                "--manifests-dir".into(),
-                args.manifests_dir.display().to_string(),
-            ],
-        )?
-        .output()
-        .with_context(|| format!("{n}: running kastellan restore --node-facts"))?;
+        let mut facts_args = vec![
+            "restore".to_string(),
+            "--node-facts".into(),
+            "--manifests-dir".into(),
+            args.manifests_dir.display().to_string(),
+        ];
+        facts_args.extend(unit.iter().cloned());
+        let out = node_command(access, n, &args.remote_kastellan, &facts_args)?
+            .output()
+            .with_context(|| format!("{n}: running kastellan restore --node-facts"))?;
         anyhow::ensure!(
             out.status.success(),
-            "{n}: reading etcd.yaml failed: {}",
+            "{n}: reading etcd's flags failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         );
         members.push(String::from_utf8_lossy(&out.stdout).trim().to_string());
@@ -463,6 +492,7 @@ fn all_nodes(args: &RestoreArgs, printer: &Printer) -> Result<Outcome> {
         "--yes".into(),
         "--quiet".into(),
     ]);
+    base.extend(unit);
 
     // Every node plans first; nothing changes unless all of them can go ahead.
     let mut plans = Vec::new();

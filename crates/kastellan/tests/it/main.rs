@@ -1,7 +1,8 @@
 //! Integration tests of the `kastellan` binary. Modules name their tier:
 //! `cli_*` run the binary without any cluster; `lab_*` bring up the real lab (root,
 //! the cached Kubernetes build, etcd from Debian); `kubeadm_real_*` (in `certs`) need the
-//! cached kubeadm and root for its `--rootfs`.
+//! cached kubeadm and root for its `--rootfs`; `systemd_*` (in `restore_systemd`) boot a real
+//! systemd in namespaces of their own (root).
 #![allow(clippy::unwrap_used)] // tests fail loudly on unexpected errors
 
 mod backup;
@@ -12,6 +13,7 @@ mod etcd_save;
 mod inspect;
 mod lab;
 mod restore;
+mod restore_systemd;
 mod snapshot_cli;
 mod status;
 
