@@ -1,7 +1,8 @@
 //! `kastellan restore --etcd-unit`: etcd run by a real systemd (tier `systemd_`).
 //!
-//! The test boots systemd 252 from Debian as PID 1 of new pid, mount, network, UTS and
-//! IPC namespaces. In its mount namespace `/run` and `/tmp` are fresh tmpfs, every
+//! The test boots systemd 252 from Debian as PID 1 of new pid, mount, network, UTS, IPC
+//! and cgroup namespaces (the cgroup namespace rooted at cgroups of the test's own, so
+//! its units' cgroups never meet the host's or another test's). In its mount namespace `/run` and `/tmp` are fresh tmpfs, every
 //! system unit and generator directory is an empty tmpfs and `/etc/systemd/system` is
 //! the test's own directory, so this systemd knows only the test's units (all with
 //! `DefaultDependencies=no`) and can start nothing of the host's. etcd listens on
@@ -28,7 +29,7 @@ fn kastellan_bin() -> PathBuf {
 struct Systemd {
     unshare: Child,
     pid: u32,
-    cgroup: PathBuf,
+    cgroups: Vec<PathBuf>,
 }
 
 impl Systemd {
@@ -43,16 +44,26 @@ impl Systemd {
             "[Unit]\nDescription=kastellan test target\nDefaultDependencies=no\n",
         )
         .unwrap();
-        // The test's own cgroup: systemd runs in a cgroup namespace rooted there, so
-        // its slices and scopes live under it, apart from the host's and from another
-        // test's systemd.
-        let cgroup = cgroup_dir();
-        std::fs::create_dir_all(&cgroup).unwrap();
-        let v2 = is_cgroup2();
-        let mount_cgroup = if v2 {
+        let cgroups = test_cgroups();
+        for d in &cgroups {
+            std::fs::create_dir_all(d).unwrap();
+            // A new cpuset has no CPUs or memory nodes until given its parent's.
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                if let Some(parent) = d.parent()
+                    && let Ok(v) = std::fs::read(parent.join(f))
+                {
+                    std::fs::write(d.join(f), v).unwrap();
+                }
+            }
+        }
+        // On a legacy (v1) host systemd would also mount the hidden v2 hierarchy and
+        // track units there, at its root: keep it to the v1 name=systemd hierarchy.
+        let unified = nix::sys::statfs::statfs("/sys/fs/cgroup")
+            .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC);
+        let mount_cgroup = if unified {
             "mount -t cgroup2 none /sys/fs/cgroup"
         } else {
-            "mount -t tmpfs -o mode=755 tmpfs /sys/fs/cgroup\nmkdir /sys/fs/cgroup/systemd\nmount -t cgroup -o none,name=systemd cgroup /sys/fs/cgroup/systemd"
+            "mount -t tmpfs -o mode=755 tmpfs /sys/fs/cgroup"
         };
         let inner = format!(
             r#"set -e
@@ -73,11 +84,21 @@ exec /lib/systemd/systemd --system --unit=kl-test.target --log-target=null
 "#,
             units = units.display()
         );
+        let join: String = cgroups
+            .iter()
+            .map(|d| format!("echo $$ > '{}/cgroup.procs' && ", d.display()))
+            .collect();
         let outer = format!(
-            "echo $$ > '{}/cgroup.procs' && exec unshare --cgroup --pid --fork --kill-child --mount --net --uts --ipc --mount-proc bash -c \"$0\"",
-            cgroup.display()
+            "{join}exec unshare --cgroup --pid --fork --kill-child --mount --net --uts --ipc --mount-proc bash -c \"$0\""
         );
-        let unshare = Command::new("bash")
+        let mut cmd = Command::new("bash");
+        if !unified {
+            cmd.env(
+                "SYSTEMD_PROC_CMDLINE",
+                "systemd.unified_cgroup_hierarchy=0 systemd.legacy_systemd_cgroup_controller=1",
+            );
+        }
+        let unshare = cmd
             .args(["-c", &outer, &inner])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -104,7 +125,7 @@ exec /lib/systemd/systemd --system --unit=kl-test.target --log-target=null
         let sd = Systemd {
             unshare,
             pid,
-            cgroup,
+            cgroups,
         };
         let start = Instant::now();
         loop {
@@ -177,29 +198,51 @@ impl Drop for Systemd {
         }
         // The cgroups empty out as the kernel reaps the namespace.
         let start = Instant::now();
-        while self.cgroup.exists() && start.elapsed() < Duration::from_secs(10) {
-            remove_cgroup(&self.cgroup);
+        while self.cgroups.iter().any(|c| c.exists()) && start.elapsed() < Duration::from_secs(10) {
+            for c in &self.cgroups {
+                remove_cgroup(c);
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
     }
 }
 
-/// Whether the host has the unified cgroup hierarchy (cgroup v2).
-fn is_cgroup2() -> bool {
-    nix::sys::statfs::statfs("/sys/fs/cgroup")
-        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
-}
-
-/// This test process's cgroup for one systemd (in the `name=systemd` hierarchy on v1).
-fn cgroup_dir() -> PathBuf {
+/// A cgroup of the test in every hierarchy mounted on the host, each nested under this
+/// process's own cgroup there (so the host's accounting still covers it). systemd
+/// runs in a cgroup namespace rooted at them: its slices and scopes stay apart from
+/// the host's and from another test's systemd.
+fn test_cgroups() -> Vec<PathBuf> {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let base = if is_cgroup2() {
-        PathBuf::from("/sys/fs/cgroup")
-    } else {
-        PathBuf::from("/sys/fs/cgroup/systemd")
-    };
-    base.join(format!("kastellan-test-{}-{n}", std::process::id()))
+    let leaf = format!("kastellan-test-{}-{n}", std::process::id());
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mut dirs = Vec::new();
+    for line in own.lines() {
+        let mut f = line.splitn(3, ':');
+        let (_, ctrls, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or(""));
+        let mount = mounts.lines().find_map(|m| {
+            let (left, right) = m.split_once(" - ")?;
+            let point = left.split_whitespace().nth(4)?;
+            let mut r = right.split_whitespace();
+            let (fstype, _, opts) = (r.next()?, r.next()?, r.next()?);
+            let fits = if ctrls.is_empty() {
+                fstype == "cgroup2"
+            } else {
+                fstype == "cgroup" && ctrls.split(',').all(|c| opts.split(',').any(|o| o == c))
+            };
+            fits.then(|| point.to_string())
+        });
+        if let Some(point) = mount {
+            let dir = Path::new(&point)
+                .join(path.trim_start_matches('/'))
+                .join(&leaf);
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+    }
+    dirs
 }
 
 /// Removes a cgroup tree, deepest first (only empty cgroups can go).
@@ -319,9 +362,11 @@ fn restore_under_systemd(root: &Root, etcdctl: &Path, old_data: &Path) {
     let sd = Systemd::boot(&r.join("units"));
     sd.ok(&["systemctl", "start", UNIT]);
     assert!(
-        sd.cgroup.join("system.slice").is_dir(),
-        "systemd's slices live under the test's cgroup {}",
-        sd.cgroup.display()
+        sd.cgroups
+            .iter()
+            .any(|c| c.join("system.slice").join(UNIT).is_dir()),
+        "the unit's cgroup lives under the test's cgroups {:?}",
+        sd.cgroups
     );
     wait_healthy(&sd, etcdctl);
     for i in 0..50 {
