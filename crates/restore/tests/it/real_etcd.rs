@@ -5,13 +5,11 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use kastellan_etcd::testing::{EtcdProcess, EtcdRelease, MemberUrls, etcd34, etcd35};
 use kastellan_restore::{Error, restore, wal};
 use serde_json::Value;
 
-use crate::support::{
-    Etcd, Member, Release, etcd34, etcd35, etcdutl_restore, etcdutl_status, kvs, make_snapshot,
-    request, revision, scratch,
-};
+use crate::support::{etcdutl_restore, kvs, make_snapshot, request, revision, scratch};
 
 fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777
@@ -31,7 +29,7 @@ fn assert_private(data: &Path) {
     }
 }
 
-fn member_list(e: &Etcd) -> Vec<(String, Vec<String>)> {
+fn member_list(e: &EtcdProcess) -> Vec<(String, Vec<String>)> {
     let v: Value = serde_json::from_str(&e.etcdctl(&["member", "list", "-w", "json"])).unwrap();
     let mut out: Vec<(String, Vec<String>)> = v["members"]
         .as_array()
@@ -51,10 +49,10 @@ fn member_list(e: &Etcd) -> Vec<(String, Vec<String>)> {
     out
 }
 
-fn restore_keeps_the_keyspace(release: Release) {
+fn restore_keeps_the_keyspace(release: EtcdRelease) {
     let snap = make_snapshot(&release);
     let dir = scratch();
-    let m = Member::new("restored");
+    let m = MemberUrls::new("restored");
     let data = dir.path().join("data");
     let req = request(&snap.path, &data, &m, std::slice::from_ref(&m), "new-token");
     let restored = restore(&req).unwrap();
@@ -67,7 +65,7 @@ fn restore_keeps_the_keyspace(release: Release) {
         wal::SEGMENT_SIZE
     );
 
-    let e = Etcd::start(&release, &m, std::slice::from_ref(&m), &data, "new-token");
+    let e = EtcdProcess::start(&release, &m, std::slice::from_ref(&m), &data, "new-token");
     let now = e.get_all();
     assert_eq!(
         kvs(&now),
@@ -112,12 +110,12 @@ fn real_etcd_35_restore_keeps_the_keyspace() {
     restore_keeps_the_keyspace(etcd35());
 }
 
-fn bump_revision(release: Release) {
+fn bump_revision(release: EtcdRelease) {
     const BUMP: u64 = 1_000_000;
     let snap = make_snapshot(&release);
     let old = revision(&snap.content);
     let dir = scratch();
-    let m = Member::new("bumped");
+    let m = MemberUrls::new("bumped");
     let data = dir.path().join("data");
     let mut req = request(&snap.path, &data, &m, std::slice::from_ref(&m), "t");
     req.bump_revision = BUMP;
@@ -125,7 +123,7 @@ fn bump_revision(release: Release) {
     let restored = restore(&req).unwrap();
     assert_eq!(restored.plan.bumped_revision, Some(old + BUMP as i64));
 
-    let e = Etcd::start(&release, &m, std::slice::from_ref(&m), &data, "t");
+    let e = EtcdProcess::start(&release, &m, std::slice::from_ref(&m), &data, "t");
     let now = e.get_all();
     assert_eq!(
         revision(&now),
@@ -179,10 +177,10 @@ fn assert_same_file(a: &Path, b: &Path) {
 /// for member `local` of `members`, and checks that the WAL and the raft snapshot are
 /// the same byte for byte and the backends hold the same content (etcd's hash).
 fn compare_with_etcdutl(
-    etcd: &Release,
+    etcd: &EtcdRelease,
     snapshot: &Path,
     dir: &Path,
-    members: &[Member],
+    members: &[MemberUrls],
     local: usize,
 ) -> (std::path::PathBuf, std::path::PathBuf) {
     let ours = dir.join(format!("kastellan-{}-{local}", members.len()));
@@ -207,12 +205,8 @@ fn compare_with_etcdutl(
     assert!(records.iter().all(|(_, crc_ok)| *crc_ok));
     assert_eq!(records.len(), 3 + members.len() + 2);
     let figures = |d: &Path| {
-        let s = etcdutl_status(etcd, &snap_dir(d).join("db"));
-        (
-            s["hash"].clone(),
-            s["revision"].clone(),
-            s["totalKey"].clone(),
-        )
+        let s = etcd.snapshot_status(&snap_dir(d).join("db"));
+        (s.hash, s.revision, s.total_key)
     };
     assert_eq!(
         figures(&ours),
@@ -226,20 +220,24 @@ fn compare_with_etcdutl(
 /// flags: the same WAL and raft snapshot byte for byte and the same backend content,
 /// for a one- and a three-member cluster; and both data dirs serve the same keyspace as
 /// the same member of the same cluster.
-fn same_as_etcdutl(snapshot_release: Release) {
+fn same_as_etcdutl(snapshot_release: EtcdRelease) {
     let etcd = etcd35();
     let snap = make_snapshot(&snapshot_release);
     let dir = scratch();
-    let three = [Member::new("x1"), Member::new("x2"), Member::new("x3")];
+    let three = [
+        MemberUrls::new("x1"),
+        MemberUrls::new("x2"),
+        MemberUrls::new("x3"),
+    ];
     for local in 0..3 {
         compare_with_etcdutl(&etcd, &snap.path, dir.path(), &three, local);
     }
-    let one = [Member::new("solo")];
+    let one = [MemberUrls::new("solo")];
     let (ours, theirs) = compare_with_etcdutl(&etcd, &snap.path, dir.path(), &one, 0);
 
     let mut served = Vec::new();
     for data in [&ours, &theirs] {
-        let mut e = Etcd::start(&etcd, &one[0], &one, data, "cmp-token");
+        let mut e = EtcdProcess::start(&etcd, &one[0], &one, data, "cmp-token");
         served.push(e.get_all());
         e.stop();
     }
@@ -265,16 +263,20 @@ fn real_etcd_34_snapshot_same_as_etcdutl() {
 
 /// Three members restored from one file with the same initial cluster form a healthy
 /// cluster with the new names and URLs and the old keyspace.
-fn three_members(release: Release) {
+fn three_members(release: EtcdRelease) {
     let snap = make_snapshot(&release);
     let dir = scratch();
-    let members = [Member::new("m1"), Member::new("m2"), Member::new("m3")];
+    let members = [
+        MemberUrls::new("m1"),
+        MemberUrls::new("m2"),
+        MemberUrls::new("m3"),
+    ];
     let mut servers = Vec::new();
     for m in &members {
         let data = dir.path().join(&m.name);
         let req = request(&snap.path, &data, m, &members, "three");
         restore(&req).unwrap();
-        servers.push(Etcd::spawn(&release, m, &members, &data, "three"));
+        servers.push(EtcdProcess::spawn(&release, m, &members, &data, "three"));
     }
     for s in &mut servers {
         s.wait_healthy();
@@ -318,7 +320,7 @@ fn real_etcd_35_refuses_bad_input_and_creates_nothing() {
     let release = etcd35();
     let snap = make_snapshot(&release);
     let dir = scratch();
-    let m = Member::new("m");
+    let m = MemberUrls::new("m");
     let cluster = std::slice::from_ref(&m);
     let original = std::fs::read(&snap.path).unwrap();
     let parent = dir.path().join("restores");
@@ -377,6 +379,6 @@ fn real_etcd_35_refuses_bad_input_and_creates_nothing() {
     req.skip_hash_check = true;
     restore(&req).unwrap();
     assert_eq!(listing(&target), ["member"]);
-    let e = Etcd::start(&release, &m, cluster, &target, "t");
+    let e = EtcdProcess::start(&release, &m, cluster, &target, "t");
     assert_eq!(kvs(&e.get_all()), kvs(&snap.content));
 }

@@ -1,12 +1,13 @@
 //! Checked-in real snapshots and damaged copies of them.
 
+use kastellan_etcd::testing::EtcdSnapshotStatus;
 use kastellan_snapshot::{
     Check, Error, FaultKind, Options, SnapshotFile, Trailer, Verdict, inspect,
 };
 
-use crate::support::{EtcdStatus, fixture, write_temp};
+use crate::support::{fixture, write_temp};
 
-fn expected(name: &str) -> EtcdStatus {
+fn expected(name: &str) -> EtcdSnapshotStatus {
     let json = std::fs::read_to_string(fixture(&format!("{name}.status.json"))).unwrap();
     serde_json::from_str(&json).unwrap()
 }
@@ -16,7 +17,7 @@ fn assert_matches_etcd(name: &str) {
     let status = file.status().unwrap();
     let want = expected(name);
     assert_eq!(
-        EtcdStatus::from(status),
+        EtcdSnapshotStatus::from(status),
         want,
         "{name}: figures differ from etcd's"
     );
@@ -172,7 +173,7 @@ fn fixture_flipped_meta_page_is_reported() {
         assert_eq!(report.trailer.matches(), Some(false));
         // The other meta page still opens the database, with the same figures.
         assert_eq!(
-            EtcdStatus::from(report.status.unwrap()),
+            EtcdSnapshotStatus::from(report.status.unwrap()),
             expected("etcd34.snapshot")
         );
     }

@@ -3,10 +3,11 @@
 
 use std::path::Path;
 
+use kastellan_etcd::testing::{EtcdRelease, EtcdSnapshotStatus, etcd34, etcd35};
 use kastellan_snapshot::{Check, Error, FaultKind, Options, SnapshotFile, Trailer, Verdict};
 use serde_json::json;
 
-use crate::support::{EtcdRelease, EtcdServer, EtcdStatus, b64, etcd34, etcd35};
+use crate::support::{EtcdServer, b64};
 
 const KEYS: usize = 3000;
 const BATCH: usize = 100; // below etcd's default --max-txn-ops of 128
@@ -76,9 +77,9 @@ fn write_known_data(server: &EtcdServer) {
 }
 
 fn assert_same_figures(release: &EtcdRelease, path: &Path) -> kastellan_snapshot::Inspection {
-    let theirs = release.status(path);
+    let theirs = release.snapshot_status(path);
     let file = SnapshotFile::open(path).unwrap();
-    let ours = EtcdStatus::from(file.status().unwrap());
+    let ours = EtcdSnapshotStatus::from(file.status().unwrap());
     assert_eq!(ours, theirs, "etcd {} on {}", release.name, path.display());
     let report = file
         .inspect(&Options {
