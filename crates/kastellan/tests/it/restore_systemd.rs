@@ -21,8 +21,17 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-fn kastellan_bin() -> PathBuf {
-    PathBuf::from(assert_cmd::cargo::cargo_bin!("kastellan"))
+/// The binary under test, inside the test root: systemd's namespaces have a fresh /tmp,
+/// where the build may live (a CI checkout in /tmp).
+fn kastellan_in(root: &Path) -> PathBuf {
+    let to = root.join("bin/kastellan");
+    if !to.exists() {
+        let from = PathBuf::from(assert_cmd::cargo::cargo_bin!("kastellan"));
+        if std::fs::hard_link(&from, &to).is_err() {
+            std::fs::copy(&from, &to).unwrap();
+        }
+    }
+    to
 }
 
 /// A systemd of its own, in namespaces of its own.
@@ -385,7 +394,7 @@ fn restore_under_systemd(root: &Root, etcdctl: &Path, old_data: &Path) {
     etcdctl_ok(&sd, etcdctl, &["put", "/reg/after-snapshot", "x"]);
 
     let restore = |extra: &[&str]| -> Output {
-        let bin = kastellan_bin().display().to_string();
+        let bin = kastellan_in(r).display().to_string();
         let snap_s = snap.display().to_string();
         let manifests = r.join("manifests").display().to_string();
         let parent = r.display().to_string();
@@ -408,7 +417,7 @@ fn restore_under_systemd(root: &Root, etcdctl: &Path, old_data: &Path) {
     };
 
     // A unit systemd does not know: refused, naming it.
-    let bin = kastellan_bin().display().to_string();
+    let bin = kastellan_in(r).display().to_string();
     let missing = sd.run(&[
         &bin,
         "restore",
