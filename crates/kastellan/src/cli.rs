@@ -268,7 +268,8 @@ pub enum LabCommand {
     Down(LabDownArgs),
     /// Show the lab's nodes, processes and endpoints.
     Status,
-    /// Print the shell export that points kubectl at the lab.
+    /// Print the shell exports that point kubectl (and, with `lab up --ssh`, ssh and
+    /// `--node-access ssh`) at the lab.
     Env,
     /// Run a command inside a lab node (its network and mount namespace).
     Exec(LabExecArgs),
@@ -300,6 +301,12 @@ pub struct LabUpArgs {
     /// Seconds to wait for every component to be ready.
     #[arg(long, default_value_t = 180)]
     pub timeout: u64,
+    /// Also run OpenSSH's sshd in every node (its namespaces, its address, port 22), with
+    /// a host key per node and a client key, known_hosts, ssh config and inventory that
+    /// the lab writes under /var/lib/kastellan/lab/ssh (see `lab env`); for
+    /// `--node-access ssh`. Needs Debian's openssh-server.
+    #[arg(long)]
+    pub ssh: bool,
 }
 
 fn parse_control_planes(s: &str) -> Result<u8, String> {

@@ -12,6 +12,7 @@ use crate::spec::{
     LabSpec, LabState, NodeRole, NodeSpec, NodeState, NodeStatusFile, node_binds, node_dir,
     pid_alive,
 };
+use crate::ssh;
 use crate::{Error, Result, io_err, lab_dir, write_atomic};
 
 /// Runs a command, returning its stdout; a failure carries the command line and the
@@ -157,6 +158,9 @@ pub fn up(spec: &LabSpec, timeout: Duration, say: &mut dyn FnMut(String)) -> Res
             });
         }
     }
+    if spec.ssh {
+        ssh::check_prerequisites()?;
+    }
 
     if let Some(state) = LabState::load()? {
         let alive: Vec<&NodeState> = state
@@ -170,6 +174,21 @@ pub fn up(spec: &LabSpec, timeout: Duration, say: &mut dyn FnMut(String)) -> Res
                 spec.describe(),
                 names(&alive)
             ));
+            let mut state = state;
+            if spec.ssh {
+                // An sshd that died is started again.
+                for i in 0..state.nodes.len() {
+                    if !state.nodes[i].sshd_pid.is_some_and(ssh::running) {
+                        let pid = ssh::start(&state.nodes[i].node, Duration::from_secs(10))?;
+                        say(format!(
+                            "{}: sshd was not running; started, pid {pid}",
+                            state.nodes[i].node.name
+                        ));
+                        state.nodes[i].sshd_pid = Some(pid);
+                        state.save()?;
+                    }
+                }
+            }
             wait_ready(&state, timeout, say)?;
             return Ok(state);
         }
@@ -206,6 +225,7 @@ pub fn up(spec: &LabSpec, timeout: Duration, say: &mut dyn FnMut(String)) -> Res
             .map(|n| NodeState {
                 node: n.clone(),
                 agent_pid: None,
+                sshd_pid: None,
             })
             .collect(),
         created_mountpoints: created,
@@ -221,6 +241,25 @@ pub fn up(spec: &LabSpec, timeout: Duration, say: &mut dyn FnMut(String)) -> Res
     net::ensure_bridge(spec)?;
     for n in &nodes {
         net::ensure_node(spec, n)?;
+    }
+    if spec.ssh {
+        say(format!(
+            "ssh: keys, known_hosts, client config and inventory in {}",
+            ssh::ssh_files().dir.display()
+        ));
+        if ssh::prepare(&nodes)? {
+            state.created_mountpoints.push(PathBuf::from("/run/sshd"));
+            state.save()?;
+        }
+        for i in 0..state.nodes.len() {
+            let pid = ssh::start(&state.nodes[i].node, Duration::from_secs(10))?;
+            say(format!(
+                "{}: sshd on {}:22, pid {pid}",
+                state.nodes[i].node.name, state.nodes[i].node.ip
+            ));
+            state.nodes[i].sshd_pid = Some(pid);
+            state.save()?;
+        }
     }
 
     // Control planes: kubeadm's init phases, with the CAs shared from cp1.
@@ -396,7 +435,7 @@ fn names(nodes: &[&NodeState]) -> String {
         .join(", ")
 }
 
-fn which(tool: &str) -> Option<PathBuf> {
+pub(crate) fn which(tool: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|p| {
         std::env::split_paths(&p)
             .map(|d| d.join(tool))
@@ -560,6 +599,7 @@ pub fn down(keep_data: bool, say: &mut dyn FnMut(String)) -> Result<()> {
         say("no lab is up".into());
         return Ok(());
     };
+    stop_sshd(&state, say)?;
     // Agents first: on SIGTERM an agent stops the processes it runs.
     for n in &state.nodes {
         if let Some(pid) = n.agent_pid.filter(|p| pid_alive(*p, "lab agent")) {
@@ -629,6 +669,7 @@ pub fn down(keep_data: bool, say: &mut dyn FnMut(String)) -> Result<()> {
                 .iter()
                 .map(|n| NodeState {
                     agent_pid: None,
+                    sshd_pid: None,
                     ..n.clone()
                 })
                 .collect(),
@@ -640,6 +681,47 @@ pub fn down(keep_data: bool, say: &mut dyn FnMut(String)) -> Result<()> {
         let dir = lab_dir();
         std::fs::remove_dir_all(&dir).map_err(io_err("removing", &dir))?;
         say("lab down; namespaces and data removed".into());
+    }
+    Ok(())
+}
+
+/// Stops the sshd processes the lab started (by pid, only while the pid still runs
+/// sshd): SIGTERM, then SIGKILL after 5 s. Sessions still open are left to end.
+fn stop_sshd(state: &LabState, say: &mut dyn FnMut(String)) -> Result<()> {
+    let running = || {
+        state
+            .nodes
+            .iter()
+            .filter_map(|n| n.sshd_pid.filter(|p| ssh::running(*p)).map(|p| (n, p)))
+            .collect::<Vec<_>>()
+    };
+    for (n, pid) in running() {
+        say(format!("{}: stopping sshd pid {pid}", n.node.name));
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && !running().is_empty() {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for (_, pid) in running() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && !running().is_empty() {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if let Some((n, pid)) = running().first() {
+        return Err(Error::Command {
+            command: "lab down".into(),
+            status: "incomplete".into(),
+            stderr: format!("{}: sshd (pid {pid}) still runs after SIGKILL", n.node.name),
+        });
     }
     Ok(())
 }
@@ -670,6 +752,9 @@ pub struct LabStatus {
     pub kubelet: &'static str,
     /// Per node.
     pub nodes: Vec<NodeReport>,
+    /// With `--ssh`: the files clients use to reach the nodes' sshd.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<ssh::SshFiles>,
 }
 
 /// One node in `lab status`.
@@ -683,6 +768,11 @@ pub struct NodeReport {
     pub agent_running: bool,
     /// What the agent last reported.
     pub reported: Option<NodeStatusFile>,
+    /// sshd pid, when the lab runs one on the node (`--ssh`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sshd_pid: Option<u32>,
+    /// Whether that sshd runs.
+    pub sshd_running: bool,
 }
 
 /// Reads the lab's state and each agent's report.
@@ -696,9 +786,12 @@ pub fn status() -> Result<LabStatus> {
             agent_pid: n.agent_pid,
             agent_running: n.agent_pid.is_some_and(|p| pid_alive(p, "lab agent")),
             reported: status_of(&n.node.name),
+            sshd_pid: n.sshd_pid,
+            sshd_running: n.sshd_pid.is_some_and(ssh::running),
         })
         .collect();
     Ok(LabStatus {
+        ssh: state.spec.ssh.then(ssh::ssh_files),
         spec: state.spec,
         kubeconfig: kubeconfig_path(),
         kubelet: "stand-in: the kastellan lab agent runs static pods as processes (no container runtime)",

@@ -167,6 +167,7 @@ mod tests {
             etcd: EtcdVersion::V3_4,
             kubernetes_version: "v1.20.2".into(),
             subnet: "10.77.0".into(),
+            ssh: false,
         }
     }
 

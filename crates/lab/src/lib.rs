@@ -8,6 +8,9 @@
 //! agent ([`agent`]) stands in for the kubelet, which cannot run here because there is
 //! no container runtime: it runs each static pod's container command as a process.
 //!
+//! With `--ssh` ([`LabSpec::ssh`]), every node also runs Debian's OpenSSH sshd on its
+//! address, with keys, a client config and an inventory the lab writes ([`ssh_files`]).
+//!
 //! Host-side operations ([`up`], [`down`], [`status`]) need root.
 
 pub mod agent;
@@ -16,6 +19,7 @@ mod host;
 mod kubeadm;
 mod net;
 mod spec;
+mod ssh;
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +30,7 @@ pub use host::{
 pub use spec::{
     EtcdVersion, LabSpec, LabState, NodeRole, NodeSpec, NodeStatusFile, PodProcess, ProbeResult,
 };
+pub use ssh::{SshFiles, ssh_files};
 
 /// The Kubernetes version the lab builds from Debian's source package.
 pub const DEFAULT_K8S_VERSION: &str = "v1.20.2";

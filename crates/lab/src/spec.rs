@@ -52,6 +52,9 @@ pub struct LabSpec {
     pub kubernetes_version: String,
     /// The first three octets of the lab's /24, e.g. `10.77.0`.
     pub subnet: String,
+    /// Whether every node runs an OpenSSH sshd on its address (`lab up --ssh`).
+    #[serde(default)]
+    pub ssh: bool,
 }
 
 impl LabSpec {
@@ -80,16 +83,18 @@ impl LabSpec {
         format!("{}.1", self.subnet)
     }
 
-    /// A one-line description, e.g. `1 control plane, 2 workers, etcd 3.4, v1.20.2`.
+    /// A one-line description, e.g. `1 control plane, 2 workers, etcd 3.4, v1.20.2`
+    /// (`, sshd on every node` with `--ssh`).
     pub fn describe(&self) -> String {
         format!(
-            "{} control plane{}, {} worker{}, etcd {}, Kubernetes {}",
+            "{} control plane{}, {} worker{}, etcd {}, Kubernetes {}{}",
             self.control_planes,
             if self.control_planes == 1 { "" } else { "s" },
             self.workers,
             if self.workers == 1 { "" } else { "s" },
             self.etcd,
-            self.kubernetes_version
+            self.kubernetes_version,
+            if self.ssh { ", sshd on every node" } else { "" }
         )
     }
 }
@@ -180,6 +185,9 @@ pub struct NodeState {
     pub node: NodeSpec,
     /// Pid of its agent process.
     pub agent_pid: Option<u32>,
+    /// Pid of its sshd (`lab up --ssh`).
+    #[serde(default)]
+    pub sshd_pid: Option<u32>,
 }
 
 impl LabState {
@@ -334,6 +342,7 @@ mod tests {
             etcd: EtcdVersion::V3_4,
             kubernetes_version: "v1.20.2".into(),
             subnet: "10.77.0".into(),
+            ssh: false,
         };
         let nodes = spec.nodes();
         let names: Vec<_> = nodes.iter().map(|n| n.name.as_str()).collect();
@@ -349,6 +358,16 @@ mod tests {
             spec.describe(),
             "3 control planes, 2 workers, etcd 3.4, Kubernetes v1.20.2"
         );
+        let ssh = LabSpec { ssh: true, ..spec };
+        assert!(ssh.describe().ends_with(", sshd on every node"));
+    }
+
+    #[test]
+    fn state_files_of_labs_before_ssh_still_load() {
+        let old = r#"{"spec":{"control_planes":1,"workers":0,"etcd":"3.4","kubernetes_version":"v1.20.2","subnet":"10.77.0"},"nodes":[{"node":{"name":"cp1","role":"control-plane","ip":"10.77.0.11"},"agent_pid":7}],"created_mountpoints":[],"started":"x"}"#;
+        let state: LabState = serde_json::from_str(old).unwrap();
+        assert!(!state.spec.ssh);
+        assert_eq!(state.nodes[0].sshd_pid, None);
     }
 
     #[test]

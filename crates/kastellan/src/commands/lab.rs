@@ -21,15 +21,15 @@ pub fn run(cmd: LabCommand, _global: &GlobalArgs, printer: &Printer) -> Result<O
                 etcd: args.etcd.parse().map_err(anyhow::Error::msg)?,
                 kubernetes_version: args.kubernetes_version,
                 subnet: "10.77.0".into(),
+                ssh: args.ssh,
             };
             let mut say = |line: String| printer.note(format!("lab: {line}"));
             kastellan_lab::up(&spec, Duration::from_secs(args.timeout), &mut say)?;
             let status = kastellan_lab::status()?;
             printer.report(&StatusReport(status))?;
-            printer.note(format!(
-                "export KUBECONFIG={}",
-                kastellan_lab::kubeconfig_path().display()
-            ));
+            for line in env_report().lines() {
+                printer.note(line);
+            }
             Ok(Outcome::Ok)
         }
         LabCommand::Down(args) => {
@@ -39,8 +39,10 @@ pub fn run(cmd: LabCommand, _global: &GlobalArgs, printer: &Printer) -> Result<O
         }
         LabCommand::Status => {
             let status = kastellan_lab::status()?;
+            let ssh = status.spec.ssh;
             let healthy = status.nodes.iter().all(|n| {
                 n.agent_running
+                    && (!ssh || n.sshd_running)
                     && n.reported
                         .as_ref()
                         .is_some_and(|r| r.registered && r.probes.iter().all(|p| p.ok))
@@ -53,9 +55,7 @@ pub fn run(cmd: LabCommand, _global: &GlobalArgs, printer: &Printer) -> Result<O
             })
         }
         LabCommand::Env => {
-            printer.report(&EnvReport {
-                kubeconfig: kastellan_lab::kubeconfig_path(),
-            })?;
+            printer.report(&env_report())?;
             Ok(Outcome::Ok)
         }
         LabCommand::Exec(args) => {
@@ -100,17 +100,55 @@ fn role_name(role: kastellan_lab::NodeRole) -> &'static str {
     }
 }
 
+/// What `lab env` prints: the kubeconfig, and with `--ssh` the ssh config and the
+/// inventory (for `ssh -F` and for `--node-access ssh`).
 #[derive(Serialize)]
 struct EnvReport {
     kubeconfig: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ssh_config: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inventory: Option<PathBuf>,
+}
+
+impl EnvReport {
+    fn lines(&self) -> Vec<String> {
+        let mut v = vec![format!("export KUBECONFIG={}", self.kubeconfig.display())];
+        if let (Some(config), Some(inventory)) = (&self.ssh_config, &self.inventory) {
+            v.push(format!("export KASTELLAN_SSH_CONFIG={}", config.display()));
+            v.push(format!(
+                "export KASTELLAN_INVENTORY={}",
+                inventory.display()
+            ));
+            v.push(format!(
+                "# every node runs sshd: ssh -F {} cp1; kastellan status --node-access ssh",
+                config.display()
+            ));
+        }
+        v
+    }
+}
+
+/// The environment of the lab as it is (ssh lines only when it runs with `--ssh`).
+fn env_report() -> EnvReport {
+    let ssh = kastellan_lab::LabState::load()
+        .ok()
+        .flatten()
+        .is_some_and(|s| s.spec.ssh)
+        .then(kastellan_lab::ssh_files);
+    EnvReport {
+        kubeconfig: kastellan_lab::kubeconfig_path(),
+        ssh_config: ssh.as_ref().map(|f| f.config.clone()),
+        inventory: ssh.map(|f| f.inventory),
+    }
 }
 
 impl Report for EnvReport {
     fn render(&self, out: &mut String, _style: &Style) {
-        out.push_str(&format!(
-            "export KUBECONFIG={}\n",
-            self.kubeconfig.display()
-        ));
+        for line in self.lines() {
+            out.push_str(&line);
+            out.push('\n');
+        }
     }
 }
 
@@ -143,6 +181,20 @@ impl Report for StatusReport {
                 String::new(),
                 agent,
             ]);
+            if let Some(pid) = n.sshd_pid {
+                t.row([
+                    n.node.name.clone(),
+                    role.clone(),
+                    n.node.ip.clone(),
+                    "sshd".into(),
+                    format!("{}:22", n.node.ip),
+                    if n.sshd_running {
+                        style.good(&format!("running (pid {pid})"))
+                    } else {
+                        style.bad("not running")
+                    },
+                ]);
+            }
             if let Some(r) = &n.reported {
                 t.row([
                     n.node.name.clone(),
@@ -174,5 +226,12 @@ impl Report for StatusReport {
             }
         }
         t.render_into(out);
+        if let Some(f) = &s.ssh {
+            out.push_str(&format!(
+                "\nssh: ssh -F {} NODE (inventory {})\n",
+                f.config.display(),
+                f.inventory.display()
+            ));
+        }
     }
 }
