@@ -1,109 +1,64 @@
 //! Cluster-wide status: what the API shows, merged with each node's local report.
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
+use kastellan_access::{NodeAccess, NodeCommand};
 use kube::api::{Api, ListParams};
 
 use crate::quorum::{self, EtcdMember};
 use crate::{Check, Error, Result, Source, State, StatusReport};
 
-/// How per-node reports are gathered: a command that runs `kastellan status --local
-/// -o json` on the node and prints its output.
+/// How per-node reports are gathered: `kastellan status --local -o json` runs on each
+/// node through node access (the lab's namespaces, ssh, ...), and its JSON is read back.
 #[derive(Debug, Clone)]
-pub enum NodeAccess {
-    /// Only the API's view; local endpoints are not probed.
-    None,
-    /// Inside the built-in lab's node namespaces (`kastellan lab exec NODE -- ...`).
-    Lab {
-        /// The kastellan binary.
-        exe: String,
-    },
-    /// Over SSH (`ssh [USER@]NODE kastellan status --local -o json`), honouring
-    /// ~/.ssh/config; kastellan must be installed on the nodes.
-    Ssh {
-        /// Login user, if any.
-        user: Option<String>,
-        /// kastellan's path on the nodes.
-        remote_exe: String,
-    },
+pub struct NodeReports {
+    /// How the nodes are reached.
+    pub access: Arc<dyn NodeAccess>,
+    /// The kastellan binary on the nodes (a path or a name the node's PATH finds).
+    pub kastellan: String,
 }
 
-impl NodeAccess {
-    /// A label for reports.
+impl NodeReports {
+    /// A label for reports: `lab`, `ssh` or `local`.
     pub fn label(&self) -> &'static str {
-        match self {
-            NodeAccess::None => "none",
-            NodeAccess::Lab { .. } => "lab",
-            NodeAccess::Ssh { .. } => "ssh",
-        }
+        self.access.kind().label()
     }
 
-    fn command(&self, node: &str, timeout: Duration) -> Option<tokio::process::Command> {
-        let local = |exe: &str| -> Vec<String> {
-            vec![
-                exe.to_string(),
-                "status".into(),
-                "--local".into(),
-                "--node".into(),
-                node.to_string(),
-                "--probe-timeout".into(),
-                format!("{}", timeout.as_secs().max(1)),
-                "-o".into(),
-                "json".into(),
-            ]
-        };
-        match self {
-            NodeAccess::None => None,
-            NodeAccess::Lab { exe } => {
-                let mut c = tokio::process::Command::new(exe);
-                c.args(["lab", "exec", node, "--"]).args(local(exe));
-                Some(c)
-            }
-            NodeAccess::Ssh { user, remote_exe } => {
-                let mut c = tokio::process::Command::new("ssh");
-                let target = match user {
-                    Some(u) => format!("{u}@{node}"),
-                    None => node.to_string(),
-                };
-                c.args([
-                    "-o",
-                    "BatchMode=yes",
-                    "-o",
-                    &format!("ConnectTimeout={}", timeout.as_secs().max(1)),
-                ])
-                .arg(target)
-                .args(local(remote_exe));
-                Some(c)
-            }
-        }
+    /// The command that prints `node`'s local report (pure).
+    pub fn command(&self, node: &str, timeout: Duration) -> NodeCommand {
+        NodeCommand::new([
+            self.kastellan.clone(),
+            "status".into(),
+            "--local".into(),
+            "--node".into(),
+            node.to_string(),
+            "--probe-timeout".into(),
+            format!("{}", timeout.as_secs().max(1)),
+            "-o".into(),
+            "json".into(),
+        ])
+        // Every probe of the node has `timeout`; the connection has its own.
+        .timeout(timeout * 3 + Duration::from_secs(5))
     }
 
-    /// Gathers one node's local report.
+    /// Gathers one node's local report (the command runs on a blocking thread).
     pub async fn gather(&self, node: &str, timeout: Duration) -> Result<StatusReport> {
-        let Some(mut cmd) = self.command(node, timeout) else {
-            return Err(Error::Node {
-                node: node.into(),
-                message: "no node access configured".into(),
-            });
-        };
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let fut = cmd.output();
-        let out = tokio::time::timeout(timeout * 3 + Duration::from_secs(5), fut)
+        let cmd = self.command(node, timeout);
+        let access = Arc::clone(&self.access);
+        let name = node.to_string();
+        let out = tokio::task::spawn_blocking(move || access.run(&name, &cmd))
             .await
-            .map_err(|_| Error::Node {
-                node: node.into(),
-                message: format!("no report within {:?}", timeout * 3),
-            })?
             .map_err(|e| Error::Node {
                 node: node.into(),
                 message: format!("running {}: {e}", self.label()),
+            })?
+            .map_err(|e| Error::Node {
+                node: node.into(),
+                message: e.to_string(),
             })?;
         serde_json::from_slice::<StatusReport>(&out.stdout).map_err(|e| Error::Node {
             node: node.into(),
@@ -397,12 +352,13 @@ pub fn lease_check(name: &str, l: &Lease, now: jiff::Timestamp) -> Check {
     }
 }
 
-/// Merges the API's view with per-node local reports into one report.
+/// Merges the API's view with per-node local reports (gathered through `access`, or
+/// none) into one report.
 pub fn merge(
     api: Vec<Check>,
     nodes: &[NodeInfo],
     local: BTreeMap<String, std::result::Result<StatusReport, String>>,
-    access: &NodeAccess,
+    access: Option<&NodeReports>,
 ) -> StatusReport {
     let mut checks = api;
     let mut warnings = Vec::new();
@@ -485,7 +441,7 @@ pub fn merge(
                 checks.push(Check {
                     node: node.clone(),
                     component: "node-access".into(),
-                    endpoint: access.label().into(),
+                    endpoint: access.map_or("none", NodeReports::label).into(),
                     source: Source::Derived,
                     state: State::Unknown,
                     latency_ms: None,
@@ -502,7 +458,7 @@ pub fn merge(
             }
         }
     }
-    if matches!(access, NodeAccess::None) {
+    if access.is_none() {
         warnings.push("local endpoints not probed (no node access): use --node-access lab|ssh or the exporter".into());
     }
     let control_planes = nodes.iter().filter(|n| n.control_plane).count();
@@ -534,6 +490,31 @@ pub fn merge(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn node_reports_run_status_local_on_the_node() {
+        let r = NodeReports {
+            access: Arc::new(kastellan_access::Lab::new("/usr/local/bin/kastellan")),
+            kastellan: "/usr/local/bin/kastellan".into(),
+        };
+        let cmd = r.command("cp2", Duration::from_secs(2));
+        assert_eq!(
+            cmd.argv,
+            [
+                "/usr/local/bin/kastellan",
+                "status",
+                "--local",
+                "--node",
+                "cp2",
+                "--probe-timeout",
+                "2",
+                "-o",
+                "json"
+            ]
+        );
+        assert_eq!(cmd.timeout, Duration::from_secs(11));
+        assert_eq!(r.label(), "lab");
+    }
 
     fn lease(renew: &str, duration: i32) -> Lease {
         serde_json::from_value(serde_json::json!({

@@ -146,18 +146,20 @@ pub struct RestoreArgs {
     /// How long to wait for each component to stop or become healthy, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 180)]
     pub timeout: u64,
-    /// Restore every control-plane node with the same snapshot and initial cluster.
+    /// Restore every control-plane node with the same snapshot and initial cluster (each
+    /// step on a node may take 3 × --timeout + 10 minutes before it is stopped).
     #[arg(long, requires = "node_access")]
     pub all_nodes: bool,
-    /// How to reach the nodes with --all-nodes: `lab` (kastellan lab exec) or `ssh`.
-    #[arg(long, value_name = "HOW", value_parser = ["lab", "ssh"])]
-    pub node_access: Option<String>,
-    /// The control-plane nodes for --node-access ssh (comma-separated host names).
+    /// How to reach the nodes with --all-nodes.
+    #[arg(long, value_name = "HOW", value_enum)]
+    pub node_access: Option<AllNodesAccess>,
+    /// The control-plane nodes for --node-access ssh (comma-separated; default: the
+    /// inventory's control planes).
     #[arg(long, value_name = "NODES", value_delimiter = ',')]
     pub nodes: Vec<String>,
-    /// kastellan's path on the nodes for --node-access ssh.
-    #[arg(long, value_name = "PATH", default_value = "kastellan")]
-    pub remote_kastellan: String,
+    /// How ssh reaches the nodes.
+    #[command(flatten)]
+    pub ssh: SshArgs,
     /// (multi-member) Run this node's phases up to and including PHASE.
     #[arg(long, value_name = "PHASE", hide = true)]
     pub node_step: Option<String>,
@@ -186,6 +188,62 @@ pub struct RestoreArgs {
     pub etcd_unit: Option<String>,
 }
 
+/// How `restore --all-nodes` reaches the control-plane nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AllNodesAccess {
+    /// The built-in lab's namespaces (`kastellan lab exec`).
+    Lab,
+    /// ssh, honouring ~/.ssh/config (or --ssh-config), to --nodes or the --inventory's
+    /// control planes. With neither given while a lab runs with `lab up --ssh`: the
+    /// lab's inventory.
+    Ssh,
+    /// ssh with the lab's own inventory and keys (`lab up --ssh`).
+    LabSsh,
+}
+
+/// How cluster-wide `status` reaches each node's local endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NodeAccessMode {
+    /// `lab` when the kubeconfig is the lab's, else `ssh` when --inventory or
+    /// --ssh-config is given, else `none`.
+    Auto,
+    /// Only the API's view; local endpoints are not probed.
+    None,
+    /// The built-in lab's namespaces (`kastellan lab exec`).
+    Lab,
+    /// Runs `kastellan status --local` on each node over ssh, honouring ~/.ssh/config (or
+    /// --ssh-config) and --inventory. With neither given, the lab's kubeconfig and a lab
+    /// up with `--ssh`: the lab's inventory.
+    Ssh,
+    /// ssh with the lab's own inventory and keys (`lab up --ssh`).
+    LabSsh,
+}
+
+/// How ssh reaches the nodes (`--node-access ssh`): the system `ssh` client, never
+/// prompting (BatchMode), with a connect timeout.
+#[derive(Debug, Args, Clone)]
+pub struct SshArgs {
+    /// Inventory of the nodes (YAML: `nodes:` with name, address, role, and optionally
+    /// user, port, identityFile; `knownHostsFile:`): ssh reaches them at their
+    /// addresses, and only them.
+    #[arg(long, value_name = "FILE", env = "KASTELLAN_INVENTORY")]
+    pub inventory: Option<PathBuf>,
+    /// ssh client config file, read instead of ~/.ssh/config (`ssh -F`).
+    #[arg(long, value_name = "FILE", env = "KASTELLAN_SSH_CONFIG")]
+    pub ssh_config: Option<PathBuf>,
+    /// SSH login user (default: the inventory's, else ssh's own choice); commands run
+    /// with `sudo -n` when it is not root.
+    #[arg(long, value_name = "USER")]
+    pub ssh_user: Option<String>,
+    /// Seconds ssh waits for a connection (ConnectTimeout).
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub ssh_connect_timeout: u64,
+    /// kastellan's path on the nodes [default: kastellan; with the lab's inventory, this
+    /// kastellan binary, which the lab's nodes see at the same path].
+    #[arg(long, value_name = "PATH")]
+    pub remote_kastellan: Option<String>,
+}
+
 /// How status is gathered (shared by `status` and `exporter`).
 #[derive(Debug, Args, Clone)]
 pub struct ProbeArgs {
@@ -201,17 +259,12 @@ pub struct ProbeArgs {
     /// Timeout of each probe, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 3)]
     pub probe_timeout: u64,
-    /// How to reach each node's local endpoints in cluster-wide status: `lab` (the
-    /// built-in lab's namespaces), `ssh` (runs `kastellan status --local` on the node),
-    /// `none` (API view only), `auto` (lab when the kubeconfig is the lab's, else none).
-    #[arg(long, value_name = "HOW", default_value = "auto", value_parser = ["auto", "none", "lab", "ssh"])]
-    pub node_access: String,
-    /// SSH login user for `--node-access ssh`.
-    #[arg(long, value_name = "USER")]
-    pub ssh_user: Option<String>,
-    /// kastellan's path on the nodes for `--node-access ssh`.
-    #[arg(long, value_name = "PATH", default_value = "kastellan")]
-    pub remote_kastellan: String,
+    /// How to reach each node's local endpoints in cluster-wide status.
+    #[arg(long, value_name = "HOW", value_enum, default_value_t = NodeAccessMode::Auto)]
+    pub node_access: NodeAccessMode,
+    /// How ssh reaches the nodes.
+    #[command(flatten)]
+    pub ssh: SshArgs,
     /// The PKI directory for the certificate expiry row (default: `pki` beside the
     /// manifests directory's parent, i.e. /etc/kubernetes/pki).
     #[arg(long, value_name = "DIR")]
@@ -219,7 +272,8 @@ pub struct ProbeArgs {
     /// Certificates expiring within this many days make the status degraded.
     #[arg(long, value_name = "DAYS", default_value_t = 30)]
     pub warn_days: u32,
-    /// Nodes to probe when the API cannot list them (comma-separated).
+    /// Nodes to probe when the API cannot list them (comma-separated; default: the
+    /// inventory's, or the lab's).
     #[arg(long, value_name = "NODES", value_delimiter = ',')]
     pub nodes: Vec<String>,
 }

@@ -6,6 +6,7 @@ mod etcd;
 mod exporter;
 mod generate;
 mod lab;
+mod node_access;
 mod restore;
 mod status;
 

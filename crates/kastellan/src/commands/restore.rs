@@ -1,12 +1,11 @@
 //! `kastellan restore`: the control-plane restore procedure of `kastellan-restore`
 //! (`procedure`), on this node or, with `--all-nodes`, on every control-plane node
-//! phase by phase (through `kastellan lab exec` or `ssh`).
+//! phase by phase (through `kastellan-access`: the lab's namespaces or ssh).
 //!
 //! JSON (`-o json`): `{"dryRun", "plan": {...}, "done": [phases]}`.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -15,7 +14,8 @@ use kastellan_restore::procedure::{self, Lock, Phase, Plan, ProcedureRequest, Ru
 use serde::Serialize;
 
 use crate::Outcome;
-use crate::cli::RestoreArgs;
+use crate::cli::{AllNodesAccess, RestoreArgs};
+use crate::commands::node_access::{self, Reach};
 
 /// Runs `restore`.
 pub fn run(args: RestoreArgs, printer: &Printer) -> Result<Outcome> {
@@ -379,27 +379,6 @@ impl procedure::Probe for HttpProbe {
     }
 }
 
-/// How a command reaches a node.
-fn node_command(access: &str, node: &str, remote: &str, args: &[String]) -> Result<Command> {
-    Ok(match access {
-        "lab" => {
-            let exe = std::env::current_exe().context("locating the kastellan binary")?;
-            let mut c = Command::new(&exe);
-            c.args(["lab", "exec", node, "--"]).arg(&exe).args(args);
-            c
-        }
-        _ => {
-            let mut c = Command::new("ssh");
-            let line: Vec<String> = std::iter::once(remote.to_string())
-                .chain(args.iter().cloned())
-                .map(|a| kastellan_restore::shell_quote(&a))
-                .collect();
-            c.arg(node).arg("--").arg(line.join(" "));
-            c
-        }
-    })
-}
-
 /// Runs every phase on every node, each phase on all nodes before the next one: all
 /// apiservers stop before any etcd does, every member is restored from the same file
 /// with the same initial cluster, every etcd starts before any waits for health.
@@ -407,8 +386,26 @@ fn node_command(access: &str, node: &str, remote: &str, args: &[String]) -> Resu
 /// a bundle's cluster-wide PKI matches, the disk has room; one refusal stops the run
 /// before anything is changed anywhere.
 fn all_nodes(args: &RestoreArgs, printer: &Printer) -> Result<Outcome> {
-    let access = args.node_access.as_deref().unwrap_or("lab");
-    let nodes: Vec<String> = if access == "lab" {
+    let mode = args.node_access.unwrap_or(AllNodesAccess::Lab);
+    let reach: Reach = match mode {
+        AllNodesAccess::Lab => node_access::lab()?,
+        AllNodesAccess::LabSsh => node_access::ssh(&args.ssh, true)?,
+        AllNodesAccess::Ssh => {
+            // Nothing said about the nodes while a lab with sshd runs: the lab's.
+            let lab = args.nodes.is_empty()
+                && node_access::unconfigured(&args.ssh)
+                && node_access::lab_ssh_up();
+            if lab {
+                printer.note("--node-access ssh: the lab's inventory (lab up --ssh)");
+            }
+            node_access::ssh(&args.ssh, lab)?
+        }
+    };
+    let nodes: Vec<String> = if !args.nodes.is_empty() {
+        args.nodes.clone()
+    } else if let Some(inv) = &reach.inventory {
+        inv.names(kastellan_access::Role::ControlPlane)
+    } else if mode == AllNodesAccess::Lab {
         let state = kastellan_lab::LabState::load()?
             .context("--node-access lab: no lab is up (kastellan lab up)")?;
         state
@@ -418,11 +415,15 @@ fn all_nodes(args: &RestoreArgs, printer: &Printer) -> Result<Outcome> {
             .map(|n| n.node.name.clone())
             .collect()
     } else {
-        anyhow::ensure!(
-            !args.nodes.is_empty(),
-            "--node-access ssh needs --nodes a,b,c"
-        );
-        args.nodes.clone()
+        bail!("--node-access ssh needs --nodes a,b,c or an --inventory");
+    };
+    anyhow::ensure!(!nodes.is_empty(), "no control-plane nodes to restore");
+    // Each step on a node: its waits have --timeout each; a large data dir takes time.
+    let step_timeout = Duration::from_secs(args.timeout.saturating_mul(3).saturating_add(600));
+    let on_node = |n: &str, args: &[String]| -> Result<kastellan_access::Output> {
+        let argv = std::iter::once(reach.kastellan.clone()).chain(args.iter().cloned());
+        let cmd = kastellan_access::NodeCommand::new(argv).timeout(step_timeout);
+        Ok(reach.access.run(n, &cmd)?)
     };
     let absolute =
         |p: &Path| std::fs::canonicalize(p).with_context(|| format!("resolving {}", p.display()));
@@ -466,8 +467,7 @@ fn all_nodes(args: &RestoreArgs, printer: &Printer) -> Result<Outcome> {
             args.manifests_dir.display().to_string(),
         ];
         facts_args.extend(unit.iter().cloned());
-        let out = node_command(access, n, &args.remote_kastellan, &facts_args)?
-            .output()
+        let out = on_node(n, &facts_args)
             .with_context(|| format!("{n}: running kastellan restore --node-facts"))?;
         anyhow::ensure!(
             out.status.success(),
@@ -505,10 +505,11 @@ fn all_nodes(args: &RestoreArgs, printer: &Printer) -> Result<Outcome> {
             "--output=json".into(),
         ]);
         let spinner = printer.spinner(&format!("{n}: checking"));
-        let out = node_command(access, n, &args.remote_kastellan, &a)?
-            .output()
-            .with_context(|| format!("{n}: running kastellan restore --dry-run"))?;
+        let out = on_node(n, &a);
         spinner.finish_and_clear();
+        let out = out.with_context(|| {
+            format!("{n}: running kastellan restore --dry-run\nNothing was changed on any node.")
+        })?;
         if !out.status.success() {
             bail!(
                 "{n}: {}\nNothing was changed on any node.",
@@ -552,9 +553,7 @@ fn all_nodes(args: &RestoreArgs, printer: &Printer) -> Result<Outcome> {
             let mut a = base.clone();
             a.extend(["--node-step".into(), phase.name().into()]);
             let spinner = printer.spinner(&format!("{n}: {phase}"));
-            let out = node_command(access, n, &args.remote_kastellan, &a)?
-                .output()
-                .with_context(|| format!("{n}: running phase {phase}"));
+            let out = on_node(n, &a).with_context(|| format!("{n}: running phase {phase}"));
             spinner.finish_and_clear();
             let out = out?;
             if !out.status.success() {

@@ -6,13 +6,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use kastellan_health::cluster::{self, NodeAccess};
+use kastellan_health::cluster::{self, NodeReports};
 use kastellan_health::local::{self, LocalOptions};
 use kastellan_health::{State, StatusReport, Verdict};
 use kastellan_printer::{Format, Printer, Report, Style, Table};
 
 use crate::Outcome;
-use crate::cli::{GlobalArgs, ProbeArgs, StatusArgs};
+use crate::cli::{GlobalArgs, NodeAccessMode, ProbeArgs, StatusArgs};
+use crate::commands::node_access::{self, Reach};
 
 /// Runs `status`.
 pub fn run(args: StatusArgs, global: &GlobalArgs, printer: &Printer) -> Result<Outcome> {
@@ -158,17 +159,21 @@ pub async fn gather(p: &ProbeArgs, global: &GlobalArgs) -> Result<StatusReport> 
             return Ok(r);
         }
     };
-    let access = node_access(p, kubeconfig.as_deref())?;
+    let reach = node_access(p, kubeconfig.as_deref())?;
     let now = jiff::Timestamp::now();
     let (checks, nodes) = cluster::api_checks(&client, now, timeout).await;
-    // Without the API's node list (no quorum, apiserver down), fall back to the lab's
-    // nodes or --nodes, so the local endpoints are still probed.
+    // Without the API's node list (no quorum, apiserver down), fall back to --nodes,
+    // the inventory or the lab's nodes, so the local endpoints are still probed.
     let nodes = match nodes {
         Some(n) => n,
-        None => fallback_nodes(p, &access),
+        None => fallback_nodes(p, reach.as_ref()),
     };
+    let access = reach.map(|r| NodeReports {
+        access: r.access,
+        kastellan: r.kastellan,
+    });
     let mut local = BTreeMap::new();
-    if !matches!(access, NodeAccess::None) {
+    if let Some(access) = &access {
         let mut set = tokio::task::JoinSet::new();
         for n in &nodes {
             let access = access.clone();
@@ -185,7 +190,7 @@ pub async fn gather(p: &ProbeArgs, global: &GlobalArgs) -> Result<StatusReport> 
             local.insert(name, r);
         }
     }
-    Ok(cluster::merge(checks, &nodes, local, &access))
+    Ok(cluster::merge(checks, &nodes, local, access.as_ref()))
 }
 
 async fn client(global: &GlobalArgs) -> Result<(Option<PathBuf>, kube::Client)> {
@@ -215,7 +220,7 @@ async fn client(global: &GlobalArgs) -> Result<(Option<PathBuf>, kube::Client)> 
     Ok((path, kube::Client::try_from(config)?))
 }
 
-fn fallback_nodes(p: &ProbeArgs, access: &NodeAccess) -> Vec<cluster::NodeInfo> {
+fn fallback_nodes(p: &ProbeArgs, reach: Option<&Reach>) -> Vec<cluster::NodeInfo> {
     if !p.nodes.is_empty() {
         return p
             .nodes
@@ -226,7 +231,17 @@ fn fallback_nodes(p: &ProbeArgs, access: &NodeAccess) -> Vec<cluster::NodeInfo> 
             })
             .collect();
     }
-    if matches!(access, NodeAccess::Lab { .. })
+    if let Some(inv) = reach.and_then(|r| r.inventory.as_ref()) {
+        return inv
+            .nodes
+            .iter()
+            .map(|n| cluster::NodeInfo {
+                name: n.name.clone(),
+                control_plane: n.role == kastellan_access::Role::ControlPlane,
+            })
+            .collect();
+    }
+    if reach.is_some_and(|r| r.access.kind() == kastellan_access::AccessKind::Lab)
         && let Ok(Some(state)) = kastellan_lab::LabState::load()
     {
         return state
@@ -241,27 +256,28 @@ fn fallback_nodes(p: &ProbeArgs, access: &NodeAccess) -> Vec<cluster::NodeInfo> 
     Vec::new()
 }
 
-fn node_access(p: &ProbeArgs, kubeconfig: Option<&std::path::Path>) -> Result<NodeAccess> {
-    let exe = || -> Result<String> {
-        Ok(std::env::current_exe()?
-            .to_string_lossy()
-            .replace(" (deleted)", ""))
+/// How the nodes are reached, as `--node-access` says (`None`: API view only).
+fn node_access(p: &ProbeArgs, kubeconfig: Option<&std::path::Path>) -> Result<Option<Reach>> {
+    let is_lab = || {
+        kubeconfig.is_some_and(|k| k == kastellan_lab::kubeconfig_path())
+            && kastellan_lab::LabState::load().ok().flatten().is_some()
     };
-    Ok(match p.node_access.as_str() {
-        "none" => NodeAccess::None,
-        "lab" => NodeAccess::Lab { exe: exe()? },
-        "ssh" => NodeAccess::Ssh {
-            user: p.ssh_user.clone(),
-            remote_exe: p.remote_kastellan.clone(),
-        },
-        _ => {
-            let lab = kastellan_lab::kubeconfig_path();
-            let is_lab = kubeconfig.is_some_and(|k| k == lab)
-                && kastellan_lab::LabState::load().ok().flatten().is_some();
-            if is_lab {
-                NodeAccess::Lab { exe: exe()? }
+    Ok(match p.node_access {
+        NodeAccessMode::None => None,
+        NodeAccessMode::Lab => Some(node_access::lab()?),
+        NodeAccessMode::LabSsh => Some(node_access::ssh(&p.ssh, true)?),
+        NodeAccessMode::Ssh => {
+            // The lab's own inventory when nothing else is said and the lab is meant.
+            let lab = node_access::unconfigured(&p.ssh) && is_lab() && node_access::lab_ssh_up();
+            Some(node_access::ssh(&p.ssh, lab)?)
+        }
+        NodeAccessMode::Auto => {
+            if is_lab() {
+                Some(node_access::lab()?)
+            } else if !node_access::unconfigured(&p.ssh) {
+                Some(node_access::ssh(&p.ssh, false)?)
             } else {
-                NodeAccess::None
+                None
             }
         }
     })
