@@ -56,6 +56,60 @@ fn alive(pid: u32) -> bool {
     }
 }
 
+/// `ssh -F <the lab's config> NODE COMMAND...` (the remote shell gets one line).
+fn lab_ssh(node: &str, line: &str) -> std::process::Output {
+    Command::new("ssh")
+        .arg("-F")
+        .arg(format!("{LAB}/ssh/config"))
+        .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=5", node, line])
+        .output()
+        .unwrap()
+}
+
+const LAB: &str = "/var/lib/kastellan/lab";
+
+/// Cluster-wide status as JSON with the given node access.
+fn status_json(access: &str) -> serde_json::Value {
+    let out = kastellan()
+        .args([
+            "status",
+            "-o",
+            "json",
+            "--probe-timeout",
+            "2",
+            "--node-access",
+            access,
+        ])
+        .arg("--kubeconfig")
+        .arg(format!("{LAB}/admin.conf"))
+        .env_remove("KASTELLAN_INVENTORY")
+        .env_remove("KASTELLAN_SSH_CONFIG")
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "status --node-access {access}: no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// The rows each node reported about itself: (node, component, endpoint, state).
+fn local_rows(v: &serde_json::Value) -> Vec<(String, String, String, String)> {
+    let mut rows: Vec<_> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["source"] == "local-probe" || c["component"] == "node-access")
+        .map(|c| {
+            let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+            (s("node"), s("component"), s("endpoint"), s("state"))
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
 #[test]
 fn lab_three_control_planes_two_workers_up_check_down() {
     let _lock = lab_lock();
@@ -66,6 +120,7 @@ fn lab_three_control_planes_two_workers_up_check_down() {
         "a lab is already up on this machine; run `kastellan lab down` before the lab tests"
     );
     let _guard = LabGuard;
+    let privsep_before = std::path::Path::new("/run/sshd").exists();
     run_ok(kastellan().args([
         "lab",
         "up",
@@ -73,13 +128,22 @@ fn lab_three_control_planes_two_workers_up_check_down() {
         "3",
         "--workers",
         "2",
+        "--ssh",
         "--timeout",
         "240",
     ]));
 
     // Idempotent: a second `up` reports what runs and changes nothing.
     let again = kastellan()
-        .args(["lab", "up", "--control-planes", "3", "--workers", "2"])
+        .args([
+            "lab",
+            "up",
+            "--control-planes",
+            "3",
+            "--workers",
+            "2",
+            "--ssh",
+        ])
         .output()
         .unwrap();
     assert!(again.status.success());
@@ -190,13 +254,99 @@ fn lab_three_control_planes_two_workers_up_check_down() {
         }
     }
 
+    // sshd runs inside each node: its namespaces (hostname, address, mount), reached
+    // from the host's side of the lab bridge with the lab's key and known_hosts.
+    for (node, ip) in [("cp2", "10.77.0.12"), ("w1", "10.77.0.21")] {
+        let out = lab_ssh(
+            node,
+            "hostname; echo $SSH_CONNECTION; ip -4 -o addr show dev eth0; ls /etc/kubernetes",
+        );
+        assert!(
+            out.status.success(),
+            "ssh {node}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], node, "{text}");
+        let conn: Vec<&str> = lines[1].split(' ').collect();
+        assert_eq!(
+            (conn[0], conn[2], conn[3]),
+            ("10.77.0.1", ip, "22"),
+            "from the bridge to the node's address: {text}"
+        );
+        assert!(lines[2].contains(&format!("inet {ip}/24")), "{text}");
+        assert!(
+            text.contains("kubelet.conf"),
+            "the node's /etc/kubernetes: {text}"
+        );
+    }
+    // The listening socket is in the node's network namespace, on its address only.
+    let ss = run_ok(Command::new("ip").args(["netns", "exec", "kl-cp2", "ss", "-Hltn"]));
+    assert!(
+        ss.lines().any(|l| l.contains("10.77.0.12:22 ")),
+        "sshd listens on cp2's address: {ss}"
+    );
+    let host_ss = run_ok(Command::new("ss").args(["-Hltn"]));
+    assert!(
+        !host_ss.contains("10.77.0.12:22"),
+        "not in the host's namespace: {host_ss}"
+    );
+    // The node's files: its own etcd manifest names its own address.
+    let out = lab_ssh(
+        "cp2",
+        "grep -c advertise-client-urls=https://10.77.0.12:2379 /etc/kubernetes/manifests/etcd.yaml",
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
+    let env = run_ok(kastellan().args(["lab", "env"]));
+    assert!(
+        env.contains(&format!("export KASTELLAN_SSH_CONFIG={LAB}/ssh/config"))
+            && env.contains(&format!(
+                "export KASTELLAN_INVENTORY={LAB}/ssh/inventory.yaml"
+            )),
+        "{env}"
+    );
+    let key = std::fs::metadata(format!("{LAB}/ssh/id_ed25519")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&key.permissions()) & 0o777,
+        0o600
+    );
+
+    // Cluster-wide status over ssh reports every node's local endpoints as lab exec
+    // does (the lab's inventory, chosen because the kubeconfig is the lab's).
+    let (over_lab, over_ssh) = (status_json("lab"), status_json("ssh"));
+    let (lab_rows, ssh_rows) = (local_rows(&over_lab), local_rows(&over_ssh));
+    assert!(
+        ssh_rows.iter().all(|r| r.1 != "node-access"),
+        "every node reached over ssh: {ssh_rows:?}"
+    );
+    let nodes: std::collections::BTreeSet<&str> = ssh_rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(
+        nodes.into_iter().collect::<Vec<_>>(),
+        ["cp1", "cp2", "cp3", "w1", "w2"]
+    );
+    let without_state = |rows: &[(String, String, String, String)]| {
+        rows.iter()
+            .map(|r| (r.0.clone(), r.1.clone(), r.2.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(without_state(&ssh_rows), without_state(&lab_rows));
+    assert!(
+        ssh_rows.iter().all(|r| r.3 == "up"),
+        "every local endpoint up over ssh: {ssh_rows:?}"
+    );
+    assert_eq!(over_ssh["etcd"]["healthy"], 3, "{}", over_ssh["etcd"]);
+
     // The stand-in kubelet says what it is.
     let status: serde_json::Value =
         serde_json::from_str(&run_ok(kastellan().args(["lab", "status", "-o", "json"]))).unwrap();
     assert!(status["kubelet"].as_str().unwrap().contains("stand-in"));
     let mut pids: Vec<u32> = Vec::new();
+    let mut sshd_pids: Vec<u32> = Vec::new();
     for n in status["nodes"].as_array().unwrap() {
         pids.push(n["agent_pid"].as_u64().unwrap() as u32);
+        assert_eq!(n["sshd_running"], true, "{n}");
+        sshd_pids.push(n["sshd_pid"].as_u64().unwrap() as u32);
         for p in n["reported"]["pods"].as_array().unwrap() {
             pids.push(p["pid"].as_u64().expect("every pod process runs") as u32);
         }
@@ -206,6 +356,8 @@ fn lab_three_control_planes_two_workers_up_check_down() {
         5 + 3 * 5 + 2,
         "5 agents, 5 processes per control plane, kube-proxy per worker"
     );
+    assert_eq!(sshd_pids.len(), 5, "one sshd per node");
+    pids.extend(&sshd_pids);
 
     // Down: every process the lab started is gone, nothing listens, no namespace left.
     run_ok(kastellan().args(["lab", "down"]));
@@ -217,6 +369,15 @@ fn lab_three_control_planes_two_workers_up_check_down() {
     assert!(!netns.contains("kl-"), "namespaces left: {netns}");
     let links = run_ok(Command::new("ip").args(["-o", "link"]));
     assert!(!links.contains("kl-br0"), "bridge left");
+    assert_eq!(
+        std::path::Path::new("/run/sshd").exists(),
+        privsep_before,
+        "sshd's privilege separation dir is left as the lab found it"
+    );
+    assert!(
+        !std::path::Path::new(&format!("{LAB}/ssh")).exists(),
+        "keys removed with the lab"
+    );
 }
 
 #[test]

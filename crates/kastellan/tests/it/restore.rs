@@ -71,7 +71,7 @@ fn kubectl_eventually(args: &[&str], limit: Duration) -> String {
     }
 }
 
-fn lab_up(control_planes: &str, etcd: &str) -> LabGuard {
+fn lab_up(control_planes: &str, etcd: &str, extra: &[&str]) -> LabGuard {
     let pre = kastellan().args(["lab", "status"]).output().unwrap();
     assert!(
         !pre.status.success() && text(&pre.stderr).contains("no lab is up"),
@@ -91,6 +91,7 @@ fn lab_up(control_planes: &str, etcd: &str) -> LabGuard {
                 "--timeout",
                 "300",
             ])
+            .args(extra)
             .output()
             .unwrap(),
     );
@@ -204,7 +205,7 @@ fn status_healthy(limit: Duration) {
 }
 
 fn one_control_plane(etcd: &str) {
-    let _guard = lab_up("1", etcd);
+    let _guard = lab_up("1", etcd, &[]);
     create_objects();
     let dir = tempfile::tempdir().unwrap();
     let snap = dir.path().join("snap.db");
@@ -307,11 +308,12 @@ fn bundle_of_cp1(dir: &Path) -> PathBuf {
 /// Three control planes restored from one bundle taken on cp1: every node checks it
 /// first (a node whose service-account key differs stops the run before any change,
 /// while each node's own certificates differ by design), then all members come back
-/// from the same file as one healthy cluster.
+/// from the same file as one healthy cluster. Then once more from a snapshot, with the
+/// nodes reached over ssh (the lab's sshd, `lab up --ssh`) instead of lab exec.
 #[test]
 fn lab_restore_three_control_planes_from_one_bundle() {
     let _lock = lab_lock();
-    let _guard = lab_up("3", "3.5");
+    let _guard = lab_up("3", "3.5", &["--ssh"]);
     create_objects();
     let dir = tempfile::tempdir().unwrap();
     let bundle = bundle_of_cp1(dir.path());
@@ -401,17 +403,50 @@ fn lab_restore_three_control_planes_from_one_bundle() {
             .output()
             .unwrap()
     };
-    let members = ok("member list", etcdctl("cp1", &["member", "list"]));
-    assert_eq!(members.lines().count(), 3, "{members}");
-    assert_eq!(members.matches("started").count(), 3, "{members}");
+    let three_healthy_members = || {
+        let members = ok("member list", etcdctl("cp1", &["member", "list"]));
+        assert_eq!(members.lines().count(), 3, "{members}");
+        assert_eq!(members.matches("started").count(), 3, "{members}");
+        for n in ["cp1", "cp2", "cp3"] {
+            let h = etcdctl(n, &["endpoint", "health"]);
+            assert!(
+                text(&h.stdout).contains("is healthy") || text(&h.stderr).contains("is healthy"),
+                "{n}: {} {}",
+                text(&h.stdout),
+                text(&h.stderr)
+            );
+        }
+    };
+    three_healthy_members();
+    status_healthy(Duration::from_secs(180));
+
+    // Over ssh: a snapshot of the restored cluster, then the same changes, then a
+    // restore of all three members through the lab's sshd (its inventory is used
+    // because no nodes and no inventory are given while the lab runs with --ssh).
+    let snap = dir.path().join("after-bundle.db");
+    save_snapshot("cp1", &snap);
+    kubectl_ok(&["delete", "namespace", "restore-a", "--wait=false"]);
+    kubectl_ok(&["create", "namespace", "after-snap"]);
+    let over_ssh = ok(
+        "restore --all-nodes --node-access ssh --snapshot",
+        kastellan()
+            .args(["restore", "--snapshot"])
+            .arg(&snap)
+            .args(["--all-nodes", "--node-access", "ssh", "--yes"])
+            .env_remove("KASTELLAN_INVENTORY")
+            .env_remove("KASTELLAN_SSH_CONFIG")
+            .output()
+            .unwrap(),
+    );
+    assert!(over_ssh.contains("restored 3 members"), "{over_ssh}");
+    assert_objects_back();
+    three_healthy_members();
+    // Each member runs on its second restored data dir, its own.
     for n in ["cp1", "cp2", "cp3"] {
-        let h = etcdctl(n, &["endpoint", "health"]);
-        assert!(
-            text(&h.stdout).contains("is healthy") || text(&h.stderr).contains("is healthy"),
-            "{n}: {} {}",
-            text(&h.stdout),
-            text(&h.stderr)
-        );
+        let dirs = std::fs::read_dir(Path::new(NODES).join(n).join("var-lib-kastellan-restore"))
+            .unwrap()
+            .count();
+        assert_eq!(dirs, 2, "{n}: one data dir per restore");
     }
     status_healthy(Duration::from_secs(180));
 }
@@ -625,7 +660,7 @@ fn regex_escape(s: &str) -> String {
 #[test]
 fn lab_restore_from_bundle_checks_the_pki() {
     let _lock = crate::lab_lock();
-    let _guard = lab_up("1", "3.4");
+    let _guard = lab_up("1", "3.4", &[]);
     create_objects();
     let dir = tempfile::tempdir().unwrap();
     let etc = Path::new(NODES).join("cp1/etc-kubernetes");
