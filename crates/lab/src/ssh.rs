@@ -283,7 +283,7 @@ pub(crate) fn start(node: &NodeSpec, timeout: Duration) -> Result<u32> {
     let err = file.try_clone().map_err(io_err("opening", &log))?;
     let config = sshd_config_path(&node.name);
     let log_s = log.display().to_string();
-    let child = node_command(
+    let mut child = node_command(
         &node.name,
         &[
             SSHD,
@@ -305,8 +305,6 @@ pub(crate) fn start(node: &NodeSpec, timeout: Duration) -> Result<u32> {
         stderr: e.to_string(),
     })?;
     let pid = child.id();
-    // Not waited for here: `down` stops it by pid; dropping `child` does not kill it.
-    drop(child);
     let addr: SocketAddr = format!("{}:22", node.ip)
         .parse()
         .map_err(|_| Error::Parse {
@@ -316,16 +314,22 @@ pub(crate) fn start(node: &NodeSpec, timeout: Duration) -> Result<u32> {
     let deadline = Instant::now() + timeout;
     loop {
         if greets(addr) {
+            // Not waited for: `down` stops it by pid; dropping `child` does not kill it.
             return Ok(pid);
         }
-        if !pid_alive(pid, "sshd") {
+        // Whether it ended, from its exit status (its command line changes while `ip
+        // netns exec` and `lab __enter` exec into sshd, so it is no test here).
+        if let Ok(Some(status)) = child.try_wait() {
             return Err(Error::Command {
                 command: format!("{SSHD} -D -f {} (node {})", config.display(), node.name),
-                status: "exited".into(),
+                status: status.to_string(),
                 stderr: tail(&log),
             });
         }
         if Instant::now() >= deadline {
+            // It is not recorded anywhere yet: stop it here.
+            let _ = child.kill();
+            let _ = child.wait();
             return Err(Error::Timeout {
                 seconds: timeout.as_secs(),
                 waiting_for: format!("sshd of {} on {addr}: {}", node.name, tail(&log)),
