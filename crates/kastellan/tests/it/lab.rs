@@ -336,6 +336,78 @@ fn lab_three_control_planes_two_workers_up_check_down() {
         "every local endpoint up over ssh: {ssh_rows:?}"
     );
     assert_eq!(over_ssh["etcd"]["healthy"], 3, "{}", over_ssh["etcd"]);
+    // The same through the lab's ssh config by host name (ssh -F; the login user comes
+    // from the config, as `ssh -G` resolves it).
+    let exe = assert_cmd::cargo::cargo_bin!("kastellan")
+        .display()
+        .to_string();
+    let out = kastellan()
+        .args([
+            "status",
+            "-o",
+            "json",
+            "--probe-timeout",
+            "2",
+            "--node-access",
+            "ssh",
+        ])
+        .args([
+            "--ssh-config",
+            &format!("{LAB}/ssh/config"),
+            "--remote-kastellan",
+            &exe,
+        ])
+        .args(["--kubeconfig", &format!("{LAB}/admin.conf")])
+        .env_remove("KASTELLAN_INVENTORY")
+        .output()
+        .unwrap();
+    let by_config: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        without_state(&local_rows(&by_config)),
+        without_state(&lab_rows)
+    );
+
+    // Files move into the node's own view (its /etc/kubernetes is a bind mount of the
+    // node's directory), atomically and with their mode, over ssh and over lab exec.
+    use kastellan_access::{Inventory, Lab, NodeAccess, NodeCommand, Payload, Ssh, SshOptions};
+    let inventory =
+        Inventory::load(std::path::Path::new(&format!("{LAB}/ssh/inventory.yaml"))).unwrap();
+    let ssh = Ssh::from_inventory(&inventory, SshOptions::default());
+    let lab = Lab::new(&exe);
+    let t = Duration::from_secs(30);
+    for (access, node) in [(&ssh as &dyn NodeAccess, "cp3"), (&lab, "cp1")] {
+        let remote = std::path::Path::new("/etc/kubernetes/kastellan-access-test");
+        let content = format!("put over {} on {node}\n", access.kind());
+        access
+            .put(
+                node,
+                Payload::Bytes(content.clone().into_bytes()),
+                remote,
+                0o640,
+                t,
+            )
+            .unwrap();
+        let on_host = format!("{LAB}/nodes/{node}/etc-kubernetes/kastellan-access-test");
+        assert_eq!(std::fs::read_to_string(&on_host).unwrap(), content);
+        let mode = std::fs::metadata(&on_host).unwrap().permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o640
+        );
+        assert_eq!(access.get(node, remote, t).unwrap(), content.as_bytes());
+        let echoed = access
+            .run(
+                node,
+                &NodeCommand::new(["sh", "-c", "hostname; cat"])
+                    .stdin(Payload::Bytes(b"in".to_vec())),
+            )
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&echoed.stdout),
+            format!("{node}\nin")
+        );
+        std::fs::remove_file(&on_host).unwrap();
+    }
 
     // The stand-in kubelet says what it is.
     let status: serde_json::Value =
