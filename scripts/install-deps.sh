@@ -30,6 +30,9 @@ pkgs=(
   dpkg-dev golang-go golang-github-modern-go-reflect2-dev rsync
   # lab: nodes in network namespaces, kube-proxy
   iproute2 iptables util-linux procps
+  # lab up --ssh (an sshd per node, started by the lab with its own config) and
+  # --node-access ssh
+  openssh-server openssh-client
   # etcd 3.4 (Debian)
   etcd-server etcd-client
   # tests and reference tools
