@@ -194,8 +194,8 @@ pub enum AllNodesAccess {
     /// The built-in lab's namespaces (`kastellan lab exec`).
     Lab,
     /// ssh, honouring ~/.ssh/config (or --ssh-config), to --nodes or the --inventory's
-    /// control planes. With neither given while a lab runs with `lab up --ssh`: the
-    /// lab's inventory.
+    /// control planes. When none of --nodes, --inventory and --ssh-config is given and a
+    /// lab runs with `lab up --ssh`: the lab's inventory.
     Ssh,
     /// ssh with the lab's own inventory and keys (`lab up --ssh`).
     LabSsh,
@@ -212,8 +212,8 @@ pub enum NodeAccessMode {
     /// The built-in lab's namespaces (`kastellan lab exec`).
     Lab,
     /// Runs `kastellan status --local` on each node over ssh, honouring ~/.ssh/config (or
-    /// --ssh-config) and --inventory. With neither given, the lab's kubeconfig and a lab
-    /// up with `--ssh`: the lab's inventory.
+    /// --ssh-config) and --inventory. When neither is given, the kubeconfig is the lab's
+    /// and the lab runs with `--ssh`: the lab's inventory.
     Ssh,
     /// ssh with the lab's own inventory and keys (`lab up --ssh`).
     LabSsh,
