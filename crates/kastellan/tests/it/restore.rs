@@ -427,18 +427,26 @@ fn lab_restore_three_control_planes_from_one_bundle() {
     save_snapshot("cp1", &snap);
     kubectl_ok(&["delete", "namespace", "restore-a", "--wait=false"]);
     kubectl_ok(&["create", "namespace", "after-snap"]);
-    let over_ssh = ok(
-        "restore --all-nodes --node-access ssh --snapshot",
-        kastellan()
-            .args(["restore", "--snapshot"])
-            .arg(&snap)
-            .args(["--all-nodes", "--node-access", "ssh", "--yes"])
-            .env_remove("KASTELLAN_INVENTORY")
-            .env_remove("KASTELLAN_SSH_CONFIG")
-            .output()
-            .unwrap(),
-    );
+    let out = kastellan()
+        .args(["restore", "--snapshot"])
+        .arg(&snap)
+        .args(["--all-nodes", "--node-access", "ssh", "--yes"])
+        .env_remove("KASTELLAN_INVENTORY")
+        .env_remove("KASTELLAN_SSH_CONFIG")
+        .output()
+        .unwrap();
+    let note = text(&out.stderr);
+    let over_ssh = ok("restore --all-nodes --node-access ssh --snapshot", out);
     assert!(over_ssh.contains("restored 3 members"), "{over_ssh}");
+    assert!(note.contains("the lab's inventory"), "{note}");
+    // Every node's sshd let the host in with the lab's key (nothing else used ssh here).
+    for n in ["cp1", "cp2", "cp3"] {
+        let log = std::fs::read_to_string(Path::new(NODES).join(n).join("logs/sshd.log")).unwrap();
+        assert!(
+            log.contains("Accepted publickey for root from 10.77.0.1 "),
+            "{n}: {log}"
+        );
+    }
     assert_objects_back();
     three_healthy_members();
     // Each member runs on its second restored data dir, its own.
