@@ -21,21 +21,22 @@
 //!
 //! A multi-member restore runs each phase on every node before the next phase.
 
-use std::io::Write as _;
-use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use kastellan_kubeadm::hold::{answers, wait_until};
+use kastellan_kubeadm::manifest::{local_port, rewrite_etcd_data_dir};
+use kastellan_kubeadm::{Component, Flags, Held, Hold, StaticPod, fs};
 use serde::{Deserialize, Serialize};
 
 /// The control-plane manifests held while etcd is restored (besides `etcd.yaml`).
 pub const CONTROL_PLANE: [&str; 3] = [
-    "kube-apiserver.yaml",
-    "kube-controller-manager.yaml",
-    "kube-scheduler.yaml",
+    Component::KubeApiserver.manifest(),
+    Component::KubeControllerManager.manifest(),
+    Component::KubeScheduler.manifest(),
 ];
 /// etcd's static pod manifest.
-pub const ETCD_MANIFEST: &str = "etcd.yaml";
+pub const ETCD_MANIFEST: &str = Component::Etcd.manifest();
 /// Room kept free beyond the snapshot: the WAL's first segment plus a margin.
 pub const DISK_MARGIN: u64 = 128 << 20;
 
@@ -228,6 +229,12 @@ pub enum ProcedureError {
         /// The timeout.
         secs: u64,
     },
+    /// Reading a manifest or holding static pods failed.
+    #[error(transparent)]
+    Node(#[from] kastellan_kubeadm::Error),
+    /// A durable write failed.
+    #[error(transparent)]
+    Fs(#[from] kastellan_kubeadm::fs::Error),
     /// Injected crash (debug builds, `KASTELLAN_RESTORE_CRASH_AFTER`).
     #[error("crash injected after phase {0}")]
     Crash(String),
@@ -565,15 +572,15 @@ fn gather_common(
 ) -> Result<Facts, ProcedureError> {
     let mut control_plane = Vec::new();
     let mut apiserver_port = 6443;
-    for name in CONTROL_PLANE {
-        let p = manifests_dir.join(name);
-        if let Ok(text) = std::fs::read_to_string(&p) {
-            if name == "kube-apiserver.yaml"
-                && let Some(port) = manifest_flag(&text, "secure-port").and_then(|v| v.parse().ok())
+    for c in Component::CONTROL_PLANE {
+        let p = manifests_dir.join(c.manifest());
+        if let Some(pod) = StaticPod::read(&p)? {
+            if c == Component::KubeApiserver
+                && let Some(port) = pod.flags(c.name())?.port("secure-port")
             {
                 apiserver_port = port;
             }
-            control_plane.push(name.to_string());
+            control_plane.push(c.manifest().to_string());
         }
     }
     let free_bytes = nix::sys::statvfs::statvfs(restore_dir_parent)
@@ -593,105 +600,9 @@ fn gather_common(
     })
 }
 
-/// The value of `- --name=value` in a manifest's command list.
-pub fn manifest_flag(text: &str, name: &str) -> Option<String> {
-    let prefix = format!("--{name}=");
-    text.lines().find_map(|l| {
-        let l = l.trim_start();
-        let l = l.strip_prefix("- ")?.trim_start();
-        let l = l.trim_matches('"').trim_matches('\'');
-        l.strip_prefix(&prefix).map(str::to_string)
-    })
-}
-
-/// The port of the first URL in a comma-separated list that is on 127.0.0.1 or
-/// localhost (else the first URL's port).
-fn local_port(urls: &str) -> Option<u16> {
-    let ports: Vec<(bool, u16)> = urls
-        .split(',')
-        .filter_map(|u| {
-            let rest = u.split("://").nth(1)?;
-            let hostport = rest.split('/').next()?;
-            let (host, port) = hostport.rsplit_once(':')?;
-            Some((
-                host == "127.0.0.1" || host == "localhost",
-                port.parse().ok()?,
-            ))
-        })
-        .collect();
-    ports
-        .iter()
-        .find(|(local, _)| *local)
-        .or(ports.first())
-        .map(|(_, p)| *p)
-}
-
-/// Rewrites `etcd.yaml` for `new`: the `--data-dir` flag, the `etcd-data` hostPath and
-/// its mountPath (a line `path: <old>` / `mountPath: <old>`), every other byte as it was.
-/// Returns the new text and the changed lines.
-pub fn rewrite_etcd_manifest(
-    text: &str,
-    old: &Path,
-    new: &Path,
-) -> Result<(String, Vec<String>), String> {
-    let old = old.display().to_string();
-    let new = new.display().to_string();
-    let mut out = String::with_capacity(text.len() + 64);
-    let mut changes = Vec::new();
-    let (mut flag, mut host_path) = (0, 0);
-    for line in text.split_inclusive('\n') {
-        let body = line.trim_end_matches(['\n', '\r']);
-        let ending = &line[body.len()..];
-        let indent_len = body.len() - body.trim_start().len();
-        let (indent, rest) = body.split_at(indent_len);
-        let replaced = if let Some(v) = rest.strip_prefix("- --data-dir=") {
-            (v == old).then(|| {
-                flag += 1;
-                format!("{indent}- --data-dir={new}")
-            })
-        } else if let Some(v) = rest.strip_prefix("path: ") {
-            (v.trim_end() == old).then(|| {
-                host_path += 1;
-                format!("{indent}path: {new}")
-            })
-        } else if let Some(v) = rest.strip_prefix("- mountPath: ") {
-            (v.trim_end() == old).then(|| format!("{indent}- mountPath: {new}"))
-        } else if let Some(v) = rest.strip_prefix("mountPath: ") {
-            (v.trim_end() == old).then(|| format!("{indent}mountPath: {new}"))
-        } else {
-            None
-        };
-        match replaced {
-            Some(r) => {
-                changes.push(format!("{} -> {}", body.trim(), r.trim()));
-                out.push_str(&r);
-                out.push_str(ending);
-            }
-            None => out.push_str(line),
-        }
-    }
-    if flag != 1 {
-        return Err(format!(
-            "expected exactly one `- --data-dir={old}` line, found {flag}"
-        ));
-    }
-    if host_path != 1 {
-        return Err(format!(
-            "expected exactly one hostPath `path: {old}` (the etcd-data volume), found {host_path}"
-        ));
-    }
-    Ok((out, changes))
-}
-
-fn chown_tree(path: &Path, uid: u32, gid: u32) -> Result<(), ProcedureError> {
-    std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(io("chown", path))?;
-    if path.is_dir() && !path.is_symlink() {
-        for e in std::fs::read_dir(path).map_err(io("reading", path))? {
-            let e = e.map_err(io("reading", path))?;
-            chown_tree(&e.path(), uid, gid)?;
-        }
-    }
-    Ok(())
+/// etcd's flags in its manifest `text`, read from `path`.
+pub fn etcd_flags(path: &Path, text: &str) -> Result<Flags, ProcedureError> {
+    Ok(StaticPod::parse(path, text.to_string())?.flags(Component::Etcd.name())?)
 }
 
 /// Plans the procedure on this node from its facts. Pure.
@@ -717,9 +628,11 @@ pub fn plan(facts: &Facts, req: &ProcedureRequest) -> Result<Plan, ProcedureErro
                 )
             }
             None => {
-                let text = &facts.etcd_manifest;
+                let flags = etcd_flags(&etcd_path, &facts.etcd_manifest)?;
                 let need = |flag: &str| {
-                    manifest_flag(text, flag)
+                    flags
+                        .get(flag)
+                        .map(str::to_string)
                         .ok_or_else(|| bad(format!("no --{flag} flag in etcd's command")))
                 };
                 (
@@ -727,10 +640,12 @@ pub fn plan(facts: &Facts, req: &ProcedureRequest) -> Result<Plan, ProcedureErro
                     PathBuf::from(need("data-dir")?),
                     need("initial-advertise-peer-urls")?,
                     need("initial-cluster")?,
-                    manifest_flag(text, "initial-cluster-token")
-                        .unwrap_or_else(|| "etcd-cluster".into()),
-                    manifest_flag(text, "listen-client-urls"),
-                    manifest_flag(text, "listen-metrics-urls"),
+                    flags
+                        .get("initial-cluster-token")
+                        .unwrap_or("etcd-cluster")
+                        .to_string(),
+                    flags.get("listen-client-urls").map(str::to_string),
+                    flags.get("listen-metrics-urls").map(str::to_string),
                 )
             }
         };
@@ -747,7 +662,10 @@ pub fn plan(facts: &Facts, req: &ProcedureRequest) -> Result<Plan, ProcedureErro
     }
     crate::cluster::Membership::new(&name, &initial_cluster, &token, &peer_urls, true)
         .map_err(crate::Error::from)?;
-    let etcd_client_port = client_urls.as_deref().and_then(local_port).unwrap_or(2379);
+    let etcd_client_port = client_urls
+        .as_deref()
+        .and_then(|u| local_port(&u.split(',').collect::<Vec<_>>()))
+        .unwrap_or(Component::Etcd.default_port());
     let http_client = client_urls
         .as_deref()
         .is_some_and(|u| u.split(',').any(|u| u.starts_with("http://")));
@@ -783,7 +701,7 @@ pub fn plan(facts: &Facts, req: &ProcedureRequest) -> Result<Plan, ProcedureErro
     let holding_dir = req.holding_root.join(&req.run_id);
     let (etcd_manifest, manifest_changes, systemd) = match &facts.systemd {
         None => {
-            let (m, c) = rewrite_etcd_manifest(&facts.etcd_manifest, &old_data_dir, &new_data_dir)
+            let (m, c) = rewrite_etcd_data_dir(&facts.etcd_manifest, &old_data_dir, &new_data_dir)
                 .map_err(bad)?;
             (m, c, None)
         }
@@ -952,7 +870,7 @@ pub fn replace_pki(pki: &PkiRestore, holding_dir: &Path) -> Result<(), Procedure
     let staged = pki.to.with_file_name(".pki-from-bundle");
     if !before.is_dir() {
         let _ = std::fs::remove_dir_all(&staged);
-        copy_tree(&pki.from, &staged)?;
+        fs::copy_tree(&pki.from, &staged)?;
         std::fs::rename(&pki.to, &before).map_err(|e| ProcedureError::Io {
             op: "moving the node's PKI aside",
             path: pki.to.clone(),
@@ -964,33 +882,6 @@ pub fn replace_pki(pki: &PkiRestore, holding_dir: &Path) -> Result<(), Procedure
         path: pki.to.clone(),
         source: e,
     })
-}
-
-fn copy_tree(from: &Path, to: &Path) -> Result<(), ProcedureError> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(to).map_err(io("creating", to))?;
-    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755))
-        .map_err(io("chmod", to))?;
-    for e in std::fs::read_dir(from).map_err(io("reading", from))? {
-        let e = e.map_err(io("reading", from))?;
-        let (src, dst) = (e.path(), to.join(e.file_name()));
-        if src.is_dir() {
-            copy_tree(&src, &dst)?;
-        } else {
-            let bytes = std::fs::read(&src).map_err(io("reading", &src))?;
-            let mode = std::fs::metadata(&src)
-                .map_err(io("reading", &src))?
-                .permissions()
-                .mode();
-            std::fs::write(&dst, bytes).map_err(io("writing", &dst))?;
-            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(mode & 0o777))
-                .map_err(io("chmod", &dst))?;
-            std::fs::File::open(&dst)
-                .and_then(|f| f.sync_all())
-                .map_err(io("fsync", &dst))?;
-        }
-    }
-    Ok(())
 }
 
 /// The state file: the plan and the phases done.
@@ -1032,24 +923,11 @@ impl State {
             path: path.to_path_buf(),
             detail: e.to_string(),
         })?;
-        write_atomically(path, &json)
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
+        }
+        Ok(fs::write_atomic(path, &json, 0o600)?)
     }
-}
-
-/// Writes `path` through a temporary sibling, fsync, rename, fsync of the dir.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ProcedureError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut f = std::fs::File::create(&tmp).map_err(io("creating", &tmp))?;
-    f.write_all(bytes).map_err(io("writing", &tmp))?;
-    f.sync_all().map_err(io("fsync", &tmp))?;
-    std::fs::rename(&tmp, path).map_err(io("renaming into place", path))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
 }
 
 /// Probes the procedure waits on (HTTP(S) lives in the binary).
@@ -1058,25 +936,6 @@ pub trait Probe {
     fn etcd_healthy(&self, url: &str) -> bool;
     /// Whether `https://127.0.0.1:<port>/readyz` answers 200.
     fn apiserver_ready(&self, port: u16) -> bool;
-}
-
-/// Whether something accepts TCP connections on 127.0.0.1:`port`.
-pub fn answers(port: u16) -> bool {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok()
-}
-
-fn wait_until(timeout: Duration, mut ok: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    loop {
-        if ok() {
-            return true;
-        }
-        if start.elapsed() >= timeout {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
 }
 
 /// A lock on the state file: a second run refuses while it is held.
@@ -1199,10 +1058,9 @@ impl Run {
         let secs = self.timeout.as_secs();
         match phase {
             Phase::StopControlPlane => {
-                std::fs::create_dir_all(&p.holding_dir).map_err(io("creating", &p.holding_dir))?;
-                hold(p, &p.held)?;
-                if !wait_until(self.timeout, || !answers(p.apiserver_port)) {
-                    release(p, &p.held)?;
+                let hold = Hold::take(&p.manifests_dir, &p.holding_dir, &p.held)?;
+                if !hold.wait_until_closed(p.apiserver_port, self.timeout) {
+                    hold.release()?;
                     let _ = std::fs::remove_file(&self.path);
                     let _ = std::fs::remove_dir(&p.holding_dir);
                     return Err(ProcedureError::StillAnswers {
@@ -1212,6 +1070,7 @@ impl Run {
                         manifests_dir: p.manifests_dir.clone(),
                     });
                 }
+                hold.keep(); // recorded by the plan; released by start-control-plane
             }
             Phase::StopEtcd if p.systemd.is_some() => {
                 let unit = p.systemd.as_ref().map(|s| s.unit.as_str()).unwrap_or("");
@@ -1227,9 +1086,9 @@ impl Run {
             }
             Phase::StopEtcd => {
                 let etcd = [ETCD_MANIFEST.to_string()];
-                hold(p, &etcd)?;
-                if !wait_until(self.timeout, || !answers(p.etcd_client_port)) {
-                    release(p, &etcd)?;
+                let hold = Hold::take(&p.manifests_dir, &p.holding_dir, &etcd)?;
+                if !hold.wait_until_closed(p.etcd_client_port, self.timeout) {
+                    hold.release()?;
                     return Err(ProcedureError::StillAnswers {
                         what: "etcd",
                         port: p.etcd_client_port,
@@ -1237,6 +1096,8 @@ impl Run {
                         manifests_dir: p.manifests_dir.clone(),
                     });
                 }
+                // etcd.yaml stays held: start-etcd writes the rewritten one.
+                hold.keep();
             }
             Phase::Restore => {
                 if let Some(pki) = &p.pki {
@@ -1252,7 +1113,7 @@ impl Run {
                 req.initial_advertise_peer_urls = p.peer_urls.clone();
                 crate::restore(&req)?;
                 if let Some(o) = p.systemd.as_ref().and_then(|s| s.owner.as_ref()) {
-                    chown_tree(&p.new_data_dir, o.uid, o.gid)?;
+                    fs::chown_tree(&p.new_data_dir, o.uid, o.gid)?;
                 }
             }
             Phase::StartEtcd if p.systemd.is_some() => {
@@ -1264,20 +1125,25 @@ impl Run {
                     && before != sd.dropin_text.as_bytes()
                     && !kept.exists()
                 {
-                    write_atomically(&kept, &before)?;
+                    fs::write_atomic(&kept, &before, 0o644)?;
                 }
-                write_atomically(&sd.dropin, sd.dropin_text.as_bytes())?;
+                if let Some(dir) = sd.dropin.parent() {
+                    std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
+                }
+                fs::write_atomic(&sd.dropin, sd.dropin_text.as_bytes(), 0o644)?;
                 systemctl(&["daemon-reload"])?;
                 systemctl(&["start", "--no-block", &sd.unit])?;
             }
             Phase::StartEtcd => {
+                // A copy stays in the holding dir; the temp file of the write into the
+                // manifests dir is made in the holding dir too, so that the kubelet never
+                // sees a half-written or temporary manifest.
+                let mode =
+                    fs::ownership(&p.holding_dir.join(ETCD_MANIFEST))?.map_or(0o600, |o| o.mode);
                 let staged = p.holding_dir.join("etcd.yaml.restored");
-                write_atomically(&staged, p.etcd_manifest.as_bytes())?;
+                fs::write_atomic(&staged, p.etcd_manifest.as_bytes(), mode)?;
                 let to = p.manifests_dir.join(ETCD_MANIFEST);
-                std::fs::copy(&staged, p.holding_dir.join(".etcd.yaml.tmp"))
-                    .map_err(io("copying", &staged))?;
-                std::fs::rename(p.holding_dir.join(".etcd.yaml.tmp"), &to)
-                    .map_err(io("writing", &to))?;
+                fs::write_atomic_via(&to, p.etcd_manifest.as_bytes(), mode, &p.holding_dir)?;
             }
             Phase::WaitEtcd => {
                 if !wait_until(self.timeout, || probe.etcd_healthy(&p.etcd_health_url)) {
@@ -1289,7 +1155,12 @@ impl Run {
                     });
                 }
             }
-            Phase::StartControlPlane => release(p, &p.held)?,
+            Phase::StartControlPlane => Held {
+                manifests_dir: p.manifests_dir.clone(),
+                holding_dir: p.holding_dir.clone(),
+                files: p.held.clone(),
+            }
+            .release()?,
             Phase::WaitApiserver => {
                 if !wait_until(self.timeout, || probe.apiserver_ready(p.apiserver_port)) {
                     return Err(ProcedureError::NotHealthy {
@@ -1303,30 +1174,6 @@ impl Run {
         }
         Ok(())
     }
-}
-
-/// Moves manifests into the holding dir (those already there are skipped: resume).
-fn hold(p: &Plan, names: &[String]) -> Result<(), ProcedureError> {
-    for n in names {
-        let (from, to) = (p.manifests_dir.join(n), p.holding_dir.join(n));
-        if from.exists() && !to.exists() {
-            std::fs::rename(&from, &to).map_err(io("moving into the holding dir", &from))?;
-        } else if !to.exists() {
-            return Err(ProcedureError::MissingManifest { path: from });
-        }
-    }
-    Ok(())
-}
-
-/// Moves held manifests back (those already back are skipped: resume).
-fn release(p: &Plan, names: &[String]) -> Result<(), ProcedureError> {
-    for n in names {
-        let (from, to) = (p.holding_dir.join(n), p.manifests_dir.join(n));
-        if from.exists() && !to.exists() {
-            std::fs::rename(&from, &to).map_err(io("moving back", &from))?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(debug_assertions)]
@@ -1374,51 +1221,6 @@ mod tests {
             initial_cluster: None,
             all_nodes: false,
         }
-    }
-
-    #[test]
-    fn rewrite_changes_only_the_data_dir_lines() {
-        let (new, changes) = rewrite_etcd_manifest(
-            ETCD,
-            Path::new("/var/lib/etcd"),
-            Path::new("/var/lib/etcd-restore-1"),
-        )
-        .unwrap();
-        assert_eq!(changes.len(), 3);
-        let old_lines: Vec<_> = ETCD.lines().collect();
-        let new_lines: Vec<_> = new.lines().collect();
-        assert_eq!(old_lines.len(), new_lines.len());
-        let differ: Vec<_> = old_lines
-            .iter()
-            .zip(&new_lines)
-            .filter(|(a, b)| a != b)
-            .map(|(_, b)| b.to_string())
-            .collect();
-        assert_eq!(
-            differ,
-            [
-                "    - --data-dir=/var/lib/etcd-restore-1",
-                "    - mountPath: /var/lib/etcd-restore-1",
-                "      path: /var/lib/etcd-restore-1",
-            ]
-        );
-        assert!(new.ends_with("name: etcd-certs\n"));
-    }
-
-    #[test]
-    fn rewrite_keeps_crlf() {
-        let crlf = ETCD.replace('\n', "\r\n");
-        let (new, _) =
-            rewrite_etcd_manifest(&crlf, Path::new("/var/lib/etcd"), Path::new("/x")).unwrap();
-        assert_eq!(new.matches("\r\n").count(), crlf.matches("\r\n").count());
-    }
-
-    #[test]
-    fn rewrite_refuses_without_host_path() {
-        let text = ETCD.replace("      path: /var/lib/etcd\n", "      path: /data\n");
-        let e =
-            rewrite_etcd_manifest(&text, Path::new("/var/lib/etcd"), Path::new("/x")).unwrap_err();
-        assert!(e.contains("hostPath"), "{e}");
     }
 
     #[test]

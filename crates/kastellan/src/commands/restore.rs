@@ -44,16 +44,17 @@ pub fn run(args: RestoreArgs, printer: &Printer) -> Result<Outcome> {
                 (e.name, e.peer_urls)
             }
             None => {
-                let text =
-                    std::fs::read_to_string(args.manifests_dir.join(procedure::ETCD_MANIFEST))
-                        .with_context(|| {
-                            format!("reading {}/etcd.yaml", args.manifests_dir.display())
-                        })?;
-                (
-                    procedure::manifest_flag(&text, "name").context("etcd.yaml: no --name")?,
-                    procedure::manifest_flag(&text, "initial-advertise-peer-urls")
-                        .context("etcd.yaml: no --initial-advertise-peer-urls")?,
-                )
+                let path = args.manifests_dir.join(procedure::ETCD_MANIFEST);
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let flags = procedure::etcd_flags(&path, &text)?;
+                let need = |f: &str| {
+                    flags
+                        .get(f)
+                        .map(str::to_string)
+                        .with_context(|| format!("{}: no --{f}", path.display()))
+                };
+                (need("name")?, need("initial-advertise-peer-urls")?)
             }
         };
         println!("{name}={urls}");
@@ -232,20 +233,8 @@ fn drive(mut run: Run, until: Option<Phase>, printer: &Printer) -> Result<Outcom
     Ok(Outcome::Ok)
 }
 
-/// The PKI files that every control-plane node shares: the CAs and the service-account
-/// key pair (the other certificates are each node's own).
-const SHARED_PKI: [&str; 8] = [
-    "ca.crt",
-    "ca.key",
-    "sa.key",
-    "sa.pub",
-    "front-proxy-ca.crt",
-    "front-proxy-ca.key",
-    "etcd/ca.crt",
-    "etcd/ca.key",
-];
-
-/// Files of the bundle's PKI (only [`SHARED_PKI`] with `shared_only`) that are missing
+/// Files of the bundle's PKI (only the files every control plane shares with
+/// `shared_only`) that are missing
 /// on the node or differ from it (relative paths, with the reason).
 fn pki_differences(bundle_pki: &Path, node_pki: &Path, shared_only: bool) -> Result<Vec<String>> {
     fn walk(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -266,7 +255,7 @@ fn pki_differences(bundle_pki: &Path, node_pki: &Path, shared_only: bool) -> Res
             .with_context(|| format!("reading {}", bundle_pki.display()))?;
     }
     if shared_only {
-        files.retain(|f| SHARED_PKI.iter().any(|s| Path::new(s) == f));
+        files.retain(|f| kastellan_kubeadm::pki::is_shared(f));
     }
     files.sort();
     let mut diffs = Vec::new();

@@ -429,11 +429,15 @@ fn node_dir(root: &Path, apiserver_port: u16) -> PathBuf {
     .unwrap();
     std::fs::write(
         m.join("kube-apiserver.yaml"),
-        format!("spec:\n  containers:\n  - command:\n    - kube-apiserver\n    - --secure-port={apiserver_port}\n"),
+        format!("spec:\n  containers:\n  - name: kube-apiserver\n    command:\n    - kube-apiserver\n    - --secure-port={apiserver_port}\n"),
     )
     .unwrap();
-    for n in ["kube-controller-manager.yaml", "kube-scheduler.yaml"] {
-        std::fs::write(m.join(n), "spec: {}\n").unwrap();
+    for n in ["kube-controller-manager", "kube-scheduler"] {
+        std::fs::write(
+            m.join(format!("{n}.yaml")),
+            format!("spec:\n  containers:\n  - name: {n}\n    command: [{n}]\n"),
+        )
+        .unwrap();
     }
     m
 }
