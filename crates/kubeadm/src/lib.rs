@@ -11,7 +11,7 @@
 //! Restore, certificate renewal, status and etcd discovery read nodes through this
 //! crate, so that a manifest is understood the same way everywhere.
 
-#![cfg_attr(test, allow(clippy::unwrap_used))]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod hold;
 pub mod manifest;

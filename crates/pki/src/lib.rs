@@ -9,7 +9,7 @@
 //! - [`restart`]: restarting static pods by holding their manifests out until they
 //!   stop, then putting them back.
 
-#![cfg_attr(test, allow(clippy::unwrap_used))]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod check;
 pub mod error;

@@ -1,22 +1,24 @@
 //! The control-plane restore procedure of a kubeadm node (`kastellan restore`).
 //!
-//! [`gather`] reads the node's facts (the static pod manifests, the free space where
-//! the new data dir goes); [`plan`] is pure and decides everything: the holding dir for
-//! the manifests, the fresh data dir, the rewritten `etcd.yaml`, the steps. The
-//! [`Plan`] is serialisable and is stored in a state file together with the phases done
-//! ([`State`]); [`Run`] applies the phases strictly in the order of [`Phase`], recording
-//! each one atomically, so that a crashed run resumes where it stopped.
+//! [`gather`] reads the node's facts (the static pod manifests, or etcd's systemd unit,
+//! the free space where the new data dir goes); [`plan`] is pure and decides
+//! everything: a [`Plan`] of typed [`Action`]s per phase, run by the shared executor
+//! (`kastellan-exec`), which describes exactly these actions for `--dry-run`, journals
+//! each step so that a killed run resumes at the step it was on, and undoes the steps
+//! before a failure up to the point of no return (etcd started on the restored data).
 //!
 //! Phases (one node):
-//! 1. `stop-control-plane`: move kube-apiserver, kube-controller-manager and
-//!    kube-scheduler manifests into `<holding>/`; wait until the apiserver port no
+//! 1. `stop-control-plane`: hold kube-apiserver, kube-controller-manager and
+//!    kube-scheduler manifests in `<holding>/`; wait until the apiserver port no
 //!    longer answers (else put them back and refuse).
-//! 2. `stop-etcd`: move `etcd.yaml` there too; wait until etcd's client port is closed.
-//! 3. `restore`: the native restore into the new data dir (never an existing one).
-//! 4. `start-etcd`: write the rewritten `etcd.yaml` into the manifests dir (the original
-//!    stays in the holding dir).
+//! 2. `stop-etcd`: hold `etcd.yaml` too (or `systemctl stop` the unit); wait until
+//!    etcd's client port is closed.
+//! 3. `restore`: the native restore into the new data dir (never an existing one);
+//!    a bundle's PKI put in place when asked.
+//! 4. `start-etcd` (the point of no return): write the rewritten `etcd.yaml` into the
+//!    manifests dir (the original stays held), or the unit's drop-in.
 //! 5. `wait-etcd`: wait for etcd's `/health`.
-//! 6. `start-control-plane`: move the other manifests back.
+//! 6. `start-control-plane`: put the other manifests back.
 //! 7. `wait-apiserver`: wait for the apiserver's `/readyz`.
 //!
 //! A multi-member restore runs each phase on every node before the next phase.
@@ -44,7 +46,7 @@ pub const DISK_MARGIN: u64 = 128 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum ProcedureError {
     /// A manifest the procedure needs is missing.
-    #[error("{} is missing: kastellan restore needs etcd's static pod manifest (is this a kubeadm control-plane node? --manifests-dir)", path.display())]
+    #[error("{} is missing: the restore needs etcd's static pod manifest (is this a kubeadm control-plane node?)", path.display())]
     MissingManifest {
         /// The path.
         path: PathBuf,
@@ -58,7 +60,7 @@ pub enum ProcedureError {
         detail: String,
     },
     /// The new data dir exists already.
-    #[error("{} exists already; kastellan restores only into a fresh directory (wait a second for a new timestamp, or move it away)", path.display())]
+    #[error("{} exists already; the restore writes only into a fresh directory (wait a second for a new timestamp, or move it away)", path.display())]
     TargetExists {
         /// The path.
         path: PathBuf,
@@ -74,7 +76,7 @@ pub enum ProcedureError {
         needed: u64,
     },
     /// A multi-member cluster restored on one node only.
-    #[error("{}: etcd's --initial-cluster names {members} members; restore every control-plane node with the same snapshot: kastellan restore --all-nodes --node-access lab|ssh", path.display())]
+    #[error("{}: etcd's --initial-cluster names {members} members; every control-plane node must be restored with the same snapshot, together", path.display())]
     MultiMember {
         /// The manifest.
         path: PathBuf,
@@ -85,7 +87,7 @@ pub enum ProcedureError {
     #[error("{what} still answers on 127.0.0.1:{port} {secs} s after its manifest was moved out of {}; it is not run from that directory (another kubelet? a process outside the static pods?). Put the manifests back; nothing was restored", manifests_dir.display())]
     StillAnswers {
         /// The component.
-        what: &'static str,
+        what: String,
         /// The port.
         port: u16,
         /// The timeout.
@@ -94,7 +96,7 @@ pub enum ProcedureError {
         manifests_dir: PathBuf,
     },
     /// A component did not come up.
-    #[error("{what} is not healthy at {url} after {secs} s (the restore state is in {}; fix the cause and run kastellan restore --resume)", state.display())]
+    #[error("{what} is not healthy at {url} after {secs} s")]
     NotHealthy {
         /// The component.
         what: &'static str,
@@ -102,42 +104,10 @@ pub enum ProcedureError {
         url: String,
         /// The timeout.
         secs: u64,
-        /// The state file.
-        state: PathBuf,
-    },
-    /// A restore is in progress (its state file exists).
-    #[error("a restore is in progress: {} records run {run_id} at phase {next}; resume it with kastellan restore --resume (or remove that file once you have put things right by hand)", path.display())]
-    InProgress {
-        /// The state file.
-        path: PathBuf,
-        /// Its run.
-        run_id: String,
-        /// The next phase.
-        next: String,
-    },
-    /// Another process holds the lock.
-    #[error("another kastellan restore is running (it holds {})", path.display())]
-    Locked {
-        /// The lock file.
-        path: PathBuf,
-    },
-    /// `--resume` without a state file.
-    #[error("nothing to resume: {} does not exist", path.display())]
-    NothingToResume {
-        /// The state file.
-        path: PathBuf,
-    },
-    /// The state file is unreadable.
-    #[error("{}: not a kastellan restore state file: {detail}", path.display())]
-    BadState {
-        /// The state file.
-        path: PathBuf,
-        /// The parse error.
-        detail: String,
     },
     /// The native restore failed.
     #[error(transparent)]
-    Restore(#[from] crate::Error),
+    Restore(#[from] kastellan_restore::Error),
     /// A file operation failed.
     #[error("{op} {}: {source}", path.display())]
     Io {
@@ -235,9 +205,9 @@ pub enum ProcedureError {
     /// A durable write failed.
     #[error(transparent)]
     Fs(#[from] kastellan_kubeadm::fs::Error),
-    /// Injected crash (debug builds, `KASTELLAN_RESTORE_CRASH_AFTER`).
-    #[error("crash injected after phase {0}")]
-    Crash(String),
+    /// The executor refused or could not record the run.
+    #[error(transparent)]
+    Exec(#[from] kastellan_exec::Error),
 }
 
 fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ProcedureError {
@@ -379,6 +349,9 @@ pub struct ProcedureRequest {
     pub initial_cluster: Option<String>,
     /// Part of a multi-member restore.
     pub all_nodes: bool,
+    /// The node's name, for the steps (its hostname by default).
+    #[serde(default)]
+    pub node: String,
     /// Put a bundle's PKI in place too (`--restore-pki`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pki: Option<PkiRestore>,
@@ -394,22 +367,10 @@ pub struct PkiRestore {
     pub to: PathBuf,
 }
 
-/// One step as the dry run prints it.
+/// What the plan decided, for reports (the steps hold the same values).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Step {
-    /// Its phase.
-    pub phase: Phase,
-    /// What is done, with the exact paths.
-    pub actions: Vec<String>,
-}
-
-/// Everything the procedure will do on this node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Plan {
-    /// The run id.
-    pub run_id: String,
+pub struct Summary {
     /// The snapshot file.
     pub snapshot: PathBuf,
     /// The manifests dir.
@@ -434,21 +395,31 @@ pub struct Plan {
     pub apiserver_port: u16,
     /// etcd's client port on 127.0.0.1.
     pub etcd_client_port: u16,
-    /// etcd's health URL (`--listen-metrics-urls` + `/health`).
+    /// etcd's health URL.
     pub etcd_health_url: String,
-    /// The rewritten `etcd.yaml`.
-    pub etcd_manifest: String,
-    /// The lines changed in it (old → new).
+    /// The lines changed in `etcd.yaml` (or the drop-in's change), old -> new.
     pub manifest_changes: Vec<String>,
-    /// The steps.
-    pub steps: Vec<Step>,
-    /// The bundle's PKI to put in place during the restore phase.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pki: Option<PkiRestore>,
-    /// etcd runs as a systemd unit: the drop-in instead of `etcd_manifest`.
+    /// etcd runs as this systemd unit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub systemd: Option<SystemdPlan>,
 }
+
+/// What a restore plan was built from, and what it decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Basis {
+    /// The node's facts when the plan was made.
+    pub facts: Facts,
+    /// What the operator asked for.
+    pub request: ProcedureRequest,
+    /// What the plan decided.
+    pub summary: Summary,
+}
+
+/// A restore plan: typed actions run by the shared executor.
+pub type Plan = kastellan_exec::Plan<Action, Basis>;
+/// The kind of a restore plan (a saved plan of another kind is refused).
+pub const PLAN_KIND: &str = "restore";
 
 /// Reads the node's facts. Fails if `etcd.yaml` is missing.
 pub fn gather(
@@ -660,8 +631,8 @@ pub fn plan(facts: &Facts, req: &ProcedureRequest) -> Result<Plan, ProcedureErro
             members,
         });
     }
-    crate::cluster::Membership::new(&name, &initial_cluster, &token, &peer_urls, true)
-        .map_err(crate::Error::from)?;
+    kastellan_restore::Membership::new(&name, &initial_cluster, &token, &peer_urls, true)
+        .map_err(kastellan_restore::Error::from)?;
     let etcd_client_port = client_urls
         .as_deref()
         .and_then(|u| local_port(&u.split(',').collect::<Vec<_>>()))
@@ -729,205 +700,189 @@ pub fn plan(facts: &Facts, req: &ProcedureRequest) -> Result<Plan, ProcedureErro
             )
         }
     };
-    let md = &facts.manifests_dir;
+    let md = facts.manifests_dir.clone();
     let held = facts.control_plane.clone();
-    let moves = |names: &[String], back: bool| -> Vec<String> {
-        names
-            .iter()
-            .map(|n| {
-                let (a, b) = (md.join(n), holding_dir.join(n));
-                let (from, to) = if back { (b, a) } else { (a, b) };
-                format!("move {} -> {}", from.display(), to.display())
-            })
-            .collect()
+    let node = req.node.clone();
+    let step =
+        |phase: Phase, action: Action| kastellan_exec::Step::new(&node, phase.name(), action);
+    let mut steps = Vec::new();
+    let release = |files: Vec<String>| Action::Release {
+        manifests_dir: md.clone(),
+        holding_dir: holding_dir.clone(),
+        files,
     };
-    let etcd_name = [ETCD_MANIFEST.to_string()];
-    let mut steps = vec![
-        Step {
-            phase: Phase::StopControlPlane,
-            actions: {
-                let mut a = vec![format!("create {}", holding_dir.display())];
-                a.extend(moves(&held, false));
-                a.push(format!(
-                    "wait until 127.0.0.1:{} no longer answers (else move them back and stop)",
-                    facts.apiserver_port
-                ));
-                a
+    if !held.is_empty() {
+        steps.push(
+            step(
+                Phase::StopControlPlane,
+                Action::Hold {
+                    manifests_dir: md.clone(),
+                    holding_dir: holding_dir.clone(),
+                    files: held.clone(),
+                    closed_port: facts.apiserver_port,
+                    what: "the kube-apiserver".into(),
+                },
+            )
+            .undo(release(held.clone())),
+        );
+    }
+    let etcd_name = vec![ETCD_MANIFEST.to_string()];
+    steps.push(match &systemd {
+        None => step(
+            Phase::StopEtcd,
+            Action::Hold {
+                manifests_dir: md.clone(),
+                holding_dir: holding_dir.clone(),
+                files: etcd_name.clone(),
+                closed_port: etcd_client_port,
+                what: "etcd".into(),
             },
-        },
-        Step {
-            phase: Phase::StopEtcd,
-            actions: {
-                let mut a = match &systemd {
-                    None => moves(&etcd_name, false),
-                    Some(sd) => vec![format!("systemctl stop {}", sd.unit)],
-                };
-                a.push(format!("wait until 127.0.0.1:{etcd_client_port} is closed"));
-                a
+        )
+        .undo(release(etcd_name.clone())),
+        Some(sd) => step(
+            Phase::StopEtcd,
+            Action::StopUnit {
+                unit: sd.unit.clone(),
+                closed_port: etcd_client_port,
             },
+        )
+        .undo(Action::StartUnit {
+            unit: sd.unit.clone(),
+        }),
+    });
+    if let Some(pki) = &req.pki {
+        let kept = holding_dir.join("pki-before");
+        steps.push(
+            step(
+                Phase::Restore,
+                Action::ReplacePki {
+                    from: pki.from.clone(),
+                    to: pki.to.clone(),
+                    keep_as: kept.clone(),
+                },
+            )
+            .undo(Action::RevertPki {
+                to: pki.to.clone(),
+                kept_at: kept,
+                set_aside: holding_dir.join("pki-from-bundle-reverted"),
+            }),
+        );
+    }
+    steps.push(step(
+        Phase::Restore,
+        Action::RestoreDataDir {
+            snapshot: req.snapshot.clone(),
+            data_dir: new_data_dir.clone(),
+            name: name.clone(),
+            peer_urls: peer_urls.clone(),
+            initial_cluster: initial_cluster.clone(),
+            token: token.clone(),
+            old_data_dir: old_data_dir.clone(),
+            owner: systemd.as_ref().and_then(|s| s.owner.clone()),
         },
-        Step {
-            phase: Phase::Restore,
-            actions: vec![format!(
-                "restore {} into {} as member {name} ({peer_urls}) of {initial_cluster}, token {token}; {} stays untouched",
-                req.snapshot.display(),
-                new_data_dir.display(),
-                old_data_dir.display()
-            )],
-        },
-        Step {
-            phase: Phase::StartEtcd,
-            actions: match &systemd {
-                None => vec![format!(
-                    "write {} (the original stays as {}): {}",
-                    md.join(ETCD_MANIFEST).display(),
-                    holding_dir.join(ETCD_MANIFEST).display(),
-                    manifest_changes.join("; ")
-                )],
-                Some(sd) => vec![
-                    format!(
-                        "write {} (one there before is kept as {}): {}",
-                        sd.dropin.display(),
-                        holding_dir.join(crate::systemd::DROPIN_NAME).display(),
-                        sd.dropin_text
+    ));
+    match &systemd {
+        None => steps.push(
+            step(
+                Phase::StartEtcd,
+                Action::WriteFile {
+                    path: md.join(ETCD_MANIFEST),
+                    content: etcd_manifest.clone(),
+                    mode: None,
+                    mode_of: Some(holding_dir.join(ETCD_MANIFEST)),
+                    keep_as: None,
+                    temp_dir: Some(holding_dir.clone()),
+                    changes: manifest_changes.clone(),
+                },
+            )
+            .commit(),
+        ),
+        Some(sd) => {
+            steps.push(
+                step(
+                    Phase::StartEtcd,
+                    Action::WriteFile {
+                        path: sd.dropin.clone(),
+                        content: sd.dropin_text.clone(),
+                        mode: Some(0o644),
+                        mode_of: None,
+                        keep_as: Some(holding_dir.join(crate::systemd::DROPIN_NAME)),
+                        temp_dir: None,
+                        changes: sd
+                            .dropin_text
                             .lines()
                             .filter(|l| l.starts_with("ExecStart=") && l.len() > 10)
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    ),
-                    "systemctl daemon-reload".to_string(),
-                    format!("systemctl start --no-block {}", sd.unit),
-                ],
+                            .map(str::to_string)
+                            .collect(),
+                    },
+                )
+                .commit(),
+            );
+            steps.push(step(
+                Phase::StartEtcd,
+                Action::Systemctl {
+                    args: vec!["daemon-reload".into()],
+                },
+            ));
+            steps.push(step(
+                Phase::StartEtcd,
+                Action::StartUnit {
+                    unit: sd.unit.clone(),
+                },
+            ));
+        }
+    }
+    steps.push(step(
+        Phase::WaitEtcd,
+        Action::WaitEtcd {
+            url: etcd_health_url.clone(),
+        },
+    ));
+    if !held.is_empty() {
+        steps.push(step(Phase::StartControlPlane, release(held.clone())));
+    }
+    if held
+        .iter()
+        .any(|n| n == Component::KubeApiserver.manifest())
+    {
+        steps.push(step(
+            Phase::WaitApiserver,
+            Action::WaitApiserver {
+                port: facts.apiserver_port,
             },
-        },
-        Step {
-            phase: Phase::WaitEtcd,
-            actions: vec![format!("wait for {etcd_health_url} to say healthy")],
-        },
-        Step {
-            phase: Phase::StartControlPlane,
-            actions: moves(&held, true),
-        },
-    ];
-    if held.iter().any(|n| n == "kube-apiserver.yaml") {
-        steps.push(Step {
-            phase: Phase::WaitApiserver,
-            actions: vec![format!(
-                "wait for https://127.0.0.1:{}/readyz",
-                facts.apiserver_port
-            )],
-        });
-    }
-    if let Some(Owner { user, uid, gid }) = systemd.as_ref().and_then(|s| s.owner.as_ref())
-        && let Some(step) = steps.iter_mut().find(|s| s.phase == Phase::Restore)
-    {
-        step.actions.push(format!(
-            "give {} to {user} (uid {uid}, gid {gid}), the unit's User=",
-            new_data_dir.display()
-        ));
-    }
-    if let Some(pki) = &req.pki
-        && let Some(step) = steps.iter_mut().find(|s| s.phase == Phase::Restore)
-    {
-        step.actions.push(format!(
-            "replace {} with the bundle's PKI from {} (the node's PKI is kept as {})",
-            pki.to.display(),
-            pki.from.display(),
-            holding_dir.join("pki-before").display()
         ));
     }
     Ok(Plan {
-        run_id: req.run_id.clone(),
-        snapshot: req.snapshot.clone(),
-        manifests_dir: md.clone(),
-        holding_dir,
-        held,
-        name,
-        peer_urls,
-        initial_cluster,
-        initial_cluster_token: token,
-        old_data_dir,
-        new_data_dir,
-        apiserver_port: facts.apiserver_port,
-        etcd_client_port,
-        etcd_health_url,
-        etcd_manifest,
-        manifest_changes,
+        kind: PLAN_KIND.into(),
+        id: req.run_id.clone(),
+        facts: Basis {
+            facts: facts.clone(),
+            request: req.clone(),
+            summary: Summary {
+                snapshot: req.snapshot.clone(),
+                manifests_dir: md,
+                holding_dir,
+                held,
+                name,
+                peer_urls,
+                initial_cluster,
+                initial_cluster_token: token,
+                old_data_dir,
+                new_data_dir,
+                apiserver_port: facts.apiserver_port,
+                etcd_client_port,
+                etcd_health_url,
+                manifest_changes,
+                systemd,
+            },
+        },
         steps,
-        pki: req.pki.clone(),
-        systemd,
     })
 }
 
-/// Puts the bundle's PKI in place: a full copy next to the node's PKI, then the
-/// node's PKI renamed into the holding dir and the copy renamed into place. Safe to
-/// run again after a crash (done once `pki-before` exists and the PKI dir is back).
-pub fn replace_pki(pki: &PkiRestore, holding_dir: &Path) -> Result<(), ProcedureError> {
-    let before = holding_dir.join("pki-before");
-    if before.is_dir() && pki.to.is_dir() {
-        return Ok(());
-    }
-    let staged = pki.to.with_file_name(".pki-from-bundle");
-    if !before.is_dir() {
-        let _ = std::fs::remove_dir_all(&staged);
-        fs::copy_tree(&pki.from, &staged)?;
-        std::fs::rename(&pki.to, &before).map_err(|e| ProcedureError::Io {
-            op: "moving the node's PKI aside",
-            path: pki.to.clone(),
-            source: e,
-        })?;
-    }
-    std::fs::rename(&staged, &pki.to).map_err(|e| ProcedureError::Io {
-        op: "putting the bundle's PKI in place",
-        path: pki.to.clone(),
-        source: e,
-    })
-}
-
-/// The state file: the plan and the phases done.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct State {
-    /// The plan being applied.
-    pub plan: Plan,
-    /// Phases done, in order.
-    pub done: Vec<Phase>,
-}
-
-impl State {
-    /// The next phase to run, if any.
-    pub fn next(&self) -> Option<Phase> {
-        self.plan
-            .steps
-            .iter()
-            .map(|s| s.phase)
-            .find(|p| !self.done.contains(p))
-    }
-
-    /// Reads a state file (None: it does not exist).
-    pub fn load(path: &Path) -> Result<Option<State>, ProcedureError> {
-        match std::fs::read(path) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|e| ProcedureError::BadState {
-                    path: path.to_path_buf(),
-                    detail: e.to_string(),
-                }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io("reading", path)(e)),
-        }
-    }
-
-    fn save(&self, path: &Path) -> Result<(), ProcedureError> {
-        let json = serde_json::to_vec_pretty(self).map_err(|e| ProcedureError::BadState {
-            path: path.to_path_buf(),
-            detail: e.to_string(),
-        })?;
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
-        }
-        Ok(fs::write_atomic(path, &json, 0o600)?)
-    }
+/// The phase a plan's step belongs to.
+pub fn phase_of(step: &kastellan_exec::Step<Action>) -> Option<Phase> {
+    Phase::parse(&step.phase)
 }
 
 /// Probes the procedure waits on (HTTP(S) lives in the binary).
@@ -938,236 +893,378 @@ pub trait Probe {
     fn apiserver_ready(&self, port: u16) -> bool;
 }
 
-/// A lock on the state file: a second run refuses while it is held.
-#[derive(Debug)]
-pub struct Lock {
-    _file: std::fs::File,
+/// What performing an [`Action`] needs.
+pub struct Context {
+    /// The health probes.
+    pub probe: Box<dyn Probe>,
+    /// How long each wait may take.
+    pub timeout: Duration,
 }
 
-impl Lock {
-    /// Takes `<state>.lock`, refusing if another process holds it.
-    pub fn take(state: &Path) -> Result<Lock, ProcedureError> {
-        let path = state.with_extension("lock");
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io("opening", &path))?;
-        match file.try_lock() {
-            Ok(()) => Ok(Lock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(ProcedureError::Locked { path }),
-            Err(std::fs::TryLockError::Error(e)) => Err(io("locking", &path)(e)),
-        }
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
     }
 }
 
-/// A run of the procedure: the state, its file and the lock. Only [`Run::phase`]
-/// changes anything, and only the next phase in order.
-#[derive(Debug)]
-pub struct Run {
-    state: State,
-    path: PathBuf,
-    _lock: Lock,
-    timeout: Duration,
+/// One change the restore makes on a node. Each describes itself for the dry run and
+/// performs itself for the run; each is safe to perform again after a crash in its
+/// middle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    tag = "action",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
+pub enum Action {
+    /// Hold static pod manifests out of the manifests dir, then wait until the port
+    /// closes; if it does not, put them back and fail.
+    Hold {
+        /// The kubelet's manifests dir.
+        manifests_dir: PathBuf,
+        /// Where they wait.
+        holding_dir: PathBuf,
+        /// The manifests.
+        files: Vec<String>,
+        /// The port on 127.0.0.1 that must close.
+        closed_port: u16,
+        /// What serves that port, for messages.
+        what: String,
+    },
+    /// Put held manifests back.
+    Release {
+        /// The kubelet's manifests dir.
+        manifests_dir: PathBuf,
+        /// Where they wait.
+        holding_dir: PathBuf,
+        /// The manifests.
+        files: Vec<String>,
+    },
+    /// `systemctl stop UNIT`, then wait until the port closes; if it does not, start
+    /// the unit again and fail.
+    StopUnit {
+        /// The unit.
+        unit: String,
+        /// etcd's client port.
+        closed_port: u16,
+    },
+    /// `systemctl start --no-block UNIT`.
+    StartUnit {
+        /// The unit.
+        unit: String,
+    },
+    /// `systemctl ARGS`.
+    Systemctl {
+        /// The arguments.
+        args: Vec<String>,
+    },
+    /// Put a bundle's PKI in place, the node's kept aside.
+    ReplacePki {
+        /// The bundle's PKI (extracted, verified).
+        from: PathBuf,
+        /// The node's PKI dir.
+        to: PathBuf,
+        /// Where the node's PKI is kept.
+        keep_as: PathBuf,
+    },
+    /// Put the node's PKI back (the clean-up of [`Action::ReplacePki`]).
+    RevertPki {
+        /// The node's PKI dir.
+        to: PathBuf,
+        /// Where the node's PKI was kept.
+        kept_at: PathBuf,
+        /// Where the bundle's PKI goes.
+        set_aside: PathBuf,
+    },
+    /// Restore the snapshot into a fresh data dir (native, no etcdutl).
+    RestoreDataDir {
+        /// The snapshot.
+        snapshot: PathBuf,
+        /// The fresh data dir.
+        data_dir: PathBuf,
+        /// The member name.
+        name: String,
+        /// Its peer URLs.
+        peer_urls: String,
+        /// The new cluster.
+        initial_cluster: String,
+        /// The cluster token.
+        token: String,
+        /// The data dir left untouched (for the description).
+        old_data_dir: PathBuf,
+        /// Who gets the new data dir (the unit's `User=`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner: Option<Owner>,
+    },
+    /// Write a file atomically.
+    WriteFile {
+        /// The file.
+        path: PathBuf,
+        /// Its new content.
+        content: String,
+        /// Its mode.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mode: Option<u32>,
+        /// Take the mode of this file (the held original), else 0600.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mode_of: Option<PathBuf>,
+        /// Keep a different file that is there as this (the first time only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        keep_as: Option<PathBuf>,
+        /// Make the temp file here, not beside the file (the kubelet reads every file
+        /// in its manifests dir).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        temp_dir: Option<PathBuf>,
+        /// What changes, for the description.
+        changes: Vec<String>,
+    },
+    /// Wait for etcd's health URL to say healthy.
+    WaitEtcd {
+        /// The URL.
+        url: String,
+    },
+    /// Wait for the apiserver's `/readyz`.
+    WaitApiserver {
+        /// Its port on 127.0.0.1.
+        port: u16,
+    },
 }
 
-impl Run {
-    /// Starts a new run: refuses while a state file exists.
-    pub fn start(
-        plan: Plan,
-        path: &Path,
-        lock: Lock,
-        timeout: Duration,
-    ) -> Result<Run, ProcedureError> {
-        if let Some(s) = State::load(path)? {
-            return Err(ProcedureError::InProgress {
-                path: path.to_path_buf(),
-                run_id: s.plan.run_id.clone(),
-                next: s.next().map(|p| p.to_string()).unwrap_or("none".into()),
-            });
-        }
-        if plan.new_data_dir.exists() {
-            return Err(ProcedureError::TargetExists {
-                path: plan.new_data_dir.clone(),
-            });
-        }
-        let state = State {
-            plan,
-            done: Vec::new(),
-        };
-        state.save(path)?;
-        Ok(Run {
-            state,
-            path: path.to_path_buf(),
-            _lock: lock,
-            timeout,
+fn arrows(files: &[String], from: &Path, to: &Path) -> String {
+    files
+        .iter()
+        .map(|n| {
+            format!(
+                "move {} -> {}",
+                from.join(n).display(),
+                to.join(n).display()
+            )
         })
-    }
+        .collect::<Vec<_>>()
+        .join("\n")
+}
 
-    /// Resumes the run recorded in `path`.
-    pub fn resume(path: &Path, lock: Lock, timeout: Duration) -> Result<Run, ProcedureError> {
-        let state = State::load(path)?.ok_or_else(|| ProcedureError::NothingToResume {
-            path: path.to_path_buf(),
-        })?;
-        Ok(Run {
-            state,
-            path: path.to_path_buf(),
-            _lock: lock,
-            timeout,
-        })
-    }
+impl kastellan_exec::Action for Action {
+    type Context = Context;
+    type Error = ProcedureError;
 
-    /// The state.
-    pub fn state(&self) -> &State {
-        &self.state
-    }
-
-    /// The next phase, if any.
-    pub fn next(&self) -> Option<Phase> {
-        self.state.next()
-    }
-
-    /// Runs the next phase and records it; returns it (None: all done, and the state
-    /// file is moved into the holding dir as `restore-state.json`).
-    pub fn phase(&mut self, probe: &dyn Probe) -> Result<Option<Phase>, ProcedureError> {
-        let Some(phase) = self.next() else {
-            self.finish()?;
-            return Ok(None);
-        };
-        self.run_phase(phase, probe)?;
-        self.state.done.push(phase);
-        self.state.save(&self.path)?;
-        crash_point(phase)?;
-        Ok(Some(phase))
-    }
-
-    /// Moves the finished state file into the holding dir, so that a new restore may run.
-    pub fn finish(&self) -> Result<PathBuf, ProcedureError> {
-        let to = self.state.plan.holding_dir.join("restore-state.json");
-        if self.path.exists() {
-            std::fs::rename(&self.path, &to).map_err(io("moving the state file to", &to))?;
-        }
-        Ok(to)
-    }
-
-    fn run_phase(&self, phase: Phase, probe: &dyn Probe) -> Result<(), ProcedureError> {
-        let p = &self.state.plan;
-        let secs = self.timeout.as_secs();
-        match phase {
-            Phase::StopControlPlane => {
-                let hold = Hold::take(&p.manifests_dir, &p.holding_dir, &p.held)?;
-                if !hold.wait_until_closed(p.apiserver_port, self.timeout) {
-                    hold.release()?;
-                    let _ = std::fs::remove_file(&self.path);
-                    let _ = std::fs::remove_dir(&p.holding_dir);
-                    return Err(ProcedureError::StillAnswers {
-                        what: "the kube-apiserver",
-                        port: p.apiserver_port,
-                        secs,
-                        manifests_dir: p.manifests_dir.clone(),
-                    });
+    fn describe(&self) -> String {
+        match self {
+            Action::Hold {
+                manifests_dir,
+                holding_dir,
+                files,
+                closed_port,
+                ..
+            } => format!(
+                "{}\nwait until 127.0.0.1:{closed_port} no longer answers (else move them back and stop)",
+                arrows(files, manifests_dir, holding_dir)
+            ),
+            Action::Release {
+                manifests_dir,
+                holding_dir,
+                files,
+            } => arrows(files, holding_dir, manifests_dir),
+            Action::StopUnit { unit, closed_port } => format!(
+                "systemctl stop {unit}; wait until 127.0.0.1:{closed_port} is closed (else start it again and stop)"
+            ),
+            Action::StartUnit { unit } => format!("systemctl start --no-block {unit}"),
+            Action::Systemctl { args } => format!("systemctl {}", args.join(" ")),
+            Action::ReplacePki { from, to, keep_as } => format!(
+                "replace {} with the bundle's PKI from {} (the node's PKI is kept as {})",
+                to.display(),
+                from.display(),
+                keep_as.display()
+            ),
+            Action::RevertPki { to, kept_at, .. } => format!(
+                "put the node's PKI {} back in {}",
+                kept_at.display(),
+                to.display()
+            ),
+            Action::RestoreDataDir {
+                snapshot,
+                data_dir,
+                name,
+                peer_urls,
+                initial_cluster,
+                token,
+                old_data_dir,
+                owner,
+            } => {
+                let mut s = format!(
+                    "restore {} into {} as member {name} ({peer_urls}) of {initial_cluster}, token {token}; {} stays untouched",
+                    snapshot.display(),
+                    data_dir.display(),
+                    old_data_dir.display()
+                );
+                if let Some(Owner { user, uid, gid }) = owner {
+                    s.push_str(&format!(
+                        "; give {} to {user} (uid {uid}, gid {gid}), the unit's User=",
+                        data_dir.display()
+                    ));
                 }
-                hold.keep(); // recorded by the plan; released by start-control-plane
+                s
             }
-            Phase::StopEtcd if p.systemd.is_some() => {
-                let unit = p.systemd.as_ref().map(|s| s.unit.as_str()).unwrap_or("");
-                systemctl(&["stop", unit])?;
-                if !wait_until(self.timeout, || !answers(p.etcd_client_port)) {
-                    let _ = systemctl(&["start", "--no-block", unit]);
-                    return Err(ProcedureError::UnitStillAnswers {
-                        unit: unit.to_string(),
-                        port: p.etcd_client_port,
-                        secs,
-                    });
-                }
-            }
-            Phase::StopEtcd => {
-                let etcd = [ETCD_MANIFEST.to_string()];
-                let hold = Hold::take(&p.manifests_dir, &p.holding_dir, &etcd)?;
-                if !hold.wait_until_closed(p.etcd_client_port, self.timeout) {
-                    hold.release()?;
-                    return Err(ProcedureError::StillAnswers {
-                        what: "etcd",
-                        port: p.etcd_client_port,
-                        secs,
-                        manifests_dir: p.manifests_dir.clone(),
-                    });
-                }
-                // etcd.yaml stays held: start-etcd writes the rewritten one.
-                hold.keep();
-            }
-            Phase::Restore => {
-                if let Some(pki) = &p.pki {
-                    replace_pki(pki, &p.holding_dir)?;
-                }
-                if p.new_data_dir.join("member").is_dir() {
-                    return Ok(()); // renamed into place: the restore finished before a crash
-                }
-                let mut req = crate::Request::new(&p.snapshot, &p.new_data_dir);
-                req.name = p.name.clone();
-                req.initial_cluster = p.initial_cluster.clone();
-                req.initial_cluster_token = p.initial_cluster_token.clone();
-                req.initial_advertise_peer_urls = p.peer_urls.clone();
-                crate::restore(&req)?;
-                if let Some(o) = p.systemd.as_ref().and_then(|s| s.owner.as_ref()) {
-                    fs::chown_tree(&p.new_data_dir, o.uid, o.gid)?;
-                }
-            }
-            Phase::StartEtcd if p.systemd.is_some() => {
-                let Some(sd) = &p.systemd else {
-                    return Ok(());
+            Action::WriteFile {
+                path,
+                keep_as,
+                mode_of,
+                changes,
+                ..
+            } => {
+                let kept = match (keep_as, mode_of) {
+                    (Some(k), _) => format!(" (one there before is kept as {})", k.display()),
+                    (None, Some(o)) => format!(" (the original stays as {})", o.display()),
+                    _ => String::new(),
                 };
-                let kept = p.holding_dir.join(crate::systemd::DROPIN_NAME);
-                if let Ok(before) = std::fs::read(&sd.dropin)
-                    && before != sd.dropin_text.as_bytes()
-                    && !kept.exists()
-                {
-                    fs::write_atomic(&kept, &before, 0o644)?;
+                let mut s = format!("write {}{kept}", path.display());
+                for c in changes {
+                    s.push_str(&format!("\n  {c}"));
                 }
-                if let Some(dir) = sd.dropin.parent() {
-                    std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
-                }
-                fs::write_atomic(&sd.dropin, sd.dropin_text.as_bytes(), 0o644)?;
-                systemctl(&["daemon-reload"])?;
-                systemctl(&["start", "--no-block", &sd.unit])?;
+                s
             }
-            Phase::StartEtcd => {
-                // A copy stays in the holding dir; the temp file of the write into the
-                // manifests dir is made in the holding dir too, so that the kubelet never
-                // sees a half-written or temporary manifest.
-                let mode =
-                    fs::ownership(&p.holding_dir.join(ETCD_MANIFEST))?.map_or(0o600, |o| o.mode);
-                let staged = p.holding_dir.join("etcd.yaml.restored");
-                fs::write_atomic(&staged, p.etcd_manifest.as_bytes(), mode)?;
-                let to = p.manifests_dir.join(ETCD_MANIFEST);
-                fs::write_atomic_via(&to, p.etcd_manifest.as_bytes(), mode, &p.holding_dir)?;
+            Action::WaitEtcd { url } => format!("wait for {url} to say healthy"),
+            Action::WaitApiserver { port } => {
+                format!("wait for https://127.0.0.1:{port}/readyz")
             }
-            Phase::WaitEtcd => {
-                if !wait_until(self.timeout, || probe.etcd_healthy(&p.etcd_health_url)) {
-                    return Err(ProcedureError::NotHealthy {
-                        what: "etcd",
-                        url: p.etcd_health_url.clone(),
+        }
+    }
+
+    fn apply(&self, ctx: &Context) -> Result<(), ProcedureError> {
+        let secs = ctx.timeout.as_secs();
+        match self {
+            Action::Hold {
+                manifests_dir,
+                holding_dir,
+                files,
+                closed_port,
+                what,
+            } => {
+                let hold = Hold::take(manifests_dir, holding_dir, files)?;
+                if !hold.wait_until_closed(*closed_port, ctx.timeout) {
+                    hold.release()?;
+                    return Err(ProcedureError::StillAnswers {
+                        what: what.clone(),
+                        port: *closed_port,
                         secs,
-                        state: self.path.clone(),
+                        manifests_dir: manifests_dir.clone(),
                     });
                 }
+                hold.keep(); // released by a later step, or by this step's clean-up
             }
-            Phase::StartControlPlane => Held {
-                manifests_dir: p.manifests_dir.clone(),
-                holding_dir: p.holding_dir.clone(),
-                files: p.held.clone(),
+            Action::Release {
+                manifests_dir,
+                holding_dir,
+                files,
+            } => Held {
+                manifests_dir: manifests_dir.clone(),
+                holding_dir: holding_dir.clone(),
+                files: files.clone(),
             }
             .release()?,
-            Phase::WaitApiserver => {
-                if !wait_until(self.timeout, || probe.apiserver_ready(p.apiserver_port)) {
+            Action::StopUnit { unit, closed_port } => {
+                systemctl(&["stop", unit])?;
+                if !wait_until(ctx.timeout, || !answers(*closed_port)) {
+                    let _ = systemctl(&["start", "--no-block", unit]);
+                    return Err(ProcedureError::UnitStillAnswers {
+                        unit: unit.clone(),
+                        port: *closed_port,
+                        secs,
+                    });
+                }
+            }
+            Action::StartUnit { unit } => {
+                systemctl(&["start", "--no-block", unit])?;
+            }
+            Action::Systemctl { args } => {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                systemctl(&args)?;
+            }
+            Action::ReplacePki { from, to, keep_as } => replace_pki(from, to, keep_as)?,
+            Action::RevertPki {
+                to,
+                kept_at,
+                set_aside,
+            } => {
+                if kept_at.is_dir() {
+                    if to.exists() {
+                        std::fs::rename(to, fs::unique_dir(set_aside.clone()))
+                            .map_err(io("setting the bundle's PKI aside", to))?;
+                    }
+                    std::fs::rename(kept_at, to).map_err(io("putting the node's PKI back", to))?;
+                }
+            }
+            Action::RestoreDataDir {
+                snapshot,
+                data_dir,
+                name,
+                peer_urls,
+                initial_cluster,
+                token,
+                owner,
+                ..
+            } => {
+                if !data_dir.join("member").is_dir() {
+                    remove_dead_staging(data_dir);
+                    let mut req = kastellan_restore::Request::new(snapshot, data_dir);
+                    req.name = name.clone();
+                    req.initial_cluster = initial_cluster.clone();
+                    req.initial_cluster_token = token.clone();
+                    req.initial_advertise_peer_urls = peer_urls.clone();
+                    kastellan_restore::restore(&req)?;
+                }
+                // Done again after a crash between the rename and the chown.
+                if let Some(o) = owner {
+                    fs::chown_tree(data_dir, o.uid, o.gid)?;
+                }
+            }
+            Action::WriteFile {
+                path,
+                content,
+                mode,
+                mode_of,
+                keep_as,
+                temp_dir,
+                ..
+            } => {
+                if let Some(kept) = keep_as
+                    && let Ok(before) = std::fs::read(path)
+                    && before != content.as_bytes()
+                    && !kept.exists()
+                {
+                    let dir = fs::parent_dir(kept);
+                    std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
+                    fs::write_atomic(kept, &before, 0o644)?;
+                }
+                let mode = match (mode, mode_of) {
+                    (Some(m), _) => *m,
+                    (None, Some(of)) => fs::ownership(of)?.map_or(0o600, |o| o.mode),
+                    (None, None) => 0o600,
+                };
+                let dir = fs::parent_dir(path);
+                std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
+                match temp_dir {
+                    Some(t) => fs::write_atomic_via(path, content.as_bytes(), mode, t)?,
+                    None => fs::write_atomic(path, content.as_bytes(), mode)?,
+                }
+            }
+            Action::WaitEtcd { url } => {
+                if !wait_until(ctx.timeout, || ctx.probe.etcd_healthy(url)) {
+                    return Err(ProcedureError::NotHealthy {
+                        what: "etcd",
+                        url: url.clone(),
+                        secs,
+                    });
+                }
+            }
+            Action::WaitApiserver { port } => {
+                if !wait_until(ctx.timeout, || ctx.probe.apiserver_ready(*port)) {
                     return Err(ProcedureError::NotHealthy {
                         what: "the kube-apiserver",
-                        url: format!("https://127.0.0.1:{}/readyz", p.apiserver_port),
+                        url: format!("https://127.0.0.1:{port}/readyz"),
                         secs,
-                        state: self.path.clone(),
                     });
                 }
             }
@@ -1176,21 +1273,43 @@ impl Run {
     }
 }
 
-#[cfg(debug_assertions)]
-fn crash_point(phase: Phase) -> Result<(), ProcedureError> {
-    if std::env::var("KASTELLAN_RESTORE_CRASH_AFTER")
-        .ok()
-        .as_deref()
-        == Some(phase.name())
-    {
-        return Err(ProcedureError::Crash(phase.name().into()));
+/// Removes what an interrupted native restore of `data_dir` left beside it (its hidden
+/// staging dirs, `.<name>.kastellan-restore-<pid>`, of processes no longer alive): a
+/// resumed run writes the data dir again from the start.
+fn remove_dead_staging(data_dir: &Path) {
+    let (Some(parent), Some(name)) = (data_dir.parent(), data_dir.file_name()) else {
+        return;
+    };
+    let prefix = format!(".{}.kastellan-restore-", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = n.strip_prefix(&prefix).and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+        if !alive {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
     }
-    Ok(())
 }
 
-#[cfg(not(debug_assertions))]
-fn crash_point(_: Phase) -> Result<(), ProcedureError> {
-    Ok(())
+/// Puts the bundle's PKI in place: a full copy next to the node's PKI, then the
+/// node's PKI renamed to `keep_as` and the copy renamed into place. Safe to run again
+/// after a crash (done once `keep_as` exists and the PKI dir is back).
+pub fn replace_pki(from: &Path, to: &Path, keep_as: &Path) -> Result<(), ProcedureError> {
+    if keep_as.is_dir() && to.is_dir() {
+        return Ok(());
+    }
+    let staged = to.with_file_name(".pki-from-bundle");
+    if !keep_as.is_dir() {
+        let _ = std::fs::remove_dir_all(&staged);
+        fs::copy_tree(from, &staged)?;
+        std::fs::rename(to, keep_as).map_err(io("moving the node's PKI aside", to))?;
+    }
+    std::fs::rename(&staged, to).map_err(io("putting the bundle's PKI in place", to))
 }
 
 #[cfg(test)]
@@ -1220,6 +1339,7 @@ mod tests {
             holding_root: "/etc/kubernetes/kastellan-held".into(),
             initial_cluster: None,
             all_nodes: false,
+            node: "cp1".into(),
         }
     }
 
@@ -1227,18 +1347,37 @@ mod tests {
     fn plan_one_node() {
         let p = plan(&facts(), &req()).unwrap();
         assert_eq!(
-            p.new_data_dir,
+            p.facts.summary.new_data_dir,
             Path::new("/var/lib/etcd-restore-20260101T000000Z")
         );
         assert_eq!(
-            p.holding_dir,
+            p.facts.summary.holding_dir,
             Path::new("/etc/kubernetes/kastellan-held/20260101T000000Z")
         );
-        assert_eq!(p.etcd_health_url, "http://127.0.0.1:2381/health");
-        assert_eq!(p.etcd_client_port, 2379);
-        let phases: Vec<_> = p.steps.iter().map(|s| s.phase).collect();
+        assert_eq!(
+            p.facts.summary.etcd_health_url,
+            "http://127.0.0.1:2381/health"
+        );
+        assert_eq!(p.facts.summary.etcd_client_port, 2379);
+        let phases: Vec<_> = p
+            .phases()
+            .into_iter()
+            .map(|n| Phase::parse(n).unwrap())
+            .collect();
         assert_eq!(phases, Phase::ALL);
-        assert_eq!(p.initial_cluster_token, "etcd-cluster");
+        assert!(
+            p.steps.iter().filter(|s| s.commit).count() == 1
+                && p.steps.iter().find(|s| s.commit).unwrap().phase == "start-etcd",
+            "start-etcd is the point of no return"
+        );
+        let undo: Vec<&str> = p
+            .steps
+            .iter()
+            .filter(|s| s.undo.is_some())
+            .map(|s| s.phase.as_str())
+            .collect();
+        assert_eq!(undo, ["stop-control-plane", "stop-etcd"]);
+        assert_eq!(p.facts.summary.initial_cluster_token, "etcd-cluster");
     }
 
     #[test]
@@ -1253,6 +1392,8 @@ mod tests {
         assert_eq!(
             plan(&facts(), &r)
                 .unwrap()
+                .facts
+                .summary
                 .initial_cluster
                 .matches('=')
                 .count(),
@@ -1294,15 +1435,26 @@ mod tests {
             }),
         });
         let p = plan(&f, &req()).unwrap();
-        assert_eq!(p.name, "e1");
-        assert_eq!(p.old_data_dir, Path::new("/var/lib/etcd/default"));
-        assert_eq!(p.etcd_health_url, "http://127.0.0.1:2379/health");
-        let sd = p.systemd.as_ref().unwrap();
+        assert_eq!(p.facts.summary.name, "e1");
+        assert_eq!(
+            p.facts.summary.old_data_dir,
+            Path::new("/var/lib/etcd/default")
+        );
+        assert_eq!(
+            p.facts.summary.etcd_health_url,
+            "http://127.0.0.1:2379/health"
+        );
+        let sd = p.facts.summary.systemd.as_ref().unwrap();
         assert_eq!(
             sd.dropin,
             Path::new("/etc/systemd/system/etcd.service.d/99-kastellan-restore.conf")
         );
-        let text = serde_json::to_string(&p.steps).unwrap();
+        let text: String = p
+            .describe()
+            .iter()
+            .map(|d| d.does.clone())
+            .collect::<Vec<_>>()
+            .join("\n");
         for needle in [
             "systemctl stop etcd.service",
             "systemctl daemon-reload",
@@ -1324,19 +1476,21 @@ mod tests {
     }
 
     #[test]
-    fn state_next_and_phase_names() {
-        let p = plan(&facts(), &req()).unwrap();
-        let mut s = State {
-            plan: p,
-            done: vec![],
-        };
-        assert_eq!(s.next(), Some(Phase::StopControlPlane));
-        s.done = Phase::ALL[..3].to_vec();
-        assert_eq!(s.next(), Some(Phase::StartEtcd));
+    fn phase_names_and_the_plan_round_trip() {
         for ph in Phase::ALL {
             assert_eq!(Phase::parse(ph.name()), Some(ph));
         }
-        let json = serde_json::to_string(&s).unwrap();
-        assert_eq!(serde_json::from_str::<State>(&json).unwrap(), s);
+        let p = plan(&facts(), &req()).unwrap();
+        let json = serde_json::to_vec(&p).unwrap();
+        let back = Plan::from_json(PLAN_KIND, Path::new("plan.json"), &json).unwrap();
+        assert_eq!(back, p);
+        assert!(back.check_facts(&p.facts).is_ok());
+        let mut moved = p.facts.clone();
+        moved.facts.apiserver_port = 7443;
+        let err = back.check_facts(&moved).unwrap_err().to_string();
+        assert!(
+            err.contains("facts.apiserverPort: was 6443, now 7443"),
+            "{err}"
+        );
     }
 }
