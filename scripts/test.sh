@@ -1,18 +1,53 @@
 #!/usr/bin/env bash
 # The whole test suite: installs prerequisites, builds (or reuses) the lab's Kubernetes
-# binaries, checks formatting and lints, and runs every test tier (unit, real etcd,
-# lab). Needs root on Debian bookworm. This is what CI runs (.ci/run).
+# binaries, checks formatting, lints and unused dependencies, and runs every test tier
+# (unit, cli/real etcd/kubeadm, systemd, lab), printing each tier's time. Needs root on
+# Debian bookworm. This is what CI runs (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v cargo >/dev/null || { echo "test: cargo not found: install a Rust toolchain (rustup) first" >&2; exit 2; }
 
-bash scripts/install-deps.sh
-bash scripts/build-kubernetes.sh v1.20.2
+times=()
+tier() {
+  local name=$1
+  shift
+  local start=$SECONDS
+  echo "== $name"
+  "$@"
+  times+=("$(printf '%-34s %5ds' "$name" $((SECONDS - start)))")
+  echo "== $name: $((SECONDS - start))s"
+}
 
-echo "== cargo fmt --check"
-cargo fmt --all -- --check
-echo "== cargo clippy -D warnings"
-cargo clippy --workspace --all-targets --quiet -- -D warnings
-echo "== cargo test (unit, real etcd, lab)"
-cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.log
+tier "prerequisites" bash scripts/install-deps.sh
+tier "lab Kubernetes build (cached)" bash scripts/build-kubernetes.sh v1.20.2
+
+machete() {
+  if ! command -v cargo-machete >/dev/null; then
+    cargo install --quiet --locked cargo-machete
+  fi
+  cargo machete
+}
+
+tier "cargo fmt --check" cargo fmt --all -- --check
+tier "cargo clippy -D warnings" cargo clippy --workspace --all-targets --quiet -- -D warnings
+tier "unused dependencies (machete)" machete
+tier "build" cargo test --workspace --no-run --quiet
+
+mkdir -p target
+log=target/test-output.log
+: >"$log"
+failed=0
+run() {
+  # Every tier runs even when an earlier one failed; the exit status says if any did.
+  "$@" 2>&1 | tee -a "$log" || failed=1
+}
+tier "unit (lib, bins)" run cargo test --workspace --lib --bins --no-fail-fast
+tier "doc tests" run cargo test --workspace --doc --no-fail-fast
+tier "cli, real etcd, kubeadm, local" run cargo test --workspace --test '*' --no-fail-fast -- --skip lab_ --skip systemd_
+tier "systemd" run cargo test -p kastellan --test it --no-fail-fast -- systemd_
+tier "lab" run cargo test --workspace --test '*' --no-fail-fast -- lab_
+
+echo "== times"
+printf '%s\n' "${times[@]}"
+exit $failed

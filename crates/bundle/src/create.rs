@@ -270,16 +270,15 @@ pub(crate) fn write_bundle(
         .mode(0o600)
         .open(&part)
         .map_err(io_err("creating", &part))?;
-    let guard = RemoveOnDrop(Some(part.clone()));
+    let guard = kastellan_fs::TempFile::new(part.clone());
     let protection = match encryptor {
         Some(e) => Protection::Age(e),
         None => Protection::Plain,
     };
     let mtime = u64::try_from(now.as_second()).unwrap_or(0);
     let (size, sha) = archive::write(file, &part, manifest_json, members, mtime, protection)?;
-    std::fs::hard_link(&part, dest).map_err(io_err("linking", dest))?;
+    kastellan_fs::publish(&part, dest, false).map_err(fs_err)?;
     drop(guard);
-    sync_dir(dest)?;
     Ok((size, sha))
 }
 
@@ -289,24 +288,24 @@ pub(crate) fn part_path(dest: &Path) -> PathBuf {
     dest.with_file_name(n)
 }
 
-pub(crate) struct RemoveOnDrop(pub(crate) Option<PathBuf>);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = std::fs::remove_file(p);
-        }
-    }
+pub(crate) fn sync_dir(path: &Path) -> Result<()> {
+    kastellan_fs::sync_parent(path).map_err(fs_err)
 }
 
-pub(crate) fn sync_dir(path: &Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("syncing", dir))
+/// A durable-write error as this crate's.
+pub(crate) fn fs_err(e: kastellan_fs::Error) -> Error {
+    match e {
+        kastellan_fs::Error::Io { op, path, source } => Error::Io {
+            action: op,
+            path,
+            source,
+        },
+        kastellan_fs::Error::Exists { path } => Error::Io {
+            action: "publishing",
+            source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+            path,
+        },
+    }
 }
 
 /// Writes the sidecar atomically (0600).
@@ -316,21 +315,5 @@ pub(crate) fn write_sidecar(bundle: &Path, sidecar: &Sidecar) -> Result<()> {
         what: "sidecar".into(),
         message: e.to_string(),
     })?;
-    let tmp = part_path(&path);
-    let _ = std::fs::remove_file(&tmp);
-    let guard = RemoveOnDrop(Some(tmp.clone()));
-    {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io_err("creating", &tmp))?;
-        f.write_all(&json).map_err(io_err("writing", &tmp))?;
-        f.sync_all().map_err(io_err("syncing", &tmp))?;
-    }
-    std::fs::rename(&tmp, &path).map_err(io_err("renaming into", &path))?;
-    drop(guard);
-    sync_dir(&path)
+    kastellan_fs::write_atomic(&path, &json, 0o600).map_err(fs_err)
 }

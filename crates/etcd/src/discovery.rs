@@ -14,13 +14,14 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use kastellan_kubeadm::Flags as CommandLine;
+use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::target::{Target, TlsFiles, split_endpoints};
 
 /// kubeadm's directory of static pod manifests.
-pub const DEFAULT_MANIFESTS_DIR: &str = "/etc/kubernetes/manifests";
+pub use kastellan_kubeadm::manifest::DEFAULT_MANIFESTS_DIR;
 /// kubeadm's configuration directory, as paths in the manifests spell it.
 pub const ETC_KUBERNETES: &str = "/etc/kubernetes";
 
@@ -154,36 +155,44 @@ pub fn discover(flags: Flags, at: &Discovery) -> Result<Discovered> {
 
 /// Reads the manifests only.
 pub fn from_manifests(at: &Discovery) -> Result<Discovered> {
-    let etcd_path = at.manifests_dir.join("etcd.yaml");
-    let api_path = at.manifests_dir.join("kube-apiserver.yaml");
-    let etcd = read_optional(&etcd_path)?
-        .map(|text| {
-            command_line(&text, "etcd").map_err(|message| Error::Manifest {
-                path: etcd_path.clone(),
-                message,
-            })
-        })
-        .transpose()?;
-    let api = read_optional(&api_path)?
-        .map(|text| {
-            command_line(&text, "kube-apiserver").map_err(|message| Error::Manifest {
-                path: api_path.clone(),
-                message,
-            })
-        })
-        .transpose()?;
+    use kastellan_kubeadm::{Component, StaticPod};
+    let read = |c: Component| -> Result<Option<(PathBuf, CommandLine)>> {
+        let path = at.manifests_dir.join(c.manifest());
+        let Some(pod) = StaticPod::read(&path).map_err(node_error)? else {
+            return Ok(None);
+        };
+        let flags = pod.flags(c.name()).map_err(node_error)?;
+        Ok(Some((path, flags)))
+    };
+    let etcd = read(Component::Etcd)?;
+    let api = read(Component::KubeApiserver)?;
     plan(
-        etcd.as_deref().map(|a| (etcd_path.as_path(), a)),
-        api.as_deref().map(|a| (api_path.as_path(), a)),
+        etcd.as_ref().map(|(p, f)| (p.as_path(), f)),
+        api.as_ref().map(|(p, f)| (p.as_path(), f)),
         at,
         &|p: &Path| p.is_file(),
     )
 }
 
+/// A manifest that cannot be read or parsed, as this crate's error.
+fn node_error(e: kastellan_kubeadm::Error) -> Error {
+    match e {
+        kastellan_kubeadm::Error::Read { path, source } => Error::ReadManifest { path, source },
+        kastellan_kubeadm::Error::Manifest { path, detail } => Error::Manifest {
+            path,
+            message: detail,
+        },
+        other => Error::Manifest {
+            path: PathBuf::new(),
+            message: other.to_string(),
+        },
+    }
+}
+
 /// The pure decision, given the parsed command lines and a file-existence probe.
 fn plan(
-    etcd: Option<(&Path, &[String])>,
-    api: Option<(&Path, &[String])>,
+    etcd: Option<(&Path, &CommandLine)>,
+    api: Option<(&Path, &CommandLine)>,
     at: &Discovery,
     exists: &dyn Fn(&Path) -> bool,
 ) -> Result<Discovered> {
@@ -195,14 +204,16 @@ fn plan(
     let mut endpoints = None;
     let mut tls = None;
     if let Some((path, args)) = etcd {
-        let urls = flag(args, "advertise-client-urls")
-            .or_else(|| flag(args, "listen-client-urls"))
+        let urls = args
+            .get("advertise-client-urls")
+            .map(str::to_string)
+            .or_else(|| args.get("listen-client-urls").map(str::to_string))
             .ok_or_else(|| missing(path, "--advertise-client-urls"))?;
         endpoints = Some((
             split_endpoints(&urls),
             Source::EtcdManifest(path.to_path_buf()),
         ));
-        if let Some(ca) = flag(args, "trusted-ca-file") {
+        if let Some(ca) = args.get("trusted-ca-file").map(str::to_string) {
             let ca = at.remap(&ca);
             let dir = ca.parent().map(Path::to_path_buf).unwrap_or_default();
             let cert = dir.join("healthcheck-client.crt");
@@ -219,9 +230,9 @@ fn plan(
     if let Some((path, args)) = api {
         if tls.is_none()
             && let (Some(ca), Some(cert), Some(key)) = (
-                flag(args, "etcd-cafile"),
-                flag(args, "etcd-certfile"),
-                flag(args, "etcd-keyfile"),
+                args.get("etcd-cafile").map(str::to_string),
+                args.get("etcd-certfile").map(str::to_string),
+                args.get("etcd-keyfile").map(str::to_string),
             )
         {
             tls = Some((
@@ -234,7 +245,7 @@ fn plan(
             ));
         }
         if endpoints.is_none()
-            && let Some(servers) = flag(args, "etcd-servers")
+            && let Some(servers) = args.get("etcd-servers").map(str::to_string)
         {
             endpoints = Some((
                 split_endpoints(&servers),
@@ -257,68 +268,6 @@ fn plan(
         endpoints_from,
         tls_from,
     })
-}
-
-fn read_optional(path: &Path) -> Result<Option<String>> {
-    match std::fs::read_to_string(path) {
-        Ok(s) => Ok(Some(s)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(Error::ReadManifest {
-            path: path.to_path_buf(),
-            source,
-        }),
-    }
-}
-
-/// The part of a Pod we read.
-#[derive(Debug, Deserialize)]
-struct Pod {
-    spec: PodSpec,
-}
-
-#[derive(Debug, Deserialize)]
-struct PodSpec {
-    containers: Vec<Container>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Container {
-    name: String,
-    #[serde(default)]
-    command: Vec<String>,
-    #[serde(default)]
-    args: Vec<String>,
-}
-
-/// The command and arguments of the container named `name` (or the only container).
-pub fn command_line(manifest: &str, name: &str) -> Result<Vec<String>, String> {
-    let pod: Pod = serde_saphyr::from_str(manifest).map_err(|e| format!("not a Pod: {e}"))?;
-    let only = pod.spec.containers.len() == 1;
-    let c = pod
-        .spec
-        .containers
-        .into_iter()
-        .find(|c| c.name == name || only)
-        .ok_or_else(|| format!("no container named {name}"))?;
-    let mut all = c.command;
-    all.extend(c.args);
-    Ok(all)
-}
-
-/// The value of `--name=value` (or `--name value`) in a command line.
-pub fn flag(args: &[String], name: &str) -> Option<String> {
-    let long = format!("--{name}");
-    let with_eq = format!("--{name}=");
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if let Some(v) = a.strip_prefix(&with_eq) {
-            return Some(v.to_string());
-        }
-        if *a == long {
-            return it.next().cloned();
-        }
-    }
-    None
 }
 
 #[cfg(test)]
@@ -362,22 +311,22 @@ spec:
     - --etcd-servers=https://127.0.0.1:2379
 "#;
 
-    fn args(m: &str, n: &str) -> Vec<String> {
-        command_line(m, n).unwrap()
+    fn args(m: &str, n: &str) -> CommandLine {
+        kastellan_kubeadm::StaticPod::parse(Path::new("/m/x.yaml"), m.into())
+            .unwrap()
+            .flags(n)
+            .unwrap()
     }
 
     #[test]
     fn reads_flags_both_ways() {
         let a = args(API, "kube-apiserver");
         assert_eq!(
-            flag(&a, "etcd-keyfile").as_deref(),
+            a.get("etcd-keyfile"),
             Some("/etc/kubernetes/pki/apiserver-etcd-client.key")
         );
-        assert_eq!(
-            flag(&a, "etcd-servers").as_deref(),
-            Some("https://127.0.0.1:2379")
-        );
-        assert_eq!(flag(&a, "etcd"), None);
+        assert_eq!(a.get("etcd-servers"), Some("https://127.0.0.1:2379"));
+        assert_eq!(a.get("etcd"), None);
     }
 
     #[test]
@@ -460,10 +409,19 @@ spec:
     }
 
     #[test]
-    fn bad_manifest_is_reported() {
-        assert!(command_line("kind: Pod\n", "etcd").is_err());
-        assert!(command_line("spec:\n  containers: []\n", "etcd").is_err());
+    fn bad_manifest_is_reported_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("manifests");
+        std::fs::create_dir(&m).unwrap();
+        std::fs::write(m.join("etcd.yaml"), "spec:\n  containers: []\n").unwrap();
+        let err = from_manifests(&Discovery::new(&m)).unwrap_err().to_string();
+        assert!(err.contains("etcd.yaml"), "{err}");
         // A single container is taken whatever its name (some distributions rename it).
-        assert!(command_line(API, "etcd").is_ok());
+        let renamed = ETCD
+            .replace("name: etcd\n  hostNetwork", "name: main\n  hostNetwork")
+            .replace("https://", "http://");
+        std::fs::write(m.join("etcd.yaml"), renamed).unwrap();
+        let d = from_manifests(&Discovery::new(&m)).unwrap();
+        assert_eq!(d.target.endpoints, vec!["http://10.77.0.11:2379"]);
     }
 }

@@ -294,7 +294,6 @@ pub async fn save<S: ChunkSource>(
 
     publish(&part, dest, options.force)?;
     guard.armed = false;
-    sync_dir(dest)?;
     Ok(Saved {
         path: dest.to_path_buf(),
         endpoint,
@@ -421,53 +420,22 @@ fn verify(path: &Path) -> Result<kastellan_snapshot::Status> {
     })
 }
 
-/// Gives the verified `.part` its final name.
+/// Gives the verified `.part` its final name (never replacing a file that appeared
+/// meanwhile unless `force`), then fsyncs the directory.
 fn publish(part: &Path, dest: &Path, force: bool) -> Result<()> {
-    let rename = || {
-        std::fs::rename(part, dest).map_err(|source| Error::Write {
-            action: "renaming into",
-            path: dest.to_path_buf(),
+    kastellan_kubeadm::fs::publish(part, dest, force).map_err(|e| match e {
+        kastellan_kubeadm::fs::Error::Exists { path } => Error::Exists { path },
+        kastellan_kubeadm::fs::Error::Io { op, path, source } => Error::Write {
+            action: op,
+            path,
             source,
-        })
-    };
-    if force {
-        return rename();
-    }
-    // A hard link never replaces an existing file, so a FILE that appeared meanwhile
-    // is kept.
-    match std::fs::hard_link(part, dest) {
-        Ok(()) => {
-            let _ = std::fs::remove_file(part);
-            Ok(())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::Exists {
-            path: dest.to_path_buf(),
-        }),
-        // Filesystems without hard links: check, then rename.
-        Err(_) if std::fs::symlink_metadata(dest).is_err() => rename(),
-        Err(_) => Err(Error::Exists {
-            path: dest.to_path_buf(),
-        }),
-    }
-}
-
-fn sync_dir(dest: &Path) -> Result<()> {
-    let dir = match dest.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|source| Error::Write {
-            action: "syncing the directory",
-            path: dir.to_path_buf(),
-            source,
-        })
+        },
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[test]

@@ -277,36 +277,35 @@ pub struct Layout {
 /// a local etcd unless its apiserver talks to an external one: a missing manifest there
 /// is a fault, reported by [`missing_manifests`].
 pub fn layout(dir: &Path) -> Layout {
-    let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
-    let port = |text: Option<String>, default: u16| {
-        text.map(|t| {
-            flag(&t, "--secure-port")
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(default)
-        })
+    use kastellan_kubeadm::{Component, Flags, StaticPod};
+    // A manifest that is there but does not parse counts as present with no flags (the
+    // defaults): its component is probed, and found down, rather than called missing.
+    let read = |c: Component| {
+        let path = dir.join(c.manifest());
+        match StaticPod::read(&path) {
+            Ok(Some(m)) => Some(m.flags(c.name()).unwrap_or_default()),
+            Ok(None) => None,
+            Err(_) => path.is_file().then(Flags::default),
+        }
     };
-    let apiserver_text = read("kube-apiserver.yaml");
-    let external_etcd = apiserver_text
-        .as_deref()
-        .and_then(|t| flag(t, "--etcd-servers"))
-        .is_some_and(|s| {
+    let port = |c: Component| read(c).map(|f| f.port("secure-port").unwrap_or(c.default_port()));
+    let external_etcd = read(Component::KubeApiserver).is_some_and(|f| {
+        f.get("etcd-servers").is_some_and(|s| {
             !s.split(',')
                 .any(|u| u.contains("127.0.0.1") || u.contains("localhost") || u.contains("[::1]"))
-        });
-    let etcd_text = read("etcd.yaml");
+        })
+    });
     let mut l = Layout {
-        apiserver: port(apiserver_text, 6443),
-        etcd_metrics: etcd_text.map(|t| {
-            flag(&t, "--listen-metrics-urls")
-                .and_then(|u| {
-                    u.split(',')
-                        .find(|u| u.starts_with("http://"))
-                        .map(str::to_string)
-                })
+        apiserver: port(Component::KubeApiserver),
+        etcd_metrics: read(Component::Etcd).map(|f| {
+            f.urls("listen-metrics-urls")
+                .into_iter()
+                .find(|u| u.starts_with("http://"))
+                .map(str::to_string)
                 .unwrap_or_else(|| "http://127.0.0.1:2381".into())
         }),
-        controller_manager: port(read("kube-controller-manager.yaml"), 10257),
-        scheduler: port(read("kube-scheduler.yaml"), 10259),
+        controller_manager: port(Component::KubeControllerManager),
+        scheduler: port(Component::KubeScheduler),
         control_plane: false,
         external_etcd,
     };
@@ -341,15 +340,6 @@ pub fn missing_manifests(l: &Layout) -> Vec<&'static str> {
         v.push("kube-scheduler");
     }
     v
-}
-
-/// The value of `--name=value` in a manifest's command list.
-pub fn flag(manifest: &str, name: &str) -> Option<String> {
-    let prefix = format!("{name}=");
-    manifest
-        .lines()
-        .map(|l| l.trim().trim_start_matches("- ").trim().trim_matches('"'))
-        .find_map(|l| l.strip_prefix(&prefix).map(str::to_string))
 }
 
 /// Probes every endpoint of this node concurrently. Returns the checks and, on a node
@@ -507,15 +497,26 @@ pub async fn probe_node(opts: &LocalOptions) -> (Vec<Check>, Option<EtcdMember>)
 mod tests {
     use super::*;
 
+    fn pod(name: &str, flags: &[&str]) -> String {
+        let mut m = format!("spec:\n  containers:\n  - name: {name}\n    command:\n    - {name}\n");
+        for f in flags {
+            m.push_str(&format!("    - {f}\n"));
+        }
+        m
+    }
+
     #[test]
-    fn flags_from_a_manifest() {
-        let m = "spec:\n  containers:\n  - command:\n    - kube-apiserver\n    - --secure-port=6443\n    - --etcd-servers=https://127.0.0.1:2379\n";
-        assert_eq!(flag(m, "--secure-port").as_deref(), Some("6443"));
-        assert_eq!(
-            flag(m, "--etcd-servers").as_deref(),
-            Some("https://127.0.0.1:2379")
-        );
-        assert_eq!(flag(m, "--missing"), None);
+    fn external_etcd_is_read_from_the_apiserver() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("kube-apiserver.yaml"),
+            pod("kube-apiserver", &["--etcd-servers=https://10.0.0.9:2379"]),
+        )
+        .unwrap();
+        let l = layout(dir.path());
+        assert!(l.external_etcd);
+        assert_eq!(l.apiserver, Some(6443), "the default port");
+        assert!(!missing_manifests(&l).contains(&"etcd"));
     }
 
     #[test]
@@ -525,12 +526,12 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(
             dir.join("etcd.yaml"),
-            "    - --listen-metrics-urls=http://127.0.0.1:2381\n",
+            pod("etcd", &["--listen-metrics-urls=http://127.0.0.1:2381"]),
         )
         .unwrap();
         std::fs::write(
             dir.join("kube-scheduler.yaml"),
-            "    - --secure-port=12345\n",
+            pod("kube-scheduler", &["--secure-port=12345"]),
         )
         .unwrap();
         let l = layout(&dir);

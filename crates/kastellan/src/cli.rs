@@ -96,14 +96,14 @@ pub enum Command {
     /// dir), restore into a fresh data dir, point etcd.yaml at it, start everything again.
     ///
     /// Resumable (--resume); --dry-run prints every step with its paths.
-    Restore(RestoreArgs),
+    Restore(Box<RestoreArgs>),
 }
 
 /// Arguments of `restore`.
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
     /// The etcd snapshot to restore (checked: sha256 trailer, structure).
-    #[arg(long, value_name = "FILE", required_unless_present_any = ["bundle", "resume", "node_facts"], conflicts_with = "bundle")]
+    #[arg(long, value_name = "FILE", required_unless_present_any = ["bundle", "resume", "node_facts", "plan"], conflicts_with = "bundle")]
     pub snapshot: Option<PathBuf>,
     /// A backup bundle (`kastellan backup create`): verified, its snapshot restored.
     #[arg(long, value_name = "BUNDLE")]
@@ -125,9 +125,13 @@ pub struct RestoreArgs {
     /// Do it (the restore replaces the cluster's state with the snapshot's).
     #[arg(long, short = 'y')]
     pub yes: bool,
-    /// Resume the run recorded in the state file.
+    /// Resume the run recorded in the state file, at the step it stopped on.
     #[arg(long, conflicts_with_all = ["snapshot", "bundle", "dry_run"])]
     pub resume: bool,
+    /// Apply a saved plan (the output of --dry-run -o json) after checking that the
+    /// node's facts still give exactly that plan.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["snapshot", "bundle", "resume", "all_nodes"])]
+    pub plan: Option<PathBuf>,
     /// The static pod manifests directory.
     #[arg(long, value_name = "DIR", default_value = "/etc/kubernetes/manifests")]
     pub manifests_dir: PathBuf,

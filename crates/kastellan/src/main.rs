@@ -52,7 +52,7 @@ fn main() -> ExitCode {
         Ok(Outcome::Unhealthy) => ExitCode::from(1),
         Ok(Outcome::CouldNotCheck) => ExitCode::from(2),
         Err(err) => {
-            eprintln!("error: {err:#}");
+            printer.error(format!("{err:#}"));
             ExitCode::from(2)
         }
     }

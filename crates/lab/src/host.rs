@@ -447,18 +447,9 @@ fn copy_shared_pki(from: &str, to: &str) -> Result<()> {
     let src = node_dir(from).join("etc-kubernetes/pki");
     let dst = node_dir(to).join("etc-kubernetes/pki");
     ensure_dir(&dst.join("etcd"))?;
-    for f in [
-        "ca.crt",
-        "ca.key",
-        "sa.key",
-        "sa.pub",
-        "front-proxy-ca.crt",
-        "front-proxy-ca.key",
-        "etcd/ca.crt",
-        "etcd/ca.key",
-    ] {
+    for f in kastellan_kubeadm::pki::SHARED {
         let data = std::fs::read(src.join(f)).map_err(io_err("reading", &src.join(f)))?;
-        let mode = if f.ends_with(".key") { 0o600 } else { 0o644 };
+        let mode = kastellan_kubeadm::pki::file_mode(Path::new(f));
         write_atomic(&dst.join(f), &data, mode)?;
     }
     Ok(())

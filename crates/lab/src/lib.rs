@@ -147,27 +147,16 @@ pub(crate) fn io_err<'a>(
     }
 }
 
-/// Writes a file atomically: temp file in the same directory, fsync, rename.
+/// Writes a file atomically (parents created): temp file in the same directory, fsync,
+/// rename, fsync of the directory.
 pub(crate) fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = kastellan_kubeadm::fs::parent_dir(path);
     std::fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp.{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        std::process::id()
-    ));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(io_err("creating", &tmp))?;
-    f.write_all(data).map_err(io_err("writing", &tmp))?;
-    f.sync_all().map_err(io_err("syncing", &tmp))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(io_err("renaming into", path))?;
-    Ok(())
+    kastellan_kubeadm::fs::write_atomic(path, data, mode).map_err(|e| {
+        let path = e.path().to_path_buf();
+        match e {
+            kastellan_kubeadm::fs::Error::Io { op, source, .. } => io_err(op, &path)(source),
+            other => io_err("writing", &path)(std::io::Error::other(other.to_string())),
+        }
+    })
 }

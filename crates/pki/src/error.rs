@@ -17,6 +17,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A durable write failed.
+    #[error(transparent)]
+    Fs(#[from] kastellan_kubeadm::fs::Error),
+    /// Holding static pods out or putting them back failed.
+    #[error(transparent)]
+    Node(#[from] kastellan_kubeadm::Error),
     /// A file or directory could not be written, renamed or created.
     #[error("writing {path}: {source}")]
     Write {

@@ -6,16 +6,15 @@
 //!   check-expiration` computes them; a [`CheckReport`] for the printer.
 //! - [`renew`]: a serialisable [`RenewPlan`], in-memory signing with the existing CA
 //!   (subject, extensions and, by default, key kept), then backup and atomic writes.
-//! - [`restart`]: restarting static pods by moving their manifests out and back.
+//! - [`restart`]: restarting static pods by holding their manifests out until they
+//!   stop, then putting them back.
 
-#![cfg_attr(test, allow(clippy::unwrap_used))]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod check;
 pub mod error;
-pub mod fsutil;
 pub mod inventory;
 pub mod kubeconfig;
-pub mod layout;
 pub mod pem;
 pub mod renew;
 pub mod restart;
@@ -24,5 +23,8 @@ pub mod x509;
 pub use check::{CheckReport, Verdict, check};
 pub use error::{Error, Result};
 pub use inventory::Inventory;
-pub use layout::{CaId, Component, Layout};
+pub use kastellan_kubeadm::Component;
+/// The catalogue of a kubeadm node's certificates (from `kastellan-kubeadm`).
+pub use kastellan_kubeadm::pki as layout;
+pub use layout::{CaId, Layout};
 pub use renew::{RenewPlan, RenewReport, RenewRequest, Targets};

@@ -21,7 +21,6 @@ use serde::Serialize;
 use x509_parser::prelude::X509Certificate;
 
 use crate::error::{Error, Result};
-use crate::fsutil;
 use crate::inventory::{Found, Inventory, State};
 use crate::kubeconfig::{self, Credential};
 use crate::layout::{self, CaId, Component, Kind, Spec};
@@ -283,7 +282,7 @@ pub fn plan(inv: &Inventory, req: &RenewRequest, now: Timestamp) -> Result<Renew
     }
     let stamp = now.strftime("%Y%m%dT%H%M%SZ").to_string();
     let backup_dir = req.backup_dir.clone().unwrap_or_else(|| {
-        fsutil::unique_dir(
+        kastellan_kubeadm::fs::unique_dir(
             inv.layout
                 .backup_root()
                 .join(format!("kastellan-certs-{stamp}")),
@@ -838,7 +837,7 @@ pub struct Applied {
 /// them atomically, keeping each file's mode and owner (new key files 0600). If a write
 /// fails, the files already replaced are restored from the backup.
 pub fn apply(inv: &Inventory, plan: &RenewPlan, signed: Signed) -> Result<Applied> {
-    fsutil::create_private_dir(&plan.backup_dir)?;
+    kastellan_kubeadm::fs::create_private_dir(&plan.backup_dir)?;
     let mut backups = Vec::new();
     let mut targets = Vec::new();
     for w in &signed.writes {
@@ -850,16 +849,16 @@ pub fn apply(inv: &Inventory, plan: &RenewPlan, signed: Signed) -> Result<Applie
         let to = plan
             .backup_dir
             .join(layout::backup_relative(&inv.layout, &w.path));
-        fsutil::backup_copy(&real, &to)?;
+        kastellan_kubeadm::fs::backup_copy(&real, &to)?;
         backups.push((w.path.clone(), to));
         targets.push(real);
     }
     let mut written: Vec<PathBuf> = Vec::new();
     for (i, w) in signed.writes.iter().enumerate() {
         let real = &targets[i];
-        let own = fsutil::ownership(real)?;
+        let own = kastellan_kubeadm::fs::ownership(real)?;
         let mode = w.mode.or(own.map(|o| o.mode)).unwrap_or(0o600);
-        if let Err(e) = fsutil::atomic_write(real, &w.data, mode, own) {
+        if let Err(e) = kastellan_kubeadm::fs::write_owned(real, &w.data, mode, own) {
             for (j, done) in written.iter().enumerate() {
                 let _ = (|| -> Result<()> {
                     let (_, backup) = &backups[j];
@@ -867,14 +866,19 @@ pub fn apply(inv: &Inventory, plan: &RenewPlan, signed: Signed) -> Result<Applie
                         path: backup.clone(),
                         source,
                     })?;
-                    let own = fsutil::ownership(backup)?;
-                    fsutil::atomic_write(done, &data, own.map_or(0o600, |o| o.mode), own)
+                    let own = kastellan_kubeadm::fs::ownership(backup)?;
+                    Ok(kastellan_kubeadm::fs::write_owned(
+                        done,
+                        &data,
+                        own.map_or(0o600, |o| o.mode),
+                        own,
+                    )?)
                 })();
             }
             return Err(Error::Apply {
                 path: w.path.clone(),
                 backup_dir: plan.backup_dir.clone(),
-                source: Box::new(e),
+                source: Box::new(e.into()),
             });
         }
         written.push(real.clone());

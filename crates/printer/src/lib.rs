@@ -5,6 +5,9 @@
 //! (the serde representation), honours `--quiet`, and decides whether colour and
 //! progress bars are allowed (only when the stream is a terminal).
 
+// The one crate allowed to print: every other crate writes through it.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 
@@ -66,23 +69,24 @@ pub struct Style {
 impl Style {
     /// Wraps `text` in green when colour is on.
     pub fn good(&self, text: &str) -> String {
-        self.paint(text, "32")
+        self.paint(text, owo_colors::Style::new().green())
     }
     /// Wraps `text` in yellow when colour is on.
     pub fn warn(&self, text: &str) -> String {
-        self.paint(text, "33")
+        self.paint(text, owo_colors::Style::new().yellow())
     }
     /// Wraps `text` in red when colour is on.
     pub fn bad(&self, text: &str) -> String {
-        self.paint(text, "31")
+        self.paint(text, owo_colors::Style::new().red())
     }
     /// Wraps `text` in bold when colour is on.
     pub fn bold(&self, text: &str) -> String {
-        self.paint(text, "1")
+        self.paint(text, owo_colors::Style::new().bold())
     }
-    fn paint(&self, text: &str, code: &str) -> String {
+    fn paint(&self, text: &str, style: owo_colors::Style) -> String {
+        use owo_colors::OwoColorize as _;
         if self.color {
-            format!("\x1b[{code}m{text}\x1b[0m")
+            text.style(style).to_string()
         } else {
             text.to_string()
         }
@@ -131,6 +135,11 @@ impl Table {
     }
 }
 
+/// Whether `NO_COLOR` asks for no escape codes (set and not empty).
+fn no_color() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+}
+
 /// The printer every command writes through.
 #[derive(Debug, Clone)]
 pub struct Printer {
@@ -143,11 +152,10 @@ pub struct Printer {
 impl Printer {
     /// Builds a printer; terminal detection is done here, once.
     pub fn new(format: Format, quiet: bool) -> Self {
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         Printer {
             format,
             quiet,
-            stdout_tty: std::io::stdout().is_terminal() && !no_color,
+            stdout_tty: std::io::stdout().is_terminal() && !no_color(),
             stderr_tty: std::io::stderr().is_terminal(),
         }
     }
@@ -211,12 +219,53 @@ impl Printer {
 
     /// A warning on stderr; shown even with `--quiet`.
     pub fn warn(&self, msg: impl AsRef<str>) {
-        let prefix = if self.stderr_tty {
-            "\x1b[33mwarning\x1b[0m"
-        } else {
-            "warning"
-        };
+        let prefix = Style {
+            color: self.stderr_tty && !no_color(),
+        }
+        .warn("warning");
         eprintln!("{prefix}: {}", msg.as_ref());
+    }
+
+    /// An error on stderr, shown even with `--quiet` (the binary's last word).
+    pub fn error(&self, msg: impl AsRef<str>) {
+        let prefix = Style {
+            color: self.stderr_tty && !no_color(),
+        }
+        .bad("error");
+        eprintln!("{prefix}: {}", msg.as_ref());
+    }
+
+    /// Writes `text` to stdout as it is: generated files (manifests, completions) that
+    /// the user redirects. Not suppressed by `--quiet`: it was asked for.
+    pub fn raw(&self, text: impl AsRef<[u8]>) -> Result<(), Error> {
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_ref())?;
+        out.flush()?;
+        Ok(())
+    }
+
+    /// One frame of a report that refreshes (`--watch`): in the table format, on a
+    /// terminal, the screen is cleared and the frame drawn in place under `header`
+    /// (never with `NO_COLOR`, and nothing with `--quiet`); elsewhere frames follow each
+    /// other: JSON one compact document per line, YAML documents separated by `---`.
+    pub fn frame<R: Report>(&self, header: &str, report: &R) -> Result<(), Error> {
+        let text = match self.format {
+            Format::Table => {
+                if self.quiet {
+                    return Ok(());
+                }
+                let body = self.render(report)?;
+                let clear = if self.stdout_tty { "\x1b[H\x1b[2J" } else { "" };
+                format!("{clear}{header}\n{body}")
+            }
+            Format::Json => {
+                let mut s = serde_json::to_string(report)?;
+                s.push('\n');
+                s
+            }
+            Format::Yaml => format!("---\n{}", self.render(report)?),
+        };
+        self.raw(text)
     }
 
     /// A progress bar for `total` bytes on stderr, hidden unless stderr is a terminal

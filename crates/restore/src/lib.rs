@@ -34,11 +34,9 @@ pub mod bbolt;
 pub mod cluster;
 mod error;
 pub mod gojson;
-pub mod procedure;
 pub mod proto;
 pub mod snap;
 pub mod stage;
-pub mod systemd;
 pub mod v2store;
 pub mod wal;
 
@@ -535,6 +533,7 @@ fn write_member(
         &format!("snap/{}", snap::file_name(start)),
         &snap::snap_file(&plan.membership),
     )?;
+    pause_mid_write();
 
     // The WAL, preallocated as etcd preallocates it.
     let (mut wal_file, wal_path) = staging.create(&format!("wal/{}", wal::FIRST_SEGMENT))?;
@@ -545,6 +544,23 @@ fn write_member(
     wal_file.sync_all().map_err(Error::io("fsync", &wal_path))?;
     Ok(stats)
 }
+
+/// Debug builds only: with `KASTELLAN_RESTORE_PAUSE_MID_WRITE` set, waits forever once
+/// the backend is written and before the WAL is, so that a crash test can kill the
+/// process with SIGKILL in the middle of the data-dir write.
+#[cfg(debug_assertions)]
+#[allow(clippy::print_stderr)] // a debug build's crash-test hook, not output
+fn pause_mid_write() {
+    if std::env::var_os("KASTELLAN_RESTORE_PAUSE_MID_WRITE").is_some() {
+        eprintln!("kastellan: paused in the middle of the data-dir write for a crash test");
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn pause_mid_write() {}
 
 /// Extends `file` to `len` bytes with allocated zeros (`fallocate`), or with a hole
 /// where the file system cannot allocate (as etcd's `fileutil.Preallocate` falls back

@@ -307,9 +307,10 @@ pub fn write_durably<T>(
 
 /// fsyncs a directory, so that the entries created in it are durable.
 pub fn fsync_dir(dir: &Path) -> Result<(), Error> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(Error::io("fsync", dir))
+    kastellan_kubeadm::fs::sync_dir(dir).map_err(|e| match e {
+        kastellan_kubeadm::fs::Error::Io { source, .. } => Error::io("fsync", dir)(source),
+        other => Error::io("fsync", dir)(std::io::Error::other(other.to_string())),
+    })
 }
 
 #[cfg(test)]

@@ -9,6 +9,12 @@
 //!
 //! `real_etcd_*_disk_full` mounts a 1 MiB tmpfs and needs root.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    missing_docs
+)]
 
 mod real_etcd;

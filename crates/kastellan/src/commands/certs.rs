@@ -81,7 +81,7 @@ fn renew(args: CertsRenewArgs, printer: &Printer) -> Result<Outcome> {
             let staging = restart::staging_dir(&args.manifests_dir, &stamp);
             let wait = Duration::from_secs(args.restart_wait);
             let spinner = printer.spinner(&format!(
-                "static pod manifests out for {}s",
+                "static pod manifests held out until the pods stop (at most {}s)",
                 args.restart_wait
             ));
             let outcome = restart::restart_static_pods(
@@ -89,7 +89,7 @@ fn renew(args: CertsRenewArgs, printer: &Printer) -> Result<Outcome> {
                 &staging,
                 &report.plan.restart,
                 wait,
-                std::thread::sleep,
+                |port| !kastellan_kubeadm::hold::answers(port),
             );
             spinner.finish_and_clear();
             report.restarted = Some(outcome?);

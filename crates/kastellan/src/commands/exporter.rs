@@ -20,11 +20,11 @@ const ALERTS: &str = include_str!("../../../../deploy/alerts.yaml");
 /// Runs `exporter`.
 pub fn run(args: ExporterArgs, global: &GlobalArgs, printer: &Printer) -> Result<Outcome> {
     if args.print_daemonset {
-        print!("{DAEMONSET}");
+        printer.raw(DAEMONSET)?;
         return Ok(Outcome::Ok);
     }
     if args.print_alerts {
-        print!("{ALERTS}");
+        printer.raw(ALERTS)?;
         return Ok(Outcome::Ok);
     }
     let rt = super::runtime()?;

@@ -7,11 +7,13 @@ use crate::Outcome;
 use crate::cli::{Cli, GenerateCommand};
 
 /// Runs `generate`.
-pub fn run(cmd: GenerateCommand) -> Result<Outcome> {
+pub fn run(cmd: GenerateCommand, printer: &kastellan_printer::Printer) -> Result<Outcome> {
     match cmd {
         GenerateCommand::Completions { shell } => {
             let mut command = Cli::command();
-            clap_complete::generate(shell, &mut command, "kastellan", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "kastellan", &mut script);
+            printer.raw(script)?;
         }
         GenerateCommand::Man { dir } => {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;

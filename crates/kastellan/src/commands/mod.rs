@@ -20,13 +20,13 @@ use crate::cli::{Cli, Command};
 pub fn run(cli: Cli, printer: &Printer) -> Result<Outcome> {
     match cli.command {
         Command::Lab(cmd) => lab::run(cmd, &cli.global, printer),
-        Command::Generate(cmd) => generate::run(cmd),
+        Command::Generate(cmd) => generate::run(cmd, printer),
         Command::Certs(cmd) => certs::run(cmd, printer),
         Command::Etcd(cmd) => etcd::run(cmd, &cli.global, printer),
         Command::Backup(cmd) => backup::run(cmd, &cli.global, printer),
         Command::Status(args) => status::run(args, &cli.global, printer),
         Command::Exporter(args) => exporter::run(args, &cli.global, printer),
-        Command::Restore(args) => restore::run(args, printer),
+        Command::Restore(args) => restore::run(*args, printer),
     }
 }
 

@@ -1,16 +1,19 @@
-//! `kastellan restore`: the control-plane restore procedure of `kastellan-restore`
-//! (`procedure`), on this node or, with `--all-nodes`, on every control-plane node
-//! phase by phase (through `kastellan-access`: the lab's namespaces or ssh).
+//! `kastellan restore`: the control-plane restore procedure of
+//! `kastellan-restore-procedure`, run by the shared executor (`kastellan-exec`), on this
+//! node or, with `--all-nodes`, on every control-plane node phase by phase (through
+//! `kastellan-access`: the lab's namespaces or ssh).
 //!
-//! JSON (`-o json`): `{"dryRun", "plan": {...}, "done": [phases]}`.
+//! JSON (`-o json`): `{"dryRun", "plan": {kind, id, facts, steps}, "done": [phases]}`;
+//! the same document is accepted by `--plan FILE`.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use kastellan_exec::{Action as _, Described, Progress, Run};
 use kastellan_printer::{Printer, Report, Style};
-use kastellan_restore::procedure::{self, Lock, Phase, Plan, ProcedureRequest, Run};
+use kastellan_restore_procedure::procedure::{self, Action, Basis, Phase, Plan, ProcedureRequest};
 use serde::Serialize;
 
 use crate::Outcome;
@@ -33,36 +36,40 @@ pub fn run(args: RestoreArgs, printer: &Printer) -> Result<Outcome> {
     if args.node_facts {
         let (name, urls) = match &args.etcd_unit {
             Some(unit) => {
-                let facts = procedure::gather_systemd(
+                let facts = kastellan_restore_procedure::gather_systemd(
                     unit,
                     &args.manifests_dir,
                     Path::new("/"),
                     Path::new("/"),
                 )?;
                 let files = facts.systemd.map(|s| s.files).context("no unit facts")?;
-                let (_, e) = kastellan_restore::systemd::etcd_settings(&files)?;
+                let (_, e) = kastellan_restore_procedure::systemd::etcd_settings(&files)?;
                 (e.name, e.peer_urls)
             }
             None => {
-                let text =
-                    std::fs::read_to_string(args.manifests_dir.join(procedure::ETCD_MANIFEST))
-                        .with_context(|| {
-                            format!("reading {}/etcd.yaml", args.manifests_dir.display())
-                        })?;
-                (
-                    procedure::manifest_flag(&text, "name").context("etcd.yaml: no --name")?,
-                    procedure::manifest_flag(&text, "initial-advertise-peer-urls")
-                        .context("etcd.yaml: no --initial-advertise-peer-urls")?,
-                )
+                let path = args.manifests_dir.join(procedure::ETCD_MANIFEST);
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let flags = procedure::etcd_flags(&path, &text)?;
+                let need = |f: &str| {
+                    flags
+                        .get(f)
+                        .map(str::to_string)
+                        .with_context(|| format!("{}: no --{f}", path.display()))
+                };
+                (need("name")?, need("initial-advertise-peer-urls")?)
             }
         };
-        println!("{name}={urls}");
+        printer.raw(format!("{name}={urls}\n"))?;
         return Ok(Outcome::Ok);
     }
     if args.resume {
-        let lock = Lock::take(&state_file)?;
-        let run = Run::resume(&state_file, lock, timeout)?;
-        return drive(run, None, printer);
+        let run = Run::resume(&state_file)?;
+        printer.note(resume_note(&run));
+        return drive(run, None, timeout, printer);
+    }
+    if let Some(file) = &args.plan {
+        return apply_saved(file, &args, &state_file, timeout, printer);
     }
     if !args.dry_run && !args.yes {
         bail!(
@@ -83,12 +90,11 @@ pub fn run(args: RestoreArgs, printer: &Printer) -> Result<Outcome> {
     if until.is_some()
         && !args.dry_run
         && let Some(id) = &args.run_id
-        && let Some(state) = procedure::State::load(&state_file)?
-        && &state.plan.run_id == id
+        && let Some(state) = Journal::load(&state_file)?
+        && &state.plan.id == id
     {
-        let lock = Lock::take(&state_file)?;
-        let run = Run::resume(&state_file, lock, timeout)?;
-        return drive(run, until, printer);
+        let run = Run::resume(&state_file)?;
+        return drive(run, until, timeout, printer);
     }
     if args.all_nodes {
         return all_nodes(&args, printer);
@@ -149,103 +155,268 @@ pub fn run(args: RestoreArgs, printer: &Printer) -> Result<Outcome> {
         initial_cluster: args.initial_cluster.clone(),
         all_nodes: args.node_step.is_some(),
         pki: pki.clone(),
+        node: kastellan_health::local::hostname(),
     };
     // A run under way has moved manifests out: say so before reading the node's facts,
     // which that run has changed.
-    if let Some(s) = procedure::State::load(&state_file)? {
-        return Err(procedure::ProcedureError::InProgress {
-            path: state_file.clone(),
-            run_id: s.plan.run_id.clone(),
-            next: s.next().map(|p| p.to_string()).unwrap_or("none".into()),
-        }
-        .into());
-    }
-    let facts = match &args.etcd_unit {
-        Some(unit) => procedure::gather_systemd(
-            unit,
-            &args.manifests_dir,
-            &args.restore_dir_parent,
-            &snapshot,
-        )?,
-        None => procedure::gather(&args.manifests_dir, &args.restore_dir_parent, &snapshot)?,
-    };
-    let plan = procedure::plan(&facts, &req)?;
+    refuse_in_progress(&state_file)?;
+    let facts = gather(&args, &snapshot)?;
+    let plan = procedure::plan(&facts, &req).map_err(hint)?;
     if args.dry_run {
-        printer.report(&RestoreReport {
-            dry_run: true,
-            plan,
-            done: Vec::new(),
-        })?;
+        printer.report(&RestoreReport::of(&plan, true, Vec::new()))?;
         return Ok(Outcome::Ok);
     }
-    if _scratch.is_some() {
-        // The snapshot from a bundle must outlive a crash: keep it in the holding dir.
-        std::fs::create_dir_all(&plan.holding_dir)?;
-    }
-    if plan.new_data_dir.exists() {
+    let summary = &plan.facts.summary;
+    if summary.new_data_dir.exists() {
         return Err(procedure::ProcedureError::TargetExists {
-            path: plan.new_data_dir.clone(),
+            path: summary.new_data_dir.clone(),
         }
         .into());
     }
     if _scratch.is_some() {
-        std::fs::rename(&snapshot, &plan.snapshot)
-            .with_context(|| format!("keeping the snapshot as {}", plan.snapshot.display()))?;
+        std::fs::create_dir_all(&summary.holding_dir)?;
+        std::fs::rename(&snapshot, &summary.snapshot)
+            .with_context(|| format!("keeping the snapshot as {}", summary.snapshot.display()))?;
     }
     if let (Some(pki), Some(scratch)) = (&pki, &_scratch) {
         // Kept in the holding dir, so that a resumed run still has it.
         std::fs::rename(scratch.path().join("pki"), &pki.from)
             .with_context(|| format!("keeping the bundle's PKI in {}", pki.from.display()))?;
     }
-    let lock = Lock::take(&state_file)?;
-    let run = Run::start(plan, &state_file, lock, timeout)?;
-    drive(run, until, printer)
+    let run = Run::start(plan, &state_file)?;
+    drive(run, until, timeout, printer)
 }
 
-/// Runs the phases of `run` (up to `until`, or all) and reports.
-fn drive(mut run: Run, until: Option<Phase>, printer: &Printer) -> Result<Outcome> {
-    let probe = HttpProbe::new()?;
+/// The node's facts, from its manifests or etcd's unit.
+fn gather(args: &RestoreArgs, snapshot: &Path) -> Result<procedure::Facts> {
+    match &args.etcd_unit {
+        Some(unit) => kastellan_restore_procedure::gather_systemd(
+            unit,
+            &args.manifests_dir,
+            &args.restore_dir_parent,
+            snapshot,
+        ),
+        None => kastellan_restore_procedure::gather(
+            &args.manifests_dir,
+            &args.restore_dir_parent,
+            snapshot,
+        ),
+    }
+    .map_err(hint)
+}
+
+/// The journal of a restore run.
+type Journal = kastellan_exec::Journal<Action, Basis>;
+
+/// A run under way has moved manifests out: say so before reading the node's facts,
+/// which that run has changed.
+fn refuse_in_progress(state_file: &Path) -> Result<()> {
+    if let Some(j) = Journal::load(state_file)? {
+        let next = j.next().map(|s| s.phase.clone()).unwrap_or_default();
+        bail!(
+            "a restore is in progress: {} records run {} at step {} of {} ({next}); resume it with kastellan restore --resume (or remove that file once you have put things right by hand)",
+            state_file.display(),
+            j.plan.id,
+            j.done + 1,
+            j.plan.steps.len()
+        );
+    }
+    Ok(())
+}
+
+/// Adds the command-line hints that the library's errors leave out.
+fn hint(e: procedure::ProcedureError) -> anyhow::Error {
+    let extra = match &e {
+        procedure::ProcedureError::MissingManifest { .. } => {
+            Some("give the directory with --manifests-dir, or --etcd-unit for etcd run by systemd")
+        }
+        procedure::ProcedureError::MultiMember { .. } => Some(
+            "restore every control-plane node at once: kastellan restore --all-nodes --node-access lab|ssh",
+        ),
+        procedure::ProcedureError::Systemctl { .. } => {
+            Some("check the unit given with --etcd-unit")
+        }
+        _ => None,
+    };
+    match extra {
+        Some(h) => anyhow::anyhow!("{e}\nhint: {h}"),
+        None => e.into(),
+    }
+}
+
+/// What `--resume` found, said before anything is done.
+fn resume_note(run: &Run<Action, Basis>) -> String {
+    let j = run.journal();
+    match j.next() {
+        Some(s) => format!(
+            "resuming restore run {} at step {} of {} ({}: {})",
+            j.plan.id,
+            j.done + 1,
+            j.plan.steps.len(),
+            s.phase,
+            s.action.describe()
+        ),
+        None => format!("restore run {}: every step is done", j.plan.id),
+    }
+}
+
+/// `--plan FILE`: applies a saved plan (the JSON of `--dry-run -o json`, or the bare
+/// plan) once the node's facts, read again now, still give exactly that plan.
+fn apply_saved(
+    file: &Path,
+    args: &RestoreArgs,
+    state_file: &Path,
+    timeout: Duration,
+    printer: &Printer,
+) -> Result<Outcome> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{}: not JSON (save the plan with -o json)", file.display()))?;
+    let inner = value.get("plan").cloned().unwrap_or(value);
+    let saved = Plan::from_json(procedure::PLAN_KIND, file, &serde_json::to_vec(&inner)?)?;
+    anyhow::ensure!(
+        saved.facts.request.pki.is_none() && !saved.facts.request.all_nodes,
+        "{}: a plan that restores a bundle's PKI or several nodes cannot be applied from a file; run the restore again",
+        file.display()
+    );
+    refuse_in_progress(state_file)?;
+    let snapshot = saved.facts.request.snapshot.clone();
+    kastellan_restore::Source::open(&snapshot, false)
+        .and_then(|s| s.verify_hash())
+        .with_context(|| format!("the plan's snapshot {}", snapshot.display()))?;
+    let now = gather(args, &snapshot)?;
+    let mut fresh = procedure::plan(&now, &saved.facts.request).map_err(hint)?;
+    // Free space moves all the time: the plan above checked that there is still room,
+    // so it is no difference.
+    fresh.facts.facts.free_bytes = saved.facts.facts.free_bytes;
+    saved
+        .check_facts(&fresh.facts)
+        .with_context(|| format!("{}: refused", file.display()))?;
+    anyhow::ensure!(
+        fresh.steps == saved.steps,
+        "{}: its steps are not the ones kastellan plans for this node's facts (edited by hand?); refused",
+        file.display()
+    );
+    if args.dry_run {
+        printer.report(&RestoreReport::of(&saved, true, Vec::new()))?;
+        return Ok(Outcome::Ok);
+    }
+    anyhow::ensure!(
+        args.yes,
+        "kastellan restore replaces the cluster's state with the snapshot's and restarts the control plane; pass --yes to apply {}",
+        file.display()
+    );
+    let run = Run::start(saved, state_file)?;
+    drive(run, None, timeout, printer)
+}
+
+/// Runs the steps of `run` (those of the phases up to `until`, or all) and reports.
+fn drive(
+    run: Run<Action, Basis>,
+    until: Option<Phase>,
+    timeout: Duration,
+    printer: &Printer,
+) -> Result<Outcome> {
+    let ctx = procedure::Context {
+        probe: Box::new(HttpProbe::new()?),
+        timeout,
+    };
+    let mut run = run;
     loop {
-        if let (Some(u), Some(next)) = (until, run.next())
-            && next > u
+        // A journal with no step left (killed before it was closed) finishes at once.
+        let Some(next) = run.next().cloned() else {
+            let f = match run.step(&ctx) {
+                Ok(Progress::Finished(f)) => f,
+                Ok(Progress::Running(_)) => bail!("a run with no step left is not finished"),
+                Err(failure) => return Err(failed(&failure)),
+            };
+            return finish(f, printer);
+        };
+        let next = &next;
+        let phase = procedure::phase_of(next);
+        if let (Some(u), Some(p)) = (until, phase)
+            && p > u
         {
-            break;
+            printer.report(&RestoreReport::of(
+                &run.journal().plan,
+                false,
+                phases_done(run.journal()),
+            ))?;
+            return Ok(Outcome::Ok);
         }
-        if until.is_some() && run.next().is_none() {
-            run.finish()?;
-            break;
-        }
-        let label = run.next().map(|p| p.to_string()).unwrap_or_default();
+        let label = format!(
+            "{}: {}",
+            next.phase,
+            next.action
+                .describe()
+                .lines()
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
         let spinner = printer.spinner(&label);
-        let r = run.phase(&probe);
+        let stepped = run.step(&ctx);
         spinner.finish_and_clear();
-        match r? {
-            Some(p) => printer.note(format!("done: {p}")),
-            None => break,
+        match stepped {
+            Ok(Progress::Running(r)) => {
+                printer.note(format!("done: {label}"));
+                run = r;
+            }
+            Ok(Progress::Finished(f)) => return finish(f, printer),
+            Err(failure) => return Err(failed(&failure)),
         }
     }
-    printer.report(&RestoreReport {
-        dry_run: false,
-        plan: run.state().plan.clone(),
-        done: run.state().done.clone(),
-    })?;
+}
+
+/// Closes a finished run's journal into its holding dir and reports.
+fn finish(f: kastellan_exec::Finished<Action, Basis>, printer: &Printer) -> Result<Outcome> {
+    let summary = &f.journal().plan.facts.summary;
+    let archive = summary.holding_dir.join("restore-state.json");
+    let journal = f.close(&archive)?;
+    printer.report(&RestoreReport::of(
+        &journal.plan,
+        false,
+        phases_done(&journal),
+    ))?;
     Ok(Outcome::Ok)
 }
 
-/// The PKI files that every control-plane node shares: the CAs and the service-account
-/// key pair (the other certificates are each node's own).
-const SHARED_PKI: [&str; 8] = [
-    "ca.crt",
-    "ca.key",
-    "sa.key",
-    "sa.pub",
-    "front-proxy-ca.crt",
-    "front-proxy-ca.key",
-    "etcd/ca.crt",
-    "etcd/ca.key",
-];
+/// The phases a journal has done entirely.
+fn phases_done(j: &Journal) -> Vec<Phase> {
+    j.phases_done()
+        .into_iter()
+        .filter_map(Phase::parse)
+        .collect()
+}
 
-/// Files of the bundle's PKI (only [`SHARED_PKI`] with `shared_only`) that are missing
+/// What a failed step says: the step, why, what was undone, and where that leaves the
+/// node.
+fn failed(f: &kastellan_exec::Failure<Action, Basis>) -> anyhow::Error {
+    let summary = &f.journal.plan.facts.summary;
+    let mut msg = format!(
+        "step {} ({}) failed on {}: {}",
+        f.step, f.phase, f.node, f.error
+    );
+    if !f.undone.is_empty() {
+        let undone: Vec<String> = f.undone.iter().map(|n| n.to_string()).collect();
+        msg.push_str(&format!("\nundone: step {}", undone.join(", ")));
+    }
+    for (n, e) in &f.undo_errors {
+        msg.push_str(&format!("\nundoing step {n} failed: {e}"));
+    }
+    if f.rolled_back {
+        // Nothing of this run is left to resume; its empty holding dir goes too.
+        let _ = std::fs::remove_dir(&summary.holding_dir);
+        msg.push_str("\nthe node is as it was before the restore; nothing was restored");
+    } else {
+        msg.push_str(
+            "\nfix the cause, then run kastellan restore --resume (it starts at the failed step)",
+        );
+    }
+    anyhow::anyhow!(msg)
+}
+
+/// Files of the bundle's PKI (only the files every control plane shares with
+/// `shared_only`) that are missing
 /// on the node or differ from it (relative paths, with the reason).
 fn pki_differences(bundle_pki: &Path, node_pki: &Path, shared_only: bool) -> Result<Vec<String>> {
     fn walk(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -266,7 +437,7 @@ fn pki_differences(bundle_pki: &Path, node_pki: &Path, shared_only: bool) -> Res
             .with_context(|| format!("reading {}", bundle_pki.display()))?;
     }
     if shared_only {
-        files.retain(|f| SHARED_PKI.iter().any(|s| Path::new(s) == f));
+        files.retain(|f| kastellan_kubeadm::pki::is_shared(f));
     }
     files.sort();
     let mut diffs = Vec::new();
@@ -370,7 +541,19 @@ impl HttpProbe {
 impl procedure::Probe for HttpProbe {
     fn etcd_healthy(&self, url: &str) -> bool {
         let (status, body) = (self.get)(url);
-        status == Some(200) && body.replace(' ', "").contains("\"health\":\"true\"")
+        let answer = kastellan_health::probe::Answer {
+            status,
+            body,
+            latency: Duration::ZERO,
+        };
+        let check = kastellan_health::probe::judge(
+            "",
+            "etcd",
+            url,
+            kastellan_health::probe::Expect::EtcdHealth,
+            &answer,
+        );
+        check.state == kastellan_health::State::Up
     }
 
     fn apiserver_ready(&self, port: u16) -> bool {
@@ -528,15 +711,18 @@ fn all_nodes(args: &RestoreArgs, printer: &Printer) -> Result<Outcome> {
             .iter()
             .map(|(n, p)| NodeReport {
                 node: n.clone(),
-                report: RestoreReport {
-                    dry_run: !done,
-                    done: if done {
-                        p.steps.iter().map(|s| s.phase).collect()
+                report: RestoreReport::of(
+                    p,
+                    !done,
+                    if done {
+                        Phase::ALL
+                            .into_iter()
+                            .filter(|ph| p.phases().contains(&ph.name()))
+                            .collect()
                     } else {
                         Vec::new()
                     },
-                    plan: p.clone(),
-                },
+                ),
             })
             .collect(),
     };
@@ -614,54 +800,77 @@ impl Report for AllNodesReport {
     }
 }
 
-/// The report.
+/// The report: the typed plan (what runs), each step described, the phases done.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct RestoreReport {
     dry_run: bool,
     plan: Plan,
     done: Vec<Phase>,
+    steps: Vec<Described>,
+}
+
+impl RestoreReport {
+    fn of(plan: &Plan, dry_run: bool, done: Vec<Phase>) -> RestoreReport {
+        RestoreReport {
+            dry_run,
+            steps: plan.describe(),
+            plan: plan.clone(),
+            done,
+        }
+    }
 }
 
 impl Report for RestoreReport {
     fn render(&self, out: &mut String, style: &Style) {
         let p = &self.plan;
+        let s = &p.facts.summary;
+        let phases = p.phases();
         let head = if self.dry_run {
             format!(
                 "would restore {} on member {} (run {})",
-                p.snapshot.display(),
-                p.name,
-                p.run_id
+                s.snapshot.display(),
+                s.name,
+                p.id
             )
-        } else if self.done.len() == p.steps.len() {
+        } else if self.done.len() == phases.len() {
             format!(
                 "restored {} on member {}: etcd now uses {} ({} is untouched)",
-                p.snapshot.display(),
-                p.name,
-                p.new_data_dir.display(),
-                p.old_data_dir.display()
+                s.snapshot.display(),
+                s.name,
+                s.new_data_dir.display(),
+                s.old_data_dir.display()
             )
         } else {
             format!(
                 "restore run {} on member {}: {} of {} phases done",
-                p.run_id,
-                p.name,
+                p.id,
+                s.name,
                 self.done.len(),
-                p.steps.len()
+                phases.len()
             )
         };
         let _ = writeln!(out, "{}", style.good(&head));
-        for (i, s) in p.steps.iter().enumerate() {
-            let mark = if self.done.contains(&s.phase) {
+        for (i, phase) in phases.iter().enumerate() {
+            let done = Phase::parse(phase).is_some_and(|ph| self.done.contains(&ph));
+            let mark = if done {
                 "done"
             } else if self.dry_run {
                 "plan"
             } else {
                 "todo"
             };
-            let _ = writeln!(out, "{}. {} [{mark}]", i + 1, s.phase);
-            for a in &s.actions {
-                let _ = writeln!(out, "   {a}");
+            let _ = writeln!(out, "{}. {phase} [{mark}]", i + 1);
+            for d in self.steps.iter().filter(|d| d.phase == *phase) {
+                for line in d.does.lines() {
+                    let _ = writeln!(out, "   {line}");
+                }
+                if d.commit {
+                    let _ = writeln!(
+                        out,
+                        "   (the point of no return: a failure after it is not undone)"
+                    );
+                }
             }
         }
     }

@@ -1,7 +1,6 @@
 //! `kastellan status`: one verdict on the control plane, with every check named.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -9,7 +8,7 @@ use anyhow::{Context, Result};
 use kastellan_health::cluster::{self, NodeReports};
 use kastellan_health::local::{self, LocalOptions};
 use kastellan_health::{State, StatusReport, Verdict};
-use kastellan_printer::{Format, Printer, Report, Style, Table};
+use kastellan_printer::{Printer, Report, Style, Table};
 
 use crate::Outcome;
 use crate::cli::{GlobalArgs, NodeAccessMode, ProbeArgs, StatusArgs};
@@ -28,44 +27,21 @@ pub fn run(args: StatusArgs, global: &GlobalArgs, printer: &Printer) -> Result<O
     }
     let mut previous: Option<StatusReport> = None;
     let mut n = 0u64;
-    let tty = std::io::stdout().is_terminal();
     loop {
         let report = rt.block_on(gather(&args.probe, global))?;
         let changed = previous.as_ref().map(|p| changes(p, &report));
-        match printer.format() {
-            Format::Table => {
-                let text = printer.render(&StatusView {
-                    report: &report,
-                    changed: changed.as_ref(),
-                })?;
-                let mut out = std::io::stdout().lock();
-                if tty {
-                    // Redraw in place: home, clear screen.
-                    write!(out, "\x1b[H\x1b[2J")?;
-                }
-                writeln!(
-                    out,
-                    "every {}s, refresh {} at {}",
-                    args.interval,
-                    n + 1,
-                    report.checked_at
-                )?;
-                out.write_all(text.as_bytes())?;
-                out.flush()?;
-            }
-            Format::Json => {
-                println!("{}", serde_json::to_string(&report)?);
-            }
-            Format::Yaml => {
-                print!(
-                    "---\n{}",
-                    printer.render(&StatusView {
-                        report: &report,
-                        changed: None
-                    })?
-                );
-            }
-        }
+        printer.frame(
+            &format!(
+                "every {}s, refresh {} at {}",
+                args.interval,
+                n + 1,
+                report.checked_at
+            ),
+            &StatusView {
+                report: &report,
+                changed: changed.as_ref(),
+            },
+        )?;
         n += 1;
         let done = args.count > 0 && n >= args.count;
         let out = outcome(&report);

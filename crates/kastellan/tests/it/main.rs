@@ -3,7 +3,13 @@
 //! the cached Kubernetes build, etcd from Debian); `kubeadm_real_*` (in `certs`) need the
 //! cached kubeadm and root for its `--rootfs`; `systemd_*` (in `restore_systemd`) boot a real
 //! systemd in namespaces of their own (root).
-#![allow(clippy::unwrap_used)] // tests fail loudly on unexpected errors
+// Tests fail loudly on unexpected errors and may say what they measured.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
 
 mod backup;
 mod certs;

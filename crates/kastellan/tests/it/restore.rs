@@ -47,6 +47,57 @@ fn lab_exec(node: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs `kastellan ARGS` in `node` with `var=value` (a debug build's pause point), waits
+/// until it says it has paused, and kills that kastellan process (not the `lab exec`
+/// around it) with SIGKILL.
+fn kill_when_paused(node: &str, args: &[&str], var: &str, value: &str) {
+    use std::io::BufRead as _;
+    let mut child = kastellan()
+        .args(["lab", "exec", node, "--"])
+        .arg(exe())
+        .args(args)
+        .env(var, value)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut said = Vec::new();
+    for line in std::io::BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        let paused = line.contains("paused");
+        said.push(line);
+        if paused {
+            break;
+        }
+    }
+    assert!(
+        said.iter().any(|l| l.contains("paused")),
+        "{args:?} with {var}={value} never paused: {said:?}"
+    );
+    // `lab exec` -> (ip netns exec, __enter: both exec) -> kastellan restore.
+    let children =
+        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id())).unwrap();
+    let pids: Vec<i32> = children
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 1, "one process under lab exec: {pids:?}");
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", pids[0])).unwrap();
+    assert!(
+        String::from_utf8_lossy(&cmdline).contains("restore"),
+        "{}",
+        String::from_utf8_lossy(&cmdline)
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pids[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "killed: {status:?}");
+}
+
 fn kubectl_ok(args: &[&str]) -> String {
     ok(
         &format!("kubectl {args:?}"),
@@ -204,7 +255,11 @@ fn status_healthy(limit: Duration) {
     }
 }
 
-fn one_control_plane(etcd: &str) {
+/// A restore of the 1-control-plane lab. With `crash`, the run is killed with SIGKILL
+/// at every phase boundary and once in the middle of the data-dir write, and resumed
+/// each time; without, the plan is saved with `--dry-run -o json` and applied with
+/// `--plan FILE`.
+fn one_control_plane(etcd: &str, crash: bool) {
     let _guard = lab_up("1", etcd, &[]);
     create_objects();
     let dir = tempfile::tempdir().unwrap();
@@ -213,34 +268,28 @@ fn one_control_plane(etcd: &str) {
     kubectl_ok(&["delete", "namespace", "restore-a", "--wait=false"]);
     kubectl_ok(&["create", "namespace", "after-snap"]);
 
-    // A crash after the restore phase, then --resume.
     let snap_s = snap.display().to_string();
-    let crashed = kastellan()
-        .args(["lab", "exec", "cp1", "--"])
-        .arg(exe())
-        .args(["restore", "--snapshot", &snap_s, "--yes"])
-        .env("KASTELLAN_RESTORE_CRASH_AFTER", "restore")
-        .output()
-        .unwrap();
-    assert!(!crashed.status.success());
-    assert!(
-        text(&crashed.stderr).contains("crash injected after phase restore"),
-        "{}",
-        text(&crashed.stderr)
-    );
-    // A second restore while one is in progress is refused.
-    let again = lab_exec("cp1", &["restore", "--snapshot", &snap_s, "--yes"]);
-    assert_eq!(again.status.code(), Some(2));
-    assert!(
-        text(&again.stderr).contains("a restore is in progress"),
-        "{}",
-        text(&again.stderr)
-    );
-    let resumed = ok(
-        "restore --resume",
-        lab_exec("cp1", &["restore", "--resume"]),
-    );
-    assert!(resumed.contains("restored"), "{resumed}");
+    if crash {
+        killed_and_resumed(&snap_s);
+    } else {
+        let plan = dir.path().join("plan.json");
+        let json = ok(
+            "restore --dry-run -o json",
+            lab_exec(
+                "cp1",
+                &["restore", "--snapshot", &snap_s, "--dry-run", "-o", "json"],
+            ),
+        );
+        std::fs::write(&plan, json).unwrap();
+        let applied = ok(
+            "restore --plan",
+            lab_exec(
+                "cp1",
+                &["restore", "--plan", &plan.display().to_string(), "--yes"],
+            ),
+        );
+        assert!(applied.contains("restored"), "{applied}");
+    }
 
     assert_objects_back();
     status_healthy(Duration::from_secs(120));
@@ -268,20 +317,79 @@ fn one_control_plane(etcd: &str) {
         .next()
         .unwrap();
     assert!(held.join("etcd.yaml").is_file());
-    assert!(held.join("restore-state.json").is_file());
+    // The journal: every step done exactly once; only the data-dir write, killed in
+    // its middle, started twice.
+    let journal: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(held.join("restore-state.json")).unwrap()).unwrap();
+    let steps = journal["plan"]["steps"].as_array().unwrap().len();
+    let count = |step: usize, event: &str| {
+        journal["log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["step"] == step && e["event"] == event)
+            .count()
+    };
+    for n in 1..=steps {
+        assert_eq!(count(n, "done"), 1, "step {n} done once: {journal}");
+        let phase = &journal["plan"]["steps"][n - 1]["phase"];
+        let started = if crash && phase == "restore" { 2 } else { 1 };
+        assert_eq!(
+            count(n, "started"),
+            started,
+            "step {n} ({phase}) started: {journal}"
+        );
+    }
     drop(_guard);
 }
 
-#[test]
-fn lab_restore_one_control_plane_etcd_35() {
-    let _lock = lab_lock();
-    one_control_plane("3.5");
+/// Kills the restore with SIGKILL at every phase boundary and once in the middle of the
+/// data-dir write; each time `--resume` carries on from where it was.
+fn killed_and_resumed(snap_s: &str) {
+    let kills: [(&str, &str); 7] = [
+        ("KASTELLAN_EXEC_PAUSE_AFTER", "stop-control-plane"),
+        ("KASTELLAN_EXEC_PAUSE_AFTER", "stop-etcd"),
+        ("KASTELLAN_RESTORE_PAUSE_MID_WRITE", "1"),
+        ("KASTELLAN_EXEC_PAUSE_AFTER", "restore"),
+        ("KASTELLAN_EXEC_PAUSE_AFTER", "start-etcd"),
+        ("KASTELLAN_EXEC_PAUSE_AFTER", "wait-etcd"),
+        ("KASTELLAN_EXEC_PAUSE_AFTER", "start-control-plane"),
+    ];
+    for (i, (var, value)) in kills.iter().enumerate() {
+        let args: Vec<&str> = if i == 0 {
+            vec!["restore", "--snapshot", &snap_s, "--yes"]
+        } else {
+            vec!["restore", "--resume"]
+        };
+        kill_when_paused("cp1", &args, var, value);
+        if i == 0 {
+            // A second restore while one is in progress is refused.
+            let again = lab_exec("cp1", &["restore", "--snapshot", snap_s, "--yes"]);
+            assert_eq!(again.status.code(), Some(2));
+            assert!(
+                text(&again.stderr).contains("a restore is in progress"),
+                "{}",
+                text(&again.stderr)
+            );
+        }
+    }
+    let resumed = ok(
+        "restore --resume",
+        lab_exec("cp1", &["restore", "--resume"]),
+    );
+    assert!(resumed.contains("restored"), "{resumed}");
 }
 
 #[test]
-fn lab_restore_one_control_plane_etcd_34() {
+fn lab_restore_one_control_plane_etcd_35_killed_at_every_phase() {
     let _lock = lab_lock();
-    one_control_plane("3.4");
+    one_control_plane("3.5", true);
+}
+
+#[test]
+fn lab_restore_one_control_plane_etcd_34_from_a_saved_plan() {
+    let _lock = lab_lock();
+    one_control_plane("3.4", false);
 }
 
 /// Makes a backup bundle of the lab from cp1's /etc/kubernetes; returns its path.
@@ -340,17 +448,26 @@ fn lab_restore_three_control_planes_from_one_bundle() {
     assert_eq!(nodes.len(), 3, "{plan}");
     for (n, name) in nodes.iter().zip(["cp1", "cp2", "cp3"]) {
         assert_eq!(n["node"], name);
-        assert_eq!(n["plan"]["name"], name);
-        assert_eq!(n["plan"]["initialCluster"], plan["initialCluster"]);
+        let summary = &n["plan"]["facts"]["summary"];
+        assert_eq!(summary["name"], name);
+        assert_eq!(summary["initialCluster"], plan["initialCluster"]);
         assert!(
-            n["plan"]["snapshot"]
+            n["plan"]["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|s| s["node"] == name),
+            "every step on the node itself: {n}"
+        );
+        assert!(
+            summary["snapshot"]
                 .as_str()
                 .unwrap()
                 .ends_with(&format!("{}/snapshot.db", plan["runId"].as_str().unwrap())),
             "a bundle's snapshot is kept in the run's holding dir: {n}"
         );
         assert!(
-            n["plan"]["newDataDir"]
+            summary["newDataDir"]
                 .as_str()
                 .unwrap()
                 .contains("/etcd-restore-"),
@@ -472,11 +589,15 @@ fn node_dir(root: &Path, apiserver_port: u16) -> PathBuf {
     .unwrap();
     std::fs::write(
         m.join("kube-apiserver.yaml"),
-        format!("spec:\n  containers:\n  - command:\n    - kube-apiserver\n    - --secure-port={apiserver_port}\n"),
+        format!("spec:\n  containers:\n  - name: kube-apiserver\n    command:\n    - kube-apiserver\n    - --secure-port={apiserver_port}\n"),
     )
     .unwrap();
-    for n in ["kube-controller-manager.yaml", "kube-scheduler.yaml"] {
-        std::fs::write(m.join(n), "spec: {}\n").unwrap();
+    for n in ["kube-controller-manager", "kube-scheduler"] {
+        std::fs::write(
+            m.join(format!("{n}.yaml")),
+            format!("spec:\n  containers:\n  - name: {n}\n    command: [{n}]\n"),
+        )
+        .unwrap();
     }
     m
 }
@@ -518,6 +639,20 @@ fn restore_in(root: &Path, snapshot: &Path, extra: &[&str]) -> Output {
         .arg("--restore-dir-parent")
         .arg(root.join("var-lib"))
         .args(["--timeout", "2"])
+        .args(extra)
+        .env_remove("KASTELLAN_RESTORE_DIR_PARENT")
+        .output()
+        .unwrap()
+}
+
+fn restore_plan(root: &Path, extra: &[&str]) -> Output {
+    kastellan()
+        .arg("restore")
+        .arg("--manifests-dir")
+        .arg(root.join("kubernetes/manifests"))
+        .arg("--restore-dir-parent")
+        .arg(root.join("var-lib"))
+        .args(["--timeout", "2", "--plan"])
         .args(extra)
         .env_remove("KASTELLAN_RESTORE_DIR_PARENT")
         .output()
@@ -618,8 +753,7 @@ fn real_etcd_cli_restore_non_empty_target_and_in_progress() {
     std::fs::create_dir_all(state.parent().unwrap()).unwrap();
     std::fs::write(
         &state,
-        serde_json::to_vec(&serde_json::json!({"plan": v["plan"], "done": ["stop-control-plane"]}))
-            .unwrap(),
+        serde_json::to_vec(&serde_json::json!({"plan": v["plan"], "done": 1, "log": []})).unwrap(),
     )
     .unwrap();
     refused(
@@ -648,6 +782,63 @@ fn real_etcd_cli_restore_dry_run_snapshot() {
     settings.add_filter(&regex_escape(&snap.display().to_string()), "[SNAPSHOT]");
     settings.add_filter(r"\d{8}T\d{6}Z", "[TS]");
     settings.bind(|| insta::assert_snapshot!("restore_dry_run", printed));
+}
+
+/// `--dry-run -o json` saved to a file is a plan that `--plan FILE` accepts while the
+/// node is as it was, and refuses, naming what changed, once it is not.
+#[test]
+fn real_etcd_cli_restore_saved_plan_is_checked_against_the_node() {
+    let (_etcd, snap) = real_snapshot();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    node_dir(root, 6443);
+    let json = ok(
+        "dry run",
+        restore_in(root, &snap, &["--dry-run", "-o", "json"]),
+    );
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["plan"]["kind"], "restore");
+    let actions: Vec<&str> = v["plan"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["action"]["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "hold",
+            "hold",
+            "restore-data-dir",
+            "write-file",
+            "wait-etcd",
+            "release",
+            "wait-apiserver"
+        ]
+    );
+    let plan = root.join("plan.json");
+    std::fs::write(&plan, &json).unwrap();
+    let before = tree(root);
+    let plan_s = plan.display().to_string();
+    let again = ok("plan dry run", restore_plan(root, &[&plan_s, "--dry-run"]));
+    assert!(again.contains("would restore"), "{again}");
+    assert_eq!(
+        tree(root),
+        before,
+        "a dry run of a saved plan changes nothing"
+    );
+    // The apiserver's port changed since: refused with the difference named.
+    let api = root.join("kubernetes/manifests/kube-apiserver.yaml");
+    let text = std::fs::read_to_string(&api).unwrap();
+    std::fs::write(
+        &api,
+        text.replace("--secure-port=6443", "--secure-port=7443"),
+    )
+    .unwrap();
+    let before = tree(root);
+    let out = restore_plan(root, &[&plan_s, "--yes"]);
+    refused(&out, "facts.apiserverPort: was 6443, now 7443");
+    assert_eq!(tree(root), before, "a refused plan changes nothing");
 }
 
 fn regex_escape(s: &str) -> String {

@@ -8,7 +8,13 @@
 //! Servers get fresh loopback ports and temporary directories (on /dev/shm when there
 //! is one) and are killed by pid when a test ends, also when it fails.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    missing_docs
+)]
 
 mod real_etcd;
 mod support;

@@ -9,7 +9,13 @@
 //!   servers on 127.0.0.1, write data, save snapshots and compare our figures with
 //!   `etcdctl`/`etcdutl snapshot status` on the same files.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    missing_docs
+)]
 
 mod fixtures;
 mod mutation;

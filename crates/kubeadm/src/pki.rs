@@ -1,9 +1,12 @@
-//! Where a kubeadm node keeps its certificates, and which certificate is which: a fixed
-//! catalogue, free of I/O.
+//! Where a kubeadm node keeps its certificates and kubeconfigs, and which certificate is
+//! which: a fixed catalogue, free of I/O. [`SHARED`] lists the files that every
+//! control-plane node of a cluster holds alike.
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+
+pub use crate::Component;
 
 /// The three directories a kubeadm node keeps certificates in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -60,37 +63,6 @@ impl CaId {
             CaId::EtcdCa => "etcd/ca",
             CaId::FrontProxyCa => "front-proxy-ca",
         }
-    }
-}
-
-/// A static-pod component that reads a certificate at start-up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Component {
-    /// etcd (static pod `etcd.yaml`).
-    Etcd,
-    /// kube-apiserver.
-    KubeApiserver,
-    /// kube-controller-manager.
-    KubeControllerManager,
-    /// kube-scheduler.
-    KubeScheduler,
-}
-
-impl Component {
-    /// The component's name, which is also its manifest's base name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Component::Etcd => "etcd",
-            Component::KubeApiserver => "kube-apiserver",
-            Component::KubeControllerManager => "kube-controller-manager",
-            Component::KubeScheduler => "kube-scheduler",
-        }
-    }
-
-    /// The static pod manifest's file name, e.g. `kube-apiserver.yaml`.
-    pub fn manifest(self) -> String {
-        format!("{}.yaml", self.name())
     }
 }
 
@@ -340,6 +312,45 @@ impl Layout {
         self.kubeconfig_dir.join("tmp")
     }
 }
+
+/// The PKI files (relative to the PKI directory) that every control-plane node of a
+/// cluster holds alike: the three CAs and the service-account key pair. kubeadm copies
+/// them to each control plane that joins (`--upload-certs` or by hand); every other
+/// certificate is the node's own.
+pub const SHARED: [&str; 8] = [
+    "ca.crt",
+    "ca.key",
+    "sa.key",
+    "sa.pub",
+    "front-proxy-ca.crt",
+    "front-proxy-ca.key",
+    "etcd/ca.crt",
+    "etcd/ca.key",
+];
+
+/// Whether `relative` (a path under the PKI directory) is one of [`SHARED`].
+pub fn is_shared(relative: &Path) -> bool {
+    SHARED.iter().any(|s| Path::new(s) == relative)
+}
+
+/// The mode kubeadm gives a PKI file: 0600 for keys, 0644 for certificates.
+pub fn file_mode(relative: &Path) -> u32 {
+    if relative.extension().is_some_and(|x| x == "key") {
+        0o600
+    } else {
+        0o644
+    }
+}
+
+/// The kubeconfig files kubeadm writes into `/etc/kubernetes` on a control plane
+/// (`kubelet.conf` also on workers; `super-admin.conf` from 1.29).
+pub const KUBECONFIGS: [&str; 5] = [
+    "admin.conf",
+    "super-admin.conf",
+    "controller-manager.conf",
+    "scheduler.conf",
+    "kubelet.conf",
+];
 
 /// The path of a file relative to one of the layout's directories, for mirroring it
 /// inside a backup directory (`pki/etcd/server.crt`, `admin.conf`, `kubelet/...`).

@@ -323,21 +323,9 @@ pub struct EtcdSettings {
 /// The value of etcd flag `name` in `args` (the last one, as Go's flag package keeps),
 /// else of its `ETCD_*` variable.
 pub fn etcd_flag(args: &[String], env: &BTreeMap<String, String>, name: &str) -> Option<String> {
-    let mut found = None;
-    let mut it = args.iter().skip(1).peekable();
-    while let Some(a) = it.next() {
-        let Some(body) = a.strip_prefix("--").or_else(|| a.strip_prefix('-')) else {
-            continue;
-        };
-        if let Some(v) = body.strip_prefix(name).and_then(|r| r.strip_prefix('=')) {
-            found = Some(v.to_string());
-        } else if body == name
-            && let Some(v) = it.peek()
-        {
-            found = Some(v.to_string());
-            it.next();
-        }
-    }
+    let found = kastellan_kubeadm::Flags(args.iter().skip(1).cloned().collect())
+        .get(name)
+        .map(str::to_string);
     found.or_else(|| {
         env.get(&format!("ETCD_{}", name.to_uppercase().replace('-', "_")))
             .cloned()

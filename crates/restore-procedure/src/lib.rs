@@ -1,0 +1,14 @@
+//! The control-plane restore procedure of a kubeadm node.
+//!
+//! - [`procedure`]: facts, the plan of typed actions, the actions themselves.
+//! - [`systemd`]: etcd run by a systemd unit, read as systemd reads it.
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod procedure;
+pub mod systemd;
+
+pub use procedure::{
+    Action, Basis, Context, Facts, Phase, Plan, Probe, ProcedureError, ProcedureRequest, gather,
+    gather_systemd, plan,
+};
