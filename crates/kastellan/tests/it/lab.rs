@@ -1,5 +1,6 @@
 //! Tier `lab`: a real kubeadm control plane in network namespaces (needs root).
 
+use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 use std::time::Duration;
 
@@ -25,35 +26,210 @@ fn run_ok(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn listening_ports_of(pids: &[u32]) -> Vec<String> {
-    let out = Command::new("ss").args(["-H", "-ltnp"]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| pids.iter().any(|p| l.contains(&format!("pid={p},"))))
+/// The lab's state and per-node files.
+const LAB: &str = "/var/lib/kastellan/lab";
+
+/// `/proc/<pid>/stat` after the command name: (state, parent pid, start time in clock
+/// ticks since boot). The start time tells a process from a later one with its pid.
+pub(crate) fn proc_stat(pid: u32) -> Option<(char, u32, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    Some((
+        rest.first()?.chars().next()?,
+        rest.get(1)?.parse().ok()?,
+        rest.get(19)?.parse().ok()?,
+    ))
+}
+
+/// The command line of a process, one string per argument.
+fn cmdline(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap_or_default()
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+/// The network namespace (its nsfs inode) of a process.
+fn netns_of(pid: u32) -> Option<u64> {
+    std::fs::metadata(format!("/proc/{pid}/ns/net"))
+        .ok()
+        .map(|m| m.ino())
+}
+
+/// The network namespace (its nsfs inode) of a lab node: `/run/netns/kl-<node>`.
+pub(crate) fn node_netns(node: &str) -> u64 {
+    std::fs::metadata(format!("/run/netns/kl-{node}"))
+        .unwrap_or_else(|e| panic!("no network namespace kl-{node}: {e}"))
+        .ino()
+}
+
+/// One process the lab started, told apart from a later process with the same pid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Proc {
+    pub pid: u32,
+    pub start_time: u64,
+}
+
+impl Proc {
+    /// The process that has `pid` now, if any.
+    pub fn of(pid: u32) -> Option<Proc> {
+        proc_stat(pid).map(|(_, _, start_time)| Proc { pid, start_time })
+    }
+
+    /// Its state letter (`S`, `R`, `T` when stopped, `Z`, ...), or `None` once it is gone
+    /// (reaped, or its pid now belongs to another process).
+    pub fn state(&self) -> Option<char> {
+        proc_stat(self.pid)
+            .filter(|(_, _, start)| *start == self.start_time)
+            .map(|(state, _, _)| state)
+    }
+
+    /// Still runs (a zombie runs nothing; it only waits for its reaper).
+    pub fn runs(&self) -> bool {
+        !matches!(self.state(), None | Some('Z') | Some('X'))
+    }
+
+    /// Sends `sig` to this process, which must still be the one we found.
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        assert!(self.runs(), "{self:?} is gone; not signalling its pid");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid as i32), sig)
+            .unwrap_or_else(|e| panic!("{sig} to {self:?}: {e}"));
+    }
+}
+
+/// A process the lab's agent (the kubelet stand-in) runs for a pod, as the agent's
+/// status file reports it and `/proc` confirms it.
+#[derive(Debug, Clone)]
+pub(crate) struct PodProc {
+    pub node: String,
+    pub pod: String,
+    pub proc: Proc,
+    /// How many times the agent started it.
+    pub starts: u64,
+    /// The agent's record of its last exit.
+    pub last_exit: Option<String>,
+}
+
+/// The process the agent on `node` runs for `pod` (`etcd`, `kube-apiserver`,
+/// `kube-proxy`, ...). The agent's status file (`nodes/<node>/agent/status.json`,
+/// rewritten every second) names the pid; it counts only when `/proc` agrees: a child of
+/// that node's agent, running the binary the agent names, in the node's network
+/// namespace. Waits up to 30 s (a restarted process is reported on the agent's next tick).
+pub(crate) fn pod_process(node: &str, pod: &str) -> PodProc {
+    let netns = node_netns(node);
+    let file = format!("{LAB}/nodes/{node}/agent/status.json");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let report: serde_json::Value = std::fs::read(&file)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let agent = report["agent_pid"].as_u64().map(|p| p as u32);
+        let entry = report["pods"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == pod));
+        let last = match (agent, entry) {
+            (Some(agent), Some(e)) if e["pid"].as_u64().is_some() => {
+                let pid = e["pid"].as_u64().unwrap() as u32;
+                let binary = e["binary"].as_str().unwrap_or_default();
+                let argv0 = cmdline(pid).into_iter().next().unwrap_or_default();
+                match proc_stat(pid) {
+                    Some((state, ppid, start_time))
+                        if ppid == agent
+                            && !matches!(state, 'Z' | 'X')
+                            && argv0 == binary
+                            && netns_of(pid) == Some(netns) =>
+                    {
+                        return PodProc {
+                            node: node.to_string(),
+                            pod: pod.to_string(),
+                            proc: Proc { pid, start_time },
+                            starts: e["starts"].as_u64().unwrap_or(0),
+                            last_exit: e["last_exit"].as_str().map(str::to_string),
+                        };
+                    }
+                    s => format!(
+                        "pid {pid}: stat {s:?}, agent {agent}, argv0 {argv0:?} (agent says \
+                         {binary:?}), netns {:?} (node's {netns})",
+                        netns_of(pid)
+                    ),
+                }
+            }
+            _ => format!("no running {pod} in {file}: {report}"),
+        };
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lab agent on {node} runs no {pod} that /proc confirms: {last}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Every process in the network namespace of one of `nodes` (the agents, what they
+/// run, and anything else the lab started inside a node).
+fn processes_in(nodes: &[&str]) -> Vec<(String, Proc, Vec<String>)> {
+    let spaces: Vec<(u64, &str)> = nodes.iter().map(|n| (node_netns(n), *n)).collect();
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Some(ns) = netns_of(pid) else { continue };
+        if let Some((_, node)) = spaces.iter().find(|(i, _)| *i == ns)
+            && let Some(p) = Proc::of(pid)
+        {
+            out.push((node.to_string(), p, cmdline(pid)));
+        }
+    }
+    out
+}
+
+/// TCP listeners inside a node's network namespace: (local address, port, pids).
+fn listeners_in(node: &str) -> Vec<(String, u16, Vec<u32>)> {
+    let ns = format!("kl-{node}");
+    let out = run_ok(Command::new("ip").args(["netns", "exec", &ns, "ss", "-H", "-ltnp"]));
+    out.lines()
+        .filter_map(|l| {
+            let local = l.split_whitespace().nth(3)?;
+            let (addr, port) = local.rsplit_once(':')?;
+            let pids = l
+                .split("pid=")
+                .skip(1)
+                .filter_map(|p| p.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+                .collect();
+            Some((addr.to_string(), port.parse().ok()?, pids))
+        })
+        .collect()
+}
+
+/// Sockets on the host (its own network namespace, every TCP and UDP state but
+/// TIME-WAIT, which the kernel keeps a minute after a clean close) with an address of
+/// the lab's network.
+fn host_sockets_on_lab_network() -> Vec<String> {
+    let out = run_ok(Command::new("ss").args(["-H", "-tuanp", "exclude", "time-wait"]));
+    out.lines()
+        .filter(|l| l.contains("10.77.0."))
         .map(str::to_string)
         .collect()
 }
 
-/// Alive and not a zombie (a zombie waits for its reaper, it runs nothing).
-fn alive(pid: u32) -> bool {
+/// Waits up to 3 s for a process to end (`lab down` has returned, so its reaper may
+/// still be collecting it); whether it still runs after that.
+fn still_runs(p: &Proc) -> bool {
     let deadline = std::time::Instant::now() + Duration::from_secs(3);
-    loop {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .chars()
-            .next();
-        if matches!(state, None | Some('Z') | Some('X')) {
-            return false;
-        }
+    while p.runs() {
         if std::time::Instant::now() >= deadline {
             return true;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    false
 }
 
 /// `ssh -F <the lab's config> NODE COMMAND...` (the remote shell gets one line).
@@ -65,8 +241,6 @@ fn lab_ssh(node: &str, line: &str) -> std::process::Output {
         .output()
         .unwrap()
 }
-
-const LAB: &str = "/var/lib/kastellan/lab";
 
 /// Cluster-wide status as JSON with the given node access.
 fn status_json(access: &str) -> serde_json::Value {
@@ -413,34 +587,87 @@ fn lab_three_control_planes_two_workers_up_check_down() {
     let status: serde_json::Value =
         serde_json::from_str(&run_ok(kastellan().args(["lab", "status", "-o", "json"]))).unwrap();
     assert!(status["kubelet"].as_str().unwrap().contains("stand-in"));
-    let mut pids: Vec<u32> = Vec::new();
+    let mut reported: Vec<u32> = Vec::new();
     let mut sshd_pids: Vec<u32> = Vec::new();
     for n in status["nodes"].as_array().unwrap() {
-        pids.push(n["agent_pid"].as_u64().unwrap() as u32);
+        reported.push(n["agent_pid"].as_u64().unwrap() as u32);
         assert_eq!(n["sshd_running"], true, "{n}");
         sshd_pids.push(n["sshd_pid"].as_u64().unwrap() as u32);
         for p in n["reported"]["pods"].as_array().unwrap() {
-            pids.push(p["pid"].as_u64().expect("every pod process runs") as u32);
+            reported.push(p["pid"].as_u64().expect("every pod process runs") as u32);
         }
     }
     assert_eq!(
-        pids.len(),
+        reported.len(),
         5 + 3 * 5 + 2,
         "5 agents, 5 processes per control plane, kube-proxy per worker"
     );
     assert_eq!(sshd_pids.len(), 5, "one sshd per node");
-    pids.extend(&sshd_pids);
 
-    // Down: every process the lab started is gone, nothing listens, no namespace left.
-    run_ok(kastellan().args(["lab", "down"]));
-    for pid in &pids {
-        assert!(!alive(*pid), "pid {pid} still runs after lab down");
+    // Inside each node's network namespace (the host's has none of these), each port
+    // is listened on by the process the node's agent runs for it: the agent's own healthz,
+    // kube-proxy's, and on control planes the apiserver, etcd (clients and peers on the
+    // node's address, metrics on loopback), controller-manager and scheduler.
+    for n in status["nodes"].as_array().unwrap() {
+        let node = n["node"]["name"].as_str().unwrap();
+        let ip = n["node"]["ip"].as_str().unwrap();
+        let agent = n["agent_pid"].as_u64().unwrap() as u32;
+        let sshd = n["sshd_pid"].as_u64().unwrap() as u32;
+        let listeners = listeners_in(node);
+        let proxy = pod_process(node, "kube-proxy").proc.pid;
+        let mut must: Vec<(&str, u16, u32)> = vec![
+            ("127.0.0.1", 10248, agent),
+            ("127.0.0.1", 10249, proxy),
+            ("", 10256, proxy),
+            (ip, 22, sshd),
+        ];
+        if node.starts_with("cp") {
+            let etcd = pod_process(node, "etcd").proc.pid;
+            must.extend([
+                ("", 6443, pod_process(node, "kube-apiserver").proc.pid),
+                ("127.0.0.1", 2379, etcd),
+                (ip, 2379, etcd),
+                (ip, 2380, etcd),
+                ("127.0.0.1", 2381, etcd),
+                (
+                    "127.0.0.1",
+                    10257,
+                    pod_process(node, "kube-controller-manager").proc.pid,
+                ),
+                (
+                    "127.0.0.1",
+                    10259,
+                    pod_process(node, "kube-scheduler").proc.pid,
+                ),
+            ]);
+        }
+        for (addr, port, pid) in must {
+            assert!(
+                listeners.iter().any(|(a, p, pids)| *p == port
+                    && (addr.is_empty() || a == addr)
+                    && pids.contains(&pid)),
+                "{node}: nothing of pid {pid} listens on {addr}:{port} in kl-{node}: {listeners:?}"
+            );
+        }
     }
-    assert!(listening_ports_of(&pids).is_empty());
+    let nodes = ["cp1", "cp2", "cp3", "w1", "w2"];
+    let inside = processes_in(&nodes);
+    for pid in &reported {
+        assert!(
+            inside.iter().any(|(_, p, _)| p.pid == *pid),
+            "reported pid {pid} runs in no node's network namespace"
+        );
+    }
+
+    // Down: every process that ran in a node's namespace is gone (so nothing of the lab
+    // listens any more), no namespace, bridge, address or socket of 10.77.0.0/24 is left.
+    run_ok(kastellan().args(["lab", "down"]));
+    let left: Vec<_> = inside.iter().filter(|(_, p, _)| still_runs(p)).collect();
+    assert!(left.is_empty(), "still running after lab down: {left:?}");
     let netns = run_ok(Command::new("ip").args(["netns", "list"]));
     assert!(!netns.contains("kl-"), "namespaces left: {netns}");
     let links = run_ok(Command::new("ip").args(["-o", "link"]));
-    assert!(!links.contains("kl-br0"), "bridge left");
+    assert!(!links.contains("kl-br0"), "bridge left: {links}");
     assert_eq!(
         std::path::Path::new("/run/sshd").exists(),
         privsep_before,
@@ -449,6 +676,16 @@ fn lab_three_control_planes_two_workers_up_check_down() {
     assert!(
         !std::path::Path::new(&format!("{LAB}/ssh")).exists(),
         "keys removed with the lab"
+    );
+    let addrs = run_ok(Command::new("ip").args(["-o", "addr"]));
+    assert!(
+        !addrs.contains("10.77.0."),
+        "a lab address left on the host: {addrs}"
+    );
+    let sockets = host_sockets_on_lab_network();
+    assert!(
+        sockets.is_empty(),
+        "sockets of the lab's network left on the host: {sockets:?}"
     );
 }
 

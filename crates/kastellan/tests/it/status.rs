@@ -1,13 +1,16 @@
-//! `kastellan status`: tier `lab_` on the real control plane with faults injected the
-//! way they happen (a static pod's manifest leaves the manifests directory, so the
-//! kubelet stand-in stops the process), and tier `cli_` for bad input without a lab.
+//! `kastellan status`: tier `lab_` on the real control plane with faults made the way
+//! they happen to a process (the process the lab's kubelet stand-in runs for a component
+//! is stopped with SIGSTOP, a hang: its ports accept and nothing answers; or killed with
+//! SIGKILL, a crash the agent restarts), and tier `cli_` for bad input without a lab.
 
-use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::io::{BufRead, Read, Write};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use nix::sys::signal::Signal;
+
+use crate::lab::{PodProc, pod_process};
 use crate::{kastellan, lab_lock};
 
 const LAB: &str = "/var/lib/kastellan/lab";
@@ -40,6 +43,13 @@ fn status() -> (i32, Value) {
         )
     });
     (out.status.code().unwrap_or(-1), v)
+}
+
+/// One `status` run and how long it took.
+fn timed_status() -> (i32, Value, Duration) {
+    let start = Instant::now();
+    let (code, v) = status();
+    (code, v, start.elapsed())
 }
 
 fn rows<'a>(v: &'a Value, node: &str, component: &str) -> Vec<&'a Value> {
@@ -83,29 +93,90 @@ fn wait_for(
     }
 }
 
-/// Moves a static pod manifest (or the lab's kube-proxy pod) out of its directory, as an
-/// operator stopping a component would, and back.
-struct Held {
-    from: PathBuf,
-    to: PathBuf,
-}
+/// Processes of the lab stopped with SIGSTOP: hung, their listening sockets still
+/// accept connections, nothing answers. SIGCONT when resumed or dropped, so a failed
+/// assertion never leaves a stopped process behind.
+struct Stopped(Vec<PodProc>);
 
-fn hold(node: &str, file: &str) -> Held {
-    let base = PathBuf::from(LAB).join("nodes").join(node);
-    let from = if file == "kube-proxy.yaml" {
-        base.join("var-lib-kubelet/kastellan-pods").join(file)
-    } else {
-        base.join("etc-kubernetes/manifests").join(file)
-    };
-    let to = base.join(format!("held-{file}"));
-    std::fs::rename(&from, &to).unwrap();
-    Held { from, to }
-}
-
-impl Held {
-    fn release(self) {
-        std::fs::rename(&self.to, &self.from).unwrap();
+/// Stops each process (found beforehand with [`pod_process`]) and checks that the kernel
+/// has it stopped (state `T`).
+fn sigstop(procs: Vec<PodProc>) -> Stopped {
+    let mut stopped = Stopped(Vec::new());
+    for p in procs {
+        stopped.0.push(p.clone());
+        p.proc.signal(Signal::SIGSTOP);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while p.proc.state() != Some('T') {
+            assert!(
+                Instant::now() < deadline,
+                "{} on {} not stopped after SIGSTOP: {:?}",
+                p.pod,
+                p.node,
+                p.proc.state()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
+    stopped
+}
+
+impl Stopped {
+    /// SIGCONT to each; the very same processes run on (the agent did not replace them).
+    fn resume(mut self) {
+        for p in std::mem::take(&mut self.0) {
+            p.proc.signal(Signal::SIGCONT);
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while p.proc.state() == Some('T') {
+                assert!(
+                    Instant::now() < deadline,
+                    "{p:?} still stopped after SIGCONT"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p.proc.pid as i32),
+                Signal::SIGCONT,
+            );
+        }
+    }
+}
+
+/// One refresh of `status --watch` in table form: its lines from the `refresh N` header
+/// to the verdict line.
+fn next_refresh(lines: &mut impl Iterator<Item = std::io::Result<String>>) -> Vec<String> {
+    let mut doc = Vec::new();
+    for line in lines {
+        let line = line.unwrap();
+        let verdict = ["healthy:", "degraded:", "nothing could", "no check could"]
+            .iter()
+            .any(|v| line.starts_with(v));
+        if line.contains("refresh ") || !doc.is_empty() {
+            doc.push(line);
+        }
+        if verdict && !doc.is_empty() {
+            return doc;
+        }
+    }
+    panic!("status --watch ended in the middle of a refresh: {doc:#?}");
+}
+
+/// The table rows of a refresh whose state is marked as changed: (node, component,
+/// "now (was before)").
+fn marked(doc: &[String]) -> Vec<(String, String, String)> {
+    doc.iter()
+        .filter(|l| l.contains("(was "))
+        .map(|l| {
+            let t: Vec<&str> = l.split_whitespace().collect();
+            (t[0].to_string(), t[1].to_string(), t[2..5].join(" "))
+        })
+        .collect()
 }
 
 fn validate_schema(v: &Value) {
@@ -241,24 +312,83 @@ fn lab_status_healthy_faults_and_healing() {
         "{text}"
     );
 
-    // kube-proxy stopped on cp2.
-    let h = hold("cp2", "kube-proxy.yaml");
-    let (code, _, took) = wait_for("kube-proxy down on cp2", Duration::from_secs(15), |c, v| {
-        c == 1 && any_down(v, "cp2", "kube-proxy") && all_up(v, "cp1", "kube-proxy")
-    });
-    assert_eq!(code, 1);
-    eprintln!("kube-proxy fault seen after {took:?}");
-    h.release();
-    wait_for("kube-proxy healed", Duration::from_secs(30), |c, _| c == 0);
-
-    // An apiserver stopped on one of three nodes.
-    let h = hold("cp3", "kube-apiserver.yaml");
-    let (_, v, took) = wait_for("apiserver down on cp3", Duration::from_secs(20), |c, v| {
-        c == 1 && any_down(v, "cp3", "kube-apiserver")
-    });
-    eprintln!("apiserver fault seen after {took:?}");
+    // kube-proxy hung on cp2 (SIGSTOP), under `status --watch`: the refresh right after
+    // the fault marks both of its rows down, timed out (the ports accept, nothing
+    // answers); after SIGCONT the next refresh marks them up again, and the watch exits 0,
+    // the last refresh's verdict. The agent did not replace the process.
+    let proxy = pod_process("cp2", "kube-proxy");
+    let mut watch = kastellan()
+        .args([
+            "status",
+            "--watch",
+            "--interval",
+            "1",
+            "--count",
+            "3",
+            "--probe-timeout",
+            "2",
+            "--kubeconfig",
+        ])
+        .arg(format!("{LAB}/admin.conf"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(watch.stdout.take().unwrap()).lines();
+    let before = next_refresh(&mut lines);
+    let stopped = sigstop(vec![proxy.clone()]);
+    let during = next_refresh(&mut lines);
+    stopped.resume();
+    let after = next_refresh(&mut lines);
+    let code = watch.wait().unwrap().code();
+    let rows_marked = |state: &str| {
+        vec![
+            (
+                "cp2".to_string(),
+                "kube-proxy".to_string(),
+                state.to_string()
+            );
+            2
+        ]
+    };
     assert!(
-        all_up(&v, "cp1", "kube-apiserver"),
+        before.last().unwrap().starts_with("healthy:"),
+        "{before:#?}"
+    );
+    assert_eq!(marked(&during), rows_marked("down (was up)"), "{during:#?}");
+    let proxy_rows: Vec<&String> = during
+        .iter()
+        .filter(|l| l.split_whitespace().take(2).eq(["cp2", "kube-proxy"]))
+        .collect();
+    assert!(
+        proxy_rows.len() == 2 && proxy_rows.iter().all(|l| l.contains("timed out")),
+        "a hung process times out: {during:#?}"
+    );
+    let verdict = during.last().unwrap();
+    assert!(
+        verdict.starts_with("degraded:") && verdict.contains("kube-proxy on cp2"),
+        "{verdict}"
+    );
+    assert_eq!(marked(&after), rows_marked("up (was down)"), "{after:#?}");
+    assert!(after.last().unwrap().starts_with("healthy:"), "{after:#?}");
+    assert_eq!(code, Some(0));
+    assert_eq!(pod_process("cp2", "kube-proxy").proc, proxy.proc);
+
+    // The apiserver on cp3 killed (SIGKILL, a crash): the first status after it shows it
+    // down while the others stay up; the agent restarts it (a new process, one more
+    // start, the kill as its last exit) and status is healthy again.
+    let api = pod_process("cp3", "kube-apiserver");
+    api.proc.signal(Signal::SIGKILL);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while api.proc.runs() {
+        assert!(Instant::now() < deadline, "{api:?} survived SIGKILL");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (code, v, took) = timed_status();
+    eprintln!("apiserver crash seen by one status run of {took:?}");
+    assert_eq!(code, 1);
+    assert!(any_down(&v, "cp3", "kube-apiserver"), "{v:#}");
+    assert!(
+        all_up(&v, "cp1", "kube-apiserver") && all_up(&v, "cp2", "kube-apiserver"),
         "the other apiservers stay up"
     );
     assert!(
@@ -269,24 +399,39 @@ fn lab_status_healthy_faults_and_healing() {
         "{}",
         v["summary"]
     );
-    h.release();
-    wait_for("apiserver healed", Duration::from_secs(60), |c, _| c == 0);
-
-    // The scheduler stopped everywhere: endpoints down, then its Lease goes stale.
-    let held: Vec<Held> = ["cp1", "cp2", "cp3"]
-        .iter()
-        .map(|n| hold(n, "kube-scheduler.yaml"))
-        .collect();
-    wait_for(
-        "scheduler endpoints down",
-        Duration::from_secs(15),
-        |c, v| {
-            c == 1
-                && ["cp1", "cp2", "cp3"]
-                    .iter()
-                    .all(|n| any_down(v, n, "kube-scheduler"))
-        },
+    let (_, _, took) = wait_for("apiserver healed", Duration::from_secs(60), |c, _| c == 0);
+    eprintln!("apiserver restarted and healthy after {took:?}");
+    let restarted = pod_process("cp3", "kube-apiserver");
+    assert_ne!(restarted.proc, api.proc, "a new process");
+    assert!(restarted.starts > api.starts, "{restarted:?} after {api:?}");
+    assert!(
+        restarted
+            .last_exit
+            .as_deref()
+            .is_some_and(|e| e.contains("signal: 9")),
+        "the agent saw the kill: {restarted:?}"
     );
+
+    // The scheduler hung everywhere (SIGSTOP): endpoints down at once, then its Lease goes
+    // stale (nobody renews it); SIGCONT heals.
+    let stopped = sigstop(
+        ["cp1", "cp2", "cp3"]
+            .iter()
+            .map(|n| pod_process(n, "kube-scheduler"))
+            .collect(),
+    );
+    let (code, v, _) = timed_status();
+    assert_eq!(code, 1);
+    for n in ["cp1", "cp2", "cp3"] {
+        let r = rows(&v, n, "kube-scheduler");
+        assert!(
+            !r.is_empty()
+                && r.iter()
+                    .all(|c| c["state"] == "down"
+                        && c["detail"].as_str().unwrap().contains("timed out")),
+            "kube-scheduler on {n}: {r:?}"
+        );
+    }
     let (_, v, took) = wait_for("scheduler lease stale", Duration::from_secs(40), |_, v| {
         any_down(v, "cluster", "lease/kube-scheduler")
     });
@@ -297,45 +442,54 @@ fn lab_status_healthy_faults_and_healing() {
         "{lease}"
     );
     assert!(all_up(&v, "cluster", "lease/kube-controller-manager"));
-    for h in held {
-        h.release();
-    }
-    wait_for("scheduler healed", Duration::from_secs(60), |c, _| c == 0);
+    stopped.resume();
+    let (_, v, _) = wait_for("scheduler healed", Duration::from_secs(60), |c, _| c == 0);
 
-    // One etcd member down: degraded, quorum kept, no failure tolerated any more.
-    let e3 = hold("cp3", "etcd.yaml");
-    let (code, v, took) = wait_for("one etcd member down", Duration::from_secs(20), |_, v| {
-        v["etcd"]["healthy"] == 2
-    });
-    eprintln!("etcd member loss seen after {took:?}");
+    // One etcd member hung (SIGSTOP of a follower, so that no election runs while we
+    // look): degraded at once, quorum kept, no failure tolerated any more.
+    let leader = v["etcd"]["leader"].as_str().unwrap().to_string();
+    let followers: Vec<&str> = ["cp1", "cp2", "cp3"]
+        .into_iter()
+        .filter(|n| *n != leader)
+        .collect();
+    assert_eq!(followers.len(), 2, "leader {leader}");
+    let first = sigstop(vec![pod_process(followers[0], "etcd")]);
+    let (code, v, took) = timed_status();
+    eprintln!(
+        "etcd member {} hung, seen by one status run of {took:?}",
+        followers[0]
+    );
     assert_eq!(code, 1);
+    assert_eq!(v["etcd"]["healthy"], 2, "{}", v["etcd"]);
     assert_eq!(v["etcd"]["has_quorum"], true);
     assert_eq!(v["etcd"]["failures_tolerated"], 0);
-    assert!(any_down(&v, "cp3", "etcd"));
+    assert!(any_down(&v, followers[0], "etcd"));
     assert!(
         v["warnings"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|w| w.as_str().unwrap().contains("1 of 3 members down"))
+            .any(|w| w.as_str().unwrap().contains("1 of 3 members down")),
+        "{}",
+        v["warnings"]
     );
 
-    // Two members down: quorum lost, exit 1, and the report still comes (no hang).
-    let e2 = hold("cp2", "etcd.yaml");
-    let start = Instant::now();
-    let (code, v, _) = wait_for("quorum lost", Duration::from_secs(40), |_, v| {
-        v["etcd"]["has_quorum"] == false
-    });
+    // The other follower hung too: quorum lost, exit 1, and the report still comes in
+    // bounded time (hung members do not hang status).
+    let second = sigstop(vec![pod_process(followers[1], "etcd")]);
+    let (code, v, took) = timed_status();
+    eprintln!("etcd quorum loss seen by one status run of {took:?}");
     assert_eq!(code, 1);
+    assert_eq!(v["etcd"]["has_quorum"], false, "{}", v["etcd"]);
     assert!(v["etcd"]["healthy"].as_u64().unwrap() <= 1, "{}", v["etcd"]);
     assert!(
         v["summary"].as_str().unwrap().contains("etcd quorum lost"),
         "{}",
         v["summary"]
     );
-    assert!(start.elapsed() < Duration::from_secs(40));
-    e2.release();
-    e3.release();
+    assert!(took < Duration::from_secs(30), "status took {took:?}");
+    second.resume();
+    first.resume();
     let (_, v, took) = wait_for("etcd healed", Duration::from_secs(120), |c, _| c == 0);
     eprintln!("healthy again after {took:?}");
     assert_eq!(v["etcd"]["healthy"], 3);
@@ -358,8 +512,11 @@ fn lab_status_healthy_faults_and_healing() {
     assert!(body.contains("kastellan_healthy 1"), "{body}");
     assert!(body.contains("kastellan_etcd_members 3"), "{body}");
     assert!(body.contains("kastellan_etcd_quorum_margin 1"), "{body}");
+    // The healed scheduler (hung a minute ago) probes up again: a value, not only a name.
     assert!(
-        body.contains(r#"kastellan_probe_up{node="cp2",component="kube-scheduler""#),
+        body.lines().any(|l| l
+            .starts_with(r#"kastellan_probe_up{node="cp2",component="kube-scheduler""#)
+            && l.rsplit_once(' ').and_then(|(_, n)| n.parse::<f64>().ok()) == Some(1.0)),
         "{body}"
     );
     assert!(
