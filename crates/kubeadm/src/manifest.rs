@@ -335,17 +335,18 @@ impl Manifests {
     /// The port `c` serves on this node: its `--secure-port` (etcd: the local
     /// `--listen-client-urls` port), else its default. `None` without a manifest.
     pub fn port(&self, c: Component) -> Result<Option<u16>> {
-        let Some(flags) = self.flags(c)? else {
-            return Ok(None);
-        };
-        Ok(Some(
-            match c {
-                Component::Etcd => local_port(&flags.urls("listen-client-urls")),
-                _ => flags.port("secure-port"),
-            }
-            .unwrap_or(c.default_port()),
-        ))
+        Ok(self.flags(c)?.map(|flags| component_port(c, &flags)))
     }
+}
+
+/// The port `c` serves on its node given its flags: `--secure-port` (etcd: the local
+/// `--listen-client-urls` port), else its default.
+pub fn component_port(c: Component, flags: &Flags) -> u16 {
+    match c {
+        Component::Etcd => local_port(&flags.urls("listen-client-urls")),
+        _ => flags.port("secure-port"),
+    }
+    .unwrap_or(c.default_port())
 }
 
 /// Rewrites etcd's manifest for a new data dir: the `--data-dir` flag, the `etcd-data`

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use kastellan_kubeadm::{Component, Hold, Manifests};
+use kastellan_kubeadm::{Component, Hold};
 use serde::Serialize;
 
 use crate::error::Result;
@@ -38,6 +38,22 @@ pub fn staging_dir(manifests_dir: &Path, stamp: &str) -> PathBuf {
     )
 }
 
+/// The port `c` serves, from its manifest in `dir`; `None` when it has no manifest. A
+/// manifest that is there but does not parse is still moved (the kubelet reads it as it
+/// is), and the component's default port is watched.
+fn port_of(dir: &Path, c: Component) -> Option<u16> {
+    let path = dir.join(c.manifest());
+    if !path.is_file() {
+        return None;
+    }
+    let flags = kastellan_kubeadm::StaticPod::read(&path)
+        .ok()
+        .flatten()
+        .and_then(|pod| pod.flags(c.name()).ok())
+        .unwrap_or_default();
+    Some(kastellan_kubeadm::manifest::component_port(c, &flags))
+}
+
 /// Holds the manifests of `components` out of `manifests_dir` (in `staging`) until each
 /// component's port on 127.0.0.1 has closed, at most `out_for` (a component whose port
 /// did not answer before is given the whole `out_for`: the kubelet notices a manifest
@@ -50,11 +66,10 @@ pub fn restart_static_pods(
     out_for: Duration,
     closed: impl Fn(u16) -> bool,
 ) -> Result<RestartOutcome> {
-    let manifests = Manifests::read(manifests_dir)?;
     let mut skipped = Vec::new();
     let mut present = Vec::new();
     for c in components {
-        match manifests.port(*c)? {
+        match port_of(manifests_dir, *c) {
             Some(port) => present.push((*c, port, !closed(port))),
             None => skipped.push(format!(
                 "{}: no {} in {}",
