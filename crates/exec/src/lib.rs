@@ -446,7 +446,8 @@ pub struct Failure<A, F> {
 }
 
 /// How the executor stops a debug build for crash tests: with
-/// `KASTELLAN_EXEC_PAUSE_AFTER=<phase>` (or `<step number>`) it waits forever right
+/// `KASTELLAN_EXEC_PAUSE_AFTER=<phase>` (or `<step number>`) it logs a warning (through
+/// `tracing`, which the binary writes to stderr) and waits forever right
 /// after the journal records that step (or the last step of that phase) done, so that
 /// a test can kill it with SIGKILL at an exact boundary.
 pub const PAUSE_ENV: &str = "KASTELLAN_EXEC_PAUSE_AFTER";
@@ -660,14 +661,13 @@ pub enum StepError {
 }
 
 #[cfg(debug_assertions)]
-#[allow(clippy::print_stderr)] // a debug build's crash-test hook, not output
 fn pause_point<A, F>(phase: &str, step: usize, plan: &Plan<A, F>) {
     let Ok(want) = std::env::var(PAUSE_ENV) else {
         return;
     };
     let last_of_phase = plan.steps.get(step).is_none_or(|next| next.phase != phase);
     if want == step.to_string() || (want == phase && last_of_phase) {
-        eprintln!("kastellan: paused after step {step} ({phase}) for a crash test");
+        tracing::warn!("paused after step {step} ({phase}) for a crash test");
         loop {
             std::thread::sleep(std::time::Duration::from_secs(3600));
         }

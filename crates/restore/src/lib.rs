@@ -549,10 +549,9 @@ fn write_member(
 /// the backend is written and before the WAL is, so that a crash test can kill the
 /// process with SIGKILL in the middle of the data-dir write.
 #[cfg(debug_assertions)]
-#[allow(clippy::print_stderr)] // a debug build's crash-test hook, not output
 fn pause_mid_write() {
     if std::env::var_os("KASTELLAN_RESTORE_PAUSE_MID_WRITE").is_some() {
-        eprintln!("kastellan: paused in the middle of the data-dir write for a crash test");
+        tracing::warn!("paused in the middle of the data-dir write for a crash test");
         loop {
             std::thread::sleep(std::time::Duration::from_secs(3600));
         }
