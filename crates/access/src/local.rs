@@ -1,7 +1,5 @@
 //! [`Local`]: this host.
 
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -68,41 +66,21 @@ fn io<'a>(
     }
 }
 
-/// Temp file beside `path`, content, mode, fsync, rename, fsync of the directory; the
-/// temp file is removed when a step fails.
+/// Writes `content` durably through kastellan-fs (temp beside, exact mode, fsync,
+/// rename, fsync of the directory), streaming a file's content.
 fn write_durably(node: &str, content: &Payload, path: &Path, mode: u32) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "file".into());
-    let tmp = dir.join(format!(".{name}.kastellan-tmp.{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io(node, "creating", &tmp))?;
-        match content {
-            Payload::Bytes(b) => f.write_all(b).map_err(io(node, "writing", &tmp))?,
-            Payload::File(src) => {
-                let mut from = std::fs::File::open(src).map_err(io(node, "opening", src))?;
-                std::io::copy(&mut from, &mut f).map_err(io(node, "writing", &tmp))?;
-            }
+    let fs_err = |e: kastellan_fs::Error| {
+        let path = e.path().to_path_buf();
+        match e {
+            kastellan_fs::Error::Io { op, source, .. } => io(node, op, &path)(source),
+            other => io(node, "writing", &path)(std::io::Error::other(other.to_string())),
         }
-        // Exactly `mode`, whatever the umask.
-        f.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))
-            .map_err(io(node, "setting the mode of", &tmp))?;
-        f.sync_all().map_err(io(node, "syncing", &tmp))?;
-        drop(f);
-        std::fs::rename(&tmp, path).map_err(io(node, "renaming into", path))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-        return result;
+    };
+    match content {
+        Payload::Bytes(b) => kastellan_fs::write_atomic(path, b, mode & 0o7777).map_err(fs_err),
+        Payload::File(src) => {
+            let mut from = std::fs::File::open(src).map_err(io(node, "opening", src))?;
+            kastellan_fs::write_atomic_from(path, &mut from, mode & 0o7777).map_err(fs_err)
+        }
     }
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(node, "syncing", dir))
 }

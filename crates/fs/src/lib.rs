@@ -194,6 +194,26 @@ pub fn write_owned(path: &Path, data: &[u8], mode: u32, owner: Option<Ownership>
     sync_parent(path)
 }
 
+/// [`write_atomic`] with the content streamed from `reader` (never held in memory).
+pub fn write_atomic_from(path: &Path, reader: &mut dyn std::io::Read, mode: u32) -> Result<()> {
+    let tmp = temp_beside(path);
+    let _ = fs::remove_file(&tmp);
+    let guard = TempFile::new(tmp.clone());
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(Error::io("creating", &tmp))?;
+    f.set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(Error::io("setting the mode of", &tmp))?;
+    std::io::copy(reader, &mut f).map_err(Error::io("writing", &tmp))?;
+    f.sync_all().map_err(Error::io("syncing", &tmp))?;
+    fs::rename(&tmp, path).map_err(Error::io("renaming into", path))?;
+    guard.keep();
+    sync_parent(path)
+}
+
 /// Replaces `path` with `data` atomically, keeping the mode and owner of the file it
 /// replaces; a new file gets `new_mode`.
 pub fn write_keeping(path: &Path, data: &[u8], new_mode: u32) -> Result<()> {
@@ -377,6 +397,16 @@ mod tests {
         write_atomic_via(&m.join("etcd.yaml"), b"pod", 0o600, &h).unwrap();
         assert_eq!(entries(&m), ["etcd.yaml"]);
         assert_eq!(entries(&h), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_streamed_write_is_atomic_with_its_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big");
+        write_atomic_from(&p, &mut &b"streamed"[..], 0o640).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"streamed");
+        assert_eq!(ownership(&p).unwrap().unwrap().mode, 0o640);
+        assert_eq!(entries(dir.path()), ["big"]);
     }
 
     #[test]
