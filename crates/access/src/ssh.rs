@@ -289,24 +289,8 @@ fn resolved_user(text: &str) -> Option<String> {
 /// The command line the remote shell runs: every argument quoted as it needs (ssh
 /// joins its arguments with spaces and hands the line to the login shell).
 pub fn remote_line(argv: &[String]) -> String {
-    argv.iter()
-        .map(|a| shell_quote(a))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// Quotes `s` for a POSIX shell: as is when every character is safe, else in single
-/// quotes (a `'` inside becomes `'\''`). `=` is not left bare: a first word with one
-/// would be an assignment.
-pub fn shell_quote(s: &str) -> String {
-    let safe = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:,@%+".contains(c));
-    if safe {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
+    // An argument cannot hold a NUL byte (execve refuses it on the node too).
+    shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "))
 }
 
 #[cfg(test)]
@@ -442,7 +426,7 @@ mod tests {
         );
         assert_eq!(
             argv.last().unwrap(),
-            r#"'/opt/my tools/kastellan' restore '--initial-cluster=cp1=https://10.77.0.11:2380' 'it'\''s' '$HOME' 'a;b' '' '*' '~'"#
+            r#"'/opt/my tools/kastellan' restore '--initial-cluster=cp1=https://10.77.0.11:2380' "it's" '$HOME' 'a;b' '' '*' '~'"#
         );
     }
 
@@ -510,10 +494,16 @@ mod tests {
 
     #[test]
     fn quoting() {
-        assert_eq!(shell_quote("abc-1.2/x:y,z@h%+_"), "abc-1.2/x:y,z@h%+_");
-        assert_eq!(shell_quote(""), "''");
-        assert_eq!(shell_quote("a=b"), "'a=b'");
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
-        assert_eq!(shell_quote("line\nbreak"), "'line\nbreak'");
+        let line = |v: &[&str]| remote_line(&args(v));
+        assert_eq!(line(&["abc-1.2/x:y@h+_"]), "abc-1.2/x:y@h+_");
+        assert_eq!(line(&["", "a b"]), "'' 'a b'");
+        // `=` is quoted: a first word with one would be an assignment.
+        assert_eq!(line(&["a=b"]), "'a=b'");
+        // What the remote shell splits the line into is exactly the argv.
+        let argv = ["it's", "line\nbreak", "$HOME", "`x`", "a\"b", "*"];
+        assert_eq!(
+            shlex::split(&line(&argv)).unwrap(),
+            argv.map(String::from).to_vec()
+        );
     }
 }

@@ -103,7 +103,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
     /// The etcd snapshot to restore (checked: sha256 trailer, structure).
-    #[arg(long, value_name = "FILE", required_unless_present_any = ["bundle", "resume", "node_facts", "plan"], conflicts_with = "bundle")]
+    #[arg(long, value_name = "FILE", required_unless_present_any = ["bundle", "resume", "node_request", "plan"], conflicts_with = "bundle")]
     pub snapshot: Option<PathBuf>,
     /// A backup bundle (`kastellan backup create`): verified, its snapshot restored.
     #[arg(long, value_name = "BUNDLE")]
@@ -164,18 +164,10 @@ pub struct RestoreArgs {
     /// How ssh reaches the nodes.
     #[command(flatten)]
     pub ssh: SshArgs,
-    /// (multi-member) Run this node's phases up to and including PHASE.
-    #[arg(long, value_name = "PHASE", hide = true)]
-    pub node_step: Option<String>,
-    /// (multi-member) The run id shared by every node.
-    #[arg(long, value_name = "ID", hide = true)]
-    pub run_id: Option<String>,
-    /// (multi-member) The new cluster's --initial-cluster.
-    #[arg(long, value_name = "CLUSTER", hide = true)]
-    pub initial_cluster: Option<String>,
-    /// (multi-member) Print this node's `name=peer-urls` and exit.
-    #[arg(long, hide = true)]
-    pub node_facts: bool,
+    /// (multi-member) Answer the coordinator's request (JSON, `-` for stdin) and print
+    /// the response (JSON): how `--all-nodes` drives each node.
+    #[arg(long, value_name = "FILE", hide = true, conflicts_with_all = ["snapshot", "bundle", "resume", "plan", "all_nodes"])]
+    pub node_request: Option<PathBuf>,
     /// With --bundle: put the bundle's PKI in place too (the node's is kept in the
     /// holding dir). Without it, a bundle whose PKI differs from the node's is refused.
     #[arg(long, requires = "bundle", conflicts_with = "all_nodes")]

@@ -2,10 +2,13 @@
 //!
 //! - [`procedure`]: facts, the plan of typed actions, the actions themselves.
 //! - [`systemd`]: etcd run by a systemd unit, read as systemd reads it.
+//! - [`remote`]: the typed request and response between the node that coordinates a
+//!   multi-member restore and each control-plane node.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod procedure;
+pub mod remote;
 pub mod systemd;
 
 pub use procedure::{

@@ -623,11 +623,9 @@ pub fn member_commands(req: &Request, program: &[&str]) -> Result<Vec<MemberComm
                 argv.push(req.bump_revision.to_string());
                 argv.push("--mark-compacted".into());
             }
-            let command = argv
-                .iter()
-                .map(|a| shell_quote(a))
-                .collect::<Vec<_>>()
-                .join(" ");
+            // An argument cannot hold a NUL byte (execve would refuse it too).
+            let command =
+                shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "));
             MemberCommand {
                 member: m.clone(),
                 argv,
@@ -635,18 +633,6 @@ pub fn member_commands(req: &Request, program: &[&str]) -> Result<Vec<MemberComm
             }
         })
         .collect())
-}
-
-/// Quotes `s` for a POSIX shell when it needs it.
-pub fn shell_quote(s: &str) -> String {
-    let safe = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c));
-    if safe {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
 }
 
 #[cfg(test)]
@@ -678,20 +664,12 @@ mod tests {
         for c in &cmds {
             assert!(c.command.starts_with("kastellan etcd snapshot restore '/backup/snap 1.db' --data-dir /var/lib/etcd --name "));
             assert!(c.command.contains(
-                "--initial-cluster a=http://10.0.0.1:2380,b=http://10.0.0.2:2380 --initial-cluster-token tok"
+                "--initial-cluster 'a=http://10.0.0.1:2380,b=http://10.0.0.2:2380' --initial-cluster-token tok"
             ));
             assert!(c.command.ends_with(&format!(
                 "--initial-advertise-peer-urls {}",
                 c.member.peer_urls[0]
             )));
         }
-    }
-
-    #[test]
-    fn quoting() {
-        assert_eq!(shell_quote("abc"), "abc");
-        assert_eq!(shell_quote(""), "''");
-        assert_eq!(shell_quote("a b"), "'a b'");
-        assert_eq!(shell_quote("it's"), "'it'\\''s'");
     }
 }

@@ -51,26 +51,6 @@ fn read_passphrase(path: &Path) -> Result<SecretString> {
     Ok(SecretString::from(line))
 }
 
-async fn kube_client(global: &GlobalArgs, etc: &Path) -> Result<kube::Client> {
-    let path = global
-        .kubeconfig
-        .clone()
-        .or_else(|| std::env::var_os("KUBECONFIG").map(PathBuf::from))
-        .unwrap_or_else(|| etc.join("admin.conf"));
-    let options = kube::config::KubeConfigOptions {
-        context: global.context.clone(),
-        ..Default::default()
-    };
-    let kc = kube::config::Kubeconfig::read_from(&path)
-        .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-    let mut config = kube::Config::from_custom_kubeconfig(kc, &options)
-        .await
-        .with_context(|| format!("kubeconfig {}", path.display()))?;
-    config.connect_timeout = Some(std::time::Duration::from_secs(5));
-    config.read_timeout = Some(std::time::Duration::from_secs(30));
-    Ok(kube::Client::try_from(config)?)
-}
-
 fn create(args: &BackupCreateArgs, global: &GlobalArgs, printer: &Printer) -> Result<Outcome> {
     let encryption = match (&args.recipient[..], &args.passphrase_file) {
         ([], None) => Encryption::None,
@@ -88,7 +68,13 @@ fn create(args: &BackupCreateArgs, global: &GlobalArgs, printer: &Printer) -> Re
         allow_unencrypted_secrets: args.allow_unencrypted_secrets,
     };
     let created = super::runtime()?.block_on(async {
-        let client = kube_client(global, &args.etc_kubernetes).await?;
+        let client = super::kube::client(
+            global,
+            Some(&args.etc_kubernetes.join("admin.conf")),
+            super::kube::READ_TIMEOUT,
+        )
+        .await?
+        .client;
         let bar = printer.bytes_progress(None, "etcd snapshot");
         let note = |s: String| printer.note(s);
         let mut progress = |p: kastellan_etcd::snapshot::Progress| {

@@ -121,21 +121,8 @@ pub(crate) async fn save_snapshot(
 async fn endpoints_from_cluster(global: &crate::cli::GlobalArgs) -> Result<Vec<String>> {
     use k8s_openapi::api::core::v1::Pod;
     use kube::api::{Api, ListParams};
-    let path = global
-        .kubeconfig
-        .clone()
-        .or_else(|| std::env::var_os("KUBECONFIG").map(std::path::PathBuf::from))
-        .context("no kubeconfig (--kubeconfig or KUBECONFIG)")?;
-    let kc = kube::config::Kubeconfig::read_from(&path)
-        .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-    let options = kube::config::KubeConfigOptions {
-        context: global.context.clone(),
-        ..Default::default()
-    };
-    let config = kube::Config::from_custom_kubeconfig(kc, &options)
-        .await
-        .with_context(|| format!("kubeconfig {}", path.display()))?;
-    let pods: Api<Pod> = Api::namespaced(kube::Client::try_from(config)?, "kube-system");
+    let kube = super::kube::client(global, None, super::kube::READ_TIMEOUT).await?;
+    let pods: Api<Pod> = Api::namespaced(kube.client, "kube-system");
     for (label, flag) in [
         ("component=etcd", "--advertise-client-urls="),
         ("component=kube-apiserver", "--etcd-servers="),

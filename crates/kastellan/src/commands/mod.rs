@@ -5,6 +5,7 @@ mod certs;
 mod etcd;
 mod exporter;
 mod generate;
+mod kube;
 mod lab;
 mod node_access;
 mod restore;

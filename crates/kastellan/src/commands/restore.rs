@@ -14,103 +14,247 @@ use anyhow::{Context, Result, bail};
 use kastellan_exec::{Action as _, Described, Progress, Run};
 use kastellan_printer::{Printer, Report, Style};
 use kastellan_restore_procedure::procedure::{self, Action, Basis, Phase, Plan, ProcedureRequest};
+use kastellan_restore_procedure::remote::{self, Ask, NodeRequest, NodeResponse, NodeRun};
 use serde::Serialize;
 
 use crate::Outcome;
 use crate::cli::{AllNodesAccess, RestoreArgs};
 use crate::commands::node_access::{self, Reach};
 
-/// Runs `restore`.
-pub fn run(args: RestoreArgs, printer: &Printer) -> Result<Outcome> {
-    let state_file = args.state_file.clone().unwrap_or_else(|| {
-        args.manifests_dir
-            .parent()
-            .unwrap_or(Path::new("/etc/kubernetes"))
-            .join("kastellan-held/restore-state.json")
-    });
-    let holding_root = state_file
+/// One node's restore: from the command line, or from a coordinator's
+/// [`NodeRequest`] (one node of `--all-nodes`).
+struct Job {
+    snapshot: Option<PathBuf>,
+    bundle: Option<PathBuf>,
+    identity: Option<PathBuf>,
+    passphrase_file: Option<PathBuf>,
+    manifests_dir: PathBuf,
+    restore_dir_parent: PathBuf,
+    state_file: PathBuf,
+    holding_root: PathBuf,
+    timeout: Duration,
+    cert_dir: Option<PathBuf>,
+    etcd_unit: Option<String>,
+    restore_pki: bool,
+    dry_run: bool,
+    /// One node of a multi-member restore.
+    part: Option<Part>,
+}
+
+/// What makes a node's run one part of a multi-member restore.
+struct Part {
+    run_id: String,
+    initial_cluster: String,
+    until: Phase,
+}
+
+impl Job {
+    /// The job of the command line (a single node).
+    fn of(args: &RestoreArgs) -> Job {
+        let state_file = args
+            .state_file
+            .clone()
+            .unwrap_or_else(|| default_state_file(&args.manifests_dir));
+        Job {
+            snapshot: args.snapshot.clone(),
+            bundle: args.bundle.clone(),
+            identity: args.identity.clone(),
+            passphrase_file: args.passphrase_file.clone(),
+            manifests_dir: args.manifests_dir.clone(),
+            restore_dir_parent: args.restore_dir_parent.clone(),
+            holding_root: holding_root(&state_file),
+            state_file,
+            timeout: Duration::from_secs(args.timeout),
+            cert_dir: args.cert_dir.clone(),
+            etcd_unit: args.etcd_unit.clone(),
+            restore_pki: args.restore_pki,
+            dry_run: args.dry_run,
+            part: None,
+        }
+    }
+
+    /// The job a coordinator asks of this node (its state file beside its manifests dir).
+    fn of_request(args: &RestoreArgs, req: &NodeRequest, run: &NodeRun, dry_run: bool) -> Job {
+        let state_file = args
+            .state_file
+            .clone()
+            .unwrap_or_else(|| default_state_file(&req.manifests_dir));
+        let (snapshot, bundle, identity, passphrase_file) = match &run.source {
+            remote::Source::Snapshot { path } => (Some(path.clone()), None, None, None),
+            remote::Source::Bundle {
+                path,
+                identity,
+                passphrase_file,
+            } => (
+                None,
+                Some(path.clone()),
+                identity.clone(),
+                passphrase_file.clone(),
+            ),
+        };
+        Job {
+            snapshot,
+            bundle,
+            identity,
+            passphrase_file,
+            manifests_dir: req.manifests_dir.clone(),
+            restore_dir_parent: args.restore_dir_parent.clone(),
+            holding_root: holding_root(&state_file),
+            state_file,
+            timeout: Duration::from_secs(run.timeout_secs),
+            cert_dir: None,
+            etcd_unit: req.etcd_unit.clone(),
+            restore_pki: false,
+            dry_run,
+            part: Some(Part {
+                run_id: run.run_id.clone(),
+                initial_cluster: run.initial_cluster.clone(),
+                until: run.until,
+            }),
+        }
+    }
+}
+
+/// `kastellan-held/restore-state.json` beside the manifests dir.
+fn default_state_file(manifests_dir: &Path) -> PathBuf {
+    manifests_dir
+        .parent()
+        .unwrap_or(Path::new("/etc/kubernetes"))
+        .join("kastellan-held/restore-state.json")
+}
+
+/// The dir of the state file, where each run keeps its holding dir.
+fn holding_root(state_file: &Path) -> PathBuf {
+    state_file
         .parent()
         .unwrap_or(Path::new("/etc/kubernetes/kastellan-held"))
-        .to_path_buf();
-    let timeout = Duration::from_secs(args.timeout);
-    if args.node_facts {
-        let (name, urls) = match &args.etcd_unit {
-            Some(unit) => {
-                let facts = kastellan_restore_procedure::gather_systemd(
-                    unit,
-                    &args.manifests_dir,
-                    Path::new("/"),
-                    Path::new("/"),
-                )?;
-                let files = facts.systemd.map(|s| s.files).context("no unit facts")?;
-                let (_, e) = kastellan_restore_procedure::systemd::etcd_settings(&files)?;
-                (e.name, e.peer_urls)
-            }
-            None => {
-                let path = args.manifests_dir.join(procedure::ETCD_MANIFEST);
-                let text = std::fs::read_to_string(&path)
-                    .with_context(|| format!("reading {}", path.display()))?;
-                let flags = procedure::etcd_flags(&path, &text)?;
-                let need = |f: &str| {
-                    flags
-                        .get(f)
-                        .map(str::to_string)
-                        .with_context(|| format!("{}: no --{f}", path.display()))
-                };
-                (need("name")?, need("initial-advertise-peer-urls")?)
-            }
-        };
-        printer.raw(format!("{name}={urls}\n"))?;
-        return Ok(Outcome::Ok);
+        .to_path_buf()
+}
+
+/// What a node's job came to.
+enum Done {
+    /// The plan (a dry run: nothing changed).
+    Planned(Plan),
+    /// The run's plan and the phases done.
+    Ran(Plan, Vec<Phase>),
+}
+
+impl Done {
+    fn report(self) -> RestoreReport {
+        match self {
+            Done::Planned(plan) => RestoreReport::of(&plan, true, Vec::new()),
+            Done::Ran(plan, done) => RestoreReport::of(&plan, false, done),
+        }
     }
-    if args.resume {
-        let run = Run::resume(&state_file)?;
+}
+
+/// Runs `restore`.
+pub fn run(args: RestoreArgs, printer: &Printer) -> Result<Outcome> {
+    if let Some(file) = &args.node_request {
+        return node_request(file, &args, printer);
+    }
+    let job = Job::of(&args);
+    let done = if args.resume {
+        let run = Run::resume(&job.state_file)?;
         printer.note(resume_note(&run));
-        return drive(run, None, timeout, printer);
-    }
-    if let Some(file) = &args.plan {
-        return apply_saved(file, &args, &state_file, timeout, printer);
-    }
-    if !args.dry_run && !args.yes {
-        bail!(
-            "kastellan restore replaces the cluster's state with the snapshot's and restarts the control plane; pass --yes to do it, or --dry-run to see the plan"
-        );
-    }
-
-    let until = match args.node_step.as_deref() {
-        None => None,
-        Some(s) => Some(Phase::parse(s).with_context(|| {
-            format!(
-                "--node-step {s}: not a phase ({})",
-                Phase::ALL.map(Phase::name).join(", ")
-            )
-        })?),
+        drive(run, None, job.timeout, printer)?
+    } else if let Some(file) = &args.plan {
+        apply_saved(file, &job, args.yes, printer)?
+    } else {
+        if !args.dry_run && !args.yes {
+            bail!(
+                "kastellan restore replaces the cluster's state with the snapshot's and restarts the control plane; pass --yes to do it, or --dry-run to see the plan"
+            );
+        }
+        if args.all_nodes {
+            return all_nodes(&args, printer);
+        }
+        local(&job, printer)?
     };
-    // A node step of a run already under way resumes it (the bundle is not read again).
-    if until.is_some()
-        && !args.dry_run
-        && let Some(id) = &args.run_id
-        && let Some(state) = Journal::load(&state_file)?
-        && &state.plan.id == id
-    {
-        let run = Run::resume(&state_file)?;
-        return drive(run, until, timeout, printer);
-    }
-    if args.all_nodes {
-        return all_nodes(&args, printer);
-    }
+    printer.report(&done.report())?;
+    Ok(Outcome::Ok)
+}
 
+/// One node of `--all-nodes`: reads the coordinator's [`NodeRequest`] (JSON, from
+/// `file` or stdin with `-`), does it, and prints the [`NodeResponse`] (JSON on stdout,
+/// exit 1 with [`NodeResponse::Failed`]).
+fn node_request(file: &Path, args: &RestoreArgs, printer: &Printer) -> Result<Outcome> {
+    let bytes = if file == Path::new("-") {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)
+            .context("reading the node request on stdin")?;
+        b
+    } else {
+        std::fs::read(file).with_context(|| format!("reading {}", file.display()))?
+    };
+    let answer = NodeRequest::from_json(&bytes)
+        .map_err(anyhow::Error::from)
+        .and_then(|req| answer(&req, args, printer));
+    let response = answer.unwrap_or_else(|e| NodeResponse::Failed {
+        error: format!("{e:#}"),
+    });
+    printer.raw(format!("{}\n", serde_json::to_string(&response)?))?;
+    Ok(match response {
+        NodeResponse::Failed { .. } => Outcome::Unhealthy,
+        _ => Outcome::Ok,
+    })
+}
+
+/// Does what a [`NodeRequest`] asks.
+fn answer(req: &NodeRequest, args: &RestoreArgs, printer: &Printer) -> Result<NodeResponse> {
+    let (run, dry_run) = match &req.ask {
+        Ask::Member => {
+            return remote::member(&req.manifests_dir, req.etcd_unit.as_deref()).map_err(hint);
+        }
+        Ask::Plan(run) => (run, true),
+        Ask::Run(run) => (run, false),
+    };
+    let job = Job::of_request(args, req, run, dry_run);
+    // A step of a run already under way resumes it (the bundle is not read again).
+    if !dry_run
+        && let Some(state) = Journal::load(&job.state_file)?
+        && state.plan.id == run.run_id
+    {
+        let r = Run::resume(&job.state_file)?;
+        return Ok(ran(drive(r, Some(run.until), job.timeout, printer)?));
+    }
+    Ok(match local(&job, printer)? {
+        Done::Planned(plan) => NodeResponse::Planned {
+            plan: Box::new(plan),
+        },
+        done => ran(done),
+    })
+}
+
+/// The response of a run.
+fn ran(done: Done) -> NodeResponse {
+    match done {
+        Done::Planned(plan) => NodeResponse::Planned {
+            plan: Box::new(plan),
+        },
+        Done::Ran(plan, done) => NodeResponse::Ran { run: plan.id, done },
+    }
+}
+
+/// Plans the restore on this node and, unless it is a dry run, runs it (up to the
+/// part's phase for one node of several).
+fn local(job: &Job, printer: &Printer) -> Result<Done> {
+    let until = job.part.as_ref().map(|p| p.until);
     // The snapshot: given, or checked out of the bundle.
-    let (snapshot, _scratch) = snapshot_file(&args, &holding_root)?;
+    let (snapshot, _scratch) = snapshot_file(job)?;
     let spinner = printer.spinner("checking the snapshot");
     let checked = kastellan_restore::Source::open(&snapshot, false).and_then(|s| s.verify_hash());
     spinner.finish_and_clear();
     checked?;
 
-    let run_id = args.run_id.clone().unwrap_or_else(run_id);
+    let run_id = job
+        .part
+        .as_ref()
+        .map(|p| p.run_id.clone())
+        .unwrap_or_else(run_id);
     // A bundle's PKI must match the node's, or be put in place too (--restore-pki).
-    let node_pki = args.cert_dir.clone().unwrap_or_else(|| {
-        args.manifests_dir
+    let node_pki = job.cert_dir.clone().unwrap_or_else(|| {
+        job.manifests_dir
             .parent()
             .unwrap_or(Path::new("/etc/kubernetes"))
             .join("pki")
@@ -119,7 +263,7 @@ pub fn run(args: RestoreArgs, printer: &Printer) -> Result<Outcome> {
     if let Some(scratch) = &_scratch {
         // One node of several: its own certificates differ from the bundle's node's by
         // design; the cluster-wide CAs and service-account keys must not.
-        let shared_only = until.is_some();
+        let shared_only = job.part.is_some();
         let diffs = pki_differences(&scratch.path().join("pki"), &node_pki, shared_only)?;
         if shared_only && !diffs.is_empty() {
             bail!(
@@ -128,43 +272,42 @@ pub fn run(args: RestoreArgs, printer: &Printer) -> Result<Outcome> {
                 diffs.join(", ")
             );
         }
-        if !diffs.is_empty() && !args.restore_pki {
+        if !diffs.is_empty() && !job.restore_pki {
             bail!(
                 "the bundle's PKI differs from this node's ({}): {}; restoring etcd alone would leave certificates and service-account keys that do not match the restored cluster. Pass --restore-pki to put the bundle's PKI in place too (the node's is kept in the holding dir)",
                 node_pki.display(),
                 diffs.join(", ")
             );
         }
-        if args.restore_pki && !diffs.is_empty() {
+        if job.restore_pki && !diffs.is_empty() {
             pki = Some(procedure::PkiRestore {
-                from: holding_root.join(&run_id).join("pki-from-bundle"),
+                from: job.holding_root.join(&run_id).join("pki-from-bundle"),
                 to: node_pki.clone(),
             });
         }
     }
     // A bundle's snapshot is kept in the run's holding dir, so a resumed run finds it.
     let kept_snapshot = match &_scratch {
-        Some(_) => holding_root.join(&run_id).join("snapshot.db"),
+        Some(_) => job.holding_root.join(&run_id).join("snapshot.db"),
         None => snapshot.clone(),
     };
     let req = ProcedureRequest {
         snapshot: kept_snapshot,
         run_id: run_id.clone(),
-        restore_dir_parent: args.restore_dir_parent.clone(),
-        holding_root,
-        initial_cluster: args.initial_cluster.clone(),
-        all_nodes: args.node_step.is_some(),
+        restore_dir_parent: job.restore_dir_parent.clone(),
+        holding_root: job.holding_root.clone(),
+        initial_cluster: job.part.as_ref().map(|p| p.initial_cluster.clone()),
+        all_nodes: job.part.is_some(),
         pki: pki.clone(),
         node: kastellan_health::local::hostname(),
     };
     // A run under way has moved manifests out: say so before reading the node's facts,
     // which that run has changed.
-    refuse_in_progress(&state_file)?;
-    let facts = gather(&args, &snapshot)?;
+    refuse_in_progress(&job.state_file)?;
+    let facts = gather(job, &snapshot)?;
     let plan = procedure::plan(&facts, &req).map_err(hint)?;
-    if args.dry_run {
-        printer.report(&RestoreReport::of(&plan, true, Vec::new()))?;
-        return Ok(Outcome::Ok);
+    if job.dry_run {
+        return Ok(Done::Planned(plan));
     }
     let summary = &plan.facts.summary;
     if summary.new_data_dir.exists() {
@@ -183,22 +326,22 @@ pub fn run(args: RestoreArgs, printer: &Printer) -> Result<Outcome> {
         std::fs::rename(scratch.path().join("pki"), &pki.from)
             .with_context(|| format!("keeping the bundle's PKI in {}", pki.from.display()))?;
     }
-    let run = Run::start(plan, &state_file)?;
-    drive(run, until, timeout, printer)
+    let run = Run::start(plan, &job.state_file)?;
+    drive(run, until, job.timeout, printer)
 }
 
 /// The node's facts, from its manifests or etcd's unit.
-fn gather(args: &RestoreArgs, snapshot: &Path) -> Result<procedure::Facts> {
-    match &args.etcd_unit {
+fn gather(job: &Job, snapshot: &Path) -> Result<procedure::Facts> {
+    match &job.etcd_unit {
         Some(unit) => kastellan_restore_procedure::gather_systemd(
             unit,
-            &args.manifests_dir,
-            &args.restore_dir_parent,
+            &job.manifests_dir,
+            &job.restore_dir_parent,
             snapshot,
         ),
         None => kastellan_restore_procedure::gather(
-            &args.manifests_dir,
-            &args.restore_dir_parent,
+            &job.manifests_dir,
+            &job.restore_dir_parent,
             snapshot,
         ),
     }
@@ -262,13 +405,7 @@ fn resume_note(run: &Run<Action, Basis>) -> String {
 
 /// `--plan FILE`: applies a saved plan (the JSON of `--dry-run -o json`, or the bare
 /// plan) once the node's facts, read again now, still give exactly that plan.
-fn apply_saved(
-    file: &Path,
-    args: &RestoreArgs,
-    state_file: &Path,
-    timeout: Duration,
-    printer: &Printer,
-) -> Result<Outcome> {
+fn apply_saved(file: &Path, job: &Job, yes: bool, printer: &Printer) -> Result<Done> {
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let value: serde_json::Value = serde_json::from_slice(&bytes)
         .with_context(|| format!("{}: not JSON (save the plan with -o json)", file.display()))?;
@@ -279,12 +416,12 @@ fn apply_saved(
         "{}: a plan that restores a bundle's PKI or several nodes cannot be applied from a file; run the restore again",
         file.display()
     );
-    refuse_in_progress(state_file)?;
+    refuse_in_progress(&job.state_file)?;
     let snapshot = saved.facts.request.snapshot.clone();
     kastellan_restore::Source::open(&snapshot, false)
         .and_then(|s| s.verify_hash())
         .with_context(|| format!("the plan's snapshot {}", snapshot.display()))?;
-    let now = gather(args, &snapshot)?;
+    let now = gather(job, &snapshot)?;
     let mut fresh = procedure::plan(&now, &saved.facts.request).map_err(hint)?;
     // Free space moves all the time: the plan above checked that there is still room,
     // so it is no difference.
@@ -297,17 +434,16 @@ fn apply_saved(
         "{}: its steps are not the ones kastellan plans for this node's facts (edited by hand?); refused",
         file.display()
     );
-    if args.dry_run {
-        printer.report(&RestoreReport::of(&saved, true, Vec::new()))?;
-        return Ok(Outcome::Ok);
+    if job.dry_run {
+        return Ok(Done::Planned(saved));
     }
     anyhow::ensure!(
-        args.yes,
+        yes,
         "kastellan restore replaces the cluster's state with the snapshot's and restarts the control plane; pass --yes to apply {}",
         file.display()
     );
-    let run = Run::start(saved, state_file)?;
-    drive(run, None, timeout, printer)
+    let run = Run::start(saved, &job.state_file)?;
+    drive(run, None, job.timeout, printer)
 }
 
 /// Runs the steps of `run` (those of the phases up to `until`, or all) and reports.
@@ -316,7 +452,7 @@ fn drive(
     until: Option<Phase>,
     timeout: Duration,
     printer: &Printer,
-) -> Result<Outcome> {
+) -> Result<Done> {
     let ctx = procedure::Context {
         probe: Box::new(HttpProbe::new()?),
         timeout,
@@ -330,19 +466,15 @@ fn drive(
                 Ok(Progress::Running(_)) => bail!("a run with no step left is not finished"),
                 Err(failure) => return Err(failed(&failure)),
             };
-            return finish(f, printer);
+            return finish(f);
         };
         let next = &next;
         let phase = procedure::phase_of(next);
         if let (Some(u), Some(p)) = (until, phase)
             && p > u
         {
-            printer.report(&RestoreReport::of(
-                &run.journal().plan,
-                false,
-                phases_done(run.journal()),
-            ))?;
-            return Ok(Outcome::Ok);
+            let j = run.journal();
+            return Ok(Done::Ran(j.plan.clone(), phases_done(j)));
         }
         let label = format!(
             "{}: {}",
@@ -361,23 +493,19 @@ fn drive(
                 printer.note(format!("done: {label}"));
                 run = r;
             }
-            Ok(Progress::Finished(f)) => return finish(f, printer),
+            Ok(Progress::Finished(f)) => return finish(f),
             Err(failure) => return Err(failed(&failure)),
         }
     }
 }
 
-/// Closes a finished run's journal into its holding dir and reports.
-fn finish(f: kastellan_exec::Finished<Action, Basis>, printer: &Printer) -> Result<Outcome> {
+/// Closes a finished run's journal into its holding dir.
+fn finish(f: kastellan_exec::Finished<Action, Basis>) -> Result<Done> {
     let summary = &f.journal().plan.facts.summary;
     let archive = summary.holding_dir.join("restore-state.json");
     let journal = f.close(&archive)?;
-    printer.report(&RestoreReport::of(
-        &journal.plan,
-        false,
-        phases_done(&journal),
-    ))?;
-    Ok(Outcome::Ok)
+    let done = phases_done(&journal);
+    Ok(Done::Ran(journal.plan, done))
 }
 
 /// The phases a journal has done entirely.
@@ -454,17 +582,14 @@ fn pki_differences(bundle_pki: &Path, node_pki: &Path, shared_only: bool) -> Res
 
 /// The snapshot to restore: `--snapshot`, or the one in `--bundle` (verified, extracted
 /// into a scratch dir that lives as long as the returned guard).
-fn snapshot_file(
-    args: &RestoreArgs,
-    holding_root: &Path,
-) -> Result<(PathBuf, Option<tempfile_guard::Guard>)> {
-    if let Some(s) = &args.snapshot {
+fn snapshot_file(job: &Job) -> Result<(PathBuf, Option<tempfile_guard::Guard>)> {
+    if let Some(s) = &job.snapshot {
         return Ok((s.clone(), None));
     }
-    let Some(bundle) = &args.bundle else {
+    let Some(bundle) = &job.bundle else {
         bail!("give --snapshot FILE or --bundle BUNDLE");
     };
-    let decryption = match (&args.identity, &args.passphrase_file) {
+    let decryption = match (&job.identity, &job.passphrase_file) {
         (Some(i), _) => kastellan_bundle::Decryption::IdentityFile(i.clone()),
         (None, Some(p)) => {
             let text = std::fs::read_to_string(p)
@@ -475,7 +600,7 @@ fn snapshot_file(
         }
         (None, None) => kastellan_bundle::Decryption::None,
     };
-    let guard = tempfile_guard::Guard::new(holding_root)?;
+    let guard = tempfile_guard::Guard::new(&job.holding_root)?;
     let to = guard.path().join("snapshot.db");
     kastellan_bundle::verify_and_extract_pki(bundle, &decryption, &to, &guard.path().join("pki"))
         .with_context(|| format!("bundle {}", bundle.display()))?;
@@ -603,105 +728,92 @@ fn all_nodes(args: &RestoreArgs, printer: &Printer) -> Result<Outcome> {
     anyhow::ensure!(!nodes.is_empty(), "no control-plane nodes to restore");
     // Each step on a node: its waits have --timeout each; a large data dir takes time.
     let step_timeout = Duration::from_secs(args.timeout.saturating_mul(3).saturating_add(600));
-    let on_node = |n: &str, args: &[String]| -> Result<kastellan_access::Output> {
-        let argv = std::iter::once(reach.kastellan.clone()).chain(args.iter().cloned());
-        let cmd = kastellan_access::NodeCommand::new(argv).timeout(step_timeout);
-        Ok(reach.access.run(n, &cmd)?)
+    // One request to one node: `kastellan restore --node-request -` there, the request
+    // on its stdin, the response on its stdout.
+    let ask = |n: &str, ask: Ask| -> Result<NodeResponse> {
+        let req = NodeRequest {
+            protocol: remote::PROTOCOL,
+            manifests_dir: args.manifests_dir.clone(),
+            etcd_unit: args.etcd_unit.clone(),
+            ask,
+        };
+        let argv = [
+            reach.kastellan.as_str(),
+            "restore",
+            "--quiet",
+            "--node-request",
+            "-",
+        ];
+        let cmd = kastellan_access::NodeCommand::new(argv)
+            .stdin(kastellan_access::Payload::Bytes(serde_json::to_vec(&req)?))
+            .timeout(step_timeout);
+        let out = reach.access.run(n, &cmd)?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let Some(line) = stdout.lines().rev().find(|l| l.starts_with('{')) else {
+            bail!(
+                "{n}: kastellan restore --node-request answered nothing (exit {}): {}",
+                out.status,
+                out.stderr_tail(5)
+            );
+        };
+        let response: NodeResponse = serde_json::from_str(line).with_context(|| {
+            format!("{n}: reading its response (is kastellan there the same version?)")
+        })?;
+        match response {
+            NodeResponse::Failed { error } => bail!("{n}: {error}"),
+            r => Ok(r),
+        }
     };
     let absolute =
         |p: &Path| std::fs::canonicalize(p).with_context(|| format!("resolving {}", p.display()));
     // What every node restores: the same snapshot file, or the same bundle (each node
     // verifies it and compares its PKI), at the same path on every node.
-    let mut source: Vec<String> = Vec::new();
-    if let Some(snapshot) = &args.snapshot {
+    let source = if let Some(snapshot) = &args.snapshot {
         let spinner = printer.spinner("checking the snapshot");
         let checked =
             kastellan_restore::Source::open(snapshot, false).and_then(|s| s.verify_hash());
         spinner.finish_and_clear();
         checked?;
-        source.extend([
-            "--snapshot".into(),
-            absolute(snapshot)?.display().to_string(),
-        ]);
-    } else if let Some(bundle) = &args.bundle {
-        source.extend(["--bundle".into(), absolute(bundle)?.display().to_string()]);
-        if let Some(i) = &args.identity {
-            source.extend(["--identity".into(), absolute(i)?.display().to_string()]);
+        remote::Source::Snapshot {
+            path: absolute(snapshot)?,
         }
-        if let Some(p) = &args.passphrase_file {
-            source.extend([
-                "--passphrase-file".into(),
-                absolute(p)?.display().to_string(),
-            ]);
+    } else if let Some(bundle) = &args.bundle {
+        remote::Source::Bundle {
+            path: absolute(bundle)?,
+            identity: args.identity.as_deref().map(absolute).transpose()?,
+            passphrase_file: args.passphrase_file.as_deref().map(absolute).transpose()?,
         }
     } else {
         bail!("give --snapshot FILE or --bundle BUNDLE");
-    }
-    let unit: Vec<String> = match &args.etcd_unit {
-        Some(u) => vec!["--etcd-unit".into(), u.clone()],
-        None => Vec::new(),
     };
     let mut members = Vec::new();
     for n in &nodes {
-        let mut facts_args = vec![
-            "restore".to_string(),
-            "--node-facts".into(),
-            "--manifests-dir".into(),
-            args.manifests_dir.display().to_string(),
-        ];
-        facts_args.extend(unit.iter().cloned());
-        let out = on_node(n, &facts_args)
-            .with_context(|| format!("{n}: running kastellan restore --node-facts"))?;
-        anyhow::ensure!(
-            out.status.success(),
-            "{n}: reading etcd's flags failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
+        let r = ask(n, Ask::Member).with_context(|| format!("{n}: reading etcd's member"))?;
+        members.push(
+            r.member_entry()
+                .with_context(|| format!("{n}: answered {r:?}, not its member"))?,
         );
-        members.push(String::from_utf8_lossy(&out.stdout).trim().to_string());
     }
     let initial_cluster = members.join(",");
-    let run_id = args.run_id.clone().unwrap_or_else(run_id);
-    let mut base: Vec<String> = vec!["restore".into()];
-    base.extend(source);
-    base.extend([
-        "--run-id".into(),
-        run_id.clone(),
-        "--initial-cluster".into(),
-        initial_cluster.clone(),
-        "--manifests-dir".into(),
-        args.manifests_dir.display().to_string(),
-        "--timeout".into(),
-        args.timeout.to_string(),
-        "--yes".into(),
-        "--quiet".into(),
-    ]);
-    base.extend(unit);
+    let run_id = run_id();
+    let part = |until: Phase| NodeRun {
+        source: source.clone(),
+        run_id: run_id.clone(),
+        initial_cluster: initial_cluster.clone(),
+        timeout_secs: args.timeout,
+        until,
+    };
 
     // Every node plans first; nothing changes unless all of them can go ahead.
     let mut plans = Vec::new();
     for n in &nodes {
-        let mut a = base.clone();
-        a.extend([
-            "--dry-run".into(),
-            "--node-step".into(),
-            Phase::WaitApiserver.name().into(),
-            "--output=json".into(),
-        ]);
         let spinner = printer.spinner(&format!("{n}: checking"));
-        let out = on_node(n, &a);
+        let r = ask(n, Ask::Plan(part(Phase::WaitApiserver)));
         spinner.finish_and_clear();
-        let out = out.with_context(|| {
-            format!("{n}: running kastellan restore --dry-run\nNothing was changed on any node.")
-        })?;
-        if !out.status.success() {
-            bail!(
-                "{n}: {}\nNothing was changed on any node.",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
+        match r.context("Nothing was changed on any node.")? {
+            NodeResponse::Planned { plan } => plans.push((n.clone(), *plan)),
+            other => bail!("{n}: answered {other:?}, not a plan\nNothing was changed on any node."),
         }
-        let planned: NodePlan = serde_json::from_slice(&out.stdout)
-            .with_context(|| format!("{n}: reading the plan kastellan printed there"))?;
-        plans.push((n.clone(), planned.plan));
     }
     let report = |done: bool| AllNodesReport {
         dry_run: !done,
@@ -736,17 +848,16 @@ fn all_nodes(args: &RestoreArgs, printer: &Printer) -> Result<Outcome> {
     ));
     for phase in Phase::ALL {
         for n in &nodes {
-            let mut a = base.clone();
-            a.extend(["--node-step".into(), phase.name().into()]);
             let spinner = printer.spinner(&format!("{n}: {phase}"));
-            let out = on_node(n, &a).with_context(|| format!("{n}: running phase {phase}"));
+            let r = ask(n, Ask::Run(part(phase)));
             spinner.finish_and_clear();
-            let out = out?;
-            if !out.status.success() {
-                bail!(
-                    "{n}: phase {phase} failed: {}\nFix the cause, then run the same command again on every node with --node-step (or `kastellan restore --resume` on {n})",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
+            match r {
+                Ok(NodeResponse::Ran { done, .. })
+                    if done.contains(&phase) || !plan_has(&plans, n, phase) => {}
+                Ok(other) => bail!("{n}: phase {phase} not done: it answered {other:?}"),
+                Err(e) => bail!(
+                    "phase {phase} failed: {e:#}\nFix the cause, then run `kastellan restore --resume` on {n}, and the same --all-nodes command again for the other nodes (each node resumes run {run_id} where it stopped)"
+                ),
             }
             printer.note(format!("{n}: {phase} done"));
         }
@@ -755,10 +866,11 @@ fn all_nodes(args: &RestoreArgs, printer: &Printer) -> Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-/// What a node's `restore --dry-run -o json` prints (the part read back).
-#[derive(Debug, serde::Deserialize)]
-struct NodePlan {
-    plan: Plan,
+/// Whether node `n`'s plan has steps in `phase`.
+fn plan_has(plans: &[(String, Plan)], n: &str, phase: Phase) -> bool {
+    plans
+        .iter()
+        .any(|(node, p)| node == n && p.phases().contains(&phase.name()))
 }
 
 /// The report of `--all-nodes`.

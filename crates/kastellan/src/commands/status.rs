@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use kastellan_health::cluster::{self, NodeReports};
 use kastellan_health::local::{self, LocalOptions};
 use kastellan_health::{State, StatusReport, Verdict};
@@ -127,7 +127,9 @@ pub async fn gather(p: &ProbeArgs, global: &GlobalArgs) -> Result<StatusReport> 
         return Ok(report);
     }
 
-    let (kubeconfig, client) = match client(global).await {
+    // Short reads: a hung apiserver is a finding, not a reason to wait.
+    let kube = super::kube::client(global, None, Duration::from_secs(10)).await;
+    let (kubeconfig, client) = match kube.map(|k| (k.path, k.client)) {
         Ok(x) => x,
         Err(e) => {
             let mut r = StatusReport::new(Vec::new(), None, Vec::new());
@@ -167,33 +169,6 @@ pub async fn gather(p: &ProbeArgs, global: &GlobalArgs) -> Result<StatusReport> 
         }
     }
     Ok(cluster::merge(checks, &nodes, local, access.as_ref()))
-}
-
-async fn client(global: &GlobalArgs) -> Result<(Option<PathBuf>, kube::Client)> {
-    let path = global
-        .kubeconfig
-        .clone()
-        .or_else(|| std::env::var_os("KUBECONFIG").map(PathBuf::from));
-    let options = kube::config::KubeConfigOptions {
-        context: global.context.clone(),
-        ..Default::default()
-    };
-    let config = match &path {
-        Some(p) => {
-            let kc = kube::config::Kubeconfig::read_from(p)
-                .with_context(|| format!("reading kubeconfig {}", p.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &options)
-                .await
-                .with_context(|| format!("kubeconfig {}", p.display()))?
-        }
-        None => kube::Config::from_kubeconfig(&options)
-            .await
-            .context("no kubeconfig (--kubeconfig or KUBECONFIG)")?,
-    };
-    let mut config = config;
-    config.connect_timeout = Some(Duration::from_secs(5));
-    config.read_timeout = Some(Duration::from_secs(10));
-    Ok((path, kube::Client::try_from(config)?))
 }
 
 fn fallback_nodes(p: &ProbeArgs, reach: Option<&Reach>) -> Vec<cluster::NodeInfo> {

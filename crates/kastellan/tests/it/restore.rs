@@ -742,8 +742,75 @@ fn real_etcd_cli_restore_non_empty_target_and_in_progress() {
     std::fs::create_dir_all(root.join("var-lib/etcd-restore-20260101T000000Z/x")).unwrap();
     node_dir(root, free_port());
     let before = tree(root);
-    let out = restore_in(root, &snap, &["--yes", "--run-id", "20260101T000000Z"]);
-    refused(&out, "exists already");
+    // One node of an --all-nodes run, asked through the node protocol to run the first
+    // phase of run 20260101T000000Z, whose data dir exists: refused, in the response.
+    let request = serde_json::json!({
+        "protocol": 1,
+        "manifestsDir": root.join("kubernetes/manifests"),
+        "etcdUnit": null,
+        "ask": {
+            "kind": "run",
+            "source": {"kind": "snapshot", "path": snap},
+            "runId": "20260101T000000Z",
+            "initialCluster": "cp1=https://10.0.0.1:2380",
+            "timeoutSecs": 2,
+            "until": "stop-control-plane",
+        },
+    });
+    let answer = |request: &serde_json::Value| -> (Option<i32>, serde_json::Value) {
+        let mut child = kastellan()
+            .args(["restore", "--quiet", "--node-request", "-"])
+            .arg("--restore-dir-parent")
+            .arg(root.join("var-lib"))
+            .env_remove("KASTELLAN_RESTORE_DIR_PARENT")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(
+            &mut child.stdin.take().unwrap(),
+            &serde_json::to_vec(request).unwrap(),
+        )
+        .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            serde_json::from_slice(&out.stdout)
+                .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout))),
+        )
+    };
+    let (code, response) = answer(&request);
+    assert_eq!(code, Some(1), "{response}");
+    assert_eq!(response["kind"], "failed", "{response}");
+    assert!(
+        response["error"]
+            .as_str()
+            .unwrap()
+            .contains("exists already"),
+        "{response}"
+    );
+    assert_eq!(tree(root), before);
+    // Its member, read from etcd's manifest; and a request of another protocol refused.
+    let member = serde_json::json!({
+        "protocol": 1,
+        "manifestsDir": root.join("kubernetes/manifests"),
+        "etcdUnit": null,
+        "ask": {"kind": "member"},
+    });
+    let (code, response) = answer(&member);
+    assert_eq!(code, Some(0), "{response}");
+    assert_eq!(
+        response,
+        serde_json::json!({"kind": "member", "name": "cp1", "peerUrls": "https://10.0.0.1:2380"})
+    );
+    let mut future = member.clone();
+    future["protocol"] = 2.into();
+    let (code, response) = answer(&future);
+    assert_eq!(code, Some(1), "{response}");
+    assert!(
+        response["error"].as_str().unwrap().contains("protocol 2"),
+        "{response}"
+    );
     assert_eq!(tree(root), before);
 
     // A state file from an unfinished run: a new restore refuses.

@@ -1,0 +1,64 @@
+//! The one way every command gets a Kubernetes client: `--kubeconfig`, else
+//! `$KUBECONFIG`, else the command's own fallback (e.g. `/etc/kubernetes/admin.conf` on a
+//! control-plane node), else kube-rs's defaults (`~/.kube/config`, in-cluster); the
+//! context of `--context`; the same timeouts.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::cli::GlobalArgs;
+
+/// How long connecting to the apiserver may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one API read may take, unless the command says otherwise.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A client, and the kubeconfig file it came from (none: kube-rs's defaults).
+pub struct Kube {
+    /// The kubeconfig file read, if one was named.
+    pub path: Option<PathBuf>,
+    /// The client.
+    pub client: kube::Client,
+}
+
+/// The kubeconfig file the options name (`--kubeconfig`, `$KUBECONFIG`, `fallback`).
+pub fn kubeconfig_path(global: &GlobalArgs, fallback: Option<&Path>) -> Option<PathBuf> {
+    global
+        .kubeconfig
+        .clone()
+        .or_else(|| std::env::var_os("KUBECONFIG").map(PathBuf::from))
+        .or_else(|| fallback.map(Path::to_path_buf))
+}
+
+/// A client as the global options say, with [`CONNECT_TIMEOUT`] and `read_timeout`.
+pub async fn client(
+    global: &GlobalArgs,
+    fallback: Option<&Path>,
+    read_timeout: Duration,
+) -> Result<Kube> {
+    let path = kubeconfig_path(global, fallback);
+    let options = kube::config::KubeConfigOptions {
+        context: global.context.clone(),
+        ..Default::default()
+    };
+    let mut config = match &path {
+        Some(p) => {
+            let kc = kube::config::Kubeconfig::read_from(p)
+                .with_context(|| format!("reading kubeconfig {}", p.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &options)
+                .await
+                .with_context(|| format!("kubeconfig {}", p.display()))?
+        }
+        None => kube::Config::from_kubeconfig(&options)
+            .await
+            .context("no kubeconfig (give --kubeconfig FILE or set KUBECONFIG)")?,
+    };
+    config.connect_timeout = Some(CONNECT_TIMEOUT);
+    config.read_timeout = Some(read_timeout);
+    Ok(Kube {
+        path,
+        client: kube::Client::try_from(config)?,
+    })
+}
