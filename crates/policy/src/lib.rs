@@ -9,11 +9,16 @@
 //!   `1.28.3-1.1`, `1.28.3-150500.1.1`).
 //! - [`support`]: each minor's release and end-of-life date (1.16 to 1.36), the support
 //!   status of a minor on a date, the newest minor released on a date.
+//! - [`skew`]: the version-skew policy as it stood in each era, checked against a
+//!   [`skew::Cluster`] of facts ([`skew::check`]), what must move before the control
+//!   plane can go to the next minor ([`skew::blockers_for_hop`]), and one-minor-at-a-time
+//!   upgrade paths ([`skew::path`]).
 //! - [`removed`]: the API group/versions that stopped being served, by minor.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod removed;
+pub mod skew;
 pub mod support;
 pub mod version;
 
