@@ -97,6 +97,45 @@ pub enum Command {
     ///
     /// Resumable (--resume); --dry-run prints every step with its paths.
     Restore(Box<RestoreArgs>),
+
+    /// Every component's version, where each figure came from and how it is installed,
+    /// and each minor's support window (exit 1 when one is past its end of life).
+    Versions(VersionsArgs),
+
+    /// Upgrade planning: the version-skew policy checked against the cluster.
+    #[command(subcommand)]
+    Upgrade(UpgradeCommand),
+}
+
+/// `kastellan upgrade ...`.
+#[derive(Debug, Subcommand)]
+pub enum UpgradeCommand {
+    /// List every version-skew violation with the rule it breaks and the components
+    /// involved (exit 1 when there is one).
+    Check(VersionsArgs),
+}
+
+/// Arguments of `versions` and `upgrade check`.
+#[derive(Debug, Args)]
+pub struct VersionsArgs {
+    /// Also read each node's kubeadm, kubelet and kubectl packages (installed, candidate,
+    /// held), its Kubernetes package repository and its OS, over ssh.
+    #[arg(long)]
+    pub packages: bool,
+    /// The nodes whose packages are read (default: the inventory's, else every Node).
+    #[arg(
+        long,
+        value_name = "NODES",
+        value_delimiter = ',',
+        requires = "packages"
+    )]
+    pub nodes: Vec<String>,
+    /// How ssh reaches the nodes (with --packages).
+    #[command(flatten)]
+    pub ssh: SshArgs,
+    /// Judge support windows on this date (YYYY-MM-DD) instead of today.
+    #[arg(long, value_name = "DATE")]
+    pub date: Option<jiff::civil::Date>,
 }
 
 /// Arguments of `restore`.

@@ -19,6 +19,8 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Kube {
     /// The kubeconfig file read, if one was named.
     pub path: Option<PathBuf>,
+    /// The configuration the client was made from.
+    pub config: kube::Config,
     /// The client.
     pub client: kube::Client,
 }
@@ -59,6 +61,7 @@ pub async fn client(
     config.read_timeout = Some(read_timeout);
     Ok(Kube {
         path,
-        client: kube::Client::try_from(config)?,
+        client: kube::Client::try_from(config.clone())?,
+        config,
     })
 }

@@ -10,6 +10,7 @@ mod lab;
 mod node_access;
 mod restore;
 mod status;
+mod versions;
 
 use anyhow::Result;
 use kastellan_printer::Printer;
@@ -28,6 +29,10 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<Outcome> {
         Command::Status(args) => status::run(args, &cli.global, printer),
         Command::Exporter(args) => exporter::run(args, &cli.global, printer),
         Command::Restore(args) => restore::run(*args, printer),
+        Command::Versions(args) => versions::versions(&args, &cli.global, printer),
+        Command::Upgrade(crate::cli::UpgradeCommand::Check(args)) => {
+            versions::check(&args, &cli.global, printer)
+        }
     }
 }
 

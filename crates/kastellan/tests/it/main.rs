@@ -22,6 +22,7 @@ mod restore;
 mod restore_systemd;
 mod snapshot_cli;
 mod status;
+mod versions;
 
 use std::path::PathBuf;
 use std::process::Command;

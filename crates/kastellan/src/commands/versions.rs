@@ -1,0 +1,295 @@
+//! `kastellan versions` and `kastellan upgrade check`: the facts of `kastellan-upgrade`,
+//! judged by the policies of `kastellan-policy`.
+//!
+//! JSON (`-o json`) of `versions`: `{found: [{component, instance, version, reported,
+//! source, installed}], nodes: [...], support: [{minor, components, support,
+//! endOfLife}], problems, newestReleased}`; of `upgrade check`: `{violations: [{rule,
+//! statement, era, source, components}], checked}`.
+
+use std::fmt::Write as _;
+
+use anyhow::Result;
+use kastellan_policy::skew::{self, Violation};
+use kastellan_policy::support::Support;
+use kastellan_printer::{Printer, Report, Style, Table};
+use kastellan_upgrade::Versions;
+use kastellan_upgrade::packages::{self, NodePackages};
+use serde::Serialize;
+
+use crate::Outcome;
+use crate::cli::{GlobalArgs, VersionsArgs};
+use crate::commands::node_access;
+
+/// Runs `versions`.
+pub fn versions(args: &VersionsArgs, global: &GlobalArgs, printer: &Printer) -> Result<Outcome> {
+    let v = gather(args, global, printer)?;
+    printer.report(&VersionsReport(&v))?;
+    Ok(if v.past_end_of_life().is_empty() {
+        Outcome::Ok
+    } else {
+        Outcome::Unhealthy
+    })
+}
+
+/// Runs `upgrade check`.
+pub fn check(args: &VersionsArgs, global: &GlobalArgs, printer: &Printer) -> Result<Outcome> {
+    let v = gather(args, global, printer)?;
+    let cluster = v.cluster();
+    let violations = skew::check(&cluster);
+    let report = CheckReport {
+        violations: violations.iter().map(ViolationView::of).collect(),
+        checked: cluster.components.len(),
+        problems: v.problems.clone(),
+    };
+    printer.report(&report)?;
+    Ok(if violations.is_empty() {
+        Outcome::Ok
+    } else {
+        Outcome::Unhealthy
+    })
+}
+
+/// The versions the API shows, the nodes' packages when asked, the support windows.
+fn gather(args: &VersionsArgs, global: &GlobalArgs, printer: &Printer) -> Result<Versions> {
+    let rt = super::runtime()?;
+    let spinner = printer.spinner("reading versions");
+    let v = rt.block_on(async {
+        let kube = super::kube::client(global, None, super::kube::READ_TIMEOUT).await?;
+        anyhow::Ok(kastellan_upgrade::versions::discover(kube.config).await?)
+    });
+    spinner.finish_and_clear();
+    let mut v = v?;
+    if args.packages {
+        let nodes = node_packages(args, &v, printer)?;
+        v.add_packages(nodes);
+    }
+    let today = args.date.unwrap_or_else(|| jiff::Zoned::now().date());
+    v.add_support(today);
+    Ok(v)
+}
+
+/// Runs the package script on every node over ssh.
+fn node_packages(
+    args: &VersionsArgs,
+    v: &Versions,
+    printer: &Printer,
+) -> Result<Vec<NodePackages>> {
+    let lab = node_access::unconfigured(&args.ssh) && node_access::lab_ssh_up();
+    if lab {
+        printer.warn(
+            "--packages: the lab's nodes share this host's package database (no per-node \
+             package roots yet), so their packages are not reported",
+        );
+        return Ok(Vec::new());
+    }
+    let reach = node_access::ssh(&args.ssh, false)?;
+    let names: Vec<String> = if !args.nodes.is_empty() {
+        args.nodes.clone()
+    } else if let Some(inv) = &reach.inventory {
+        let mut all = inv.names(kastellan_access::Role::ControlPlane);
+        all.extend(inv.names(kastellan_access::Role::Worker));
+        all
+    } else {
+        let mut n: Vec<String> = v
+            .found
+            .iter()
+            .filter(|f| f.component == kastellan_upgrade::Component::Kubelet)
+            .map(|f| f.instance.clone())
+            .collect();
+        n.dedup();
+        n
+    };
+    let mut out = Vec::new();
+    for node in names {
+        let spinner = printer.spinner(&format!("{node}: packages"));
+        let cmd = kastellan_access::NodeCommand::new(["sh", "-c", packages::SCRIPT])
+            .timeout(std::time::Duration::from_secs(60));
+        let answer = reach.access.run(&node, &cmd);
+        spinner.finish_and_clear();
+        out.push(match answer {
+            Ok(o) if o.success() => packages::parse(&node, &String::from_utf8_lossy(&o.stdout)),
+            Ok(o) => NodePackages {
+                node: node.clone(),
+                error: Some(format!("exit {}: {}", o.status, o.stderr_tail(3))),
+                ..NodePackages::default()
+            },
+            Err(e) => NodePackages {
+                node: node.clone(),
+                error: Some(e.to_string()),
+                ..NodePackages::default()
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// The `versions` report.
+struct VersionsReport<'a>(&'a Versions);
+
+impl Serialize for VersionsReport<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl Report for VersionsReport<'_> {
+    fn render(&self, out: &mut String, style: &Style) {
+        let v = self.0;
+        let mut t = Table::new(["COMPONENT", "WHERE", "VERSION", "INSTALLED AS"]);
+        for f in &v.found {
+            t.row([
+                f.component.name().to_string(),
+                f.instance.clone(),
+                f.reported.clone(),
+                serde_plain(&f.installed),
+            ]);
+        }
+        t.render_into(out);
+        let _ = writeln!(out, "\nsources:");
+        for f in &v.found {
+            let _ = writeln!(out, "  {} {}: {}", f.component.name(), f.instance, f.source);
+        }
+        for n in &v.nodes {
+            let _ = writeln!(out, "\n{}", style.bold(&format!("== {} ==", n.node)));
+            if let Some(e) = &n.error {
+                let _ = writeln!(out, "  {}", style.bad(&format!("not read: {e}")));
+                continue;
+            }
+            let _ = writeln!(
+                out,
+                "  os {}, packages by {}",
+                n.os.as_deref().unwrap_or("unknown"),
+                n.manager.as_deref().unwrap_or("unknown")
+            );
+            for p in &n.packages {
+                let _ = writeln!(
+                    out,
+                    "  {:<8} {:<16} candidate {:<16}{}",
+                    p.name,
+                    p.installed.as_deref().unwrap_or("not installed"),
+                    p.candidate.as_deref().unwrap_or("-"),
+                    if p.held { " held" } else { "" }
+                );
+            }
+            for r in &n.repositories {
+                let _ = writeln!(out, "  repository {}", repository(r));
+            }
+        }
+        let _ = writeln!(out, "\nsupport:");
+        for s in &v.support {
+            let eol = s
+                .end_of_life
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "unknown".into());
+            let line = match s.support {
+                Support::Supported { days_left, .. } => style.good(&format!(
+                    "{} supported until {eol} ({days_left} days left)",
+                    s.minor
+                )),
+                Support::PastEndOfLife { days, .. } => style.bad(&format!(
+                    "{} past end of life since {eol} ({days} days)",
+                    s.minor
+                )),
+                Support::NotYetReleased { .. } => {
+                    style.warn(&format!("{} not released yet", s.minor))
+                }
+                Support::Unknown => style.warn(&format!("{} unknown to kastellan", s.minor)),
+            };
+            let _ = writeln!(out, "  {line}: {}", s.components.join(", "));
+        }
+        if let Some(n) = v.newest_released {
+            let _ = writeln!(out, "  newest released minor: {n}");
+        }
+        for p in &v.problems {
+            let _ = writeln!(out, "{}", style.warn(&format!("not read: {p}")));
+        }
+    }
+}
+
+/// A serialised unit variant as plain text (`static-pod`).
+fn serde_plain<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|x| x.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// A repository in one line.
+fn repository(r: &packages::Repository) -> String {
+    match r {
+        packages::Repository::PerMinor { minor, file } => {
+            format!("pkgs.k8s.io v{minor} ({file})")
+        }
+        packages::Repository::Legacy { file } => {
+            format!("legacy apt.kubernetes.io, frozen ({file})")
+        }
+        packages::Repository::Other { file, line } => format!("{line} ({file})"),
+    }
+}
+
+/// One violation as reported.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ViolationView {
+    rule: String,
+    statement: String,
+    era: String,
+    source: String,
+    components: Vec<skew::Component>,
+}
+
+impl ViolationView {
+    fn of(v: &Violation) -> ViolationView {
+        ViolationView {
+            rule: v.rule.id().to_string(),
+            statement: v.rule.statement().to_string(),
+            era: v.rule.era().to_string(),
+            source: v.rule.source().to_string(),
+            components: v.components.clone(),
+        }
+    }
+}
+
+/// The `upgrade check` report.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CheckReport {
+    violations: Vec<ViolationView>,
+    checked: usize,
+    problems: Vec<String>,
+}
+
+impl Report for CheckReport {
+    fn render(&self, out: &mut String, style: &Style) {
+        if self.violations.is_empty() {
+            let _ = writeln!(
+                out,
+                "{}",
+                style.good(&format!(
+                    "no version-skew violation among {} components",
+                    self.checked
+                ))
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "{}",
+                style.bad(&format!(
+                    "{} version-skew violation(s) among {} components",
+                    self.violations.len(),
+                    self.checked
+                ))
+            );
+        }
+        for v in &self.violations {
+            let _ = writeln!(out, "\n{} ({})", style.bold(&v.rule), v.era);
+            let _ = writeln!(out, "  {}", v.statement);
+            for c in &v.components {
+                let _ = writeln!(out, "  - {} {} on {}", c.kind, c.version, c.node);
+            }
+        }
+        for p in &self.problems {
+            let _ = writeln!(out, "{}", style.warn(&format!("not read: {p}")));
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! `versions` and `upgrade check` on the lab (run inside the 3+2 lab test of `lab.rs`,
+//! so that they cost no lab of their own), compared with what kubectl shows.
+
+use std::process::Output;
+
+use crate::kubectl;
+
+/// kastellan with the lab's kubeconfig.
+fn kastellan() -> std::process::Command {
+    let mut c = crate::kastellan();
+    c.env("KUBECONFIG", "/var/lib/kastellan/lab/admin.conf");
+    c
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn kubectl_json(args: &[&str]) -> serde_json::Value {
+    let out = kubectl().args(args).args(["-o", "json"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json(&out)
+}
+
+/// The rows of one component: (where, reported, source, installed as).
+fn rows(v: &serde_json::Value, component: &str) -> Vec<(String, String, String, String)> {
+    let s = |x: &serde_json::Value| x.as_str().unwrap_or_default().to_string();
+    v["found"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["component"] == component)
+        .map(|f| {
+            (
+                s(&f["instance"]),
+                s(&f["reported"]),
+                s(&f["source"]),
+                s(&f["installed"]),
+            )
+        })
+        .collect()
+}
+
+/// The lab runs v1.20.2 with 3 control planes (cp1-3) and 2 workers (w1, w2).
+pub fn versions_and_skew_on_the_3_2_lab() {
+    let on = |date: &str| {
+        kastellan()
+            .args(["versions", "-o", "json", "--date", date])
+            .output()
+            .unwrap()
+    };
+    // Supported on 2021-06-01 (1.20 ended on 2022-02-28): exit 0.
+    let out = on("2021-06-01");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+
+    // Each apiserver answered for itself, with the version kubectl sees.
+    let server = kubectl().args(["version", "-o", "json"]).output().unwrap();
+    let server = json(&server)["serverVersion"]["gitVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(server, "v1.20.2");
+    let api = rows(&v, "kube-apiserver");
+    assert_eq!(api.len(), 3, "{api:?}");
+    for (i, (node, reported, source, installed)) in api.iter().enumerate() {
+        assert_eq!(node, &format!("cp{}", i + 1));
+        assert_eq!(reported, &server);
+        assert_eq!(
+            source,
+            &format!("GET https://10.77.0.1{}:6443/version", i + 1)
+        );
+        assert_eq!(installed, "static-pod");
+    }
+    // Controller-manager, scheduler and etcd from their static pods' images, as the
+    // mirror pods show them.
+    let pods = kubectl_json(&["get", "pods", "-n", "kube-system"]);
+    for component in ["kube-controller-manager", "kube-scheduler", "etcd"] {
+        let found = rows(&v, component);
+        assert_eq!(found.len(), 3, "{component}: {found:?}");
+        for (node, reported, source, installed) in &found {
+            let pod = format!("{component}-{node}");
+            let image = pods["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["metadata"]["name"] == pod.as_str())
+                .map(|p| {
+                    p["spec"]["containers"][0]["image"]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                })
+                .unwrap_or_else(|| panic!("no pod {pod}"));
+            assert_eq!(source, &format!("pod kube-system/{pod} image {image}"));
+            assert!(
+                image.ends_with(&format!(":{reported}")),
+                "{image} {reported}"
+            );
+            assert_eq!(installed, "static-pod");
+        }
+    }
+    // Every kubelet as its Node reports it; kube-proxy per node and its DaemonSet.
+    let nodes = kubectl_json(&["get", "nodes"]);
+    let kubelets = rows(&v, "kubelet");
+    assert_eq!(kubelets.len(), 5, "{kubelets:?}");
+    for n in nodes["items"].as_array().unwrap() {
+        let name = n["metadata"]["name"].as_str().unwrap();
+        let version = n["status"]["nodeInfo"]["kubeletVersion"].as_str().unwrap();
+        assert!(
+            kubelets.iter().any(|(w, r, s, _)| w == name
+                && r == version
+                && s == &format!("Node {name} status.nodeInfo.kubeletVersion")),
+            "{name}: {kubelets:?}"
+        );
+    }
+    let proxies = rows(&v, "kube-proxy");
+    assert!(
+        proxies
+            .iter()
+            .any(|(w, r, s, i)| w == "daemonset/kube-proxy"
+                && r == "v1.20.2"
+                && s.starts_with("DaemonSet kube-system/kube-proxy image ")
+                && i == "daemon-set"),
+        "{proxies:?}"
+    );
+    let coredns = rows(&v, "coredns");
+    let dns = kubectl_json(&["get", "deployment", "-n", "kube-system", "coredns"]);
+    let image = dns["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap();
+    assert_eq!(coredns.len(), 1, "{coredns:?}");
+    assert!(
+        image.ends_with(&format!(":{}", coredns[0].1)),
+        "{image} {coredns:?}"
+    );
+    assert_eq!(v["support"][0]["minor"], "1.20", "{}", v["support"]);
+    assert_eq!(v["support"][0]["support"]["status"], "supported");
+
+    // Today 1.20 is long past its end of life: exit 1, said in the table.
+    let out = kastellan().args(["versions"]).output().unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{table}");
+    assert!(
+        table.contains("1.20 past end of life since 2022-02-28"),
+        "{table}"
+    );
+
+    // The skew check: clean as the lab stands.
+    let out = kastellan().args(["upgrade", "check"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("no version-skew violation among"), "{text}");
+
+    // Two Node objects whose kubelets are out of policy: one newer than every
+    // apiserver, one three minors older (pre-1.28 kubelets may lag two).
+    ghost_node("ghost-new", "v1.21.0");
+    ghost_node("ghost-old", "v1.17.0");
+    let out = kastellan()
+        .args(["upgrade", "check", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let report = json(&out);
+    let violations = report["violations"].as_array().unwrap();
+    let broken = |rule: &str, node: &str| {
+        violations.iter().any(|x| {
+            x["rule"] == rule
+                && x["components"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|c| c["node"] == node && c["kind"] == "kubelet")
+        })
+    };
+    assert!(
+        broken("kubelet-not-newer-than-apiserver", "ghost-new"),
+        "{report}"
+    );
+    assert!(broken("kubelet-max-two-older", "ghost-old"), "{report}");
+    assert_eq!(violations.len(), 2, "one per ghost, nothing else: {report}");
+    let table = kastellan().args(["upgrade", "check"]).output().unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("kubelet v1.21.0 on ghost-new")
+            && table.contains("kubelet v1.17.0 on ghost-old"),
+        "{table}"
+    );
+    let del = kubectl()
+        .args(["delete", "node", "ghost-new", "ghost-old"])
+        .output()
+        .unwrap();
+    assert!(del.status.success());
+}
+
+/// Creates a Node `name` whose status reports kubelet `version` (no agent runs it).
+fn ghost_node(name: &str, version: &str) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use k8s_openapi::api::core::v1::Node;
+        use kube::api::{Api, Patch, PatchParams, PostParams};
+        let kc = kube::config::Kubeconfig::read_from("/var/lib/kastellan/lab/admin.conf").unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .unwrap();
+        let nodes: Api<Node> = Api::all(kube::Client::try_from(config).unwrap());
+        let node: Node = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
+        }))
+        .unwrap();
+        nodes.create(&PostParams::default(), &node).await.unwrap();
+        let status = serde_json::json!({"status": {"nodeInfo": {
+            "kubeletVersion": version, "kubeProxyVersion": "",
+            "machineID": "", "systemUUID": "", "bootID": "", "kernelVersion": "",
+            "osImage": "", "containerRuntimeVersion": "", "operatingSystem": "linux",
+            "architecture": "amd64",
+        }}});
+        nodes
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .unwrap();
+    });
+}

@@ -1,0 +1,25 @@
+//! Upgrade planning facts.
+//!
+//! - [`versions`]: every component's version with where the figure came from (each
+//!   apiserver's `/version`, static pod images, `status.nodeInfo`, the kube-proxy
+//!   DaemonSet, CoreDNS, etcd's status call) and how it is installed; the support window
+//!   of each minor in use.
+//! - [`packages`]: the nodes' kubeadm/kubelet/kubectl packages (installed, candidate,
+//!   held), their Kubernetes repository and OS, read through node access.
+//!
+//! The rules themselves (skew, support windows, removed APIs) are in `kastellan-policy`.
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod packages;
+pub mod versions;
+
+pub use versions::{Component, Found, Installed, Versions};
+
+/// Why the facts could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API refused or failed.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+}
