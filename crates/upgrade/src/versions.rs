@@ -435,24 +435,6 @@ pub async fn discover(config: kube::Config) -> Result<Versions, crate::Error> {
     })
 }
 
-/// Replaces the etcd rows' figures by what each member says of itself (the v3 status
-/// call), keeping the image as the source where a member did not answer.
-pub fn add_etcd_status(v: &mut Versions, statuses: &[(String, Result<String, String>)]) {
-    for (endpoint, answer) in statuses {
-        match answer {
-            Ok(version) => v.found.push(Found {
-                component: Component::Etcd,
-                instance: endpoint.clone(),
-                version: None,
-                reported: version.clone(),
-                source: format!("etcd status {endpoint}"),
-                installed: Installed::StaticPod,
-            }),
-            Err(e) => v.problems.push(format!("etcd at {endpoint}: {e}")),
-        }
-    }
-}
-
 /// The first container's image of a pod template.
 fn first_image(spec: Option<k8s_openapi::api::core::v1::PodSpec>) -> String {
     spec.and_then(|s| s.containers.into_iter().next())
