@@ -2,8 +2,8 @@
 //!
 //! - [`versions`]: every component's version with where the figure came from (each
 //!   apiserver's `/version`, static pod images, `status.nodeInfo`, the kube-proxy
-//!   DaemonSet, CoreDNS, ) and how it is installed; the support window
-//!   of each minor in use.
+//!   pods and DaemonSet, CoreDNS) and how it is installed; the support window of each
+//!   minor in use.
 //! - [`packages`]: the nodes' kubeadm/kubelet/kubectl packages (installed, candidate,
 //!   held), their Kubernetes repository and OS, read through node access.
 //!
