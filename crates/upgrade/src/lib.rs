@@ -7,11 +7,17 @@
 //! - [`packages`]: the nodes' kubeadm/kubelet/kubectl packages (installed, candidate,
 //!   held), their Kubernetes repository and OS, read through node access.
 //!
+//! - [`facts`]: the plan's facts from the API (nodes, roles, deprecated APIs served).
+//! - [`plan`]: the upgrade plan, one minor at a time, steps per node with the exact
+//!   commands, pre-flight findings first.
+//!
 //! The rules themselves (skew, support windows, removed APIs) are in `kastellan-policy`.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod facts;
 pub mod packages;
+pub mod plan;
 pub mod versions;
 
 pub use versions::{Component, Found, Installed, Versions};

@@ -274,36 +274,12 @@ pub async fn discover(config: kube::Config) -> Result<Versions, crate::Error> {
         .collect();
 
     // Every apiserver instance, each asked itself.
-    let endpoints = Api::<Endpoints>::namespaced(client.clone(), "default")
-        .get_opt("kubernetes")
-        .await?;
-    let mut urls = Vec::new();
-    for subset in endpoints.iter().flat_map(|e| e.subsets.iter().flatten()) {
-        let port = subset
-            .ports
-            .iter()
-            .flatten()
-            .find(|p| p.name.as_deref() == Some("https"))
-            .map_or(6443, |p| p.port);
-        for a in subset.addresses.iter().flatten() {
-            urls.push((a.ip.clone(), format!("https://{}:{port}", host(&a.ip))));
-        }
-    }
-    if urls.is_empty() {
-        urls.push((String::new(), config.cluster_url.to_string()));
-    }
+    let urls = apiserver_urls(&client, &config).await?;
     for (ip, url) in urls {
         let instance = node_of_ip.get(&ip).cloned().unwrap_or_else(|| url.clone());
-        let mut c = config.clone();
-        let answer = match url.parse() {
-            Ok(u) => {
-                c.cluster_url = u;
-                match kube::Client::try_from(c) {
-                    Ok(client) => client.apiserver_version().await.map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                }
-            }
-            Err(e) => Err(format!("{e}")),
+        let answer = match instance_client(&config, &url) {
+            Ok(client) => client.apiserver_version().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e),
         };
         match answer {
             Ok(info) => found.push(Found {
@@ -433,6 +409,40 @@ pub async fn discover(config: kube::Config) -> Result<Versions, crate::Error> {
         problems,
         newest_released: None,
     })
+}
+
+/// Every apiserver instance's URL (each address of the `default/kubernetes`
+/// Endpoints), with its IP; the kubeconfig's URL when there is none.
+pub async fn apiserver_urls(
+    client: &kube::Client,
+    config: &kube::Config,
+) -> Result<Vec<(String, String)>, crate::Error> {
+    let endpoints = Api::<Endpoints>::namespaced(client.clone(), "default")
+        .get_opt("kubernetes")
+        .await?;
+    let mut urls = Vec::new();
+    for subset in endpoints.iter().flat_map(|e| e.subsets.iter().flatten()) {
+        let port = subset
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| p.name.as_deref() == Some("https"))
+            .map_or(6443, |p| p.port);
+        for a in subset.addresses.iter().flatten() {
+            urls.push((a.ip.clone(), format!("https://{}:{port}", host(&a.ip))));
+        }
+    }
+    if urls.is_empty() {
+        urls.push((String::new(), config.cluster_url.to_string()));
+    }
+    Ok(urls)
+}
+
+/// A client of the apiserver instance at `url`, with the credentials of `config`.
+pub fn instance_client(config: &kube::Config, url: &str) -> Result<kube::Client, String> {
+    let mut c = config.clone();
+    c.cluster_url = url.parse().map_err(|e| format!("{url}: {e}"))?;
+    kube::Client::try_from(c).map_err(|e| e.to_string())
 }
 
 /// The first container's image of a pod template.

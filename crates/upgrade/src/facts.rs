@@ -1,0 +1,157 @@
+//! The facts of an upgrade plan, read from the API: nodes and their roles, the control
+//! plane's versions (from [`Versions`]), and the deprecated APIs each apiserver has
+//! served (its `apiserver_requested_deprecated_apis` metric).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Node;
+use kube::Api;
+use kube::api::ListParams;
+
+use crate::plan::{DeprecatedCall, Instance, NodeFacts, PlanFacts};
+use crate::versions::{Component, Versions, apiserver_urls, instance_client};
+
+/// The labels that mark a control-plane node (`master` before 1.24).
+pub const CONTROL_PLANE_LABELS: [&str; 2] = [
+    "node-role.kubernetes.io/control-plane",
+    "node-role.kubernetes.io/master",
+];
+
+/// Reads the plan's facts; `v` gives the versions (and the nodes' packages when read).
+pub async fn gather(config: &kube::Config, v: &Versions) -> Result<PlanFacts, crate::Error> {
+    let client = kube::Client::try_from(config.clone())?;
+    let mut nodes = Vec::new();
+    for n in Api::<Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await?
+        .items
+    {
+        let name = n.metadata.name.clone().unwrap_or_default();
+        let labels = n.metadata.labels.clone().unwrap_or_default();
+        let status = n.status.clone().unwrap_or_default();
+        let Some(kubelet) = status
+            .node_info
+            .as_ref()
+            .and_then(|i| kastellan_policy::Version::parse(&i.kubelet_version).ok())
+        else {
+            continue;
+        };
+        let ready = status
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        let packages = v.nodes.iter().find(|p| p.node == name && p.error.is_none());
+        nodes.push(NodeFacts {
+            control_plane: CONTROL_PLANE_LABELS.iter().any(|l| labels.contains_key(*l)),
+            kubelet,
+            ready,
+            unschedulable: n.spec.and_then(|s| s.unschedulable).unwrap_or(false),
+            manager: packages.and_then(|p| p.manager.clone()),
+            repository: packages.and_then(|p| p.repositories.first().cloned()),
+            name,
+        });
+    }
+    // Control planes first, each group by name.
+    nodes.sort_by(|a, b| (!a.control_plane, &a.name).cmp(&(!b.control_plane, &b.name)));
+
+    let instance = |c: Component| -> Vec<Instance> {
+        v.found
+            .iter()
+            .filter(|f| f.component == c)
+            .filter_map(|f| {
+                Some(Instance {
+                    component: c.name().to_string(),
+                    node: f.instance.clone(),
+                    version: f.version.clone()?,
+                })
+            })
+            .collect()
+    };
+    let apiservers = instance(Component::KubeApiserver);
+    let mut control_plane = instance(Component::KubeControllerManager);
+    control_plane.extend(instance(Component::KubeScheduler));
+
+    // What each apiserver has served of the deprecated APIs since it started.
+    let node_of_ip: BTreeMap<String, String> = v
+        .found
+        .iter()
+        .filter(|f| f.component == Component::KubeApiserver)
+        .filter_map(|f| {
+            let host = f.source.strip_prefix("GET https://")?.split(':').next()?;
+            Some((host.to_string(), f.instance.clone()))
+        })
+        .collect();
+    let mut deprecated_calls = Vec::new();
+    for (ip, url) in apiserver_urls(&client, config).await? {
+        let apiserver = node_of_ip.get(&ip).cloned().unwrap_or_else(|| url.clone());
+        let body = match instance_client(config, &url) {
+            Ok(c) => {
+                let req = http::Request::get("/metrics").body(Vec::new());
+                match req {
+                    Ok(r) => c.request_text(r).await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        let body = match body {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!("{url}/metrics: {e}");
+                continue;
+            }
+        };
+        deprecated_calls.extend(deprecated(&apiserver, &body));
+    }
+    Ok(PlanFacts {
+        nodes,
+        apiservers,
+        control_plane,
+        budgets: Vec::new(),
+        deprecated_calls,
+    })
+}
+
+/// The deprecated APIs an apiserver's metrics show it has served.
+pub fn deprecated(apiserver: &str, metrics: &str) -> Vec<DeprecatedCall> {
+    kastellan_health::parse::prometheus_text(metrics)
+        .into_iter()
+        .filter(|s| s.name == "apiserver_requested_deprecated_apis" && s.value > 0.0)
+        .map(|s| {
+            let l = |k: &str| s.labels.get(k).cloned().unwrap_or_default();
+            DeprecatedCall {
+                apiserver: apiserver.to_string(),
+                group: l("group"),
+                version: l("version"),
+                resource: l("resource"),
+                removed_release: l("removed_release"),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deprecated_calls_from_the_metric() {
+        let body = "# HELP apiserver_requested_deprecated_apis [STABLE] Gauge of deprecated APIs that have been requested, broken out by API group, version, resource, subresource, and removed_release.\n\
+# TYPE apiserver_requested_deprecated_apis gauge\n\
+apiserver_requested_deprecated_apis{group=\"extensions\",removed_release=\"1.22\",resource=\"ingresses\",subresource=\"\",version=\"v1beta1\"} 1\n\
+apiserver_requested_deprecated_apis{group=\"policy\",removed_release=\"1.25\",resource=\"podsecuritypolicies\",subresource=\"\",version=\"v1beta1\"} 0\n\
+apiserver_request_total{code=\"200\"} 5\n";
+        let calls = deprecated("cp1", body);
+        assert_eq!(
+            calls,
+            [DeprecatedCall {
+                apiserver: "cp1".into(),
+                group: "extensions".into(),
+                version: "v1beta1".into(),
+                resource: "ingresses".into(),
+                removed_release: "1.22".into(),
+            }]
+        );
+    }
+}
