@@ -115,7 +115,7 @@ pub struct CoveredPod {
     /// Whether it is Ready.
     pub ready: bool,
     /// Whether the drain evicts it.
-    pub evicted: bool,
+    pub to_evict: bool,
 }
 
 /// What cannot be moved safely.
@@ -341,10 +341,10 @@ pub fn plan_node(
                 owner: p.workload.clone(),
                 node: p.node.clone(),
                 ready: p.ready,
-                evicted: evicted.contains(&p.pod),
+                to_evict: evicted.contains(&p.pod),
             })
             .collect();
-        pods.sort_by(|a, b| b.evicted.cmp(&a.evicted).then(a.pod.cmp(&b.pod)));
+        pods.sort_by(|a, b| b.to_evict.cmp(&a.to_evict).then(a.pod.cmp(&b.pod)));
         plan.budgets.push(BudgetCheck {
             pdb: pdb.clone(),
             pods,
@@ -536,7 +536,7 @@ mod tests {
         let db = w1.blockers().next().unwrap();
         assert_eq!(db.pdb.unhealthy(), 1);
         assert_eq!(db.pods.len(), 2);
-        assert!(db.pods[0].evicted && db.pods[0].pod.name == "db-a");
+        assert!(db.pods[0].to_evict && db.pods[0].pod.name == "db-a");
         assert!(p.blocked());
         // Both at once: web needs two disruptions and allows one.
         let mut r = request(&["w1", "w2"]);

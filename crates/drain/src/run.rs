@@ -370,6 +370,7 @@ impl Cordoned {
         let total = want.len();
         let mut gone: BTreeSet<PodRef> = BTreeSet::new();
         let mut blocked: BTreeMap<PodRef, Blocker> = BTreeMap::new();
+        let mut blocked_since: BTreeMap<PodRef, Instant> = BTreeMap::new();
         let mut overridden = Vec::new();
         let mut error: Option<String> = None;
         let mut tick = tokio::time::interval(options.poll);
@@ -389,6 +390,7 @@ impl Cordoned {
                     Some(Report::Removed(pod)) => { blocked.remove(&pod); }
                     Some(Report::Overrode(o)) => { blocked.remove(&o.pod); overridden.push(o); }
                     Some(Report::Blocked(pod, b)) => {
+                        blocked_since.entry(pod.clone()).or_insert_with(Instant::now);
                         if let Some(b) = b { blocked.insert(pod, b); }
                     }
                     Some(Report::Failed(pod, e)) => {
@@ -422,9 +424,13 @@ impl Cordoned {
         };
         tasks.abort_all();
         let mut blockers: Vec<Blocker> = Vec::new();
-        for b in blocked.into_values() {
-            if !blockers.iter().any(|x| x.pdb.pdb == b.pdb.pdb) {
-                blockers.push(b);
+        for (pod, mut b) in blocked {
+            if let Some(since) = blocked_since.get(&pod) {
+                b.blocked_secs = b.blocked_secs.max(since.elapsed().as_secs());
+            }
+            match blockers.iter_mut().find(|x| x.pdb.pdb == b.pdb.pdb) {
+                Some(x) => x.blocked_secs = x.blocked_secs.max(b.blocked_secs),
+                None => blockers.push(b),
             }
         }
         let result = NodeResult {
@@ -540,7 +546,7 @@ async fn delete_one(
 ) -> Report {
     let overrode: Vec<PdbInfo> = budgets
         .iter()
-        .filter(|b| b.blocks && b.pods.iter().any(|p| &p.pod == pod && p.evicted))
+        .filter(|b| b.blocks && b.pods.iter().any(|p| &p.pod == pod && p.to_evict))
         .map(|b| b.pdb.clone())
         .collect();
     match api::delete(client, pod, grace).await {

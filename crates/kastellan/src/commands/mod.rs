@@ -6,6 +6,7 @@ mod etcd;
 mod exporter;
 mod generate;
 mod lab;
+mod node;
 mod node_access;
 mod restore;
 mod status;
@@ -27,6 +28,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<Outcome> {
         Command::Status(args) => status::run(args, &cli.global, printer),
         Command::Exporter(args) => exporter::run(args, &cli.global, printer),
         Command::Restore(args) => restore::run(*args, printer),
+        Command::Node(cmd) => node::run(cmd, &cli.global, printer),
     }
 }
 

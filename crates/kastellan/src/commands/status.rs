@@ -170,6 +170,13 @@ pub async fn gather(p: &ProbeArgs, global: &GlobalArgs) -> Result<StatusReport> 
 }
 
 async fn client(global: &GlobalArgs) -> Result<(Option<PathBuf>, kube::Client)> {
+    let (path, config) = kube_config(global).await?;
+    Ok((path, kube::Client::try_from(config)?))
+}
+
+/// The client configuration from `--kubeconfig` (or `KUBECONFIG`, else kube's default)
+/// and `--context`, with short connect and read timeouts; also the kubeconfig's path.
+pub(crate) async fn kube_config(global: &GlobalArgs) -> Result<(Option<PathBuf>, kube::Config)> {
     let path = global
         .kubeconfig
         .clone()
@@ -193,7 +200,7 @@ async fn client(global: &GlobalArgs) -> Result<(Option<PathBuf>, kube::Client)> 
     let mut config = config;
     config.connect_timeout = Some(Duration::from_secs(5));
     config.read_timeout = Some(Duration::from_secs(10));
-    Ok((path, kube::Client::try_from(config)?))
+    Ok((path, config))
 }
 
 fn fallback_nodes(p: &ProbeArgs, reach: Option<&Reach>) -> Vec<cluster::NodeInfo> {
