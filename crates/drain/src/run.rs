@@ -50,11 +50,13 @@ impl Default for Options {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum Event {
-    /// A batch starts, with its fresh plan.
+    /// A batch starts, with its fresh plan (hazards in it were allowed by `force`).
     #[serde(rename_all = "camelCase")]
     Batch {
         /// The nodes drained together.
         nodes: Vec<String>,
+        /// The plan of each.
+        plans: Vec<NodePlan>,
     },
     /// The node is cordoned (`already`: it was before).
     #[serde(rename_all = "camelCase")]
@@ -398,26 +400,23 @@ impl Cordoned {
                     }
                 },
                 _ = tick.tick() => {
-                    match api::pods_on(&drainer.client, &node).await {
-                        Ok(now) => {
-                            let present: BTreeSet<(&PodRef, &String)> =
-                                now.iter().map(|(p, u)| (p, u)).collect();
-                            for (pod, uid) in &want {
-                                if !gone.contains(pod) && !present.contains(&(pod, uid)) {
-                                    gone.insert(pod.clone());
-                                    blocked.remove(pod);
-                                    observer(&Event::Gone {
-                                        node: node.clone(),
-                                        pod: pod.clone(),
-                                        done: gone.len(),
-                                        total,
-                                    });
-                                }
+                    // A failed listing is tried again on the next tick; the deadline
+                    // bounds it.
+                    if let Ok(now) = api::pods_on(&drainer.client, &node).await {
+                        let present: BTreeSet<(&PodRef, &String)> =
+                            now.iter().map(|(p, u)| (p, u)).collect();
+                        for (pod, uid) in &want {
+                            if !gone.contains(pod) && !present.contains(&(pod, uid)) {
+                                gone.insert(pod.clone());
+                                blocked.remove(pod);
+                                observer(&Event::Gone {
+                                    node: node.clone(),
+                                    pod: pod.clone(),
+                                    done: gone.len(),
+                                    total,
+                                });
                             }
                         }
-                        // A failed listing is tried again on the next tick; the
-                        // deadline bounds it.
-                        Err(_) => {}
                     }
                 }
             }
@@ -650,6 +649,7 @@ pub async fn drain(
         }
         observer(&Event::Batch {
             nodes: batch.clone(),
+            plans: plan.nodes.clone(),
         });
         let mut set = tokio::task::JoinSet::new();
         for (i, node_plan) in plan.nodes.into_iter().enumerate() {

@@ -173,7 +173,23 @@ fn observer(printer: Printer, progress: ProgressBar) -> Observer {
         }
         let note = |msg: String| progress.suspend(|| printer.note(msg));
         match e {
-            Event::Batch { nodes } => {
+            Event::Batch { nodes, plans } => {
+                for n in plans {
+                    note(format!(
+                        "{}: {} to evict, {} left in place",
+                        n.node,
+                        n.evict.len(),
+                        n.skip.len()
+                    ));
+                    for h in &n.hazards {
+                        progress.suspend(|| {
+                            printer.warn(wrap_str(
+                                &format!("{}: {} (drained anyway: --force)", n.node, h.describe()),
+                                2,
+                            ))
+                        });
+                    }
+                }
                 progress.set_message(format!("draining {}", nodes.join(", ")));
             }
             Event::Cordoned { node, already } => note(format!(

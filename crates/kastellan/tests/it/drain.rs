@@ -407,6 +407,36 @@ fn lab_drain_rules_budgets_hazards_against_kubectl() {
         (json!(false), json!(1))
     );
     assert!(!cordoned("w1"));
+    // Both workers at once: web-pdb allows one of the two web evictions.
+    let ours = k(&[
+        &[
+            "node",
+            "drain",
+            "w1",
+            "w2",
+            "--max-unavailable",
+            "2",
+            "--dry-run",
+            "-o",
+            "json",
+        ][..],
+        &flags,
+    ]
+    .concat());
+    assert_eq!(code(&ours), 1);
+    let plan = plan_of(&ours);
+    assert_eq!(plan["batches"], json!([["w1", "w2"]]));
+    let web = plan["nodes"][0]["budgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "web-pdb")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (web["evictions"].clone(), web["blocks"].clone()),
+        (json!(2), json!(true))
+    );
 
     // 3. Hazards refuse without --force: the last ready replica (solo, only on w2), a
     //    marked primary, and the only etcd member (cp1).
@@ -557,10 +587,11 @@ fn lab_drain_rules_budgets_hazards_against_kubectl() {
         "{out}"
     );
     assert!(out.contains("node/w2 uncordoned"), "{out}");
+    let err = text(&ours.stderr);
+    assert!(err.contains("refused"), "{err}");
     assert!(
-        text(&ours.stderr).contains("refused"),
-        "{}",
-        text(&ours.stderr)
+        err.contains("last ready replica") && err.contains("--force"),
+        "{err}"
     );
     assert!(out.lines().all(|l| l.chars().count() <= 80), "{out}");
     assert!(!cordoned("w2"));
