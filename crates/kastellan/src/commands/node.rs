@@ -582,6 +582,94 @@ impl Report for ResultView<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kastellan_drain::facts::{ClusterFacts, Owner, PdbInfo, Phase, PodInfo, PodRef};
+
+    fn pod(name: &str, app: &str, kind: &str) -> PodInfo {
+        PodInfo {
+            pod: PodRef {
+                namespace: "shop".into(),
+                name: name.into(),
+            },
+            uid: format!("uid-{name}"),
+            node: Some("worker-1".into()),
+            phase: Phase::Active,
+            labels: [("app".to_string(), app.to_string())].into(),
+            annotations: Default::default(),
+            controller: (!kind.is_empty()).then(|| Owner {
+                kind: if kind == "Deployment" { "ReplicaSet" } else { kind }.into(),
+                name: format!("{app}-1"),
+            }),
+            workload: (!kind.is_empty()).then(|| Owner {
+                kind: kind.into(),
+                name: app.into(),
+            }),
+            ready: true,
+            terminating: false,
+            empty_dir: false,
+        }
+    }
+
+    /// The human plan: what goes, stays, is refused (with the flag), what blocks.
+    #[test]
+    fn renders_a_plan_in_80_columns() {
+        let mut db_elsewhere = pod("postgres-7d9f8c6b5-k2x4q", "postgres", "Deployment");
+        db_elsewhere.node = Some("worker-2".into());
+        let mut cache = pod("cache-0", "cache", "StatefulSet");
+        cache.empty_dir = true;
+        let mut primary = pod("postgres-7d9f8c6b5-abcde", "postgres", "Deployment");
+        primary.labels.insert("role".into(), "primary".into());
+        let pods = vec![
+            primary,
+            db_elsewhere,
+            pod("log-shipper-x7k2p", "log-shipper", "DaemonSet"),
+            pod("debug-shell", "debug", ""),
+            cache,
+        ];
+        let facts = ClusterFacts {
+            nodes: [("worker-1".to_string(), false)].into(),
+            node_pods: pods
+                .iter()
+                .filter(|p| p.node.as_deref() == Some("worker-1"))
+                .cloned()
+                .collect(),
+            all_pods: pods,
+            pdbs: vec![PdbInfo {
+                pdb: PodRef {
+                    namespace: "shop".into(),
+                    name: "postgres".into(),
+                },
+                selector: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+                    match_labels: Some([("app".to_string(), "postgres".to_string())].into()),
+                    ..Default::default()
+                }),
+                empty_selector: None,
+                rule: "minAvailable: 2".into(),
+                disruptions_allowed: 0,
+                current_healthy: 1,
+                desired_healthy: 2,
+                expected_pods: 2,
+            }],
+            daemonsets: [("shop".to_string(), "log-shipper-1".to_string())].into(),
+        };
+        let request = Request {
+            nodes: vec!["worker-1".into()],
+            max_unavailable: 1,
+            primary: Some(kastellan_drain::plan::PrimaryMarker {
+                key: "role".into(),
+                value: Some("primary".into()),
+            }),
+            ..Default::default()
+        };
+        let plan = kastellan_drain::plan::plan(&facts, &request, "policy/v1");
+        let mut out = String::new();
+        PlanView {
+            plan: &plan,
+            dry_run: true,
+        }
+        .render(&mut out, &Style { color: false });
+        assert!(out.lines().all(|l| l.chars().count() <= WIDTH), "{out}");
+        insta::assert_snapshot!("drain_plan", out);
+    }
 
     #[test]
     fn wraps_at_80_columns_with_a_hanging_indent() {
