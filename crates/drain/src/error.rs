@@ -40,6 +40,12 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// A node's drain task ended abnormally (panicked or was cancelled).
+    #[error("a drain task ended abnormally: {reason}")]
+    Task {
+        /// What the runtime said.
+        reason: String,
+    },
 }
 
 impl Error {

@@ -241,9 +241,10 @@ impl Plan {
     pub fn hazardous(&self) -> bool {
         self.nodes.iter().any(|n| !n.hazards.is_empty())
     }
-    /// Whether any budget does not allow its evictions now.
+    /// Whether any budget does not allow its evictions now (never when pods are
+    /// deleted without the Eviction API: budgets are then gone past, not waited for).
     pub fn blocked(&self) -> bool {
-        self.nodes.iter().any(|n| n.blockers().next().is_some())
+        !self.request.disable_eviction && self.nodes.iter().any(|n| n.blockers().next().is_some())
     }
 }
 

@@ -580,34 +580,44 @@ pub struct Refusal {
 
 /// The outcome of [`drain`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", tag = "outcome")]
-pub enum Outcome {
-    /// Every batch ran; `nodes` says how each node ended.
-    #[serde(rename_all = "camelCase")]
-    Ran {
-        /// How pods were removed.
-        removal: String,
-        /// One result per node, in order (nodes after a failed batch: not started).
-        nodes: Vec<NodeResult>,
-    },
-    /// A batch's plan refused before anything of that batch changed.
-    Refused(Box<Refusal>),
+#[serde(rename_all = "camelCase")]
+pub struct Outcome {
+    /// How pods were removed.
+    pub removal: String,
+    /// One result per node whose batch ran, in order (nodes after a failed batch: not
+    /// started).
+    pub nodes: Vec<NodeResult>,
+    /// The batch whose plan refused, before anything of it changed; later batches were
+    /// not planned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<Box<Refusal>>,
 }
 
 impl Outcome {
     /// Whether every node was drained.
     pub fn success(&self) -> bool {
-        match self {
-            Outcome::Ran { nodes, .. } => nodes.iter().all(|n| n.state == NodeState::Drained),
-            Outcome::Refused(_) => false,
-        }
+        self.refused.is_none() && self.nodes.iter().all(|n| n.state == NodeState::Drained)
+    }
+}
+
+fn not_started(node: &str) -> NodeResult {
+    NodeResult {
+        node: node.to_string(),
+        state: NodeState::NotStarted,
+        cordoned: false,
+        removed: Vec::new(),
+        remaining: Vec::new(),
+        blockers: Vec::new(),
+        overridden: Vec::new(),
+        error: None,
+        seconds: 0.0,
     }
 }
 
 /// Drains `request.nodes`, `max_unavailable` at a time. Each batch is planned from fresh
 /// facts first; pods the rules refuse (or hazards, unless `request.rules.force`) stop
-/// the whole run before that batch changes anything. A node that fails stops the run
-/// after its batch; it stays cordoned unless `options.uncordon_on_failure`.
+/// the run before that batch changes anything. A node that fails stops the run after
+/// its batch; it stays cordoned unless `options.uncordon_on_failure`.
 pub async fn drain(
     drainer: &Drainer,
     request: &Request,
@@ -615,24 +625,16 @@ pub async fn drain(
     observer: &Observer,
 ) -> Result<Outcome> {
     let removal = drainer.removal(request.disable_eviction)?;
-    let mut results = Vec::new();
+    let mut outcome = Outcome {
+        removal,
+        nodes: Vec::new(),
+        refused: None,
+    };
     let batches = plan::batches(&request.nodes, request.max_unavailable);
     let mut failed = false;
     for batch in &batches {
         if failed {
-            for node in batch {
-                results.push(NodeResult {
-                    node: node.clone(),
-                    state: NodeState::NotStarted,
-                    cordoned: false,
-                    removed: Vec::new(),
-                    remaining: Vec::new(),
-                    blockers: Vec::new(),
-                    overridden: Vec::new(),
-                    error: None,
-                    seconds: 0.0,
-                });
-            }
+            outcome.nodes.extend(batch.iter().map(|n| not_started(n)));
             continue;
         }
         let batch_request = Request {
@@ -645,7 +647,8 @@ pub async fn drain(
             .await?;
         let hazards = plan.hazardous() && !request.rules.force;
         if plan.refused() || hazards {
-            return Ok(Outcome::Refused(Box::new(Refusal { plan, hazards })));
+            outcome.refused = Some(Box::new(Refusal { plan, hazards }));
+            return Ok(outcome);
         }
         observer(&Event::Batch {
             nodes: batch.clone(),
@@ -660,21 +663,19 @@ pub async fn drain(
         }
         let mut batch_results: Vec<(usize, NodeResult)> = Vec::new();
         while let Some(joined) = set.join_next().await {
-            let (i, r) = joined.map_err(|e| Error::Api {
-                action: "draining".into(),
-                source: kube::Error::Service(Box::new(e)),
+            let (i, r) = joined.map_err(|e| Error::Task {
+                reason: e.to_string(),
             })?;
             let r = r?;
             failed |= r.state != NodeState::Drained;
             batch_results.push((i, r));
         }
         batch_results.sort_by_key(|(i, _)| *i);
-        results.extend(batch_results.into_iter().map(|(_, r)| r));
+        outcome
+            .nodes
+            .extend(batch_results.into_iter().map(|(_, r)| r));
     }
-    Ok(Outcome::Ran {
-        removal,
-        nodes: results,
-    })
+    Ok(outcome)
 }
 
 async fn drain_node(

@@ -281,8 +281,13 @@ async fn wire_drain_retries_429_names_the_budget_and_counts_replaced_pods_gone()
         .await
         .unwrap();
     assert!(out.success(), "{out:#?}");
-    let Outcome::Ran { removal, nodes } = &out else {
-        panic!()
+    let Outcome {
+        removal,
+        nodes,
+        refused: None,
+    } = &out
+    else {
+        panic!("{out:#?}")
     };
     assert_eq!(removal, "policy/v1");
     assert_eq!(nodes[0].state, NodeState::Drained);
@@ -335,9 +340,7 @@ async fn wire_drain_blocked_until_the_timeout_then_uncordoned_on_request() {
         .await
         .unwrap();
     assert!(started.elapsed() < Duration::from_secs(5));
-    let Outcome::Ran { nodes, .. } = &out else {
-        panic!("{out:#?}")
-    };
+    let nodes = &out.nodes;
     assert_eq!(nodes[0].state, NodeState::TimedOut);
     assert!(nodes[0].cordoned && state.lock().unwrap().cordoned);
     assert_eq!(nodes[0].blockers[0].pdb.pdb.name, "db-pdb");
@@ -346,8 +349,6 @@ async fn wire_drain_blocked_until_the_timeout_then_uncordoned_on_request() {
     let out = run::drain(&drainer, &request, &options, &observer)
         .await
         .unwrap();
-    let Outcome::Ran { nodes, .. } = &out else {
-        panic!("{out:#?}")
-    };
+    let nodes = &out.nodes;
     assert!(!nodes[0].cordoned && !state.lock().unwrap().cordoned);
 }

@@ -131,20 +131,21 @@ async fn drain(args: DrainArgs, global: &GlobalArgs, printer: &Printer) -> Resul
     progress.finish_and_clear();
     let outcome = outcome?;
     let success = outcome.success();
-    match &outcome {
-        run::Outcome::Refused(refusal) if printer.format() == Format::Table => {
+    if printer.format() == Format::Table {
+        if !outcome.nodes.is_empty() {
+            printer.report(&ResultView(&outcome.nodes))?;
+        }
+        if let Some(refusal) = &outcome.refused {
             printer.report(&PlanView {
                 plan: &refusal.plan,
                 dry_run: false,
             })?;
         }
-        run::Outcome::Ran { nodes, .. } if printer.format() == Format::Table => {
-            printer.report(&ResultView(nodes))?;
-        }
-        _ => printer.event(&ResultLine {
+    } else {
+        printer.event(&ResultLine {
             event: "result",
             outcome: &outcome,
-        })?,
+        })?;
     }
     Ok(if success {
         Outcome::Ok
@@ -386,7 +387,7 @@ fn covers_text(s: &mut String, pods: &[kastellan_drain::plan::CoveredPod]) {
     let _ = write!(s, "; covers {}", list.join(", "));
 }
 
-fn budget_line(out: &mut String, b: &BudgetCheck) {
+fn budget_line(out: &mut String, b: &BudgetCheck, disable_eviction: bool) {
     let mut s = String::new();
     budget_text(&mut s, &b.pdb);
     let _ = write!(
@@ -398,7 +399,11 @@ fn budget_line(out: &mut String, b: &BudgetCheck) {
     if b.blocks {
         covers_text(&mut s, &b.pods);
     }
-    let tag = if b.blocks { "  BLOCKS " } else { "  budget " };
+    let tag = match (b.blocks, disable_eviction) {
+        (true, true) => "  PASSED ",
+        (true, false) => "  BLOCKS ",
+        _ => "  budget ",
+    };
     wrap(out, tag, 9, &s);
 }
 
@@ -414,7 +419,7 @@ impl Serialize for PlanView<'_> {
     }
 }
 
-fn node_plan(out: &mut String, n: &NodePlan, removal: &str, force: bool) {
+fn node_plan(out: &mut String, n: &NodePlan, removal: &str, force: bool, disable_eviction: bool) {
     let _ = writeln!(
         out,
         "{}: {} to evict, {} skipped, {} refused{} (removal: {removal})",
@@ -434,7 +439,7 @@ fn node_plan(out: &mut String, n: &NodePlan, removal: &str, force: bool) {
         wrap(out, "  REFUSE ", 9, &pod_line(p, true));
     }
     for b in &n.budgets {
-        budget_line(out, b);
+        budget_line(out, b, disable_eviction);
     }
     for h in &n.hazards {
         let tag = if force { "  warn   " } else { "  HAZARD " };
@@ -456,7 +461,7 @@ impl Report for PlanView<'_> {
         let plan = self.plan;
         let force = plan.request.rules.force;
         for n in &plan.nodes {
-            node_plan(out, n, &plan.removal, force);
+            node_plan(out, n, &plan.removal, force, plan.request.disable_eviction);
         }
         if plan.batches.len() > 1 && self.dry_run {
             let _ = writeln!(
@@ -596,7 +601,12 @@ mod tests {
             labels: [("app".to_string(), app.to_string())].into(),
             annotations: Default::default(),
             controller: (!kind.is_empty()).then(|| Owner {
-                kind: if kind == "Deployment" { "ReplicaSet" } else { kind }.into(),
+                kind: if kind == "Deployment" {
+                    "ReplicaSet"
+                } else {
+                    kind
+                }
+                .into(),
                 name: format!("{app}-1"),
             }),
             workload: (!kind.is_empty()).then(|| Owner {
@@ -638,10 +648,12 @@ mod tests {
                     namespace: "shop".into(),
                     name: "postgres".into(),
                 },
-                selector: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
-                    match_labels: Some([("app".to_string(), "postgres".to_string())].into()),
-                    ..Default::default()
-                }),
+                selector: Some(
+                    k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+                        match_labels: Some([("app".to_string(), "postgres".to_string())].into()),
+                        ..Default::default()
+                    },
+                ),
                 empty_selector: None,
                 rule: "minAvailable: 2".into(),
                 disruptions_allowed: 0,
