@@ -661,7 +661,87 @@ fn lab_drain_rules_budgets_hazards_against_kubectl() {
     );
     assert_eq!(code(&k(&["node", "uncordon", "w1"])), 0);
 
-    // 9. Bad input: exit 2.
+    // 9. Several nodes, one after another, each planned just before it starts: w1
+    //    (no solo pod there) is drained, then w2's plan refuses (solo's last ready
+    //    replica) with w1's result kept; exit 1, w2 untouched.
+    let ours = k(&[
+        "node",
+        "drain",
+        "w1",
+        "w2",
+        "--pod-selector",
+        "app=solo",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code(&ours), 1, "{}", text(&ours.stderr));
+    let events = json_lines(&ours);
+    let result = events.last().unwrap();
+    assert_eq!(
+        (
+            result["nodes"][0]["node"].as_str(),
+            result["nodes"][0]["state"].as_str()
+        ),
+        (Some("w1"), Some("drained"))
+    );
+    let refused = &result["refused"]["plan"]["nodes"][0];
+    assert_eq!(
+        (
+            refused["node"].as_str(),
+            refused["hazards"][0]["kind"].as_str()
+        ),
+        (Some("w2"), Some("last-ready-replica"))
+    );
+    assert!(cordoned("w1") && !cordoned("w2"));
+    assert_eq!(code(&k(&["node", "uncordon", "w1"])), 0);
+
+    // 10. Both workers at once: their cache pods go together (both replicas: a hazard
+    //     that --force allows, reported in the batch's plan); exit 0.
+    let ours = k(&[
+        "node",
+        "drain",
+        "w1",
+        "w2",
+        "--max-unavailable",
+        "2",
+        "--pod-selector",
+        "app=cache",
+        "--delete-emptydir-data",
+        "--force",
+        "--timeout",
+        "60s",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(
+        code(&ours),
+        0,
+        "{}{}",
+        text(&ours.stdout),
+        text(&ours.stderr)
+    );
+    let events = json_lines(&ours);
+    let batch = events.iter().find(|e| e["event"] == "batch").unwrap();
+    assert_eq!(batch["nodes"], json!(["w1", "w2"]));
+    assert!(
+        batch["plans"][0]["hazards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["kind"] == "last-ready-replica" && h["workload"]["name"] == "cache")
+    );
+    let result = events.last().unwrap();
+    assert!(
+        result["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["state"] == "drained")
+    );
+    assert!(cordoned("w1") && cordoned("w2"));
+    assert_eq!(code(&k(&["node", "uncordon", "w1", "w2"])), 0);
+
+    // 11. Bad input: exit 2.
     assert_eq!(code(&k(&["node", "drain", "nosuch", "--dry-run"])), 2);
     assert_eq!(code(&k(&["node", "cordon", "nosuch"])), 2);
     assert_eq!(
