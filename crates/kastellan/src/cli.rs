@@ -91,6 +91,11 @@ pub enum Command {
     /// Serve the status as Prometheus metrics (run it on every control-plane node).
     Exporter(ExporterArgs),
 
+    /// Node maintenance: cordon, drain (kubectl drain's rules, saying what blocks) and
+    /// uncordon.
+    #[command(subcommand)]
+    Node(NodeCommand),
+
     /// Restore the control plane from an etcd snapshot or a backup bundle: stop the
     /// apiserver, controller-manager, scheduler and etcd (their manifests go to a holding
     /// dir), restore into a fresh data dir, point etcd.yaml at it, start everything again.
@@ -136,6 +141,137 @@ pub struct VersionsArgs {
     /// Judge support windows on this date (YYYY-MM-DD) instead of today.
     #[arg(long, value_name = "DATE")]
     pub date: Option<jiff::civil::Date>,
+}
+
+/// `kastellan node ...`
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Mark nodes unschedulable: running pods stay, new ones go elsewhere.
+    ///
+    /// Exit 0 done (also when already cordoned), 2 a node does not exist.
+    Cordon(NodeNamesArgs),
+    /// Mark nodes schedulable again.
+    ///
+    /// Exit 0 done (also when not cordoned), 2 a node does not exist.
+    Uncordon(NodeNamesArgs),
+    /// Cordon nodes and evict their pods with kubectl drain's rules, saying what blocks.
+    ///
+    /// Mirror pods of static pods are skipped; DaemonSet pods are left (refused without
+    /// --ignore-daemonsets); pods with emptyDir need --delete-emptydir-data; pods
+    /// without a controller need --force; finished pods are always removed. Pods go
+    /// through the Eviction API (policy/v1, or policy/v1beta1 where the server has no
+    /// v1), in parallel; a PodDisruptionBudget that refuses is named with its pods,
+    /// owners, the disruptions it allows and why, and retried with backoff until
+    /// --timeout. Before anything changes, the plan is checked: pods the rules refuse,
+    /// and (without --force) an etcd member whose loss costs quorum, the last ready
+    /// replica of a Deployment or StatefulSet, or a pod marked --primary-label, stop
+    /// the drain with nothing changed. Several nodes go one after another
+    /// (--max-unavailable at once), each planned just before it starts.
+    ///
+    /// Exit 0 drained (or, with --dry-run, nothing refused or blocked), 1 refused,
+    /// blocked, failed or timed out (the node stays cordoned unless
+    /// --uncordon-on-failure), 2 bad input (unknown node, bad selector) or no cluster.
+    Drain(DrainArgs),
+}
+
+/// Node names.
+#[derive(Debug, Args)]
+pub struct NodeNamesArgs {
+    /// The nodes.
+    #[arg(required = true, value_name = "NODE")]
+    pub nodes: Vec<String>,
+}
+
+/// Arguments of `node drain`.
+#[derive(Debug, Args)]
+pub struct DrainArgs {
+    /// The nodes, drained in this order.
+    #[arg(required = true, value_name = "NODE")]
+    pub nodes: Vec<String>,
+    /// Print what would be evicted, what is skipped and why, and what blocks; change
+    /// nothing (not even the cordon).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Leave DaemonSet-managed pods on the node instead of refusing.
+    #[arg(long)]
+    pub ignore_daemonsets: bool,
+    /// Evict pods with emptyDir volumes (their data is lost).
+    #[arg(long, alias = "delete-local-data")]
+    pub delete_emptydir_data: bool,
+    /// Evict pods that no controller recreates, and drain despite hazards (etcd
+    /// quorum, last ready replica, primaries), which are then only warned about.
+    #[arg(long)]
+    pub force: bool,
+    /// Only pods matching this label selector (e.g. app=web,tier!=db).
+    #[arg(long, value_name = "SELECTOR")]
+    pub pod_selector: Option<String>,
+    /// Seconds each pod gets to stop (negative: the pod's own).
+    #[arg(long, value_name = "SECS", default_value_t = -1, allow_negative_numbers = true)]
+    pub grace_period: i64,
+    /// Give up on a node after this long (e.g. 90s, 5m, 1h30m; plain numbers are
+    /// seconds).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Uncordon a node whose drain failed or timed out (by default it stays cordoned).
+    #[arg(long)]
+    pub uncordon_on_failure: bool,
+    /// Delete pods instead of evicting them: PodDisruptionBudgets are not consulted, and
+    /// every budget gone past is named.
+    #[arg(long)]
+    pub disable_eviction: bool,
+    /// Drain this many nodes at once (the budgets must allow the evictions of all of
+    /// them together).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_unavailable: u16,
+    /// A pod with this label or annotation (KEY or KEY=VALUE) is its workload's
+    /// primary: draining its node needs --force.
+    #[arg(long, value_name = "KEY[=VALUE]", value_parser = parse_primary)]
+    pub primary_label: Option<kastellan_drain::plan::PrimaryMarker>,
+}
+
+/// Parses `90`, `90s`, `5m`, `1h30m`, `500ms` into a duration.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("'{s}' is not a duration (e.g. 90s, 5m, 1h30m)");
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(secs));
+    }
+    let mut total = std::time::Duration::ZERO;
+    let mut rest = s;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ms" => std::time::Duration::from_millis(n),
+            "s" => std::time::Duration::from_secs(n),
+            "m" => std::time::Duration::from_secs(n * 60),
+            "h" => std::time::Duration::from_secs(n * 3600),
+            _ => return Err(bad()),
+        };
+        total += unit;
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+fn parse_primary(s: &str) -> Result<kastellan_drain::plan::PrimaryMarker, String> {
+    let (key, value) = match s.split_once('=') {
+        Some((k, v)) => (k, Some(v.to_string())),
+        None => (s, None),
+    };
+    if key.is_empty() || key.contains(char::is_whitespace) {
+        return Err(format!("'{s}' is not KEY or KEY=VALUE"));
+    }
+    Ok(kastellan_drain::plan::PrimaryMarker {
+        key: key.to_string(),
+        value,
+    })
 }
 
 /// Arguments of `restore`.
@@ -806,5 +942,30 @@ mod tests {
     #[test]
     fn definitions_are_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        use std::time::Duration;
+        for (s, want) in [
+            ("90", Some(90)),
+            ("90s", Some(90)),
+            ("5m", Some(300)),
+            ("1h30m", Some(5400)),
+            ("", None),
+            ("5x", None),
+            ("m", None),
+            ("-1", None),
+        ] {
+            assert_eq!(
+                super::parse_duration(s).ok(),
+                want.map(Duration::from_secs),
+                "{s:?}"
+            );
+        }
+        assert_eq!(
+            super::parse_duration("1500ms").unwrap(),
+            Duration::from_millis(1500)
+        );
     }
 }

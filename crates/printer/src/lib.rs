@@ -13,6 +13,9 @@ use std::io::{IsTerminal, Write};
 
 use serde::Serialize;
 
+/// The progress bar [`Printer::spinner`] returns (indicatif's).
+pub use indicatif::ProgressBar;
+
 /// Output format chosen with `-o/--output`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
@@ -264,6 +267,25 @@ impl Printer {
                 s
             }
             Format::Yaml => format!("---\n{}", self.render(report)?),
+        };
+        self.raw(text)
+    }
+
+    /// One event of a long-running command for machines: JSON as one compact document
+    /// per line, YAML as documents separated by `---`, on stdout as it happens. The
+    /// table format prints nothing here (humans get notes and the progress line).
+    pub fn event<T: Serialize>(&self, event: &T) -> Result<(), Error> {
+        let text = match self.format {
+            Format::Table => return Ok(()),
+            Format::Json => {
+                let mut s = serde_json::to_string(event)?;
+                s.push('\n');
+                s
+            }
+            Format::Yaml => format!(
+                "---\n{}",
+                serde_saphyr::to_string(event).map_err(|e| Error::Yaml(e.to_string()))?
+            ),
         };
         self.raw(text)
     }

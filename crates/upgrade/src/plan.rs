@@ -237,7 +237,9 @@ pub struct UpgradePlan {
 impl UpgradePlan {
     /// Whether a finding blocks the plan.
     pub fn blocked(&self) -> bool {
-        self.findings.iter().any(|f| f.severity == Severity::Blocker)
+        self.findings
+            .iter()
+            .any(|f| f.severity == Severity::Blocker)
     }
 }
 
@@ -267,7 +269,11 @@ pub enum PlanError {
 }
 
 /// Plans the upgrade to `to`, workers `max_unavailable` at a time.
-pub fn plan(facts: &PlanFacts, to: &Version, max_unavailable: usize) -> Result<UpgradePlan, PlanError> {
+pub fn plan(
+    facts: &PlanFacts,
+    to: &Version,
+    max_unavailable: usize,
+) -> Result<UpgradePlan, PlanError> {
     if max_unavailable == 0 {
         return Err(PlanError::MaxUnavailable);
     }
@@ -352,8 +358,11 @@ fn cluster_of(facts: &PlanFacts) -> Cluster {
             "kube-scheduler" => ComponentKind::Scheduler,
             _ => continue,
         };
-        c.components
-            .push(PolicyComponent::new(kind, i.node.clone(), i.version.clone()));
+        c.components.push(PolicyComponent::new(
+            kind,
+            i.node.clone(),
+            i.version.clone(),
+        ));
     }
     for n in &facts.nodes {
         c.components.push(PolicyComponent::new(
@@ -376,9 +385,10 @@ fn hop(
     let target = version
         .as_ref()
         .map_or_else(|| format!("the newest {minor} patch"), Version::to_string);
-    let kubeadm_target = version
-        .as_ref()
-        .map_or_else(|| "\"$(kubeadm version -o short)\"".to_string(), Version::to_string);
+    let kubeadm_target = version.as_ref().map_or_else(
+        || "\"$(kubeadm version -o short)\"".to_string(),
+        Version::to_string,
+    );
     let mut nodes = Vec::new();
     let mut workers = 0usize;
     let mut first = true;
@@ -389,12 +399,28 @@ fn hop(
             NodeRole::ControlPlane
         };
         first = false;
-        nodes.push(node_plan(n, role, 0, minor, package, &target, &kubeadm_target));
+        nodes.push(node_plan(
+            n,
+            role,
+            0,
+            minor,
+            package,
+            &target,
+            &kubeadm_target,
+        ));
     }
     for n in facts.nodes.iter().filter(|n| !n.control_plane) {
         let batch = 1 + workers / max_unavailable;
         workers += 1;
-        nodes.push(node_plan(n, NodeRole::Worker, batch, minor, package, &target, &kubeadm_target));
+        nodes.push(node_plan(
+            n,
+            NodeRole::Worker,
+            batch,
+            minor,
+            package,
+            &target,
+            &kubeadm_target,
+        ));
     }
     Hop {
         minor,
@@ -469,9 +495,7 @@ fn node_plan(
     match role {
         NodeRole::FirstControlPlane => {
             steps.push(run(format!("kubeadm upgrade plan {kubeadm_target}")));
-            steps.push(run(format!(
-                "kubeadm upgrade apply {kubeadm_target} --yes"
-            )));
+            steps.push(run(format!("kubeadm upgrade apply {kubeadm_target} --yes")));
         }
         NodeRole::ControlPlane | NodeRole::Worker => {
             steps.push(run("kubeadm upgrade node".into()));
@@ -654,7 +678,9 @@ fn findings(facts: &PlanFacts, target: Minor) -> Vec<Finding> {
     out.push(Finding {
         severity: Severity::Info,
         id: "backup-first".into(),
-        message: "a verified backup bundle is made before the first change (kastellan backup create)".into(),
+        message:
+            "a verified backup bundle is made before the first change (kastellan backup create)"
+                .into(),
         nodes: Vec::new(),
         evidence: Vec::new(),
     });
@@ -744,10 +770,16 @@ mod tests {
     fn three_control_planes_three_minors_workers_two_at_a_time() {
         let p = plan(&facts(3, 3), &v("v1.23.0"), 2).unwrap();
         assert_eq!(
-            p.hops.iter().map(|h| h.minor.to_string()).collect::<Vec<_>>(),
+            p.hops
+                .iter()
+                .map(|h| h.minor.to_string())
+                .collect::<Vec<_>>(),
             ["1.21", "1.22", "1.23"]
         );
-        assert_eq!(p.hops[0].version, None, "an intermediate hop takes the newest patch");
+        assert_eq!(
+            p.hops[0].version, None,
+            "an intermediate hop takes the newest patch"
+        );
         assert_eq!(p.hops[2].version, Some(v("v1.23.0")));
         let batches: Vec<usize> = p.hops[0].nodes.iter().map(|n| n.batch).collect();
         assert_eq!(batches, [0, 0, 0, 1, 1, 2]);
@@ -762,7 +794,10 @@ mod tests {
     fn refusals() {
         let f = facts(1, 1);
         let down = plan(&f, &v("v1.19.0"), 1).unwrap_err().to_string();
-        assert!(down.contains("downgrade") || down.contains("older"), "{down}");
+        assert!(
+            down.contains("downgrade") || down.contains("older"),
+            "{down}"
+        );
         let unknown = plan(&f, &v("v1.99.0"), 1).unwrap_err().to_string();
         assert!(unknown.contains("unknown"), "{unknown}");
         let same = plan(&f, &v("v1.20.2"), 1).unwrap_err().to_string();
@@ -820,7 +855,11 @@ mod tests {
         let to_21 = plan(&f, &v("v1.21.0"), 1).unwrap();
         let ids = |p: &UpgradePlan| p.findings.iter().map(|x| x.id.clone()).collect::<Vec<_>>();
         assert!(!ids(&to_21).contains(&"removed-api-called".to_string()));
-        let pdb = to_21.findings.iter().find(|x| x.id == "pdb-blocks-drain").unwrap();
+        let pdb = to_21
+            .findings
+            .iter()
+            .find(|x| x.id == "pdb-blocks-drain")
+            .unwrap();
         assert_eq!(pdb.nodes, ["w2"]);
         assert!(pdb.message.contains("shop/db"), "{}", pdb.message);
         assert!(to_21.blocked());
@@ -832,7 +871,9 @@ mod tests {
             .find(|x| x.id == "removed-api-called")
             .unwrap();
         assert!(
-            removed.message.contains("extensions/v1beta1 ingresses is removed in 1.22")
+            removed
+                .message
+                .contains("extensions/v1beta1 ingresses is removed in 1.22")
                 && removed.message.contains("networking.k8s.io/v1"),
             "{}",
             removed.message
@@ -840,6 +881,10 @@ mod tests {
         assert!(ids(&to_22).contains(&"legacy-repository".to_string()));
         // The legacy node keeps its repository file; the others are switched.
         let w1 = &to_22.hops[0].nodes[1];
-        assert!(!w1.steps.iter().any(|s| matches!(s, Step::Repository { .. })));
+        assert!(
+            !w1.steps
+                .iter()
+                .any(|s| matches!(s, Step::Repository { .. }))
+        );
     }
 }

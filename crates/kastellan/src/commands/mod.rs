@@ -7,6 +7,7 @@ mod exporter;
 mod generate;
 mod kube;
 mod lab;
+mod node;
 mod node_access;
 mod restore;
 mod status;
@@ -33,6 +34,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<Outcome> {
         Command::Upgrade(crate::cli::UpgradeCommand::Check(args)) => {
             versions::check(&args, &cli.global, printer)
         }
+        Command::Node(cmd) => node::run(cmd, &cli.global, printer),
     }
 }
 
