@@ -118,6 +118,24 @@ pub enum UpgradeCommand {
     /// List every version-skew violation with the rule it breaks and the components
     /// involved (exit 1 when there is one).
     Check(VersionsArgs),
+    /// Plan the upgrade to a version: one minor at a time, every node's steps with the
+    /// exact commands, pre-flight findings first (exit 1 when one blocks). Changes
+    /// nothing; `-o yaml` saves the plan for review.
+    Plan(UpgradePlanArgs),
+}
+
+/// Arguments of `upgrade plan`.
+#[derive(Debug, Args)]
+pub struct UpgradePlanArgs {
+    /// The target version (v1.21.0).
+    #[arg(long, value_name = "VERSION")]
+    pub to: String,
+    /// Workers drained and upgraded at once.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub max_unavailable: usize,
+    /// The facts to read.
+    #[command(flatten)]
+    pub versions: VersionsArgs,
 }
 
 /// Arguments of `versions` and `upgrade check`.

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Node;
 use kube::Api;
 use kube::api::ListParams;
 
-use crate::plan::{DeprecatedCall, Instance, NodeFacts, PlanFacts};
+use crate::plan::{Budget, DeprecatedCall, Instance, NodeFacts, PlanFacts, PodRef};
 use crate::versions::{Component, Versions, apiserver_urls, instance_client};
 
 /// The labels that mark a control-plane node (`master` before 1.24).
@@ -108,9 +108,37 @@ pub async fn gather(config: &kube::Config, v: &Versions) -> Result<PlanFacts, cr
         nodes,
         apiservers,
         control_plane,
-        budgets: Vec::new(),
+        budgets: budgets(&client).await?,
         deprecated_calls,
     })
+}
+
+/// Every PodDisruptionBudget with the pods it covers and their nodes (read with the
+/// `policy` version the server serves, as the drain reads them).
+pub async fn budgets(client: &kube::Client) -> Result<Vec<Budget>, crate::Error> {
+    let discovery = kastellan_drain::api::discover(client).await?;
+    let facts = kastellan_drain::api::gather(client, &discovery, &[], None).await?;
+    Ok(facts
+        .pdbs
+        .iter()
+        .map(|b| Budget {
+            name: b.pdb.to_string(),
+            allowed: b.disruptions_allowed,
+            healthy: b.current_healthy,
+            desired: b.desired_healthy,
+            pods: facts
+                .all_pods
+                .iter()
+                .filter(|p| b.covers(p))
+                .filter_map(|p| {
+                    Some(PodRef {
+                        name: p.pod.to_string(),
+                        node: p.node.clone()?,
+                    })
+                })
+                .collect(),
+        })
+        .collect())
 }
 
 /// The deprecated APIs an apiserver's metrics show it has served.

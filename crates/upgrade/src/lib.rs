@@ -28,4 +28,7 @@ pub enum Error {
     /// The API refused or failed.
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
+    /// Reading the PodDisruptionBudgets and their pods failed.
+    #[error(transparent)]
+    Drain(#[from] kastellan_drain::Error),
 }

@@ -34,6 +34,9 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<Outcome> {
         Command::Upgrade(crate::cli::UpgradeCommand::Check(args)) => {
             versions::check(&args, &cli.global, printer)
         }
+        Command::Upgrade(crate::cli::UpgradeCommand::Plan(args)) => {
+            versions::plan(&args, &cli.global, printer)
+        }
         Command::Node(cmd) => node::run(cmd, &cli.global, printer),
     }
 }

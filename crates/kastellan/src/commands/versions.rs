@@ -8,16 +8,17 @@
 
 use std::fmt::Write as _;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use kastellan_policy::skew::{self, Violation};
 use kastellan_policy::support::Support;
 use kastellan_printer::{Printer, Report, Style, Table};
 use kastellan_upgrade::Versions;
 use kastellan_upgrade::packages::{self, NodePackages};
+use kastellan_upgrade::plan::{Severity, Step, UpgradePlan};
 use serde::Serialize;
 
 use crate::Outcome;
-use crate::cli::{GlobalArgs, VersionsArgs};
+use crate::cli::{GlobalArgs, UpgradePlanArgs, VersionsArgs};
 use crate::commands::node_access;
 
 /// Runs `versions`.
@@ -46,6 +47,34 @@ pub fn check(args: &VersionsArgs, global: &GlobalArgs, printer: &Printer) -> Res
         Outcome::Ok
     } else {
         Outcome::Unhealthy
+    })
+}
+
+/// Runs `upgrade plan`.
+pub fn plan(args: &UpgradePlanArgs, global: &GlobalArgs, printer: &Printer) -> Result<Outcome> {
+    let to =
+        kastellan_policy::Version::parse(&args.to).with_context(|| format!("--to {}", args.to))?;
+    let v = gather(&args.versions, global, printer)?;
+    let rt = super::runtime()?;
+    let spinner = printer.spinner("reading nodes, budgets and deprecated API calls");
+    let facts = rt.block_on(async {
+        let kube = super::kube::client(global, None, super::kube::READ_TIMEOUT).await?;
+        anyhow::Ok(kastellan_upgrade::facts::gather(&kube.config, &v).await?)
+    });
+    spinner.finish_and_clear();
+    let plan =
+        kastellan_upgrade::plan::plan(&facts?, &to, args.max_unavailable).map_err(|e| match e {
+            kastellan_upgrade::plan::PlanError::MaxUnavailable => {
+                anyhow::anyhow!("--max-unavailable must be at least 1")
+            }
+            e => anyhow::anyhow!("no plan to {to}: {e}"),
+        })?;
+    let blocked = plan.blocked();
+    printer.report(&PlanReport(&plan))?;
+    Ok(if blocked {
+        Outcome::Unhealthy
+    } else {
+        Outcome::Ok
     })
 }
 
@@ -290,6 +319,88 @@ impl Report for CheckReport {
         }
         for p in &self.problems {
             let _ = writeln!(out, "{}", style.warn(&format!("not read: {p}")));
+        }
+    }
+}
+
+/// The `upgrade plan` report: the plan itself in JSON/YAML (what a later apply takes).
+struct PlanReport<'a>(&'a UpgradePlan);
+
+impl Serialize for PlanReport<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl Report for PlanReport<'_> {
+    fn render(&self, out: &mut String, style: &Style) {
+        let p = self.0;
+        let hops: Vec<String> = p.hops.iter().map(|h| h.minor.to_string()).collect();
+        let _ = writeln!(
+            out,
+            "{}",
+            style.bold(&format!(
+                "upgrade {} -> {}: {} hop(s) ({}), workers {} at a time",
+                p.from,
+                p.to,
+                p.hops.len(),
+                hops.join(", "),
+                p.max_unavailable
+            ))
+        );
+        if !p.findings.is_empty() {
+            let _ = writeln!(out, "\npre-flight:");
+        }
+        for f in &p.findings {
+            let tag = match f.severity {
+                Severity::Blocker => style.bad("BLOCKER"),
+                Severity::Warning => style.warn("warning"),
+                Severity::Info => "info".to_string(),
+            };
+            let _ = writeln!(out, "  {tag} {}: {}", f.id, f.message);
+            for e in &f.evidence {
+                let _ = writeln!(out, "      {e}");
+            }
+        }
+        for h in &p.hops {
+            let version = h
+                .version
+                .as_ref()
+                .map_or_else(|| format!("newest {} patch", h.minor), |v| v.to_string());
+            let _ = writeln!(
+                out,
+                "\n{}",
+                style.bold(&format!(
+                    "== hop to {} ({version}; packages {}) ==",
+                    h.minor, h.package
+                ))
+            );
+            for n in &h.nodes {
+                let role = match n.role {
+                    kastellan_upgrade::plan::NodeRole::FirstControlPlane => {
+                        "first control plane".to_string()
+                    }
+                    kastellan_upgrade::plan::NodeRole::ControlPlane => "control plane".to_string(),
+                    kastellan_upgrade::plan::NodeRole::Worker => {
+                        format!("worker, batch {}", n.batch)
+                    }
+                };
+                let _ = writeln!(out, "{} ({role})", n.node);
+                for (i, s) in n.steps.iter().enumerate() {
+                    let line = match s {
+                        Step::Repository { file, content } => format!(
+                            "repository {} in {file}",
+                            content
+                                .split_whitespace()
+                                .find(|w| w.contains("://") || w.starts_with("baseurl="))
+                                .unwrap_or("")
+                                .trim_start_matches("baseurl=")
+                        ),
+                        other => other.line(&n.node),
+                    };
+                    let _ = writeln!(out, "  {:>2}. {line}", i + 1);
+                }
+            }
         }
     }
 }

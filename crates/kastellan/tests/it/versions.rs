@@ -206,8 +206,222 @@ pub fn versions_and_skew_on_the_3_2_lab() {
             && table.contains("kubelet v1.17.0 on ghost-old"),
         "{table}"
     );
+    // A plan cannot move the control plane past a kubelet three minors behind.
+    let out = kastellan()
+        .args(["upgrade", "plan", "--to", "v1.21.0"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("no plan to v1.21.0") && err.contains("kubelet v1.17.0 on ghost-old"),
+        "{err}"
+    );
     let del = kubectl()
         .args(["delete", "node", "ghost-new", "ghost-old"])
+        .output()
+        .unwrap();
+    assert!(del.status.success());
+    upgrade_plans();
+}
+
+fn kubectl_apply(yaml: &str) {
+    let mut child = kubectl()
+        .args(["apply", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), yaml.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `upgrade plan` on the 3+2 lab: the node order and steps, refusals, a budget that
+/// blocks a drain, and an API that 1.22 removes still being called.
+fn upgrade_plans() {
+    let plan = |to: &str| {
+        kastellan()
+            .args(["upgrade", "plan", "--to", to, "-o", "json"])
+            .output()
+            .unwrap()
+    };
+    let out = plan("v1.21.0");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p = json(&out);
+    assert_eq!(p["from"], "v1.20.2");
+    assert_eq!(p["hops"].as_array().unwrap().len(), 1);
+    let order: Vec<(String, String)> = p["hops"][0]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["node"].as_str().unwrap().into(),
+                n["role"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("cp1", "first-control-plane"),
+        ("cp2", "control-plane"),
+        ("cp3", "control-plane"),
+        ("w1", "worker"),
+        ("w2", "worker"),
+    ]
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .into();
+    assert_eq!(order, want);
+    let cp1 = &p["hops"][0]["nodes"][0]["steps"];
+    let commands: Vec<&str> = cp1
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["command"].as_str())
+        .collect();
+    assert!(
+        commands.contains(&"kubeadm upgrade apply v1.21.0 --yes"),
+        "{commands:?}"
+    );
+    let w1 = &p["hops"][0]["nodes"][3]["steps"];
+    assert!(w1.to_string().contains("kubeadm upgrade node"), "{w1}");
+
+    // Three minors: three hops; a downgrade and an unknown version are refused.
+    let p = json(&plan("v1.23.0"));
+    let minors: Vec<&str> = p["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["minor"].as_str().unwrap())
+        .collect();
+    assert_eq!(minors, ["1.21", "1.22", "1.23"]);
+    for (to, why) in [
+        ("v1.19.0", "downgrades are not supported"),
+        ("v1.99.0", "unknown"),
+    ] {
+        let out = plan(to);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{to}: {err}");
+        assert!(err.contains(why), "{to}: {err}");
+    }
+
+    // A budget that allows no disruption, and an Ingress written through
+    // extensions/v1beta1 (removed in 1.22).
+    kubectl_apply(
+        r#"apiVersion: v1
+kind: Namespace
+metadata:
+  name: plan-test
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: db
+  namespace: plan-test
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: db}
+  template:
+    metadata:
+      labels: {app: db}
+    spec:
+      nodeSelector: {kubernetes.io/hostname: w2}
+      containers:
+      - {name: db, image: db:1}
+---
+apiVersion: policy/v1beta1
+kind: PodDisruptionBudget
+metadata:
+  name: db
+  namespace: plan-test
+spec:
+  minAvailable: 1
+  selector:
+    matchLabels: {app: db}
+"#,
+    );
+    kubectl_apply(
+        r#"apiVersion: extensions/v1beta1
+kind: Ingress
+metadata:
+  name: old
+  namespace: plan-test
+spec:
+  backend:
+    serviceName: web
+    servicePort: 80
+"#,
+    );
+    // The pod is scheduled on w2 and the budget's status counts it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let pdb = kubectl_json(&["get", "pdb", "-n", "plan-test", "db"]);
+        if pdb["status"]["expectedPods"] == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "budget never counted its pod: {pdb}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let finding = |p: &serde_json::Value, id: &str| -> Option<serde_json::Value> {
+        p["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == id)
+            .cloned()
+    };
+    let out = plan("v1.21.0");
+    assert_eq!(out.status.code(), Some(1), "a blocker: exit 1");
+    let p = json(&out);
+    let pdb = finding(&p, "pdb-blocks-drain").unwrap_or_else(|| panic!("{p}"));
+    assert_eq!(pdb["severity"], "blocker");
+    assert_eq!(pdb["nodes"], serde_json::json!(["w2"]));
+    assert!(
+        pdb["message"].as_str().unwrap().contains("plan-test/db"),
+        "{pdb}"
+    );
+    assert!(
+        finding(&p, "removed-api-called").is_none(),
+        "1.21 removes nothing: {p}"
+    );
+    let p = json(&plan("v1.22.0"));
+    let removed = finding(&p, "removed-api-called").unwrap_or_else(|| panic!("{p}"));
+    let message = removed["message"].as_str().unwrap();
+    assert!(
+        message.contains("extensions/v1beta1 ingresses is removed in 1.22"),
+        "{removed}"
+    );
+    assert!(
+        removed["evidence"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("apiserver_requested_deprecated_apis on cp"),
+        "{removed}"
+    );
+    // The table names the blockers first.
+    let table = kastellan()
+        .args(["upgrade", "plan", "--to", "v1.22.0"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    let blocker = table.find("BLOCKER").unwrap_or_else(|| panic!("{table}"));
+    assert!(blocker < table.find("== hop to 1.21").unwrap(), "{table}");
+    let del = kubectl()
+        .args(["delete", "namespace", "plan-test", "--wait=false"])
         .output()
         .unwrap();
     assert!(del.status.success());
