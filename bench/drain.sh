@@ -24,18 +24,11 @@ kubectl="${KASTELLAN_CACHE:-/var/cache/kastellan}/kubernetes/v1.20.2/bin/kubectl
 export KUBECONFIG=/var/lib/kastellan/lab/admin.conf
 kc() { "$kubectl" "$@"; }
 
-exec 9>/var/lib/kastellan/lab-test.lock
-flock 9
-
-started=0
-if ! "$k" lab status -q >/dev/null 2>&1; then
-  "$k" lab up -q --control-planes 1 --workers 2 >/dev/null
-  started=1
-fi
+bench_lab "$k" --control-planes 1 --workers 2
 cleanup() {
   kc delete namespace bench-drain --wait=false >/dev/null 2>&1 || true
   kc uncordon w1 >/dev/null 2>&1 || true
-  if [ "$started" = 1 ]; then "$k" lab down -q; fi
+  bench_lab_down "$k"
 }
 trap cleanup EXIT
 

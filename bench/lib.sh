@@ -15,6 +15,11 @@
 #   etcd_dataset_snapshot DIR MIB   prints the path of the data set's snapshot in DIR
 #   ensure_etcd_dataset ETCDBIN DIR MIB
 #                                   makes that snapshot unless it is there (non-empty)
+#   bench_lab KASTELLAN LAB-UP-ARGS...
+#                                   takes the lab lock (fd 9, waiting for the lab
+#                                   tests) and brings the lab up unless one is up;
+#                                   bench_lab_down later takes down only a lab it
+#                                   brought up
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
@@ -99,4 +104,20 @@ EOF
     kill "$pid"; wait "$pid" 2>/dev/null || true
     trap - EXIT
     rm -rf "$data"
+}
+
+bench_lab() {
+    local k=$1
+    shift
+    exec 9>/var/lib/kastellan/lab-test.lock
+    flock 9
+    BENCH_LAB_STARTED=0
+    if ! "$k" lab status -q >/dev/null 2>&1; then
+        "$k" lab up -q "$@" >/dev/null
+        BENCH_LAB_STARTED=1
+    fi
+}
+
+bench_lab_down() {
+    if [ "${BENCH_LAB_STARTED:-0}" = 1 ]; then "$1" lab down -q; fi
 }

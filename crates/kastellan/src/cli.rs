@@ -159,6 +159,10 @@ pub struct VersionsArgs {
     /// Judge support windows on this date (YYYY-MM-DD) instead of today.
     #[arg(long, value_name = "DATE")]
     pub date: Option<jiff::civil::Date>,
+    /// The node's kubeadm directory: when it holds etcd's manifest, every etcd member
+    /// is asked for its version (the v3 status call, with the certificates it names).
+    #[arg(long, value_name = "DIR", default_value = "/etc/kubernetes")]
+    pub etc_kubernetes: PathBuf,
 }
 
 /// `kastellan node ...`

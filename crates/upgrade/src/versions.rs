@@ -411,6 +411,51 @@ pub async fn discover(config: kube::Config) -> Result<Versions, crate::Error> {
     })
 }
 
+/// Adds what each etcd member says of itself (the v3 status call, every member of the
+/// cluster that etcd's manifest in `etc_kubernetes/manifests` names, with the
+/// certificates it names). Nothing is added when there is no such manifest (not a
+/// control-plane node); a member that does not answer is a problem.
+pub async fn add_etcd_status(v: &mut Versions, etc_kubernetes: &std::path::Path) {
+    use kastellan_etcd::discovery::{Discovery, from_manifests};
+    let at = Discovery::in_etc_kubernetes(etc_kubernetes);
+    if !at.manifests_dir.join("etcd.yaml").exists() {
+        return;
+    }
+    let survey = match from_manifests(&at)
+        .and_then(|d| kastellan_etcd::Cluster::new(d.target, kastellan_etcd::Timeouts::default()))
+    {
+        Ok(cluster) => cluster.survey(true).await,
+        Err(e) => {
+            v.problems.push(format!("etcd members: {e}"));
+            return;
+        }
+    };
+    for e in &survey.endpoints {
+        match &e.status {
+            Some(st) => v.found.push(Found {
+                component: Component::Etcd,
+                instance: survey
+                    .member(st.member_id)
+                    .map(|m| m.name.clone())
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| e.endpoint.clone()),
+                version: None,
+                reported: st.version.clone(),
+                source: format!("etcd status {}", e.endpoint),
+                installed: Installed::StaticPod,
+            }),
+            None => v.problems.push(format!(
+                "etcd at {}: {}",
+                e.endpoint,
+                e.error.as_deref().unwrap_or("no answer")
+            )),
+        }
+    }
+    v.found.sort_by(|a, b| {
+        (a.component, &a.instance, &a.source).cmp(&(b.component, &b.instance, &b.source))
+    });
+}
+
 /// Every apiserver instance's URL (each address of the `default/kubernetes`
 /// Endpoints), with its IP; the kubeconfig's URL when there is none.
 pub async fn apiserver_urls(

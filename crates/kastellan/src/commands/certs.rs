@@ -19,16 +19,26 @@ pub fn run(cmd: CertsCommand, printer: &Printer) -> Result<Outcome> {
     }
 }
 
-fn layout(dirs: &PkiDirArgs) -> Layout {
-    Layout {
+/// The directories given, each checked to exist: a mistyped path is a usage error,
+/// not a node without certificates.
+fn layout(dirs: &PkiDirArgs) -> Result<Layout> {
+    for (flag, dir) in [
+        ("--cert-dir", &dirs.cert_dir),
+        ("--kubeconfig-dir", &dirs.kubeconfig_dir),
+    ] {
+        if !dir.is_dir() {
+            bail!("{flag} {}: no such directory", dir.display());
+        }
+    }
+    Ok(Layout {
         cert_dir: dirs.cert_dir.clone(),
         kubeconfig_dir: dirs.kubeconfig_dir.clone(),
         kubelet_pki_dir: dirs.kubelet_pki_dir.clone(),
-    }
+    })
 }
 
 fn check(args: CertsCheckArgs, printer: &Printer) -> Result<Outcome> {
-    let inv = Inventory::load(&layout(&args.dirs));
+    let inv = Inventory::load(&layout(&args.dirs)?);
     let report = kastellan_pki::check(&inv, Timestamp::now(), args.warn_days);
     printer.report(&report)?;
     if report
@@ -57,7 +67,7 @@ fn renew(args: CertsRenewArgs, printer: &Printer) -> Result<Outcome> {
     } else {
         Targets::Names(args.names.clone())
     };
-    let inv = Inventory::load(&layout(&args.dirs));
+    let inv = Inventory::load(&layout(&args.dirs)?);
     let now = Timestamp::now();
     let req = RenewRequest {
         targets,

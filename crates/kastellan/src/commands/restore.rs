@@ -611,16 +611,17 @@ mod tempfile_guard {
     //! A scratch dir removed on drop.
     use std::path::{Path, PathBuf};
 
-    /// The guard.
+    /// The guard: the scratch dir, and the parent if the guard created it.
     #[derive(Debug)]
-    pub struct Guard(PathBuf);
+    pub struct Guard(PathBuf, Option<PathBuf>);
 
     impl Guard {
-        /// Creates `<parent>/.bundle-<pid>`.
+        /// Creates `<parent>/.bundle-<pid>` (and `parent` if it is missing).
         pub fn new(parent: &Path) -> anyhow::Result<Guard> {
+            let created = (!parent.exists()).then(|| parent.to_path_buf());
             let p = parent.join(format!(".bundle-{}", std::process::id()));
             std::fs::create_dir_all(&p)?;
-            Ok(Guard(p))
+            Ok(Guard(p, created))
         }
         /// Its path.
         pub fn path(&self) -> &Path {
@@ -631,6 +632,10 @@ mod tempfile_guard {
     impl Drop for Guard {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
+            // A dry run leaves no empty holding dir behind (a run keeps what it put there).
+            if let Some(parent) = &self.1 {
+                let _ = std::fs::remove_dir(parent);
+            }
         }
     }
 }

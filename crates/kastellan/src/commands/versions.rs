@@ -84,7 +84,9 @@ fn gather(args: &VersionsArgs, global: &GlobalArgs, printer: &Printer) -> Result
     let spinner = printer.spinner("reading versions");
     let v = rt.block_on(async {
         let kube = super::kube::client(global, None, super::kube::READ_TIMEOUT).await?;
-        anyhow::Ok(kastellan_upgrade::versions::discover(kube.config).await?)
+        let mut v = kastellan_upgrade::versions::discover(kube.config).await?;
+        kastellan_upgrade::versions::add_etcd_status(&mut v, &args.etc_kubernetes).await;
+        anyhow::Ok(v)
     });
     spinner.finish_and_clear();
     let mut v = v?;

@@ -81,3 +81,54 @@ fn cli_works_as_a_kubectl_plugin() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["kubeconfig"].as_str().unwrap().ends_with("admin.conf"));
 }
+
+/// A reader that goes away early (`| head -1`) ends the command quietly, with exit 0
+/// and nothing on stderr, as ripgrep does.
+#[test]
+fn cli_closed_stdout_is_not_an_error() {
+    let mut child = kastellan()
+        .args(["generate", "completions", "bash"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the read end before the command writes.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A mistyped directory is a usage error naming it, not a node without certificates.
+#[test]
+fn cli_certs_check_refuses_a_missing_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    for (flag, other) in [
+        ("--cert-dir", "--kubeconfig-dir"),
+        ("--kubeconfig-dir", "--cert-dir"),
+    ] {
+        let missing = dir.path().join("nope");
+        let out = kastellan()
+            .args(["certs", "check", flag])
+            .arg(&missing)
+            .arg(other)
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("{flag} {}: no such directory", missing.display())),
+            "{err}"
+        );
+    }
+}

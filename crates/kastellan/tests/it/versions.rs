@@ -56,6 +56,10 @@ pub fn versions_and_skew_on_the_3_2_lab() {
     let on = |date: &str| {
         kastellan()
             .args(["versions", "-o", "json", "--date", date])
+            .args([
+                "--etc-kubernetes",
+                "/var/lib/kastellan/lab/nodes/cp1/etc-kubernetes",
+            ])
             .output()
             .unwrap()
     };
@@ -90,8 +94,24 @@ pub fn versions_and_skew_on_the_3_2_lab() {
     // Controller-manager, scheduler and etcd from their static pods' images, as the
     // mirror pods show them.
     let pods = kubectl_json(&["get", "pods", "-n", "kube-system"]);
+    // Each etcd member, asked itself (the v3 status call), and its static pod.
+    let members: Vec<_> = rows(&v, "etcd")
+        .into_iter()
+        .filter(|r| r.2.starts_with("etcd status https://10.77.0.1"))
+        .collect();
+    assert_eq!(
+        members.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
+        ["cp1", "cp2", "cp3"],
+        "{members:?}"
+    );
+    for m in &members {
+        assert!(m.1.starts_with("3."), "an etcd version: {m:?}");
+    }
     for component in ["kube-controller-manager", "kube-scheduler", "etcd"] {
-        let found = rows(&v, component);
+        let found: Vec<_> = rows(&v, component)
+            .into_iter()
+            .filter(|r| r.2.starts_with("pod "))
+            .collect();
         assert_eq!(found.len(), 3, "{component}: {found:?}");
         for (node, reported, source, installed) in &found {
             let pod = format!("{component}-{node}");
