@@ -14,11 +14,9 @@
 //! certificates "externally managed" when `etcd/ca.key` is absent, where kubeadm 1.20
 //! hard-codes "no" for the etcd CA (and then fails to renew them).
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use jiff::{SignedDuration, Timestamp};
-use kastellan_printer::{Report, Style, Table};
 use serde::Serialize;
 
 use crate::inventory::{Entry, Found, Inventory, State};
@@ -379,109 +377,6 @@ pub fn short_human_duration(d: SignedDuration) -> String {
 /// A date as kubeadm prints it: `Nov 21, 2027 20:58 UTC` (always UTC here).
 pub fn kubeadm_date(t: Timestamp) -> String {
     t.strftime("%b %d, %Y %H:%M UTC").to_string()
-}
-
-fn yes_no(b: Option<bool>) -> &'static str {
-    match b {
-        Some(true) => "yes",
-        Some(false) => "no",
-        None => "-",
-    }
-}
-
-fn status_text(r: &CertStatus, style: &Style) -> String {
-    let base = match r.status {
-        Status::Ok => style.good("ok"),
-        Status::Expiring => style.warn("EXPIRING"),
-        Status::Expired => style.bad("EXPIRED"),
-        Status::Absent if r.optional => "absent (optional)".to_string(),
-        Status::Absent => style.warn("absent"),
-        Status::Error => style.bad("ERROR"),
-    };
-    if r.problems.is_empty() {
-        base
-    } else {
-        format!("{base}, {}", style.bad("PROBLEM"))
-    }
-}
-
-impl Report for CheckReport {
-    fn render(&self, out: &mut String, style: &Style) {
-        let dash = || "-".to_string();
-        let mut t = Table::new([
-            "CERTIFICATE",
-            "EXPIRES",
-            "RESIDUAL TIME",
-            "CERTIFICATE AUTHORITY",
-            "EXTERNALLY MANAGED",
-            "KEY",
-            "STATUS",
-        ]);
-        for r in &self.certificates {
-            t.row([
-                r.name.clone(),
-                r.not_after.map(kubeadm_date).unwrap_or_else(dash),
-                r.residual.clone().unwrap_or_else(dash),
-                r.ca.map(|c| c.name().to_string())
-                    .unwrap_or_else(|| match &r.issuer {
-                        Some(i) => format!("({i})"),
-                        None => "-".into(),
-                    }),
-                yes_no(r.externally_managed).to_string(),
-                r.key.as_ref().map(|k| k.to_string()).unwrap_or_else(dash),
-                status_text(r, style),
-            ]);
-        }
-        t.render_into(out);
-        out.push('\n');
-        let mut t = Table::new([
-            "CERTIFICATE AUTHORITY",
-            "EXPIRES",
-            "RESIDUAL TIME",
-            "EXTERNALLY MANAGED",
-            "KEY",
-            "STATUS",
-        ]);
-        for r in &self.authorities {
-            t.row([
-                r.name.clone(),
-                r.not_after.map(kubeadm_date).unwrap_or_else(dash),
-                r.residual.clone().unwrap_or_else(dash),
-                yes_no(r.externally_managed).to_string(),
-                r.key.as_ref().map(|k| k.to_string()).unwrap_or_else(dash),
-                status_text(r, style),
-            ]);
-        }
-        t.render_into(out);
-        let with_sans: Vec<&CertStatus> = self.rows().filter(|r| !r.sans.is_empty()).collect();
-        if !with_sans.is_empty() {
-            out.push_str("\nSubject alternative names:\n");
-            for r in with_sans {
-                let _ = writeln!(out, "  {}: {}", r.name, r.sans.join(", "));
-            }
-        }
-        let notes: Vec<String> = self
-            .rows()
-            .flat_map(|r| {
-                r.problems
-                    .iter()
-                    .map(move |p| format!("  {}: {p}", r.name))
-                    .chain(r.error.iter().map(move |e| format!("  {}: {e}", r.name)))
-            })
-            .collect();
-        if !notes.is_empty() {
-            out.push_str("\nProblems:\n");
-            for n in notes {
-                let _ = writeln!(out, "{n}");
-            }
-        }
-        let s = &self.summary;
-        let _ = writeln!(
-            out,
-            "\n{} ok, {} expiring within {} days, {} expired, {} absent, {} unreadable",
-            s.ok, s.expiring, self.warn_days, s.expired, s.absent, s.errors
-        );
-    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! - [`layout`]: where they are and which is which (kubeadm's names), no I/O.
 //! - [`inventory`]: reading them from disk into an [`Inventory`] (the I/O boundary).
 //! - [`check`]: expiry, residual time, CA, "externally managed", as `kubeadm certs
-//!   check-expiration` computes them; a [`CheckReport`] for the printer.
+//!   check-expiration` computes them; a [`CheckReport`] (data; the command line renders it).
 //! - [`renew`]: a serialisable [`RenewPlan`], in-memory signing with the existing CA
 //!   (subject, extensions and, by default, key kept), then backup and atomic writes.
 //! - [`restart`]: restarting static pods by holding their manifests out until they

@@ -8,11 +8,9 @@
 //! written until every certificate of the plan has been signed and checked.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use jiff::{SignedDuration, Timestamp};
-use kastellan_printer::{Report, Style, Table};
 use rcgen::{
     CertificateParams, CustomExtension, DistinguishedName, DnType, DnValue, Issuer, KeyPair,
     PublicKeyData as _,
@@ -906,102 +904,6 @@ pub struct RenewReport {
     pub restarted: Option<RestartOutcome>,
     /// The static pod manifests directory (for the restart advice).
     pub manifests_dir: PathBuf,
-}
-
-impl Report for RenewReport {
-    fn render(&self, out: &mut String, style: &Style) {
-        let p = &self.plan;
-        if p.renew.is_empty() {
-            out.push_str("Nothing to renew.\n");
-        } else {
-            let head = if self.dry_run {
-                "Would renew (dry run, nothing written):"
-            } else {
-                "Renewed:"
-            };
-            let _ = writeln!(out, "{}", style.bold(head));
-            let mut t = Table::new([
-                "CERTIFICATE",
-                "CA",
-                "EXPIRES NOW",
-                "NEW EXPIRY",
-                "NEW KEY",
-                "FILES",
-            ]);
-            for r in &p.renew {
-                t.row([
-                    r.name.clone(),
-                    r.ca.name().to_string(),
-                    crate::check::kubeadm_date(r.current_not_after),
-                    crate::check::kubeadm_date(r.new_not_after),
-                    if r.new_key {
-                        "yes".into()
-                    } else {
-                        "no (kept)".into()
-                    },
-                    r.writes
-                        .iter()
-                        .map(|w| w.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                ]);
-            }
-            t.render_into(out);
-        }
-        match &self.applied {
-            Some(a) => {
-                let _ = writeln!(out, "\nOld files backed up in {}", a.backup_dir.display());
-            }
-            None if !p.renew.is_empty() => {
-                let _ = writeln!(
-                    out,
-                    "\nOld files would be backed up in {}",
-                    p.backup_dir.display()
-                );
-            }
-            None => {}
-        }
-        if !p.skipped.is_empty() {
-            out.push_str("\nNot renewed:\n");
-            for s in &p.skipped {
-                let _ = writeln!(out, "  {}: {}", s.name, s.reason);
-            }
-        }
-        for n in &p.notes {
-            let _ = writeln!(out, "\nNote: {n}");
-        }
-        if !p.restart.is_empty() {
-            let names: Vec<&str> = p.restart.iter().map(|c| c.name()).collect();
-            match &self.restarted {
-                Some(r) => {
-                    let _ = writeln!(
-                        out,
-                        "\nRestarted static pods by moving their manifests out of {} for {}s and back: {}",
-                        self.manifests_dir.display(),
-                        r.waited_seconds,
-                        r.moved
-                            .iter()
-                            .map(|c| c.name())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    );
-                    for s in &r.skipped {
-                        let _ = writeln!(out, "  {s}");
-                    }
-                }
-                None => {
-                    let verb = if self.dry_run { "would need" } else { "need" };
-                    let _ = writeln!(
-                        out,
-                        "\n{}: {} {verb} a restart to load the new certificates: move their manifests out of {} for ~20s and back, or run again with --restart",
-                        style.warn("Restart"),
-                        names.join(", "),
-                        self.manifests_dir.display()
-                    );
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]

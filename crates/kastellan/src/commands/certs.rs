@@ -10,6 +10,7 @@ use kastellan_printer::Printer;
 
 use crate::Outcome;
 use crate::cli::{CertsCheckArgs, CertsCommand, CertsRenewArgs, PkiDirArgs};
+use crate::commands::certs_view::{CheckView, RenewView};
 
 /// Runs `certs`.
 pub fn run(cmd: CertsCommand, printer: &Printer) -> Result<Outcome> {
@@ -40,7 +41,7 @@ fn layout(dirs: &PkiDirArgs) -> Result<Layout> {
 fn check(args: CertsCheckArgs, printer: &Printer) -> Result<Outcome> {
     let inv = Inventory::load(&layout(&args.dirs)?);
     let report = kastellan_pki::check(&inv, Timestamp::now(), args.warn_days);
-    printer.report(&report)?;
+    printer.report(&CheckView(&report))?;
     if report
         .rows()
         .all(|r| r.status == kastellan_pki::check::Status::Absent)
@@ -105,6 +106,6 @@ fn renew(args: CertsRenewArgs, printer: &Printer) -> Result<Outcome> {
             report.restarted = Some(outcome?);
         }
     }
-    printer.report(&report)?;
+    printer.report(&RenewView(&report))?;
     Ok(Outcome::Ok)
 }

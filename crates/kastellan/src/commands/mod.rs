@@ -2,6 +2,7 @@
 
 mod backup;
 mod certs;
+mod certs_view;
 mod etcd;
 mod exporter;
 mod generate;

@@ -335,3 +335,30 @@ fn lab_certs_renew_all_restart_control_plane() {
         String::from_utf8_lossy(&on_disk.stdout)
     );
 }
+
+/// The human table of `certs check` and the dry-run plan of `certs renew all`, as the
+/// binary prints them, with dates and paths filtered out.
+#[test]
+fn kubeadm_real_rendered_check_and_plan() {
+    let node = Node::init();
+    let text = |args: &[&str]| {
+        let out = node.kastellan(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let table = text(&["certs", "check"]);
+    let rendered = text(&["certs", "renew", "all", "--dry-run"]);
+    let root = node.root.display().to_string();
+    insta::with_settings!({filters => vec![
+        (root.as_str(), "[ROOT]"),
+        (r"[A-Z][a-z]{2} \d{2}, \d{4} \d{2}:\d{2} UTC", "[DATE]"),
+        (r"kastellan-certs-\d{8}T\d{6}Z", "kastellan-certs-[STAMP]"),
+    ]}, {
+        insta::assert_snapshot!("check_table", table);
+        insta::assert_snapshot!("renew_dry_run", rendered);
+    });
+}
