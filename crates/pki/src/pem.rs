@@ -2,7 +2,6 @@
 
 use std::path::Path;
 
-use base64::Engine as _;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -78,76 +77,52 @@ pub fn private_key(path: &Path, pem: &[u8]) -> Result<PemKey> {
 }
 
 /// Encodes DER as a PEM block with the given label (`CERTIFICATE`, `RSA PRIVATE KEY`,
-/// ...), 64 characters a line, as Go's `encoding/pem` writes it.
+/// ...), 64 characters a line and `\n` line ends, as Go's `encoding/pem` writes it.
 pub fn encode(label: &str, der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = String::with_capacity(b64.len() + b64.len() / 64 + 2 * label.len() + 40);
-    out.push_str("-----BEGIN ");
-    out.push_str(label);
-    out.push_str("-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        // base64 output is ASCII, so every chunk is valid UTF-8.
-        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
-        out.push('\n');
-    }
-    out.push_str("-----END ");
-    out.push_str(label);
-    out.push_str("-----\n");
-    out
+    pem::encode_config(
+        &pem::Pem::new(label, der),
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
 }
+
+/// `rsaEncryption` (1.2.840.113549.1.1.1), as the encoded OBJECT IDENTIFIER.
+const RSA_OID: &[u8] = &[
+    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
+];
 
 /// Extracts the PKCS#1 `RSAPrivateKey` from a PKCS#8 `PrivateKeyInfo` holding an RSA key,
 /// so that a new key can be written in the same encoding as the one it replaces.
 /// Returns `None` when `pkcs8` is not such a structure.
 pub fn pkcs8_to_pkcs1(pkcs8: &[u8]) -> Option<Vec<u8>> {
+    use der::asn1::{AnyRef, OctetStringRef};
+    use der::{Decode as _, Reader as _, Tagged as _};
     // PrivateKeyInfo ::= SEQUENCE { version INTEGER, algorithm AlgorithmIdentifier,
     //                               privateKey OCTET STRING, ... }
-    let (tag, body, _) = der_element(pkcs8)?;
-    if tag != 0x30 {
+    let info = AnyRef::from_der(pkcs8).ok()?;
+    let mut r = der::SliceReader::new(info.value()).ok()?;
+    let _version: u8 = r.decode().ok()?;
+    let algorithm: AnyRef<'_> = r.decode().ok()?;
+    if algorithm.tag() != der::Tag::Sequence || !algorithm.value().starts_with(RSA_OID) {
         return None;
     }
-    let (tag, _, rest) = der_element(body)?;
-    if tag != 0x02 {
-        return None;
-    }
-    let (tag, alg, rest) = der_element(rest)?;
-    if tag != 0x30 {
-        return None;
-    }
-    // rsaEncryption 1.2.840.113549.1.1.1
-    const RSA_OID: &[u8] = &[
-        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
-    ];
-    if !alg.starts_with(RSA_OID) {
-        return None;
-    }
-    let (tag, key, _) = der_element(rest)?;
-    if tag != 0x04 {
-        return None;
-    }
-    Some(key.to_vec())
+    let key: OctetStringRef<'_> = r.decode().ok()?;
+    Some(key.as_bytes().to_vec())
 }
 
-/// Splits one DER element off `input`: (tag, contents, remainder). Only definite lengths
-/// up to four length octets, which is all keys ever need.
-pub(crate) fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let tag = *input.first()?;
-    let first = *input.get(1)?;
-    let (len, header) = if first < 0x80 {
-        (usize::from(first), 2)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 {
-            return None;
-        }
-        let mut len = 0usize;
-        for b in input.get(2..2 + n)? {
-            len = (len << 8) | usize::from(*b);
-        }
-        (len, 2 + n)
+/// The bit length of the modulus of a PKCS#1 `RSAPublicKey` (0 when it is not one).
+pub fn rsa_modulus_bits(rsa_public_key_der: &[u8]) -> u32 {
+    use der::asn1::{AnyRef, UintRef};
+    use der::{Decode as _, Reader as _, Tagged as _};
+    // RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }
+    let Ok(key) = AnyRef::from_der(rsa_public_key_der) else {
+        return 0;
     };
-    let end = header.checked_add(len)?;
-    Some((tag, input.get(header..end)?, input.get(end..)?))
+    if key.tag() != der::Tag::Sequence {
+        return 0;
+    }
+    der::SliceReader::new(key.value())
+        .and_then(|mut r| r.decode::<UintRef<'_>>())
+        .map_or(0, |m| crate::x509::bit_length(m.as_bytes()))
 }
 
 #[cfg(test)]
@@ -177,17 +152,14 @@ mod tests {
     }
 
     #[test]
-    fn der_lengths() {
-        assert_eq!(
-            der_element(&[0x04, 0x02, 1, 2, 9]),
-            Some((0x04, &[1u8, 2][..], &[9u8][..]))
-        );
-        let mut long = vec![0x04, 0x81, 0x80];
-        long.extend(std::iter::repeat_n(7u8, 0x80));
-        let (_, body, rest) = der_element(&long).unwrap();
-        assert_eq!(body.len(), 0x80);
-        assert!(rest.is_empty());
-        assert_eq!(der_element(&[0x04, 0x05, 1]), None, "truncated");
+    fn der_walks() {
         assert_eq!(pkcs8_to_pkcs1(&[0x30, 0x00]), None);
+        assert_eq!(pkcs8_to_pkcs1(b"not der"), None);
+        assert_eq!(rsa_modulus_bits(&[0x30, 0x00]), 0);
+        // SEQUENCE { INTEGER 0x00ff (8 bits: the leading zero is the sign), INTEGER 3 }
+        assert_eq!(
+            rsa_modulus_bits(&[0x30, 0x07, 0x02, 0x02, 0x00, 0xff, 0x02, 0x01, 0x03]),
+            8
+        );
     }
 }

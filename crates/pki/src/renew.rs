@@ -612,7 +612,7 @@ fn generate_like(name: &str, old: &KeyPair) -> Result<KeyPair> {
         || alg == &rcgen::PKCS_RSA_SHA512
     {
         // The public key is DER RSAPublicKey { modulus, exponent }; its size tells the modulus size.
-        let bits = rsa_modulus_bits(old.der_bytes());
+        let bits = pem::rsa_modulus_bits(old.der_bytes());
         let size = match bits {
             0..=2048 => rcgen::RsaKeySize::_2048,
             2049..=3072 => rcgen::RsaKeySize::_3072,
@@ -621,17 +621,6 @@ fn generate_like(name: &str, old: &KeyPair) -> Result<KeyPair> {
         return KeyPair::generate_rsa_for(alg, size).map_err(err);
     }
     KeyPair::generate_for(alg).map_err(err)
-}
-
-fn rsa_modulus_bits(rsa_public_key_der: &[u8]) -> u32 {
-    // RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }
-    match pem::der_element(rsa_public_key_der) {
-        Some((0x30, body, _)) => match pem::der_element(body) {
-            Some((0x02, modulus, _)) => crate::x509::bit_length(modulus),
-            _ => 0,
-        },
-        _ => 0,
-    }
 }
 
 /// The new key as PEM in the old key's encoding where possible (PKCS#1 for RSA keys that
@@ -934,6 +923,6 @@ mod tests {
         assert_eq!(back.der_bytes(), k.der_bytes());
         let again = generate_like("t", &back).unwrap();
         assert_eq!(again.algorithm(), &rcgen::PKCS_RSA_SHA256);
-        assert_eq!(rsa_modulus_bits(again.der_bytes()), 2048);
+        assert_eq!(pem::rsa_modulus_bits(again.der_bytes()), 2048);
     }
 }
