@@ -355,7 +355,18 @@ pub struct ProcedureRequest {
     /// Put a bundle's PKI in place too (`--restore-pki`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pki: Option<PkiRestore>,
+    /// Revisions added to the snapshot's, the skipped ones marked compacted
+    /// ([`DEFAULT_BUMP`]; 0: restore at the snapshot's own revision).
+    #[serde(default)]
+    pub bump_revision: u64,
 }
+
+/// The revision bump of a restore unless told otherwise: more than any cluster writes
+/// between a snapshot and its restore, as etcd's recovery guide for Kubernetes uses it
+/// (`etcdutl snapshot restore --bump-revision 1000000000 --mark-compacted`). Every
+/// watcher that resumes from a pre-restore resourceVersion then gets "compacted" (410
+/// Gone) and relists, instead of silently missing what the restore undid.
+pub const DEFAULT_BUMP: u64 = 1_000_000_000;
 
 /// Replacing the node's PKI with a bundle's, during the restore phase.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -779,6 +790,7 @@ pub fn plan(facts: &Facts, req: &ProcedureRequest) -> Result<Plan, ProcedureErro
             token: token.clone(),
             old_data_dir: old_data_dir.clone(),
             owner: systemd.as_ref().and_then(|s| s.owner.clone()),
+            bump_revision: req.bump_revision,
         },
     ));
     match &systemd {
@@ -997,6 +1009,9 @@ pub enum Action {
         /// Who gets the new data dir (the unit's `User=`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         owner: Option<Owner>,
+        /// Revisions added to the snapshot's, the skipped ones marked compacted (0: none).
+        #[serde(default)]
+        bump_revision: u64,
     },
     /// Write a file atomically.
     WriteFile {
@@ -1092,11 +1107,20 @@ impl kastellan_exec::Action for Action {
                 token,
                 old_data_dir,
                 owner,
+                bump_revision,
             } => {
                 let mut s = format!(
-                    "restore {} into {} as member {name} ({peer_urls}) of {initial_cluster}, token {token}; {} stays untouched",
+                    "restore {} into {}\nas member {name} ({peer_urls}) of {initial_cluster}, token {token}\n{}\n{} stays untouched",
                     snapshot.display(),
                     data_dir.display(),
+                    if *bump_revision > 0 {
+                        format!(
+                            "revision bumped by {bump_revision}, skipped ones compacted (watchers relist)"
+                        )
+                    } else {
+                        "at the snapshot's own revision (no bump: watchers are not told to relist)"
+                            .to_string()
+                    },
                     old_data_dir.display()
                 );
                 if let Some(Owner { user, uid, gid }) = owner {
@@ -1204,6 +1228,7 @@ impl kastellan_exec::Action for Action {
                 initial_cluster,
                 token,
                 owner,
+                bump_revision,
                 ..
             } => {
                 if !data_dir.join("member").is_dir() {
@@ -1213,6 +1238,10 @@ impl kastellan_exec::Action for Action {
                     req.initial_cluster = initial_cluster.clone();
                     req.initial_cluster_token = token.clone();
                     req.initial_advertise_peer_urls = peer_urls.clone();
+                    if *bump_revision > 0 {
+                        req.bump_revision = *bump_revision;
+                        req.mark_compacted = true;
+                    }
                     kastellan_restore::restore(&req)?;
                 }
                 // Done again after a crash between the rename and the chown.
@@ -1340,6 +1369,7 @@ mod tests {
             initial_cluster: None,
             all_nodes: false,
             node: "cp1".into(),
+            bump_revision: DEFAULT_BUMP,
         }
     }
 

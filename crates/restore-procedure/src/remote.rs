@@ -58,6 +58,9 @@ pub struct NodeRun {
     pub timeout_secs: u64,
     /// The last phase to run.
     pub until: Phase,
+    /// Revisions added to the snapshot's (the same on every member; 0: none).
+    #[serde(default)]
+    pub bump_revision: u64,
 }
 
 /// The snapshot a node restores.
@@ -213,6 +216,7 @@ mod tests {
                 initial_cluster: "cp1=https://10.0.0.1:2380".into(),
                 timeout_secs: 180,
                 until: Phase::StopEtcd,
+                bump_revision: crate::procedure::DEFAULT_BUMP,
             }),
         };
         let json = serde_json::to_vec(&req).unwrap();

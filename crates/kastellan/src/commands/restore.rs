@@ -37,6 +37,8 @@ struct Job {
     etcd_unit: Option<String>,
     restore_pki: bool,
     dry_run: bool,
+    /// Revisions added to the snapshot's (0: none).
+    bump_revision: u64,
     /// One node of a multi-member restore.
     part: Option<Part>,
 }
@@ -69,6 +71,7 @@ impl Job {
             etcd_unit: args.etcd_unit.clone(),
             restore_pki: args.restore_pki,
             dry_run: args.dry_run,
+            bump_revision: bump(args),
             part: None,
         }
     }
@@ -106,12 +109,22 @@ impl Job {
             etcd_unit: req.etcd_unit.clone(),
             restore_pki: false,
             dry_run,
+            bump_revision: run.bump_revision,
             part: Some(Part {
                 run_id: run.run_id.clone(),
                 initial_cluster: run.initial_cluster.clone(),
                 until: run.until,
             }),
         }
+    }
+}
+
+/// The revision bump the command line asks for.
+fn bump(args: &RestoreArgs) -> u64 {
+    if args.no_bump_revision {
+        0
+    } else {
+        procedure::DEFAULT_BUMP
     }
 }
 
@@ -300,6 +313,7 @@ fn local(job: &Job, printer: &Printer) -> Result<Done> {
         all_nodes: job.part.is_some(),
         pki: pki.clone(),
         node: kastellan_health::local::hostname(),
+        bump_revision: job.bump_revision,
     };
     // A run under way has moved manifests out: say so before reading the node's facts,
     // which that run has changed.
@@ -807,6 +821,7 @@ fn all_nodes(args: &RestoreArgs, printer: &Printer) -> Result<Outcome> {
         initial_cluster: initial_cluster.clone(),
         timeout_secs: args.timeout,
         until,
+        bump_revision: bump(args),
     };
 
     // Every node plans first; nothing changes unless all of them can go ahead.

@@ -267,6 +267,20 @@ fn one_control_plane(etcd: &str, crash: bool) {
     save_snapshot("cp1", &snap);
     kubectl_ok(&["delete", "namespace", "restore-a", "--wait=false"]);
     kubectl_ok(&["create", "namespace", "after-snap"]);
+    // What a watcher has seen last before the restore.
+    let seen = text(
+        &kubectl()
+            .args([
+                "get",
+                "namespace",
+                "after-snap",
+                "-o",
+                "jsonpath={.metadata.resourceVersion}",
+            ])
+            .output()
+            .unwrap()
+            .stdout,
+    );
 
     let snap_s = snap.display().to_string();
     if crash {
@@ -292,6 +306,21 @@ fn one_control_plane(etcd: &str, crash: bool) {
     }
 
     assert_objects_back();
+    // The revision was bumped and the skipped ones compacted: a watcher resuming from
+    // what it saw before the restore is told to relist (410 Gone), not left behind.
+    let watch = kubectl()
+        .args([
+            "get",
+            "--raw",
+            &format!("/api/v1/namespaces?watch=true&resourceVersion={seen}&timeoutSeconds=5"),
+        ])
+        .output()
+        .unwrap();
+    let said = format!("{}{}", text(&watch.stdout), text(&watch.stderr));
+    assert!(
+        said.contains("\"code\":410") || said.contains("too old resource version"),
+        "a watch from resourceVersion {seen}: {said}"
+    );
     status_healthy(Duration::from_secs(120));
     let node = Path::new(NODES).join("cp1");
     // The old data dir is untouched, the new one is the node's own.
