@@ -10,6 +10,38 @@ pub const FORMAT: &str = "kastellan-backup/v1";
 pub const MANIFEST_PATH: &str = "manifest.json";
 /// The member that holds the etcd snapshot.
 pub const SNAPSHOT_PATH: &str = "etcd/snapshot.db";
+
+/// Why a member name is not one that format v1 defines, if it is not: a plain relative
+/// path (no empty, `.`, `..` or absolute parts) that is `manifest.json`,
+/// `etcd/snapshot.db`, `kubeadm/kubeadm-config.yaml`, `kubeconfigs/<name>.conf`,
+/// `manifests/<name>`, or a file below `pki/` or `resources/`.
+pub fn member_name_problem(path: &str) -> Option<&'static str> {
+    if path.is_empty() {
+        return Some("an empty name");
+    }
+    if path.starts_with('/') {
+        return Some("an absolute name");
+    }
+    let parts: Vec<&str> = path.split('/').collect();
+    if parts
+        .iter()
+        .any(|p| p.is_empty() || *p == "." || *p == "..")
+    {
+        return Some("a name with an empty, `.` or `..` part");
+    }
+    if path.contains('\\') || path.chars().any(char::is_control) {
+        return Some("a name with a backslash or a control character");
+    }
+    let ok = match parts.as_slice() {
+        [MANIFEST_PATH] => true,
+        ["etcd", "snapshot.db"] | ["kubeadm", "kubeadm-config.yaml"] => true,
+        ["kubeconfigs", name] => name.ends_with(".conf"),
+        ["manifests", _] => true,
+        ["pki" | "resources", _, ..] => true,
+        _ => false,
+    };
+    (!ok).then_some("a name outside the layout of kastellan-backup/v1")
+}
 /// File names start with this.
 pub const NAME_PREFIX: &str = "kastellan-backup-";
 /// Unencrypted bundles end with this.

@@ -247,3 +247,213 @@ fn prune_keeps_the_newest_verified_and_lists_with_dry_run() {
     assert!(!manifest::sidecar_path(&paths[0]).exists());
     assert!(prune(dir.path(), Rules::default(), true).is_err());
 }
+
+/// One member of a hand-made archive: raw name, entry type, content.
+struct Raw {
+    name: Vec<u8>,
+    kind: tar::EntryType,
+    data: Vec<u8>,
+}
+
+/// Reads every member of a plain (unencrypted) bundle.
+fn members_of(bundle: &Path) -> Vec<Raw> {
+    let zst = zstd::Decoder::new(std::fs::File::open(bundle).unwrap()).unwrap();
+    let mut tar = tar::Archive::new(zst);
+    tar.entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+            Raw {
+                name: e.path_bytes().to_vec(),
+                kind: e.header().entry_type(),
+                data,
+            }
+        })
+        .collect()
+}
+
+/// Writes `members` as a bundle at `dest` (names written raw, as a foreign tool could),
+/// encrypted with `passphrase` if given.
+fn write_raw(dest: &Path, members: &[Raw], passphrase: Option<&str>) {
+    let mut tar = tar::Builder::new(Vec::new());
+    for m in members {
+        let mut h = tar::Header::new_gnu();
+        let name = &mut h.as_old_mut().name;
+        name[..m.name.len()].copy_from_slice(&m.name);
+        h.set_size(m.data.len() as u64);
+        h.set_mode(0o600);
+        h.set_entry_type(m.kind);
+        if m.kind == tar::EntryType::Symlink {
+            h.set_link_name("/etc/shadow").unwrap();
+        }
+        h.set_cksum();
+        tar.append(&h, &m.data[..]).unwrap();
+    }
+    let plain = zstd::encode_all(&tar.into_inner().unwrap()[..], 3).unwrap();
+    let bytes = match passphrase {
+        None => plain,
+        Some(p) => {
+            let enc = age::Encryptor::with_user_passphrase(SecretString::from(p.to_string()));
+            let mut out = Vec::new();
+            let mut w = enc.wrap_output(&mut out).unwrap();
+            std::io::Write::write_all(&mut w, &plain).unwrap();
+            w.finish().unwrap();
+            out
+        }
+    };
+    std::fs::write(dest, bytes).unwrap();
+}
+
+/// Every file under `dir`, with its content.
+fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(tree(&p));
+        } else {
+            out.push((p.clone(), std::fs::read(&p).unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Bundles kastellan did not make are refused, naming the member, whatever their
+/// encryption, and verifying them writes nothing anywhere.
+#[test]
+fn foreign_members_are_refused() {
+    use sha2::Digest as _;
+    let dir = tempfile::tempdir().unwrap();
+    let good = make(dir.path(), "2026-11-22T10:00:00Z", Encryption::None);
+    let original = members_of(&good);
+    let entry = |name: &str, data: &[u8]| manifest::FileEntry {
+        path: name.into(),
+        size: data.len() as u64,
+        sha256: hex::encode(sha2::Sha256::digest(data)),
+    };
+    // Each case: what is added to (or changed in) the archive and its manifest, and
+    // what the refusal must say.
+    type Case = (&'static str, fn(&mut Vec<Raw>, &mut Manifest), &'static str);
+    let cases: Vec<Case> = vec![
+        (
+            "dot-dot",
+            |m, man| {
+                m.push(Raw {
+                    name: b"../../../../tmp/x".to_vec(),
+                    kind: tar::EntryType::Regular,
+                    data: b"x".to_vec(),
+                });
+                man.files.push(manifest::FileEntry {
+                    path: "../../../../tmp/x".into(),
+                    size: 1,
+                    sha256: String::new(),
+                });
+            },
+            "../../../../tmp/x",
+        ),
+        (
+            "absolute",
+            |m, man| {
+                m.push(Raw {
+                    name: b"/tmp/x".to_vec(),
+                    kind: tar::EntryType::Regular,
+                    data: b"x".to_vec(),
+                });
+                man.files.push(manifest::FileEntry {
+                    path: "/tmp/x".into(),
+                    size: 1,
+                    sha256: String::new(),
+                });
+            },
+            "an absolute name",
+        ),
+        (
+            "outside the layout",
+            |m, man| {
+                m.push(Raw {
+                    name: b"bin/evil".to_vec(),
+                    kind: tar::EntryType::Regular,
+                    data: b"x".to_vec(),
+                });
+                man.files.push(manifest::FileEntry {
+                    path: "bin/evil".into(),
+                    size: 1,
+                    sha256: String::new(),
+                });
+            },
+            "outside the layout",
+        ),
+        (
+            "listed twice",
+            |_, man| {
+                let again = man.files[0].clone();
+                man.files.push(again);
+            },
+            "twice",
+        ),
+        (
+            "symlink",
+            |m, _| {
+                // Not listed, but the entry type is refused before anything else.
+                let pos = m.iter().position(|r| r.name == b"pki/ca.key").unwrap();
+                m[pos].kind = tar::EntryType::Symlink;
+            },
+            "pki/ca.key",
+        ),
+        (
+            "longer than listed",
+            |m, _| {
+                let pos = m.iter().position(|r| r.name == b"pki/ca.key").unwrap();
+                m[pos].data.extend_from_slice(b"more");
+            },
+            "pki/ca.key: the archive says",
+        ),
+    ];
+    for passphrase in [None, Some("correct horse")] {
+        for (what, change, says) in &cases {
+            let mut members: Vec<Raw> = original
+                .iter()
+                .map(|r| Raw {
+                    name: r.name.clone(),
+                    kind: r.kind,
+                    data: r.data.clone(),
+                })
+                .collect();
+            let mut man: Manifest = serde_json::from_slice(&members[0].data).unwrap();
+            change(&mut members, &mut man);
+            // Listed entries get their true hash (the refusal must not be a hash mismatch).
+            for f in &mut man.files {
+                if let Some(r) = members.iter().find(|r| r.name == f.path.as_bytes())
+                    && f.sha256.is_empty()
+                {
+                    *f = entry(&f.path, &r.data);
+                }
+            }
+            members[0].data = serde_json::to_vec(&man).unwrap();
+            let sub = tempfile::tempdir().unwrap();
+            let name = if passphrase.is_some() {
+                "x.tar.zst.age"
+            } else {
+                "x.tar.zst"
+            };
+            let bundle = sub.path().join(name);
+            write_raw(&bundle, &members, passphrase);
+            let before = tree(sub.path());
+            let decryption = match passphrase {
+                Some(p) => Decryption::Passphrase(SecretString::from(p.to_string())),
+                None => Decryption::None,
+            };
+            let err = verify(&bundle, &decryption).unwrap_err().to_string();
+            assert!(err.contains(says), "{what} ({passphrase:?}): {err}");
+            assert_eq!(tree(sub.path()), before, "{what}: nothing written");
+        }
+    }
+    // The untouched members, rewritten the same way, still verify: the refusals above
+    // come from the changes, not from the rewriting.
+    let same = dir.path().join("same.tar.zst");
+    write_raw(&same, &original, None);
+    verify(&same, &Decryption::None).unwrap();
+}

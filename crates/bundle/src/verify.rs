@@ -171,19 +171,47 @@ fn verify_keeping(
             if m.format != manifest::FORMAT {
                 return Err(corrupt(format!("unknown format {}", m.format)));
             }
-            expected = m
-                .files
-                .iter()
-                .map(|f| (f.path.clone(), (f.size, f.sha256.clone())))
-                .collect();
+            for f in &m.files {
+                if let Some(why) = manifest::member_name_problem(&f.path) {
+                    return Err(corrupt(format!(
+                        "the manifest lists {:?}: {why}; kastellan never writes such a member",
+                        f.path
+                    )));
+                }
+                if f.path == manifest::MANIFEST_PATH {
+                    return Err(corrupt("the manifest lists manifest.json itself".into()));
+                }
+                if expected
+                    .insert(f.path.clone(), (f.size, f.sha256.clone()))
+                    .is_some()
+                {
+                    return Err(corrupt(format!("the manifest lists {} twice", f.path)));
+                }
+            }
             manifest_doc = Some(m);
             continue;
+        }
+        // Only plain files, under the names the format defines, at the listed size.
+        let kind = entry.header().entry_type();
+        if !matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous) {
+            return Err(corrupt(format!(
+                "member {path:?} is a {kind:?} entry, not a plain file; kastellan writes only plain files"
+            )));
+        }
+        if let Some(why) = manifest::member_name_problem(&path) {
+            return Err(corrupt(format!("member {path:?}: {why}")));
         }
         let Some((size, sha)) = expected.remove(&path) else {
             return Err(corrupt(format!(
                 "{path} is not listed in the manifest (or appears twice)"
             )));
         };
+        let declared = entry.header().size().unwrap_or(u64::MAX);
+        if declared != size {
+            return Err(corrupt(format!(
+                "{path}: the archive says {declared} bytes, the manifest {size}"
+            )));
+        }
         let pki_rel = path.strip_prefix("pki/").filter(|_| pki_to.is_some());
         if let Some(rel) = pki_rel
             && (rel.is_empty()
