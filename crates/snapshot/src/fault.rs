@@ -328,6 +328,11 @@ pub enum FaultKind {
     },
     /// Buckets are nested deeper than the reader follows (64 levels).
     TooDeep,
+    /// Bytes at the end that are neither whole pages nor a sha256 trailer.
+    StrayBytes {
+        /// How many follow the last whole 512-byte unit.
+        bytes: u64,
+    },
     /// The sha256 trailer does not match the content before it.
     TrailerMismatch {
         /// The hex digest stored in the trailer.
@@ -370,7 +375,9 @@ impl FaultKind {
             | FaultKind::BadFreelist { .. }
             | FaultKind::UnreachableUnfreed => Check::Freelist,
             FaultKind::KeyOrder { .. } => Check::KeyOrder,
-            FaultKind::TrailerMismatch { .. } => Check::Sha256Trailer,
+            FaultKind::TrailerMismatch { .. } | FaultKind::StrayBytes { .. } => {
+                Check::Sha256Trailer
+            }
             FaultKind::NotABucket { .. } | FaultKind::BadRevisionKey { .. } => Check::EtcdLayout,
         }
     }
@@ -444,6 +451,10 @@ impl fmt::Display for FaultKind {
             }
             FaultKind::KeyOrder { index } => write!(f, "key of element {index} is out of order"),
             FaultKind::TooDeep => write!(f, "buckets nested deeper than 64 levels"),
+            FaultKind::StrayBytes { bytes } => write!(
+                f,
+                "{bytes} stray bytes at the end: neither a raw member/snap/db copy (whole pages) nor a saved snapshot (pages and a 32-byte sha256 trailer); an interrupted copy?"
+            ),
             FaultKind::TrailerMismatch { stored, computed } => write!(
                 f,
                 "sha256 trailer mismatch: stored {stored}, content hashes to {computed}"

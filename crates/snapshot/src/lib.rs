@@ -133,6 +133,7 @@ impl Inspection {
                         Trailer::Absent => {
                             Some("no trailer: a raw member/snap/db copy".to_string())
                         }
+                        Trailer::Stray { .. } => None,
                         Trailer::Present { computed: None, .. } => {
                             Some("trailer present, not hashed (run verify)".to_string())
                         }
@@ -189,7 +190,9 @@ pub fn inspect(file: &[u8], options: &Options) -> Result<Inspection, Fault> {
     let (data, _) = trailer::split(file);
     let db = bbolt::Db::open(data)?;
     if !options.verify_trailer {
-        return Ok(inspect_db(&db, file, Trailer::inspect(file, false)));
+        let mut report = inspect_db(&db, file, Trailer::inspect(file, false));
+        stray_fault(&mut report, data.len());
+        return Ok(report);
     }
     // Hashing the whole file for the trailer is the slowest part: overlap it with the
     // page walk.
@@ -222,8 +225,25 @@ pub fn inspect(file: &[u8], options: &Options) -> Result<Inspection, Fault> {
             *report.per_check.entry(Check::Sha256Trailer).or_default() += 1;
             report.fault_count += 1;
         }
+        stray_fault(&mut report, data.len());
         Ok(report)
     })
+}
+
+/// Stray bytes at the end are a fault of the trailer check.
+fn stray_fault(report: &mut Inspection, len: usize) {
+    if let Trailer::Stray { bytes } = report.trailer {
+        // After the page findings (a file cut short says more about itself first).
+        if report.faults.len() < bbolt::check::MAX_KEPT_FAULTS {
+            report.faults.push(Fault {
+                page: None,
+                offset: Some((len as u64).saturating_sub(bytes)),
+                kind: FaultKind::StrayBytes { bytes },
+            });
+        }
+        *report.per_check.entry(Check::Sha256Trailer).or_default() += 1;
+        report.fault_count += 1;
+    }
 }
 
 fn inspect_db(db: &bbolt::Db<'_>, file: &[u8], trailer: Trailer) -> Inspection {

@@ -22,12 +22,28 @@ pub fn split(file: &[u8]) -> (&[u8], Option<&[u8; TRAILER_LEN]>) {
     }
 }
 
+/// Bytes past the last whole 512-byte unit that are not a trailer: a file whose length
+/// modulo 512 is neither 0 (a raw `member/snap/db` copy, whole pages) nor 32 (a saved
+/// snapshot with its sha256) is neither, e.g. a copy cut short inside its trailer.
+pub fn stray_bytes(len: usize) -> Option<u64> {
+    match len % 512 {
+        0 | TRAILER_LEN => None,
+        r => Some(r as u64),
+    }
+}
+
 /// What the file says about its trailer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase", tag = "state")]
 pub enum Trailer {
     /// No trailer: a raw copy of `member/snap/db` (or a file cut short).
     Absent,
+    /// Neither whole pages nor whole pages and a trailer: `bytes` stray bytes at the
+    /// end (an interrupted copy). Always a fault.
+    Stray {
+        /// How many bytes follow the last whole 512-byte unit.
+        bytes: u64,
+    },
     /// A trailer is present.
     Present {
         /// The digest stored in the trailer, hex.
@@ -41,7 +57,10 @@ impl Trailer {
     /// Inspects the trailer of `file`; hashes the content when `verify` is set.
     pub fn inspect(file: &[u8], verify: bool) -> Trailer {
         match split(file) {
-            (_, None) => Trailer::Absent,
+            (_, None) => match stray_bytes(file.len()) {
+                Some(bytes) => Trailer::Stray { bytes },
+                None => Trailer::Absent,
+            },
             (db, Some(stored)) => Trailer::Present {
                 stored: hex::encode(stored),
                 computed: verify.then(|| hex::encode(Sha256::digest(db))),
@@ -70,6 +89,24 @@ impl Trailer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stray_bytes_are_neither_a_copy_nor_a_snapshot() {
+        // A saved snapshot cut by 1 to 64 bytes: only the cut of exactly the trailer
+        // leaves something that looks like a raw copy.
+        let saved = 8 * 4096 + TRAILER_LEN;
+        for cut in 1..=64 {
+            let t = Trailer::inspect(&vec![0u8; saved - cut], false);
+            if cut == TRAILER_LEN {
+                assert_eq!(t, Trailer::Absent, "cut {cut}");
+            } else {
+                assert!(matches!(t, Trailer::Stray { .. }), "cut {cut}: {t:?}");
+            }
+        }
+        assert_eq!(stray_bytes(4096), None);
+        assert_eq!(stray_bytes(4096 + 31), Some(31));
+        assert_eq!(stray_bytes(4096 + 33), Some(33));
+    }
 
     #[test]
     fn detects_trailer_by_size_like_etcd() {

@@ -307,6 +307,9 @@ struct TrailerReport {
     sha256: Option<String>,
     /// Whether it matches the content; null when absent or not hashed (`status`).
     matches: Option<bool>,
+    /// Bytes at the end that are neither whole pages nor a trailer (a fault).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stray_bytes: Option<u64>,
 }
 
 /// The document `etcd snapshot status|verify` prints.
@@ -343,11 +346,19 @@ impl SnapshotReport {
                 present: false,
                 sha256: None,
                 matches: None,
+                stray_bytes: None,
+            },
+            Trailer::Stray { bytes } => TrailerReport {
+                present: false,
+                sha256: None,
+                matches: None,
+                stray_bytes: Some(*bytes),
             },
             Trailer::Present { stored, .. } => TrailerReport {
                 present: true,
                 sha256: Some(stored.clone()),
                 matches: i.trailer.matches(),
+                stray_bytes: None,
             },
         };
         SnapshotReport {
@@ -388,6 +399,10 @@ impl SnapshotReport {
     fn render_details(&self, out: &mut String, style: &Style) {
         let p = &self.pages;
         let trailer = match (self.trailer.present, self.trailer.matches) {
+            (false, _) if self.trailer.stray_bytes.is_some() => style.bad(&format!(
+                "none, and {} stray bytes at the end (an interrupted copy?)",
+                self.trailer.stray_bytes.unwrap_or_default()
+            )),
             (false, _) if p.high_water > p.in_file => style.bad("none (the file is cut short)"),
             (false, _) => "none (a raw member/snap/db copy)".to_string(),
             (true, None) => {

@@ -51,6 +51,34 @@ fn cli_snapshot_status_verify_truncated_is_1_1() {
     assert_eq!((s, v), (1, 1), "{err}");
 }
 
+/// A saved snapshot cut by 1 to 64 bytes (an interrupted copy): `verify` fails every
+/// cut that leaves stray bytes, naming them; the cut of exactly the 32-byte trailer
+/// leaves whole pages, which pass as a raw copy whose integrity cannot be proven.
+#[test]
+fn cli_snapshot_verify_fails_stray_bytes_at_every_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = std::fs::read(fixture("etcd35.snapshot.db")).unwrap();
+    for cut in 1..=64 {
+        let file = copy(dir.path(), whole[..whole.len() - cut].to_vec());
+        let out = kastellan()
+            .args(["etcd", "snapshot", "verify"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        if cut == 32 {
+            assert_eq!(out.status.code(), Some(0), "cut {cut}: {said}");
+            assert!(
+                said.contains("raw member/snap/db copy"),
+                "cut {cut}: {said}"
+            );
+        } else {
+            assert_eq!(out.status.code(), Some(1), "cut {cut}: {said}");
+            assert!(said.contains("stray bytes"), "cut {cut}: {said}");
+        }
+    }
+}
+
 #[test]
 fn cli_snapshot_status_verify_bit_flipped_value_is_0_1() {
     let dir = tempfile::tempdir().unwrap();
