@@ -2,14 +2,12 @@
 //! plane's versions (from [`Versions`]), and the deprecated APIs each apiserver has
 //! served (its `apiserver_requested_deprecated_apis` metric).
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::core::v1::Node;
 use kube::Api;
 use kube::api::ListParams;
 
 use crate::plan::{Budget, DeprecatedCall, Instance, NodeFacts, PlanFacts, PodRef};
-use crate::versions::{Component, Versions, apiserver_urls, instance_client};
+use crate::versions::{Component, Versions, apiserver_urls, instance_client, node_of_ip};
 
 /// The labels that mark a control-plane node (`master` before 1.24).
 pub const CONTROL_PLANE_LABELS: [&str; 2] = [
@@ -20,12 +18,13 @@ pub const CONTROL_PLANE_LABELS: [&str; 2] = [
 /// Reads the plan's facts; `v` gives the versions (and the nodes' packages when read).
 pub async fn gather(config: &kube::Config, v: &Versions) -> Result<PlanFacts, crate::Error> {
     let client = kube::Client::try_from(config.clone())?;
-    let mut nodes = Vec::new();
-    for n in Api::<Node>::all(client.clone())
+    let listed = Api::<Node>::all(client.clone())
         .list(&ListParams::default())
         .await?
-        .items
-    {
+        .items;
+    let node_of_ip = node_of_ip(&listed);
+    let mut nodes = Vec::new();
+    for n in listed {
         let name = n.metadata.name.clone().unwrap_or_default();
         let labels = n.metadata.labels.clone().unwrap_or_default();
         let status = n.status.clone().unwrap_or_default();
@@ -73,15 +72,6 @@ pub async fn gather(config: &kube::Config, v: &Versions) -> Result<PlanFacts, cr
     control_plane.extend(instance(Component::KubeScheduler));
 
     // What each apiserver has served of the deprecated APIs since it started.
-    let node_of_ip: BTreeMap<String, String> = v
-        .found
-        .iter()
-        .filter(|f| f.component == Component::KubeApiserver)
-        .filter_map(|f| {
-            let host = f.source.strip_prefix("GET https://")?.split(':').next()?;
-            Some((host.to_string(), f.instance.clone()))
-        })
-        .collect();
     let mut deprecated_calls = Vec::new();
     for (ip, url) in apiserver_urls(&client, config).await? {
         let apiserver = node_of_ip.get(&ip).cloned().unwrap_or_else(|| url.clone());

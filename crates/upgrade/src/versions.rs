@@ -262,16 +262,7 @@ pub async fn discover(config: kube::Config) -> Result<Versions, crate::Error> {
         .list(&ListParams::default())
         .await?
         .items;
-    let node_of_ip: BTreeMap<String, String> = nodes
-        .iter()
-        .flat_map(|n| {
-            let name = n.metadata.name.clone().unwrap_or_default();
-            n.status
-                .iter()
-                .flat_map(|s| s.addresses.iter().flatten())
-                .map(move |a| (a.address.clone(), name.clone()))
-        })
-        .collect();
+    let node_of_ip = node_of_ip(&nodes);
 
     // Every apiserver instance, each asked itself.
     let urls = apiserver_urls(&client, &config).await?;
@@ -454,6 +445,20 @@ pub async fn add_etcd_status(v: &mut Versions, etc_kubernetes: &std::path::Path)
     v.found.sort_by(|a, b| {
         (a.component, &a.instance, &a.source).cmp(&(b.component, &b.instance, &b.source))
     });
+}
+
+/// Each address of the Nodes (`status.addresses`) and the Node's name.
+pub fn node_of_ip(nodes: &[Node]) -> BTreeMap<String, String> {
+    nodes
+        .iter()
+        .flat_map(|n| {
+            let name = n.metadata.name.clone().unwrap_or_default();
+            n.status
+                .iter()
+                .flat_map(|s| s.addresses.iter().flatten())
+                .map(move |a| (a.address.clone(), name.clone()))
+        })
+        .collect()
 }
 
 /// Every apiserver instance's URL (each address of the `default/kubernetes`
