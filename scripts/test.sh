@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 
 command -v cargo >/dev/null || { echo "test: cargo not found: install a Rust toolchain (rustup) first" >&2; exit 2; }
 
+# Incremental caches only help an edited tree; a clean checkout would pay gigabytes.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 times=()
 tier() {
   local name=$1
@@ -48,6 +51,9 @@ tier "cli, real etcd, kubeadm, local" run cargo test --workspace --test '*' --no
 tier "systemd" run cargo test -p kastellan --test it --no-fail-fast -- systemd_
 tier "lab" run cargo test --workspace --test '*' --no-fail-fast -- lab_
 
+echo "== disk"
+df -h . /var/lib 2>/dev/null || true
+du -sh target 2>/dev/null || true
 echo "== times"
 printf '%s\n' "${times[@]}"
 exit $failed
