@@ -24,6 +24,9 @@ tier() {
 
 tier "prerequisites" bash scripts/install-deps.sh
 tier "lab Kubernetes build (cached)" bash scripts/build-kubernetes.sh v1.20.2
+# The upgrade tests need a second version: the same source stamped v1.21.0 (the Go
+# build cache inside the source tree makes it mostly a relink).
+tier "lab Kubernetes v1.21.0 (cached)" bash scripts/build-kubernetes.sh v1.21.0
 
 machete() {
   if ! command -v cargo-machete >/dev/null; then

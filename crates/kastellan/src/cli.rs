@@ -534,6 +534,21 @@ pub enum LabCommand {
     /// Enter a node's mount layout and exec a command (internal).
     #[command(hide = true, name = "__enter")]
     Enter(LabEnterArgs),
+    /// The `systemctl` stand-in of a lab node with packages (internal).
+    #[command(hide = true, name = "__systemctl")]
+    Systemctl(LabShimArgs),
+    /// The `crictl` stand-in of a lab control plane with packages (internal).
+    #[command(hide = true, name = "__crictl")]
+    Crictl(LabShimArgs),
+}
+
+/// Arguments of the hidden `lab __systemctl` and `lab __crictl`: passed through as the
+/// real tool would get them.
+#[derive(Debug, Args)]
+pub struct LabShimArgs {
+    /// The tool's arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
 }
 
 /// Arguments of `lab up`.
@@ -560,6 +575,12 @@ pub struct LabUpArgs {
     /// `--node-access ssh`. Needs Debian's openssh-server.
     #[arg(long)]
     pub ssh: bool,
+    /// Give every node its own dpkg/apt state (bind-mounted in the node only) and
+    /// install `kubeadm`, `kubelet` and `kubectl` of --kubernetes-version from a local
+    /// repository laid out like pkgs.k8s.io (one per minor, every cached version), held
+    /// as on a real node; `systemctl restart kubelet` in a node reaches its agent.
+    #[arg(long)]
+    pub packages: bool,
 }
 
 fn parse_control_planes(s: &str) -> Result<u8, String> {

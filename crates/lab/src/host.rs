@@ -117,7 +117,10 @@ pub fn enter(node: &str, args: &[String]) -> Error {
             stderr: e.to_string(),
         };
     }
-    for (src, target) in node_binds(node) {
+    for (src, target) in node_binds(node)
+        .into_iter()
+        .chain(crate::packages::binds(node))
+    {
         if let Err(e) = run(Command::new("mount").arg("--bind").arg(&src).arg(&target)) {
             return e;
         }
@@ -241,6 +244,32 @@ pub fn up(spec: &LabSpec, timeout: Duration, say: &mut dyn FnMut(String)) -> Res
     net::ensure_bridge(spec)?;
     for n in &nodes {
         net::ensure_node(spec, n)?;
+    }
+    if spec.packages {
+        let versions = crate::packages::build_repo()?;
+        say(format!(
+            "packages: repository {} with kubeadm, kubelet, kubectl {}",
+            lab_dir().join("repo").display(),
+            versions.join(", ")
+        ));
+        if !versions.contains(&spec.kubernetes_version) {
+            return Err(Error::Missing {
+                what: format!("the binaries of {}", spec.kubernetes_version),
+                hint: format!("kastellan lab build {}", spec.kubernetes_version),
+            });
+        }
+        let exe = self_exe()?;
+        let minor = crate::packages::minor_of(&spec.kubernetes_version);
+        let script = crate::packages::install_script(&spec.kubernetes_version);
+        for n in &nodes {
+            crate::packages::prepare_node(n, &minor, &exe)?;
+            run(&mut node_command(&n.name, &["sh", "-c", &script])?)?;
+            say(format!(
+                "{}: own dpkg/apt state; kubeadm, kubelet, kubectl {} installed and held",
+                n.name,
+                crate::packages::deb_version(&spec.kubernetes_version)
+            ));
+        }
     }
     if spec.ssh {
         say(format!(

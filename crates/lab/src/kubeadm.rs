@@ -168,6 +168,7 @@ mod tests {
             kubernetes_version: "v1.20.2".into(),
             subnet: "10.77.0".into(),
             ssh: false,
+            packages: false,
         }
     }
 

@@ -18,6 +18,7 @@ mod binaries;
 mod host;
 mod kubeadm;
 mod net;
+pub mod packages;
 mod spec;
 mod ssh;
 

@@ -55,6 +55,10 @@ pub struct LabSpec {
     /// Whether every node runs an OpenSSH sshd on its address (`lab up --ssh`).
     #[serde(default)]
     pub ssh: bool,
+    /// Whether every node has its own dpkg/apt state with `kubeadm`, `kubelet` and
+    /// `kubectl` installed from the lab's repository and held (`lab up --packages`).
+    #[serde(default)]
+    pub packages: bool,
 }
 
 impl LabSpec {
@@ -84,17 +88,22 @@ impl LabSpec {
     }
 
     /// A one-line description, e.g. `1 control plane, 2 workers, etcd 3.4, v1.20.2`
-    /// (`, sshd on every node` with `--ssh`).
+    /// (`, sshd on every node` with `--ssh`, `, packages` with `--packages`).
     pub fn describe(&self) -> String {
         format!(
-            "{} control plane{}, {} worker{}, etcd {}, Kubernetes {}{}",
+            "{} control plane{}, {} worker{}, etcd {}, Kubernetes {}{}{}",
             self.control_planes,
             if self.control_planes == 1 { "" } else { "s" },
             self.workers,
             if self.workers == 1 { "" } else { "s" },
             self.etcd,
             self.kubernetes_version,
-            if self.ssh { ", sshd on every node" } else { "" }
+            if self.ssh { ", sshd on every node" } else { "" },
+            if self.packages {
+                ", kubeadm/kubelet/kubectl packages"
+            } else {
+                ""
+            }
         )
     }
 }
@@ -343,6 +352,7 @@ mod tests {
             kubernetes_version: "v1.20.2".into(),
             subnet: "10.77.0".into(),
             ssh: false,
+            packages: false,
         };
         let nodes = spec.nodes();
         let names: Vec<_> = nodes.iter().map(|n| n.name.as_str()).collect();

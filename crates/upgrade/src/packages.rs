@@ -20,7 +20,7 @@ if command -v dpkg-query >/dev/null 2>&1; then
   echo "manager	dpkg"
   for p in kubeadm kubelet kubectl; do
     v=$(dpkg-query -W -f='${db:Status-Abbrev}|${Version}' "$p" 2>/dev/null)
-    case "$v" in ii*) echo "installed	$p	${v#*|}";; esac
+    case "$v" in ?i*) echo "installed	$p	${v#*|}";; esac
     c=$(apt-cache policy "$p" 2>/dev/null | sed -n 's/^ *Candidate: *//p')
     [ -n "$c" ] && [ "$c" != "(none)" ] && echo "candidate	$p	$c"
   done

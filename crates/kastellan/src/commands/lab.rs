@@ -22,6 +22,7 @@ pub fn run(cmd: LabCommand, _global: &GlobalArgs, printer: &Printer) -> Result<O
                 kubernetes_version: args.kubernetes_version,
                 subnet: "10.77.0".into(),
                 ssh: args.ssh,
+                packages: args.packages,
             };
             let mut say = |line: String| printer.note(format!("lab: {line}"));
             kastellan_lab::up(&spec, Duration::from_secs(args.timeout), &mut say)?;
@@ -74,7 +75,21 @@ pub fn run(cmd: LabCommand, _global: &GlobalArgs, printer: &Printer) -> Result<O
             Ok(Outcome::Ok)
         }
         LabCommand::Enter(args) => Err(kastellan_lab::enter(&args.node, &args.command).into()),
+        LabCommand::Systemctl(args) => {
+            shim(printer, kastellan_lab::packages::systemctl(&args.args)?)
+        }
+        LabCommand::Crictl(args) => shim(printer, kastellan_lab::packages::crictl(&args.args)),
     }
+}
+
+/// Writes what a lab stand-in tool answered, as the real tool would, and exits with
+/// its code.
+fn shim(printer: &Printer, out: kastellan_lab::packages::ShimOutput) -> Result<Outcome> {
+    printer.raw(&out.stdout)?;
+    for line in out.stderr.lines() {
+        printer.note(line);
+    }
+    std::process::exit(out.code);
 }
 
 /// The build script ships with the repository; look beside the binary's source tree

@@ -49,6 +49,14 @@ pub fn lab_ssh_up() -> bool {
         .is_some_and(|s| s.spec.ssh)
 }
 
+/// Whether a lab runs whose nodes have package state of their own (`lab up --packages`).
+pub fn lab_packages_up() -> bool {
+    kastellan_lab::LabState::load()
+        .ok()
+        .flatten()
+        .is_some_and(|s| s.spec.packages)
+}
+
 /// Whether ssh options name no inventory and no ssh config (so the lab's may be used).
 pub fn unconfigured(args: &SshArgs) -> bool {
     args.inventory.is_none() && args.ssh_config.is_none()

@@ -106,14 +106,14 @@ fn node_packages(
     printer: &Printer,
 ) -> Result<Vec<NodePackages>> {
     let lab = node_access::unconfigured(&args.ssh) && node_access::lab_ssh_up();
-    if lab {
+    if lab && !node_access::lab_packages_up() {
         printer.warn(
-            "--packages: the lab's nodes share this host's package database (no per-node \
-             package roots yet), so their packages are not reported",
+            "--packages: this lab's nodes have no package state of their own (they would \
+             show the host's); bring the lab up with `lab up --ssh --packages`",
         );
         return Ok(Vec::new());
     }
-    let reach = node_access::ssh(&args.ssh, false)?;
+    let reach = node_access::ssh(&args.ssh, lab)?;
     let names: Vec<String> = if !args.nodes.is_empty() {
         args.nodes.clone()
     } else if let Some(inv) = &reach.inventory {

@@ -25,6 +25,9 @@ pub struct Shared {
     pub registered: bool,
     /// Static pods and whether their process runs, with restart counts.
     pub static_pods: Vec<(PodFile, bool, u32)>,
+    /// The kubelet version the Node reports (changes when the kubelet is restarted
+    /// after a package upgrade).
+    pub kubelet_version: String,
 }
 
 /// Loops forever: registers, heartbeats, reconciles pods. Errors are logged and
@@ -51,10 +54,13 @@ pub async fn run(cfg: AgentConfig, shared: Arc<Mutex<Shared>>) {
             client = connect().await;
         }
         let Some(c) = client.clone() else { continue };
-        let registered = shared.lock().await.registered;
+        let (registered, version) = {
+            let s = shared.lock().await;
+            (s.registered, s.kubelet_version.clone())
+        };
         // Heartbeat every 10 s (every tick until registered).
         if !registered || beats.is_multiple_of(5) {
-            let r = heartbeat(&c, &cfg).await;
+            let r = heartbeat(&c, &cfg, &version).await;
             shared.lock().await.registered = r.is_ok();
             if let Ok(uid) = &r {
                 node_uid = uid.clone();
@@ -99,7 +105,11 @@ fn now_micro() -> String {
 }
 
 /// Registers or refreshes the Node and renews its Lease; returns the Node's uid.
-async fn heartbeat(c: &kube::Client, cfg: &AgentConfig) -> Result<String, kube::Error> {
+async fn heartbeat(
+    c: &kube::Client,
+    cfg: &AgentConfig,
+    kubelet_version: &str,
+) -> Result<String, kube::Error> {
     let nodes: Api<Node> = Api::all(c.clone());
     let stamp = now();
     let node_uid = match nodes.get_opt(&cfg.node).await? {
@@ -144,8 +154,8 @@ async fn heartbeat(c: &kube::Client, cfg: &AgentConfig) -> Result<String, kube::
             "allocatable": {"cpu": "2", "memory": "4Gi", "pods": "110", "ephemeral-storage": "20Gi"},
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
             "nodeInfo": {
-                "kubeletVersion": cfg.kubelet_version,
-                "kubeProxyVersion": cfg.kubelet_version,
+                "kubeletVersion": kubelet_version,
+                "kubeProxyVersion": kubelet_version,
                 "osImage": "kastellan lab node (kubelet stand-in)",
                 "containerRuntimeVersion": "kastellan-lab://none",
                 "kernelVersion": kernel_version(),
@@ -335,8 +345,8 @@ impl PodIps {
 }
 
 /// Pods bound to this node through the API: marked Running (nothing runs them but
-/// kube-proxy, which the agent runs from the lab's own pod file), and deleted for good
-/// once the API marked them for deletion.
+/// kube-proxy, which the agent runs from the lab's own pod file), or Succeeded for a
+/// Job's pods, and deleted for good once the API marked them for deletion.
 async fn node_pods(
     c: &kube::Client,
     cfg: &AgentConfig,
@@ -408,27 +418,45 @@ async fn node_pods(
             ips.ip_for(&uid, node_cidr.as_deref(), &cfg.ip)
         };
         let stamp = now();
+        // A Job's pod runs to completion: nothing runs it here, so it is reported as
+        // having exited 0 (kubeadm's upgrade-health-check Job needs that).
+        let job = pod
+            .metadata
+            .owner_references
+            .as_ref()
+            .is_some_and(|o| o.iter().any(|r| r.kind == "Job"));
+        let state = if job {
+            json!({"terminated": {"exitCode": 0, "reason": "Completed",
+                   "startedAt": stamp, "finishedAt": stamp}})
+        } else {
+            json!({"running": {"startedAt": stamp}})
+        };
         let statuses: Vec<serde_json::Value> = spec
             .containers
             .iter()
             .map(|ct| {
                 json!({
                     "name": ct.name, "image": ct.image.clone().unwrap_or_default(), "imageID": "",
-                    "ready": true, "started": true, "restartCount": 0,
-                    "state": {"running": {"startedAt": stamp}},
+                    "ready": !job, "started": !job, "restartCount": 0,
+                    "state": state,
                 })
             })
             .collect();
+        let (phase, ready) = if job {
+            ("Succeeded", "False")
+        } else {
+            ("Running", "True")
+        };
         let status = json!({"status": {
-            "phase": "Running",
+            "phase": phase,
             "hostIP": cfg.ip,
             "podIP": ip,
             "podIPs": [{"ip": ip}],
             "startTime": stamp,
             "conditions": [
                 {"type": "Initialized", "status": "True", "lastTransitionTime": stamp},
-                {"type": "Ready", "status": "True", "lastTransitionTime": stamp},
-                {"type": "ContainersReady", "status": "True", "lastTransitionTime": stamp},
+                {"type": "Ready", "status": ready, "lastTransitionTime": stamp},
+                {"type": "ContainersReady", "status": ready, "lastTransitionTime": stamp},
                 {"type": "PodScheduled", "status": "True", "lastTransitionTime": stamp},
             ],
             "containerStatuses": statuses,
@@ -437,7 +465,7 @@ async fn node_pods(
             .patch_status(&name, &PatchParams::default(), &Patch::Merge(status))
             .await
         {
-            tracing::debug!("marking {ns}/{name} Running: {e}");
+            tracing::debug!("marking {ns}/{name} {phase}: {e}");
         }
     }
     Ok(())

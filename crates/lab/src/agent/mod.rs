@@ -9,7 +9,10 @@
 //! - runs the lab's node pods (kube-proxy) the same way;
 //! - registers the Node (with `kubeletVersion`), renews its Lease in
 //!   `kube-node-lease`, creates mirror pods for static pods;
-//! - marks pods scheduled to it Running and completes their deletion;
+//! - marks pods scheduled to it Running (a Job's pods Succeeded) and completes their
+//!   deletion;
+//! - on SIGHUP (`systemctl restart kubelet` in a node with packages) reports the
+//!   installed kubelet's version, leaving the static pods running;
 //! - serves `127.0.0.1:10248/healthz`, and probes the node's local endpoints.
 
 mod api;
@@ -54,7 +57,8 @@ pub async fn run(node: &str) -> Result<()> {
         node: ns.name.clone(),
         ip: ns.ip.clone(),
         control_plane: ns.role == NodeRole::ControlPlane,
-        kubelet_version: state.spec.kubernetes_version.clone(),
+        kubelet_version: installed_kubelet_version()
+            .unwrap_or_else(|| state.spec.kubernetes_version.clone()),
         etcd,
         log_dir: ns.dir().join("logs"),
     };
@@ -72,7 +76,10 @@ pub async fn run(node: &str) -> Result<()> {
         let _ = axum::serve(healthz, app).await;
     });
 
-    let shared = std::sync::Arc::new(tokio::sync::Mutex::new(api::Shared::default()));
+    let shared = std::sync::Arc::new(tokio::sync::Mutex::new(api::Shared {
+        kubelet_version: cfg.kubelet_version.clone(),
+        ..Default::default()
+    }));
     let api_task = tokio::spawn(api::run(cfg.clone(), shared.clone()));
 
     let mut sup = pods::Supervisor::new(cfg.clone());
@@ -82,6 +89,14 @@ pub async fn run(node: &str) -> Result<()> {
             path: PathBuf::from("SIGTERM"),
             source: e,
         })?;
+    let mut hup =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).map_err(|e| {
+            Error::Io {
+                action: "installing a signal handler",
+                path: PathBuf::from("SIGHUP"),
+                source: e,
+            }
+        })?;
     let http = probe_client();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -89,6 +104,16 @@ pub async fn run(node: &str) -> Result<()> {
             _ = tick.tick() => {}
             _ = term.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
+            _ = hup.recv() => {
+                // `systemctl restart kubelet` in a lab node: a restarted kubelet runs the
+                // installed version and leaves the static pods running.
+                let version = installed_kubelet_version()
+                    .unwrap_or_else(|| cfg.kubelet_version.clone());
+                tracing::info!("restart requested: kubelet version {version}");
+                let mut s = shared.lock().await;
+                s.kubelet_version = version;
+                s.registered = false;
+            }
         }
         sup.reconcile().await;
         let probes = probe_all(&http, &cfg).await;
@@ -114,6 +139,18 @@ pub async fn run(node: &str) -> Result<()> {
     sup.stop_all().await;
     let _ = std::fs::remove_file(NodeStatusFile::path(&cfg.node));
     Ok(())
+}
+
+/// The version of the node's installed kubelet (`/usr/bin/kubelet --version`, which
+/// the lab's kubelet package provides), if one is installed.
+fn installed_kubelet_version() -> Option<String> {
+    let out = std::process::Command::new("/usr/bin/kubelet")
+        .arg("--version")
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v = text.trim().strip_prefix("Kubernetes ")?;
+    (out.status.success() && v.starts_with('v')).then(|| v.to_string())
 }
 
 fn probe_client() -> reqwest::Client {
