@@ -289,7 +289,7 @@ impl Report for StatusView<'_> {
                 c.endpoint.clone(),
             ]);
         }
-        t.render_into(out);
+        t.render_into(out, style);
         if let Some(q) = &r.etcd {
             out.push('\n');
             let line = format!(
