@@ -28,7 +28,8 @@ pkgs=(
   build-essential pkg-config protobuf-compiler libprotobuf-dev cmake
   # lab: Kubernetes build from source
   dpkg-dev golang-go golang-github-modern-go-reflect2-dev rsync
-  # lab: nodes in network namespaces, kube-proxy
+  # lab: nodes in network namespaces, kube-proxy; util-linux's `script` also gives the
+  # cli tests of `status` a real pseudo-terminal
   iproute2 iptables util-linux procps
   # lab up --ssh (an sshd per node, started by the lab with its own config) and
   # --node-access ssh

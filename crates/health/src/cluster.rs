@@ -352,6 +352,19 @@ pub fn lease_check(name: &str, l: &Lease, now: jiff::Timestamp) -> Check {
     }
 }
 
+/// The node holding a leader Lease, as [`lease_check`] names it in the check's
+/// endpoint (`None` for other checks, or a Lease nobody holds).
+pub fn lease_holder(check: &Check) -> Option<&str> {
+    if !check.component.starts_with("lease/") {
+        return None;
+    }
+    check
+        .endpoint
+        .rsplit_once(" holder=")
+        .map(|(_, h)| h)
+        .filter(|h| !h.is_empty())
+}
+
 /// Merges the API's view with per-node local reports (gathered through `access`, or
 /// none) into one report.
 pub fn merge(
@@ -534,6 +547,7 @@ mod tests {
         );
         assert_eq!(fresh.state, State::Up);
         assert!(fresh.endpoint.ends_with("holder=cp2"));
+        assert_eq!(lease_holder(&fresh), Some("cp2"));
         let stale = lease_check(
             "kube-scheduler",
             &lease("2026-11-21T10:00:00.000000Z", 15),

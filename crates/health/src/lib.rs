@@ -10,10 +10,11 @@
 //!   that were gathered on each node (over SSH, inside lab nodes, or by the exporter).
 //!
 //! Every [`Check`] names its [`Source`], so a reader knows where a row came from.
-//! [`quorum`] holds the etcd quorum arithmetic and [`parse`] the response parsers; both
-//! are pure.
+//! [`quorum`] holds the etcd quorum arithmetic, [`parse`] the response parsers and
+//! [`glance`] the one-state-per-component summary of a report; all three are pure.
 
 pub mod cluster;
+pub mod glance;
 pub mod local;
 pub mod parse;
 pub mod probe;

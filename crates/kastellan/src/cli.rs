@@ -51,8 +51,11 @@ pub struct GlobalArgs {
 /// Output formats of `-o/--output`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
-    /// Human-readable table.
+    /// Human-readable table, fitted to the terminal's width (or `COLUMNS`).
     Table,
+    /// Human-readable with more detail where a command has it (status: one row per
+    /// probe, with source, latency and endpoint).
+    Wide,
     /// JSON document.
     Json,
     /// YAML document.

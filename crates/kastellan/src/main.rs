@@ -43,6 +43,7 @@ fn main() -> ExitCode {
 
     let format = match cli.global.output {
         OutputFormat::Table => Format::Table,
+        OutputFormat::Wide => Format::Wide,
         OutputFormat::Json => Format::Json,
         OutputFormat::Yaml => Format::Yaml,
     };

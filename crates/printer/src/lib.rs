@@ -4,11 +4,15 @@
 //! [`Printer::report`]. The printer renders it as a human table or as stable JSON/YAML
 //! (the serde representation), honours `--quiet`, and decides whether colour and
 //! progress bars are allowed (only when the stream is a terminal).
+//!
+//! Human output knows the width it must fit ([`Style::width`]): `COLUMNS` when it is
+//! set to a number, else the terminal's width when stdout is a terminal, else none (a
+//! pipe or a file gets whole lines). [`Table`]s cut long cells with `…` to fit it
+//! instead of letting the terminal wrap them; JSON and YAML are never cut.
 
 // The one crate allowed to print: every other crate writes through it.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 
 use serde::Serialize;
@@ -16,12 +20,19 @@ use serde::Serialize;
 /// The progress bar [`Printer::spinner`] returns (indicatif's).
 pub use indicatif::ProgressBar;
 
+mod table;
+
+pub use table::{Table, display_width, truncate, wrap};
+
 /// Output format chosen with `-o/--output`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
     /// Human-readable tables and text.
     #[default]
     Table,
+    /// Human-readable, with more detail where a command has it (kubectl's `-o wide`);
+    /// the same as [`Format::Table`] elsewhere.
+    Wide,
     /// Machine-readable JSON (stable, documented per command).
     Json,
     /// The same document as YAML.
@@ -32,13 +43,21 @@ impl std::str::FromStr for Format {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
-            "table" | "wide" | "text" => Ok(Format::Table),
+            "table" | "text" => Ok(Format::Table),
+            "wide" => Ok(Format::Wide),
             "json" => Ok(Format::Json),
             "yaml" => Ok(Format::Yaml),
             other => Err(format!(
-                "unknown output format '{other}' (expected table, json or yaml)"
+                "unknown output format '{other}' (expected table, wide, json or yaml)"
             )),
         }
+    }
+}
+
+impl Format {
+    /// Whether this is output for humans (`table` or `wide`), not for machines.
+    pub fn is_human(self) -> bool {
+        matches!(self, Format::Table | Format::Wide)
     }
 }
 
@@ -58,18 +77,28 @@ pub enum Error {
 
 /// Something a command reports: serialisable for `-o json|yaml`, renderable for humans.
 pub trait Report: Serialize {
-    /// Writes the human form of the report. `style` says whether colour is allowed.
+    /// Writes the human form of the report. `style` says whether colour is allowed,
+    /// the width lines should fit and whether `-o wide` was asked for.
     fn render(&self, out: &mut String, style: &Style);
 }
 
-/// Styling decisions for human output.
-#[derive(Debug, Clone, Copy)]
+/// Styling and layout decisions for human output.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Style {
     /// Whether ANSI colour may be used.
     pub color: bool,
+    /// The width (in terminal columns) lines should fit, when one is known; `None`:
+    /// nothing is cut or wrapped to a width.
+    pub width: Option<usize>,
+    /// Whether `-o wide` asked for the detailed view.
+    pub wide: bool,
 }
 
 impl Style {
+    /// No colour, no width, not wide: what a pipe gets.
+    pub fn plain() -> Style {
+        Style::default()
+    }
     /// Wraps `text` in green when colour is on.
     pub fn good(&self, text: &str) -> String {
         self.paint(text, owo_colors::Style::new().green())
@@ -96,51 +125,18 @@ impl Style {
     }
 }
 
-/// A simple table: header plus rows of cells, rendered with comfy-table.
-#[derive(Debug, Default, Clone)]
-pub struct Table {
-    header: Vec<String>,
-    rows: Vec<Vec<String>>,
-}
-
-impl Table {
-    /// A table with the given column names.
-    pub fn new<I, S>(header: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        Table {
-            header: header.into_iter().map(Into::into).collect(),
-            rows: Vec::new(),
-        }
-    }
-    /// Appends one row.
-    pub fn row<I, S>(&mut self, cells: I)
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.rows.push(cells.into_iter().map(Into::into).collect());
-    }
-    /// Renders the table as plain text (no borders), one line per row.
-    pub fn render_into(&self, out: &mut String) {
-        let mut t = comfy_table::Table::new();
-        t.load_preset(comfy_table::presets::NOTHING);
-        t.set_content_arrangement(comfy_table::ContentArrangement::Disabled);
-        t.set_header(self.header.clone());
-        for r in &self.rows {
-            t.add_row(r.clone());
-        }
-        for line in t.lines() {
-            let _ = writeln!(out, "{}", line.trim_end());
-        }
-    }
-}
-
 /// Whether `NO_COLOR` asks for no escape codes (set and not empty).
 fn no_color() -> bool {
     std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+}
+
+/// The width human output fits: `COLUMNS` when it holds a positive number (the user
+/// said so, even for a pipe), else the terminal's width, else none.
+pub fn output_width(columns: Option<&str>, terminal: Option<usize>) -> Option<usize> {
+    columns
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|c| *c > 0)
+        .or(terminal.filter(|t| *t > 0))
 }
 
 /// The printer every command writes through.
@@ -148,17 +144,24 @@ fn no_color() -> bool {
 pub struct Printer {
     format: Format,
     quiet: bool,
-    stdout_tty: bool,
+    /// Colour and in-place refreshes on stdout: a terminal, and no `NO_COLOR`.
+    stdout_color: bool,
+    /// The width human output on stdout fits.
+    width: Option<usize>,
     stderr_tty: bool,
 }
 
 impl Printer {
     /// Builds a printer; terminal detection is done here, once.
     pub fn new(format: Format, quiet: bool) -> Self {
+        let stdout = std::io::stdout();
+        let terminal = terminal_size::terminal_size_of(&stdout).map(|(w, _)| usize::from(w.0));
+        let columns = std::env::var("COLUMNS").ok();
         Printer {
             format,
             quiet,
-            stdout_tty: std::io::stdout().is_terminal() && !no_color(),
+            stdout_color: stdout.is_terminal() && !no_color(),
+            width: output_width(columns.as_deref(), terminal),
             stderr_tty: std::io::stderr().is_terminal(),
         }
     }
@@ -176,7 +179,9 @@ impl Printer {
     /// Styling for human output on stdout.
     pub fn style(&self) -> Style {
         Style {
-            color: self.stdout_tty && self.format == Format::Table,
+            color: self.stdout_color && self.format.is_human(),
+            width: self.width,
+            wide: self.format == Format::Wide,
         }
     }
 
@@ -185,7 +190,7 @@ impl Printer {
     /// always printed because a script asked for them.
     pub fn report<R: Report>(&self, report: &R) -> Result<(), Error> {
         let text = self.render(report)?;
-        if self.quiet && self.format == Format::Table {
+        if self.quiet && self.format.is_human() {
             return Ok(());
         }
         let mut out = std::io::stdout().lock();
@@ -197,7 +202,7 @@ impl Printer {
     /// Renders a report to a string in the selected format.
     pub fn render<R: Report>(&self, report: &R) -> Result<String, Error> {
         Ok(match self.format {
-            Format::Table => {
+            Format::Table | Format::Wide => {
                 let mut s = String::new();
                 report.render(&mut s, &self.style());
                 s
@@ -224,6 +229,7 @@ impl Printer {
     pub fn warn(&self, msg: impl AsRef<str>) {
         let prefix = Style {
             color: self.stderr_tty && !no_color(),
+            ..Style::plain()
         }
         .warn("warning");
         eprintln!("{prefix}: {}", msg.as_ref());
@@ -233,6 +239,7 @@ impl Printer {
     pub fn error(&self, msg: impl AsRef<str>) {
         let prefix = Style {
             color: self.stderr_tty && !no_color(),
+            ..Style::plain()
         }
         .bad("error");
         eprintln!("{prefix}: {}", msg.as_ref());
@@ -253,12 +260,16 @@ impl Printer {
     /// other: JSON one compact document per line, YAML documents separated by `---`.
     pub fn frame<R: Report>(&self, header: &str, report: &R) -> Result<(), Error> {
         let text = match self.format {
-            Format::Table => {
+            Format::Table | Format::Wide => {
                 if self.quiet {
                     return Ok(());
                 }
                 let body = self.render(report)?;
-                let clear = if self.stdout_tty { "\x1b[H\x1b[2J" } else { "" };
+                let clear = if self.stdout_color {
+                    "\x1b[H\x1b[2J"
+                } else {
+                    ""
+                };
                 format!("{clear}{header}\n{body}")
             }
             Format::Json => {
@@ -276,7 +287,7 @@ impl Printer {
     /// table format prints nothing here (humans get notes and the progress line).
     pub fn event<T: Serialize>(&self, event: &T) -> Result<(), Error> {
         let text = match self.format {
-            Format::Table => return Ok(()),
+            Format::Table | Format::Wide => return Ok(()),
             Format::Json => {
                 let mut s = serde_json::to_string(event)?;
                 s.push('\n');
@@ -341,7 +352,7 @@ mod tests {
                     style.bad("no")
                 },
             ]);
-            t.render_into(out);
+            t.render_into(out, style);
         }
     }
 
@@ -354,7 +365,8 @@ mod tests {
         let p = Printer {
             format: Format::Table,
             quiet: false,
-            stdout_tty: false,
+            stdout_color: false,
+            width: None,
             stderr_tty: false,
         };
         let table = p.render(&d).unwrap();
@@ -377,6 +389,51 @@ mod tests {
     #[test]
     fn parses_formats() {
         assert_eq!("json".parse::<Format>().unwrap(), Format::Json);
+        assert_eq!("wide".parse::<Format>().unwrap(), Format::Wide);
+        assert!(Format::Wide.is_human() && !Format::Yaml.is_human());
         assert!("xml".parse::<Format>().unwrap_err().contains("xml"));
+    }
+
+    #[test]
+    fn columns_then_the_terminal_give_the_width() {
+        assert_eq!(output_width(Some("100"), Some(80)), Some(100));
+        assert_eq!(
+            output_width(Some("100"), None),
+            Some(100),
+            "even for a pipe"
+        );
+        assert_eq!(output_width(None, Some(80)), Some(80));
+        assert_eq!(output_width(Some("wide"), Some(80)), Some(80));
+        assert_eq!(output_width(Some("0"), None), None);
+        assert_eq!(output_width(None, None), None, "a pipe: whole lines");
+        assert_eq!(output_width(None, Some(0)), None);
+    }
+
+    #[test]
+    fn human_tables_fit_the_width_and_machine_output_is_whole() {
+        let d = Demo {
+            name: "a-very-long-name-that-does-not-fit-in-twenty-columns",
+            ok: true,
+        };
+        let p = Printer {
+            format: Format::Table,
+            quiet: false,
+            stdout_color: false,
+            width: Some(20),
+            stderr_tty: false,
+        };
+        let table = p.render(&d).unwrap();
+        assert!(table.lines().all(|l| display_width(l) <= 20), "{table}");
+        assert!(table.contains('…'), "{table}");
+        for format in [Format::Json, Format::Yaml] {
+            let p = Printer {
+                format,
+                ..p.clone()
+            };
+            assert!(
+                p.render(&d).unwrap().contains(d.name),
+                "{format:?} is never cut"
+            );
+        }
     }
 }

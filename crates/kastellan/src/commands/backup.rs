@@ -212,7 +212,7 @@ impl Report for VerifyReport {
 struct ListReport(Vec<BundleInfo>);
 
 impl Report for ListReport {
-    fn render(&self, out: &mut String, _style: &Style) {
+    fn render(&self, out: &mut String, style: &Style) {
         let mut t = Table::new(["BUNDLE", "CREATED", "SIZE", "ENCRYPTED", "VERIFIED"]);
         for b in &self.0 {
             t.row([
@@ -229,7 +229,7 @@ impl Report for ListReport {
                     .unwrap_or_else(|| "no".into()),
             ]);
         }
-        t.render_into(out);
+        t.render_into(out, style);
     }
 }
 
@@ -262,6 +262,6 @@ impl Report for PruneReport {
             };
             t.row([d.name.clone(), decision, why]);
         }
-        t.render_into(out);
+        t.render_into(out, style);
     }
 }

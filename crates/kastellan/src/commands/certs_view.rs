@@ -78,7 +78,7 @@ impl Report for CheckView<'_> {
                 status_text(r, style),
             ]);
         }
-        t.render_into(out);
+        t.render_into(out, style);
         out.push('\n');
         let mut t = Table::new([
             "CERTIFICATE AUTHORITY",
@@ -98,7 +98,7 @@ impl Report for CheckView<'_> {
                 status_text(r, style),
             ]);
         }
-        t.render_into(out);
+        t.render_into(out, style);
         let with_sans: Vec<&CertStatus> = report.rows().filter(|r| !r.sans.is_empty()).collect();
         if !with_sans.is_empty() {
             out.push_str("\nSubject alternative names:\n");
@@ -169,7 +169,7 @@ impl Report for RenewView<'_> {
                         .join(" "),
                 ]);
             }
-            t.render_into(out);
+            t.render_into(out, style);
         }
         match &report.applied {
             Some(a) => {

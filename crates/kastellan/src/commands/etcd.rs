@@ -271,7 +271,7 @@ impl Report for SaveReport {
             self.total_key.to_string(),
             human_bytes(self.total_size),
         ]);
-        t.render_into(out);
+        t.render_into(out, style);
     }
 }
 
@@ -384,7 +384,7 @@ impl SnapshotReport {
         }
     }
 
-    fn render_figures(&self, out: &mut String) {
+    fn render_figures(&self, out: &mut String, style: &Style) {
         let mut t = Table::new(["HASH", "REVISION", "TOTAL KEYS", "TOTAL SIZE"]);
         let dash = || "-".to_string();
         t.row([
@@ -393,7 +393,7 @@ impl SnapshotReport {
             self.total_key.map_or_else(dash, |k| k.to_string()),
             self.total_size.map_or_else(dash, human_bytes),
         ]);
-        t.render_into(out);
+        t.render_into(out, style);
     }
 
     fn render_details(&self, out: &mut String, style: &Style) {
@@ -478,7 +478,7 @@ impl SnapshotReport {
                 c.note.clone().unwrap_or_default(),
             ]);
         }
-        t.render_into(out);
+        t.render_into(out, style);
     }
 
     fn render_faults(&self, out: &mut String, style: &Style) {
@@ -524,7 +524,7 @@ impl Report for SnapshotReport {
     fn render(&self, out: &mut String, style: &Style) {
         match self.mode {
             Mode::Status => {
-                self.render_figures(out);
+                self.render_figures(out, style);
                 out.push('\n');
                 self.render_details(out, style);
                 let count = |v| self.checks.iter().filter(|c| c.verdict == v).count();

@@ -240,7 +240,7 @@ impl Report for StatusReport {
                 }
             }
         }
-        t.render_into(out);
+        t.render_into(out, style);
         if let Some(f) = &s.ssh {
             out.push_str(&format!(
                 "\nssh: ssh -F {} NODE (inventory {})\n",

@@ -12,6 +12,7 @@ mod node;
 mod node_access;
 mod restore;
 mod status;
+mod status_view;
 mod versions;
 
 use anyhow::Result;

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use kastellan_drain::classify::{Reason, Rules};
 use kastellan_drain::plan::{BudgetCheck, NodePlan, Plan, PlannedPod, Request};
 use kastellan_drain::run::{self, Blocker, Event, NodeResult, NodeState, Observer, Options};
-use kastellan_printer::{Format, Printer, ProgressBar, Report, Style};
+use kastellan_printer::{Printer, ProgressBar, Report, Style};
 use serde::Serialize;
 
 use crate::Outcome;
@@ -133,7 +133,7 @@ async fn drain(args: DrainArgs, global: &GlobalArgs, printer: &Printer) -> Resul
     progress.finish_and_clear();
     let outcome = outcome?;
     let success = outcome.success();
-    if printer.format() == Format::Table {
+    if printer.format().is_human() {
         if !outcome.nodes.is_empty() {
             printer.report(&ResultView(&outcome.nodes))?;
         }
@@ -168,7 +168,7 @@ struct ResultLine<'a> {
 fn observer(printer: Printer, progress: ProgressBar) -> Observer {
     let noted: Mutex<BTreeSet<(String, String)>> = Mutex::new(BTreeSet::new());
     Arc::new(move |e: &Event| {
-        if printer.format() != Format::Table {
+        if !printer.format().is_human() {
             if let Err(err) = printer.event(e) {
                 progress.suspend(|| printer.warn(format!("{err}")));
             }
@@ -292,24 +292,7 @@ fn wrap_str(text: &str, indent: usize) -> String {
 /// Writes `first` then `text`, wrapped at 80 columns at spaces, continuation lines
 /// indented by `indent` (a word longer than a line stays whole).
 fn wrap(out: &mut String, first: &str, indent: usize, text: &str) {
-    let mut line = first.to_string();
-    let mut empty = true;
-    for word in text.split(' ').filter(|w| !w.is_empty()) {
-        let len = line.chars().count();
-        if !empty && len + 1 + word.chars().count() > WIDTH {
-            out.push_str(line.trim_end());
-            out.push('\n');
-            line = " ".repeat(indent);
-            empty = true;
-        }
-        if !empty {
-            line.push(' ');
-        }
-        line.push_str(word);
-        empty = false;
-    }
-    out.push_str(line.trim_end());
-    out.push('\n');
+    kastellan_printer::wrap(out, first, indent, text, Some(WIDTH));
 }
 
 /// The flag that allows what `reason` refuses.
@@ -680,7 +663,7 @@ mod tests {
             plan: &plan,
             dry_run: true,
         }
-        .render(&mut out, &Style { color: false });
+        .render(&mut out, &Style::plain());
         assert!(out.lines().all(|l| l.chars().count() <= WIDTH), "{out}");
         insta::assert_snapshot!("drain_plan", out);
     }

@@ -1,18 +1,20 @@
-//! `kastellan status`: one verdict on the control plane, with every check named.
+//! `kastellan status`: one verdict on the control plane, with every check named (the
+//! views are in `status_view`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
 use kastellan_health::cluster::{self, NodeReports};
 use kastellan_health::local::{self, LocalOptions};
-use kastellan_health::{State, StatusReport, Verdict};
-use kastellan_printer::{Printer, Report, Style, Table};
+use kastellan_health::{StatusReport, Verdict};
+use kastellan_printer::Printer;
 
 use crate::Outcome;
 use crate::cli::{GlobalArgs, NodeAccessMode, ProbeArgs, StatusArgs};
 use crate::commands::node_access::{self, Reach};
+use crate::commands::status_view::{StatusView, changes};
 
 /// Runs `status`.
 pub fn run(args: StatusArgs, global: &GlobalArgs, printer: &Printer) -> Result<Outcome> {
@@ -68,24 +70,6 @@ pub fn outcome(r: &StatusReport) -> Outcome {
         Verdict::Degraded => Outcome::Unhealthy,
         Verdict::Unknown => Outcome::CouldNotCheck,
     }
-}
-
-type Key = (String, String, String);
-
-fn key(c: &kastellan_health::Check) -> Key {
-    (c.node.clone(), c.component.clone(), c.endpoint.clone())
-}
-
-/// Rows whose state differs from the previous refresh (new rows count as changed).
-fn changes(prev: &StatusReport, now: &StatusReport) -> HashMap<Key, Option<State>> {
-    let before: HashMap<Key, State> = prev.checks.iter().map(|c| (key(c), c.state)).collect();
-    now.checks
-        .iter()
-        .filter_map(|c| {
-            let old = before.get(&key(c)).copied();
-            (old != Some(c.state)).then(|| (key(c), old))
-        })
-        .collect()
 }
 
 /// Gathers the status as the options say: local probes, or the cluster view.
@@ -232,99 +216,4 @@ fn node_access(p: &ProbeArgs, kubeconfig: Option<&std::path::Path>) -> Result<Op
             }
         }
     })
-}
-
-/// The report as printed, with the rows that changed since the last refresh.
-struct StatusView<'a> {
-    report: &'a StatusReport,
-    changed: Option<&'a HashMap<Key, Option<State>>>,
-}
-
-impl serde::Serialize for StatusView<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.report.serialize(s)
-    }
-}
-
-fn paint(style: &Style, state: State) -> String {
-    match state {
-        State::Up => style.good(state.label()),
-        State::Degraded | State::Unknown => style.warn(state.label()),
-        State::Down => style.bad(state.label()),
-    }
-}
-
-impl Report for StatusView<'_> {
-    fn render(&self, out: &mut String, style: &Style) {
-        let r = self.report;
-        let mut t = Table::new([
-            "NODE",
-            "COMPONENT",
-            "STATE",
-            "SOURCE",
-            "LATENCY",
-            "DETAIL",
-            "ENDPOINT",
-        ]);
-        for c in &r.checks {
-            let mut state = paint(style, c.state);
-            if let Some(changed) = self.changed
-                && let Some(old) = changed.get(&key(c))
-            {
-                let was = old.map(|o| o.label()).unwrap_or("new");
-                state = style.bold(&format!("{state} (was {was})"));
-            }
-            let source = serde_json::to_value(c.source)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
-            let detail: String = c.detail.chars().take(90).collect();
-            t.row([
-                c.node.clone(),
-                c.component.clone(),
-                state,
-                source,
-                c.latency_ms.map(|l| format!("{l}ms")).unwrap_or_default(),
-                detail,
-                c.endpoint.clone(),
-            ]);
-        }
-        t.render_into(out);
-        if let Some(q) = &r.etcd {
-            out.push('\n');
-            let line = format!(
-                "etcd: {} members, {} healthy, quorum {}, {} failure{} tolerated (of {} when all are healthy){}",
-                q.members,
-                q.healthy,
-                q.quorum,
-                q.failures_tolerated,
-                if q.failures_tolerated == 1 { "" } else { "s" },
-                q.failures_tolerated_when_healthy,
-                q.leader
-                    .as_ref()
-                    .map(|l| format!(", leader {l}"))
-                    .unwrap_or_default()
-            );
-            out.push_str(&if q.has_quorum {
-                line
-            } else {
-                style.bad(&format!("{line}: QUORUM LOST"))
-            });
-            out.push('\n');
-        }
-        if !r.warnings.is_empty() {
-            out.push('\n');
-            for w in &r.warnings {
-                out.push_str(&format!("{} {w}\n", style.warn("warning:")));
-            }
-        }
-        out.push('\n');
-        let verdict = match r.verdict {
-            Verdict::Healthy => style.good(&r.summary),
-            Verdict::Degraded => style.bad(&r.summary),
-            Verdict::Unknown => style.warn(&r.summary),
-        };
-        out.push_str(&verdict);
-        out.push('\n');
-    }
 }

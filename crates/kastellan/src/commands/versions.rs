@@ -175,7 +175,7 @@ impl Report for VersionsReport<'_> {
                 serde_plain(&f.installed),
             ]);
         }
-        t.render_into(out);
+        t.render_into(out, style);
         let _ = writeln!(out, "\nsources:");
         for f in &v.found {
             let _ = writeln!(out, "  {} {}: {}", f.component.name(), f.instance, f.source);

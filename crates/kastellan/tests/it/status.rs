@@ -167,8 +167,8 @@ fn next_refresh(lines: &mut impl Iterator<Item = std::io::Result<String>>) -> Ve
     panic!("status --watch ended in the middle of a refresh: {doc:#?}");
 }
 
-/// The table rows of a refresh whose state is marked as changed: (node, component,
-/// "now (was before)").
+/// The probes a refresh lists as changed (`  NODE COMPONENT now (was before)`):
+/// (node, component, "now (was before)").
 fn marked(doc: &[String]) -> Vec<(String, String, String)> {
     doc.iter()
         .filter(|l| l.contains("(was "))
@@ -292,13 +292,38 @@ fn lab_status_healthy_faults_and_healing() {
     assert_eq!(q["failures_tolerated"], 1);
     assert!(q["leader"].as_str().is_some_and(|l| l.starts_with("cp")));
 
-    // The human table says the same in one verdict line.
+    // The human view says the same at a glance: one line per node, one state per
+    // component (slow: a probe took a second or more), then etcd, then one verdict line.
     let table = kastellan()
         .args(["status", "--kubeconfig"])
         .arg(format!("{LAB}/admin.conf"))
+        .env_remove("COLUMNS")
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&table.stdout);
+    let grid_row = |node: &str| -> Vec<String> {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(node))
+            .unwrap_or_else(|| panic!("no line for {node}: {text}"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    let up = |cell: &String| cell == "ok" || cell == "slow";
+    for node in ["cp1", "cp2", "cp3"] {
+        let row = grid_row(node);
+        assert!(row.len() == 8 && row[1..].iter().all(up), "{node}: {text}");
+    }
+    let w1 = grid_row("w1");
+    assert_eq!(
+        w1[1..5],
+        ["-", "-", "-", "-"],
+        "a worker runs no control plane: {text}"
+    );
+    assert!(
+        up(&w1[5]) && up(&w1[6]),
+        "kubelet and kube-proxy on w1: {text}"
+    );
     assert!(
         text.contains("etcd: 3 members, 3 healthy, quorum 2, 1 failure tolerated"),
         "{text}"
@@ -313,8 +338,9 @@ fn lab_status_healthy_faults_and_healing() {
     );
 
     // kube-proxy hung on cp2 (SIGSTOP), under `status --watch`: the refresh right after
-    // the fault marks both of its rows down, timed out (the ports accept, nothing
-    // answers); after SIGCONT the next refresh marks them up again, and the watch exits 0,
+    // the fault lists both of its probes as changed to down and as problems, timed out
+    // (the ports accept, nothing answers), and cp2's line shows kube-proxy down; after
+    // SIGCONT the next refresh lists them as changed to up again, and the watch exits 0,
     // the last refresh's verdict. The agent did not replace the process.
     let proxy = pod_process("cp2", "kube-proxy");
     let mut watch = kastellan()
@@ -330,6 +356,7 @@ fn lab_status_healthy_faults_and_healing() {
             "--kubeconfig",
         ])
         .arg(format!("{LAB}/admin.conf"))
+        .env_remove("COLUMNS")
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -355,14 +382,20 @@ fn lab_status_healthy_faults_and_healing() {
         "{before:#?}"
     );
     assert_eq!(marked(&during), rows_marked("down (was up)"), "{during:#?}");
-    let proxy_rows: Vec<&String> = during
+    let proxy_problems: Vec<&String> = during
         .iter()
-        .filter(|l| l.split_whitespace().take(2).eq(["cp2", "kube-proxy"]))
+        .filter(|l| l.starts_with("  cp2 kube-proxy down:"))
         .collect();
     assert!(
-        proxy_rows.len() == 2 && proxy_rows.iter().all(|l| l.contains("timed out")),
+        proxy_problems.len() == 2 && proxy_problems.iter().all(|l| l.contains("timed out")),
         "a hung process times out: {during:#?}"
     );
+    let cp2: Vec<&str> = during
+        .iter()
+        .find(|l| l.split_whitespace().next() == Some("cp2"))
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_default();
+    assert_eq!(cp2.get(6), Some(&"down"), "the PROXY column: {during:#?}");
     let verdict = during.last().unwrap();
     assert!(
         verdict.starts_with("degraded:") && verdict.contains("kube-proxy on cp2"),
@@ -747,4 +780,153 @@ fn cli_status_watch_prints_one_document_per_refresh() {
         "{text}"
     );
     assert!(!text.contains("(was "), "{text}");
+}
+
+/// `kastellan status --local` as node `n1` on `dir`'s manifests, under a real
+/// pseudo-terminal `cols` columns wide (util-linux `script`; `stty` sets the size that
+/// the binary reads back), without `COLUMNS`, plus `extra` arguments and `env`.
+fn status_in_terminal(
+    dir: &std::path::Path,
+    cols: usize,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> String {
+    let bin = assert_cmd::cargo::cargo_bin!("kastellan");
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let mut cmd = format!(
+        "stty cols {cols} rows 50 && exec {} status --local --node n1 --probe-timeout 1 --manifests-dir {}",
+        quote(&bin.display().to_string()),
+        quote(&dir.display().to_string())
+    );
+    for a in extra {
+        cmd.push(' ');
+        cmd.push_str(&quote(a));
+    }
+    let out = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &cmd, "/dev/null"])
+        .env_remove("COLUMNS")
+        .env_remove("NO_COLOR")
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("util-linux `script` (scripts/install-deps.sh installs util-linux)");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "every endpoint down: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The terminal turned each newline into CR LF.
+    String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n")
+}
+
+/// The columns a line takes on a terminal: colour escapes take none.
+fn columns(line: &str) -> usize {
+    let mut n = 0;
+    let mut escape = false;
+    for c in line.chars() {
+        match (escape, c) {
+            (_, '\x1b') => escape = true,
+            (true, c) => escape = !c.is_ascii_alphabetic(),
+            (false, _) => n += 1,
+        }
+    }
+    n
+}
+
+fn widest(text: &str) -> usize {
+    text.lines().map(columns).max().unwrap_or(0)
+}
+
+#[test]
+fn cli_status_in_a_real_terminal_fits_its_width() {
+    let _ports = HOST_PORTS.lock().unwrap_or_else(|p| p.into_inner());
+    let d = manifests_dir();
+
+    // The default view: colour on a terminal, every line within 80 columns; the grid
+    // has this node's line with its components down.
+    let glance = status_in_terminal(d.path(), 80, &[], &[]);
+    assert!(widest(&glance) <= 80, "{glance}");
+    assert!(glance.contains('\x1b'), "colour on a terminal: {glance:?}");
+    assert!(glance.contains("problems:"), "{glance}");
+
+    // `-o wide`: one row per probe, cut with an ellipsis to the terminal's width (80,
+    // then 120), never wrapped.
+    let wide80 = status_in_terminal(d.path(), 80, &["-o", "wide"], &[]);
+    let wide120 = status_in_terminal(d.path(), 120, &["-o", "wide"], &[]);
+    assert!(widest(&wide80) <= 80 && wide80.contains('…'), "{wide80}");
+    assert!(
+        widest(&wide120) <= 120 && widest(&wide120) > 80 && wide120.contains('…'),
+        "{wide120}"
+    );
+    let rows = |t: &str| t.lines().take_while(|l| !l.is_empty()).count();
+    assert_eq!(
+        rows(&wide80),
+        rows(&wide120),
+        "one line per row at any width"
+    );
+
+    // NO_COLOR: no escape code at all, the same width. This node's line: every
+    // component it runs down, no certificates found.
+    let plain = status_in_terminal(d.path(), 80, &[], &[("NO_COLOR", "1")]);
+    assert!(!plain.contains('\x1b'), "{plain:?}");
+    assert!(widest(&plain) <= 80, "{plain}");
+    let node: Vec<&str> = plain
+        .lines()
+        .find(|l| l.starts_with(" n1 "))
+        .unwrap_or_else(|| panic!("no line for n1: {plain}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        node,
+        ["n1", "down", "down", "down", "down", "down", "down", "-"],
+        "{plain}"
+    );
+
+    // JSON is never cut, even on a narrow terminal.
+    let json = status_in_terminal(d.path(), 40, &["-o", "json"], &[]);
+    let v: Value = serde_json::from_str(&json).unwrap();
+    let details: Vec<&str> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["detail"].as_str().unwrap())
+        .collect();
+    assert!(
+        details.iter().any(|d| d.len() > 40) && !json.contains('…'),
+        "{json}"
+    );
+}
+
+#[test]
+fn cli_status_outside_a_terminal_is_whole_unless_columns_is_set() {
+    let _ports = HOST_PORTS.lock().unwrap_or_else(|p| p.into_inner());
+    let d = manifests_dir();
+    let out = local_status(d.path(), &["-o", "wide"]);
+    let whole = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !whole.contains('…') && !whole.contains('\x1b') && widest(&whole) > 120,
+        "a pipe gets whole lines and no colour: {whole}"
+    );
+    let out = kastellan()
+        .args([
+            "status",
+            "--local",
+            "--node",
+            "n1",
+            "--probe-timeout",
+            "1",
+            "-o",
+            "wide",
+            "--manifests-dir",
+        ])
+        .arg(d.path())
+        .env("COLUMNS", "100")
+        .output()
+        .unwrap();
+    let cut = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        widest(&cut) <= 100 && cut.contains('…'),
+        "COLUMNS=100 is a width: {cut}"
+    );
 }

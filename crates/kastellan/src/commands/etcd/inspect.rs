@@ -132,7 +132,7 @@ impl Report for Summary {
                 human_bytes(r.bytes),
             ]);
         }
-        t.render_into(out);
+        t.render_into(out, style);
     }
 }
 

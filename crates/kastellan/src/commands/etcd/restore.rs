@@ -146,13 +146,13 @@ impl Report for RestoreReport {
             };
             t.row([name, m.id.to_string(), m.peer_urls.join(",")]);
         }
-        t.render_into(out);
+        t.render_into(out, style);
         out.push('\n');
         let mut t = Table::new(["FILE", "CONTENT"]);
         for f in &p.files {
             t.row([f.path.clone(), f.content.clone()]);
         }
-        t.render_into(out);
+        t.render_into(out, style);
         if p.members.len() > 1 {
             let _ = writeln!(
                 out,
