@@ -530,7 +530,11 @@ mod tests {
         assert_eq!(ok.code, 0, "{ok:?}");
         let etcd = crictl(&args(&["pull", "k8s.gcr.io/etcd:3.4.13-0"]));
         assert_eq!(etcd.code, 0, "{etcd:?}");
-        let bad = crictl(&args(&["--runtime-endpoint=unix:///x", "inspecti", "nginx:1.25"]));
+        let bad = crictl(&args(&[
+            "--runtime-endpoint=unix:///x",
+            "inspecti",
+            "nginx:1.25",
+        ]));
         assert_eq!(bad.code, 1);
         assert!(bad.stderr.contains("nginx:1.25"), "{bad:?}");
         let rm = crictl(&args(&["rmi", "x"]));
@@ -542,6 +546,9 @@ mod tests {
     fn the_kubelet_stand_in_answers_its_version_only() {
         let s = kubelet_stand_in("v1.21.0");
         assert!(s.starts_with("#!/bin/sh\n"));
-        assert!(s.contains("--version) echo \"Kubernetes v1.21.0\"; exit 0"), "{s}");
+        assert!(
+            s.contains("--version) echo \"Kubernetes v1.21.0\"; exit 0"),
+            "{s}"
+        );
     }
 }
