@@ -54,6 +54,15 @@ pub struct Request {
     pub primary: Option<PrimaryMarker>,
     /// Delete pods instead of evicting them (PodDisruptionBudgets are not consulted).
     pub disable_eviction: bool,
+    /// The nodes keep running their static pods after the drain (an upgrade's drain,
+    /// not a shutdown): the etcd-quorum hazard does not apply, since the etcd member
+    /// is not stopped by it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nodes_stay_up: bool,
+    /// Hazards are reported and gone past, not refused (without touching the rules:
+    /// `rules.force` also allows them, but evicts unmanaged pods too).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_hazards: bool,
 }
 
 /// One pod in the plan.
@@ -356,7 +365,7 @@ pub fn plan_node(
 
     // etcd: this node holds a member, and the batch takes quorum away.
     let etcd: Vec<&PodInfo> = facts.all_pods.iter().filter(|p| is_etcd(p)).collect();
-    if etcd.iter().any(|p| on(p, node)) {
+    if !request.nodes_stay_up && etcd.iter().any(|p| on(p, node)) {
         let members = etcd.len();
         let healthy = etcd.iter().filter(|p| p.ready).count();
         let healthy_after = etcd.iter().filter(|p| p.ready && !in_batch(p)).count();
@@ -590,6 +599,13 @@ mod tests {
             assert_eq!(hazard, want, "{ready:?} draining {drained:?}");
             // The mirror pod itself is skipped, never evicted.
             assert!(p.nodes[0].evict.is_empty());
+            // An upgrade's drain leaves the etcd member running: no hazard.
+            r.nodes_stay_up = true;
+            let p = plan(&f, &r, "policy/v1");
+            assert!(
+                p.nodes[0].hazards.is_empty(),
+                "{ready:?} draining {drained:?}"
+            );
         }
     }
 

@@ -645,7 +645,7 @@ pub async fn drain(
         let plan = drainer
             .plan(&batch_request, options.pod_selector.as_deref())
             .await?;
-        let hazards = plan.hazardous() && !request.rules.force;
+        let hazards = plan.hazardous() && !request.rules.force && !request.allow_hazards;
         if plan.refused() || hazards {
             outcome.refused = Some(Box::new(Refusal { plan, hazards }));
             return Ok(outcome);

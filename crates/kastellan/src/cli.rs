@@ -125,6 +125,60 @@ pub enum UpgradeCommand {
     /// exact commands, pre-flight findings first (exit 1 when one blocks). Changes
     /// nothing; `-o yaml` saves the plan for review.
     Plan(UpgradePlanArgs),
+    /// Apply the upgrade to a version, node by node over ssh: every step of `upgrade
+    /// plan` run through the executor (journalled: a killed run resumes with --resume
+    /// and never repeats a completed step), each node drained, upgraded, restarted,
+    /// uncordoned and gated before the next. Needs --yes (or --dry-run, which prints
+    /// every command per node and changes nothing).
+    Apply(Box<UpgradeApplyArgs>),
+}
+
+/// Arguments of `upgrade apply`.
+#[derive(Debug, Args)]
+pub struct UpgradeApplyArgs {
+    /// The target version (v1.21.0).
+    #[arg(
+        long,
+        value_name = "VERSION",
+        required_unless_present = "resume",
+        conflicts_with = "resume"
+    )]
+    pub to: Option<String>,
+    /// A plan saved with `upgrade plan --to V -o json`: applied only while the cluster
+    /// still matches the facts it was made from (the differences are named otherwise).
+    #[arg(long, value_name = "FILE", conflicts_with = "resume")]
+    pub plan: Option<PathBuf>,
+    /// Print every step per node and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Apply without asking (an upgrade changes every node).
+    #[arg(long)]
+    pub yes: bool,
+    /// Resume the interrupted or failed run at the step it stopped on.
+    #[arg(long)]
+    pub resume: bool,
+    /// Where the run's journal is kept.
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/kastellan/upgrade")]
+    pub state_dir: PathBuf,
+    /// Workers drained and upgraded at once (the run goes one node at a time for now).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub max_unavailable: usize,
+    /// Seconds each drain may take.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub drain_timeout: u64,
+    /// Seconds each health gate waits.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub gate_timeout: u64,
+    /// Drains evict pods with emptyDir volumes (their data is lost).
+    #[arg(long)]
+    pub delete_emptydir_data: bool,
+    /// Drains go past hazards (a workload's last ready replicas on the node, a pod
+    /// marked primary) instead of stopping the run; they are still reported.
+    #[arg(long)]
+    pub allow_drain_hazards: bool,
+    /// The facts to read (the nodes' packages are always read, over ssh).
+    #[command(flatten)]
+    pub versions: VersionsArgs,
 }
 
 /// Arguments of `upgrade plan`.
@@ -142,7 +196,7 @@ pub struct UpgradePlanArgs {
 }
 
 /// Arguments of `versions` and `upgrade check`.
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub struct VersionsArgs {
     /// Also read each node's kubeadm, kubelet and kubectl packages (installed, candidate,
     /// held), its Kubernetes package repository and its OS, over ssh.

@@ -10,11 +10,14 @@
 //! - [`facts`]: the plan's facts from the API (nodes, roles, deprecated APIs served).
 //! - [`plan`]: the upgrade plan, one minor at a time, steps per node with the exact
 //!   commands, pre-flight findings first.
+//! - [`apply`]: the plan as executor actions (commands over node access, drains,
+//!   health gates), journalled and resumable.
 //!
 //! The rules themselves (skew, support windows, removed APIs) are in `kastellan-policy`.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod apply;
 pub mod facts;
 pub mod packages;
 pub mod plan;

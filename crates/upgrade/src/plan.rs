@@ -444,20 +444,21 @@ fn node_plan(
     let run = |c: String| Step::Run { command: c };
     let mut steps = Vec::new();
     match &n.repository {
-        Some(Repository::PerMinor { .. }) | None if !rpm => steps.push(Step::Repository {
-            file: match &n.repository {
-                Some(Repository::PerMinor { file, .. }) => file.clone(),
-                _ => "/etc/apt/sources.list.d/kubernetes.list".into(),
-            },
+        // The node's own repository line, moved to the hop's minor: its mirror, proxy
+        // and key stay as the operator set them (a no-op when run again).
+        // Whatever minor it names now (a hop after the first finds the one before).
+        Some(Repository::PerMinor { file, .. }) => steps.push(run(format!(
+            "sed -i -E 's|core:/stable:/v[0-9]+\\.[0-9]+/|core:/stable:/v{minor}/|g' {}",
+            shlex::try_quote(file).unwrap_or_else(|_| file.into())
+        ))),
+        None if !rpm => steps.push(Step::Repository {
+            file: "/etc/apt/sources.list.d/kubernetes.list".into(),
             content: format!(
                 "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v{minor}/deb/ /\n"
             ),
         }),
-        Some(Repository::PerMinor { .. }) | None => steps.push(Step::Repository {
-            file: match &n.repository {
-                Some(Repository::PerMinor { file, .. }) => file.clone(),
-                _ => "/etc/yum.repos.d/kubernetes.repo".into(),
-            },
+        None => steps.push(Step::Repository {
+            file: "/etc/yum.repos.d/kubernetes.repo".into(),
             content: format!(
                 "[kubernetes]\nname=Kubernetes\nbaseurl=https://pkgs.k8s.io/core:/stable:/v{minor}/rpm/\nenabled=1\ngpgcheck=1\ngpgkey=https://pkgs.k8s.io/core:/stable:/v{minor}/rpm/repodata/repomd.xml.key\nexclude=kubelet kubeadm kubectl cri-tools kubernetes-cni\n"
             ),

@@ -13,6 +13,7 @@ mod node_access;
 mod restore;
 mod status;
 mod status_view;
+mod upgrade;
 mod versions;
 
 use anyhow::Result;
@@ -38,6 +39,9 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<Outcome> {
         }
         Command::Upgrade(crate::cli::UpgradeCommand::Plan(args)) => {
             versions::plan(&args, &cli.global, printer)
+        }
+        Command::Upgrade(crate::cli::UpgradeCommand::Apply(args)) => {
+            upgrade::apply(*args, &cli.global, printer)
         }
         Command::Node(cmd) => node::run(cmd, &cli.global, printer),
     }

@@ -102,6 +102,8 @@ async fn drain(args: DrainArgs, global: &GlobalArgs, printer: &Printer) -> Resul
         max_unavailable: usize::from(args.max_unavailable),
         primary: args.primary_label.clone(),
         disable_eviction: args.disable_eviction,
+        nodes_stay_up: false,
+        allow_hazards: false,
     };
     let options = Options {
         timeout: args.timeout,

@@ -52,9 +52,32 @@ pub fn check(args: &VersionsArgs, global: &GlobalArgs, printer: &Printer) -> Res
 
 /// Runs `upgrade plan`.
 pub fn plan(args: &UpgradePlanArgs, global: &GlobalArgs, printer: &Printer) -> Result<Outcome> {
-    let to =
-        kastellan_policy::Version::parse(&args.to).with_context(|| format!("--to {}", args.to))?;
-    let v = gather(&args.versions, global, printer)?;
+    let plan = make_plan(
+        &args.versions,
+        &args.to,
+        args.max_unavailable,
+        global,
+        printer,
+    )?;
+    let blocked = plan.blocked();
+    printer.report(&PlanReport(&plan))?;
+    Ok(if blocked {
+        Outcome::Unhealthy
+    } else {
+        Outcome::Ok
+    })
+}
+
+/// The upgrade plan to `to` (`--to`) from the cluster as it is now.
+pub fn make_plan(
+    versions: &VersionsArgs,
+    to: &str,
+    max_unavailable: usize,
+    global: &GlobalArgs,
+    printer: &Printer,
+) -> Result<kastellan_upgrade::plan::UpgradePlan> {
+    let to = kastellan_policy::Version::parse(to).with_context(|| format!("--to {to}"))?;
+    let v = gather(versions, global, printer)?;
     let rt = super::runtime()?;
     let spinner = printer.spinner("reading nodes, budgets and deprecated API calls");
     let facts = rt.block_on(async {
@@ -62,19 +85,11 @@ pub fn plan(args: &UpgradePlanArgs, global: &GlobalArgs, printer: &Printer) -> R
         anyhow::Ok(kastellan_upgrade::facts::gather(&kube.config, &v).await?)
     });
     spinner.finish_and_clear();
-    let plan =
-        kastellan_upgrade::plan::plan(&facts?, &to, args.max_unavailable).map_err(|e| match e {
-            kastellan_upgrade::plan::PlanError::MaxUnavailable => {
-                anyhow::anyhow!("--max-unavailable must be at least 1")
-            }
-            e => anyhow::anyhow!("no plan to {to}: {e}"),
-        })?;
-    let blocked = plan.blocked();
-    printer.report(&PlanReport(&plan))?;
-    Ok(if blocked {
-        Outcome::Unhealthy
-    } else {
-        Outcome::Ok
+    kastellan_upgrade::plan::plan(&facts?, &to, max_unavailable).map_err(|e| match e {
+        kastellan_upgrade::plan::PlanError::MaxUnavailable => {
+            anyhow::anyhow!("--max-unavailable must be at least 1")
+        }
+        e => anyhow::anyhow!("no plan to {to}: {e}"),
     })
 }
 

@@ -14,6 +14,10 @@ impl Drop for LabGuard {
     }
 }
 
+/// Debug builds pause here for crash tests (`kastellan_exec::PAUSE_ENV`).
+const PAUSE: &str = "KASTELLAN_EXEC_PAUSE_AFTER";
+const STATE: &str = "/var/lib/kastellan/upgrade-test";
+
 fn ok(out: Output, what: &str) -> String {
     assert!(
         out.status.success(),
@@ -105,13 +109,74 @@ fn expected(version: &str, minor: &str) -> Vec<(String, String, String, bool, St
     out
 }
 
-/// The seeds' upgrade procedure, typed by hand on each node of a 1+1 lab with
-/// packages: the lab must upgrade for real before kastellan can automate it. Checks
-/// what an operator would: the package state of each node (and that the host's is
-/// untouched), kubeadm's own verdict, the versions the API reports afterwards, the
-/// control plane running the new binaries, and the data still there.
+/// Each node's package state files (dpkg database, apt sources), as bytes.
+fn package_files() -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for node in ["cp1", "w1"] {
+        for f in [
+            "var-lib-dpkg/status",
+            "etc-apt/sources.list.d/kubernetes.list",
+        ] {
+            let path = format!("/var/lib/kastellan/lab/nodes/{node}/root/{f}");
+            out.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+    }
+    out
+}
+
+/// `kastellan upgrade apply` (a fresh run, or `--resume`) with a debug build's pause
+/// point after `step`: waits until it says it paused, then kills it with SIGKILL.
+fn apply_killed_after(step: usize, fresh: bool) {
+    use std::io::BufRead as _;
+    let mut child = kastellan()
+        .env("KUBECONFIG", "/var/lib/kastellan/lab/admin.conf")
+        .env(PAUSE, step.to_string())
+        .args(["upgrade", "apply", "--state-dir", STATE])
+        .args(if fresh {
+            vec!["--to", "v1.21.0", "--yes"]
+        } else {
+            vec!["--resume"]
+        })
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = Vec::new();
+    for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let paused = line.contains("paused after step");
+        said.push(line);
+        if paused {
+            break;
+        }
+    }
+    assert!(
+        said.iter().any(|l| l.contains("paused after step")),
+        "never paused after step {step}: {}",
+        said.join("\n")
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+fn apply(args: &[&str]) -> Output {
+    kastellan()
+        .env("KUBECONFIG", "/var/lib/kastellan/lab/admin.conf")
+        .args(["upgrade", "apply", "--state-dir", STATE])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The whole upgrade of a 1+1 lab with real packages, v1.20.2 to v1.21.0, by
+/// `kastellan upgrade apply` over the lab's sshd: a dry run that changes nothing, a run
+/// killed with SIGKILL twice (after `kubeadm upgrade apply` on cp1, between the nodes)
+/// and resumed, a drain that stops the run on w1 (CoreDNS's last ready replicas) and a
+/// resume that goes past it; every step done exactly once. Then what an operator
+/// checks: the API's versions, the new binaries running, each node's packages held at
+/// the new version, the data still there, and the host's own packages untouched.
 #[test]
-fn lab_kubeadm_upgrade_by_hand_with_real_packages() {
+fn lab_upgrade_apply_resumes_after_sigkill_and_a_failed_drain() {
     let _lock = lab_lock();
     for v in ["v1.20.2", "v1.21.0"] {
         assert!(
@@ -121,6 +186,7 @@ fn lab_kubeadm_upgrade_by_hand_with_real_packages() {
             "Kubernetes {v} is not built: run scripts/build-kubernetes.sh {v}"
         );
     }
+    let _ = std::fs::remove_dir_all(STATE);
     let host_dpkg_before = std::fs::read("/var/lib/dpkg/status").unwrap();
     let _guard = LabGuard;
     ok(
@@ -142,66 +208,127 @@ fn lab_kubeadm_upgrade_by_hand_with_real_packages() {
             .unwrap(),
         "kubectl create configmap",
     );
-
-    // Each node: its own dpkg database, the v1.20 repository, the three packages held.
-    for node in ["cp1", "w1"] {
-        let held = ok(on(node, "apt-mark showhold"), "apt-mark showhold");
-        assert_eq!(
-            held.split_whitespace().collect::<Vec<_>>(),
-            ["kubeadm", "kubectl", "kubelet"]
-        );
-        let madison = ok(on(node, "apt-cache madison kubeadm"), "madison");
-        assert!(
-            madison.contains("1.20.2-1.1") && !madison.contains("1.21.0"),
-            "{madison}"
-        );
-        let installed = ok(
-            on(node, "dpkg-query -W -f '${Package} ${Version}\\n'"),
-            "dpkg-query",
-        );
-        assert_eq!(
-            installed.lines().collect::<Vec<_>>(),
-            [
-                "kubeadm 1.20.2-1.1",
-                "kubectl 1.20.2-1.1",
-                "kubelet 1.20.2-1.1"
-            ]
-        );
-    }
-    // kastellan reads them over ssh like any node's.
+    // Each node: its own dpkg database, the v1.20 repository, the three packages held,
+    // as kastellan reads them over ssh.
+    let madison = ok(on("cp1", "apt-cache madison kubeadm"), "madison");
+    assert!(
+        madison.contains("1.20.2-1.1") && !madison.contains("1.21.0"),
+        "{madison}"
+    );
     assert_eq!(packages(), expected("1.20.2-1.1", "1.20"));
 
-    // cp1: switch the repository to v1.21, upgrade kubeadm, `kubeadm upgrade apply`.
-    let switch = "set -e; sed -i 's|/v1.20/|/v1.21/|' /etc/apt/sources.list.d/kubernetes.list; \
-                  apt-get update -qq; apt-mark unhold kubeadm; \
-                  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubeadm=1.21.0-1.1; \
-                  apt-mark hold kubeadm; kubeadm version -o short";
-    let cp1 = ok(on("cp1", switch), "cp1: kubeadm 1.21.0");
-    assert!(cp1.trim_end().ends_with("v1.21.0"), "{cp1}");
-    let apply = ok(
-        on("cp1", "kubeadm upgrade apply v1.21.0 -y 2>&1"),
-        "kubeadm upgrade apply",
-    );
-    assert!(
-        apply.contains("SUCCESS! Your cluster was upgraded to \"v1.21.0\""),
-        "{apply}"
-    );
-    let kubelet = "set -e; apt-mark unhold kubelet kubectl; \
-                   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubelet=1.21.0-1.1 kubectl=1.21.0-1.1; \
-                   apt-mark hold kubelet kubectl; systemctl daemon-reload; systemctl restart kubelet";
-    ok(on("cp1", kubelet), "cp1: kubelet 1.21.0");
-
-    // w1: the same packages, `kubeadm upgrade node`.
-    ok(on("w1", switch), "w1: kubeadm 1.21.0");
-    let node = ok(
-        on("w1", "kubeadm upgrade node 2>&1"),
+    // The dry run prints every command per node and changes nothing.
+    let before = package_files();
+    let dry = ok(apply(&["--to", "v1.21.0", "--dry-run"]), "--dry-run");
+    for line in [
+        "1.21 cp1",
+        "kubeadm upgrade apply v1.21.0 --yes",
+        "1.21 w1",
         "kubeadm upgrade node",
+        "apt-get install -y --allow-change-held-packages kubelet='1.21.0-*' kubectl='1.21.0-*'",
+        "kastellan node drain w1 --ignore-daemonsets",
+    ] {
+        assert!(dry.contains(line), "{line} missing from\n{dry}");
+    }
+    assert_eq!(package_files(), before, "the dry run changed a node");
+    assert!(
+        !std::path::Path::new(STATE)
+            .join("upgrade-journal.json")
+            .exists()
+    );
+    // A saved plan is applied only while the cluster matches it.
+    let saved = ok(
+        kastellan()
+            .env("KUBECONFIG", "/var/lib/kastellan/lab/admin.conf")
+            .args(["upgrade", "plan", "--to", "v1.21.0", "-o", "json"])
+            .output()
+            .unwrap(),
+        "upgrade plan",
+    );
+    let mut stale: serde_json::Value = serde_json::from_str(&saved).unwrap();
+    stale["facts"]["nodes"][1]["kubelet"] = "v1.20.1".into();
+    let stale_file = std::env::temp_dir().join("kastellan-stale-upgrade-plan.json");
+    std::fs::write(&stale_file, stale.to_string()).unwrap();
+    let refused = apply(&[
+        "--plan",
+        stale_file.to_str().unwrap(),
+        "--to",
+        "v1.21.0",
+        "--yes",
+    ]);
+    let err = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("v1.20.1") && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(package_files(), before, "a refused plan changed a node");
+    let _ = std::fs::remove_file(&stale_file);
+    let refused = apply(&["--to", "v1.21.0"]);
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "a missing --yes is a usage error"
+    );
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("add --yes"));
+
+    // Killed right after `kubeadm upgrade apply` (step 7), and after cp1's gate (15).
+    apply_killed_after(7, true);
+    let again = apply(&["--to", "v1.21.0", "--yes"]);
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("--resume"),
+        "a second run while one is interrupted must point at --resume"
+    );
+    apply_killed_after(15, false);
+
+    // The resume stops on w1's drain: CoreDNS's two ready pods are all on w1.
+    let failed = apply(&["--resume"]);
+    let err = String::from_utf8_lossy(&failed.stderr).into_owned();
+    assert_eq!(failed.status.code(), Some(2), "{err}");
+    assert!(err.contains("resuming upgrade-v1.21.0-"), "{err}");
+    assert!(err.contains("failed on w1"), "{err}");
+    assert!(
+        err.contains("last ready replica: Deployment/coredns"),
+        "{err}"
     );
     assert!(
-        node.contains("The configuration for this node was successfully updated"),
-        "{node}"
+        err.contains("w1 now: kubeadm upgraded the node, the kubelet not yet"),
+        "{err}"
     );
-    ok(on("w1", kubelet), "w1: kubelet 1.21.0");
+    assert!(
+        err.contains("kastellan upgrade apply --resume --state-dir"),
+        "{err}"
+    );
+
+    // The operator accepts it; the run ends.
+    let done = apply(&["--resume", "--allow-drain-hazards"]);
+    let out = ok(done, "--resume --allow-drain-hazards");
+    assert!(
+        out.contains("upgraded v1.20.2 -> v1.21.0: 29 steps"),
+        "{out}"
+    );
+
+    // Every step ran to completion exactly once, across four processes.
+    let archived: Vec<_> = std::fs::read_dir(STATE)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("upgrade-v1.21.0-")
+        })
+        .collect();
+    assert_eq!(archived.len(), 1, "{archived:?}");
+    let journal: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&archived[0]).unwrap()).unwrap();
+    let mut done_per_step = vec![0; 29];
+    for e in journal["log"].as_array().unwrap() {
+        if e["event"] == "done" {
+            done_per_step[e["step"].as_u64().unwrap() as usize - 1] += 1;
+        }
+    }
+    assert_eq!(done_per_step, vec![1; 29], "{}", journal["log"]);
 
     // What the API says now.
     let version = json(kubectl().args(["version", "-o", "json"]));
@@ -209,32 +336,16 @@ fn lab_kubeadm_upgrade_by_hand_with_real_packages() {
         version["serverVersion"]["gitVersion"], "v1.21.0",
         "{version}"
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let kv = kubelet_versions();
-        if kv.iter().all(|(_, v)| v == "v1.21.0") {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "kubelets: {kv:?}");
-        std::thread::sleep(std::time::Duration::from_secs(2));
-    }
-    let pods = json(kubectl().args(["-n", "kube-system", "get", "pods", "-o", "json"]));
-    for component in [
-        "kube-apiserver",
-        "kube-controller-manager",
-        "kube-scheduler",
-    ] {
-        let image = pods["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["metadata"]["name"] == format!("{component}-cp1"))
-            .map(|p| p["spec"]["containers"][0]["image"].clone())
-            .unwrap();
-        assert!(
-            image.as_str().unwrap().ends_with(":v1.21.0"),
-            "{component}: {image}"
-        );
+    assert_eq!(
+        kubelet_versions(),
+        [
+            ("cp1".to_string(), "v1.21.0".to_string()),
+            ("w1".to_string(), "v1.21.0".to_string())
+        ]
+    );
+    let nodes = json(kubectl().args(["get", "nodes", "-o", "json"]));
+    for n in nodes["items"].as_array().unwrap() {
+        assert!(n["spec"]["unschedulable"].is_null(), "left cordoned: {n}");
     }
     let status = std::fs::read_to_string("/var/lib/kastellan/lab/nodes/cp1/agent/status.json")
         .unwrap_or_default();
@@ -242,27 +353,6 @@ fn lab_kubeadm_upgrade_by_hand_with_real_packages() {
         status.contains("kubernetes/v1.21.0/bin/kube-apiserver"),
         "{status}"
     );
-    for node in ["cp1", "w1"] {
-        let installed = ok(
-            on(
-                node,
-                "dpkg-query -W -f '${Package} ${Version}\\n'; apt-mark showhold",
-            ),
-            "dpkg-query",
-        );
-        assert_eq!(
-            installed.lines().collect::<Vec<_>>(),
-            [
-                "kubeadm 1.21.0-1.1",
-                "kubectl 1.21.0-1.1",
-                "kubelet 1.21.0-1.1",
-                "kubeadm",
-                "kubectl",
-                "kubelet"
-            ],
-            "{node}"
-        );
-    }
     assert_eq!(packages(), expected("1.21.0-1.1", "1.21"));
     ok(
         kubectl()
@@ -271,10 +361,19 @@ fn lab_kubeadm_upgrade_by_hand_with_real_packages() {
             .unwrap(),
         "the ConfigMap made before the upgrade",
     );
+    ok(
+        kastellan()
+            .env("KUBECONFIG", "/var/lib/kastellan/lab/admin.conf")
+            .arg("status")
+            .output()
+            .unwrap(),
+        "status after the upgrade",
+    );
     // Nothing reached the host's packages or binaries.
     assert_eq!(
         std::fs::read("/var/lib/dpkg/status").unwrap(),
         host_dpkg_before
     );
     assert!(!std::path::Path::new("/usr/bin/kubeadm").exists());
+    let _ = std::fs::remove_dir_all(STATE);
 }

@@ -1,0 +1,468 @@
+//! `kastellan upgrade apply`: the upgrade plan run node by node through the executor.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use kastellan_exec::{Described, Run};
+use kastellan_printer::{Printer, Report, Style};
+use kastellan_upgrade::apply::{self, Action, Basis, Context, Timeouts};
+use kastellan_upgrade::plan::{Severity, UpgradePlan};
+use serde::Serialize;
+
+use crate::Outcome;
+use crate::cli::{GlobalArgs, UpgradeApplyArgs};
+use crate::commands::{node_access, versions};
+
+type Journal = kastellan_exec::Journal<Action, Basis>;
+
+/// The journal of the run under way (one per state directory).
+fn journal_path(dir: &Path) -> PathBuf {
+    dir.join("upgrade-journal.json")
+}
+
+/// Runs `upgrade apply`.
+pub fn apply(args: UpgradeApplyArgs, global: &GlobalArgs, printer: &Printer) -> Result<Outcome> {
+    let journal = journal_path(&args.state_dir);
+    if args.resume {
+        return resume(&args, &journal, global, printer);
+    }
+    if journal.exists() {
+        let j = Journal::load(&journal)?;
+        let next = j
+            .as_ref()
+            .and_then(|j| {
+                j.next()
+                    .map(|s| format!(" (next: {} on {})", s.phase, s.node))
+            })
+            .unwrap_or_default();
+        bail!(
+            "an upgrade run is under way or was interrupted: {}{next}; \
+             kastellan upgrade apply --resume continues it",
+            journal.display()
+        );
+    }
+    let to = args.to.clone().unwrap_or_default();
+    let mut versions = args.versions.clone();
+    versions.packages = true;
+    let fresh = versions::make_plan(&versions, &to, args.max_unavailable, global, printer)?;
+    let plan = match &args.plan {
+        Some(file) => saved_plan(file, &fresh)?,
+        None => fresh,
+    };
+    let blockers: Vec<String> = plan
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Blocker)
+        .map(|f| format!("{}: {}", f.id, f.message))
+        .collect();
+    let unread: Vec<String> = plan
+        .facts
+        .nodes
+        .iter()
+        .filter(|n| n.manager.is_none())
+        .map(|n| n.name.clone())
+        .collect();
+    let id = format!(
+        "upgrade-{}-{}",
+        plan.to,
+        jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ")
+    );
+    let timeouts = Timeouts {
+        drain: Duration::from_secs(args.drain_timeout),
+        gate: Duration::from_secs(args.gate_timeout),
+        ..Timeouts::default()
+    };
+    let exec = apply::exec_plan(&plan, &id, timeouts);
+    if args.dry_run {
+        printer.report(&DryRun {
+            from: plan.from.to_string(),
+            to: plan.to.to_string(),
+            blockers: blockers.clone(),
+            steps: exec.describe(),
+        })?;
+        return Ok(if blockers.is_empty() {
+            Outcome::Ok
+        } else {
+            Outcome::Unhealthy
+        });
+    }
+    if !blockers.is_empty() {
+        bail!(
+            "the plan to {} is blocked; nothing was changed:\n  {}",
+            plan.to,
+            blockers.join("\n  ")
+        );
+    }
+    if !unread.is_empty() {
+        bail!(
+            "the packages of {} could not be read over ssh; nothing was changed \
+             (kastellan versions --packages says why)",
+            unread.join(", ")
+        );
+    }
+    if !args.yes {
+        bail!(
+            "upgrade apply changes every node ({} steps): add --yes to apply, or --dry-run \
+             to see them",
+            exec.steps.len()
+        );
+    }
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&args.state_dir)
+            .with_context(|| format!("creating --state-dir {}", args.state_dir.display()))?;
+    }
+    let run = Run::start(exec, &journal)?;
+    printer.note(format!(
+        "upgrade {} -> {}: {} steps, journal {}",
+        plan.from,
+        plan.to,
+        run.journal().plan.steps.len(),
+        journal.display()
+    ));
+    go(run, &args, global, printer)
+}
+
+/// A saved plan, applied only while the cluster matches the facts it was made from.
+fn saved_plan(file: &Path, fresh: &UpgradePlan) -> Result<UpgradePlan> {
+    let bytes =
+        std::fs::read(file).with_context(|| format!("reading --plan {}", file.display()))?;
+    let text = String::from_utf8_lossy(&bytes);
+    let saved: UpgradePlan = serde_json::from_str(&text)
+        .or_else(|_| serde_saphyr::from_str(&text))
+        .with_context(|| {
+            format!(
+                "--plan {}: not a plan of `kastellan upgrade plan -o json`",
+                file.display()
+            )
+        })?;
+    let (then, now) = (Basis::of(&saved), Basis::of(fresh));
+    if then != now {
+        let probe = kastellan_exec::Plan::<Action, Basis> {
+            kind: apply::KIND.into(),
+            id: String::new(),
+            facts: then,
+            steps: Vec::new(),
+        };
+        if let Err(e) = probe.check_facts(&now) {
+            bail!("--plan {}: {e}; nothing was changed", file.display());
+        }
+    }
+    Ok(saved)
+}
+
+/// `--resume`: says what it found, then runs the steps left.
+fn resume(
+    args: &UpgradeApplyArgs,
+    journal: &Path,
+    global: &GlobalArgs,
+    printer: &Printer,
+) -> Result<Outcome> {
+    let run: Run<Action, Basis> = Run::resume(journal)?;
+    let j = run.journal();
+    let total = j.plan.steps.len();
+    printer.note(format!(
+        "resuming {} ({} -> {}): {} of {} steps done{}",
+        j.plan.id,
+        j.plan.facts.from,
+        j.plan.facts.to,
+        j.done,
+        total,
+        j.next()
+            .map(|s| format!(
+                ", next: step {} ({}) {}",
+                j.done + 1,
+                s.phase,
+                s.action.describe_short()
+            ))
+            .unwrap_or_default()
+    ));
+    if let Some(last) = j.log.last()
+        && matches!(
+            last.event,
+            kastellan_exec::Event::Started | kastellan_exec::Event::Failed
+        )
+    {
+        printer.note(format!(
+            "step {} was {} when the run stopped: it runs again",
+            last.step,
+            if matches!(last.event, kastellan_exec::Event::Failed) {
+                "failing"
+            } else {
+                "running"
+            }
+        ));
+    }
+    go(run, args, global, printer)
+}
+
+/// Short descriptions for one-line progress.
+trait Short {
+    fn describe_short(&self) -> String;
+}
+
+impl Short for Action {
+    fn describe_short(&self) -> String {
+        let d = kastellan_exec::Action::describe(self);
+        match d.char_indices().nth(60) {
+            Some((i, _)) => format!("{}…", &d[..i]),
+            None => d,
+        }
+    }
+}
+
+/// Runs the steps left, streaming each command's output with its node.
+fn go(
+    run: Run<Action, Basis>,
+    args: &UpgradeApplyArgs,
+    global: &GlobalArgs,
+    printer: &Printer,
+) -> Result<Outcome> {
+    let rt = Arc::new(super::runtime()?);
+    let kube = rt.block_on(super::kube::client(global, None, super::kube::READ_TIMEOUT))?;
+    let lab = node_access::unconfigured(&args.versions.ssh) && node_access::lab_ssh_up();
+    let reach = node_access::ssh(&args.versions.ssh, lab)?;
+    let out = printer.clone();
+    let drain_printer = printer.clone();
+    let drain_client = kube.client.clone();
+    let drain_rt = rt.clone();
+    let emptydir = args.delete_emptydir_data;
+    let hazards = args.allow_drain_hazards;
+    let ctx = Context {
+        access: reach.access.clone(),
+        client: kube.client.clone(),
+        runtime: rt.handle().clone(),
+        output: Box::new(move |node, line, stderr| {
+            out.note(format!("  {node}{} {line}", if stderr { "!" } else { "|" }));
+        }),
+        drain: Box::new(move |node, timeout| {
+            drain_rt.block_on(drain(
+                &drain_client,
+                node,
+                timeout,
+                emptydir,
+                hazards,
+                &drain_printer,
+            ))
+        }),
+        poll: Duration::from_secs(2),
+    };
+    let total = run.journal().plan.steps.len();
+    let start = Instant::now();
+    let style = printer.style();
+    let result = run.run_all(&ctx, |i, step| {
+        printer.note(style.bold(&format!(
+            "[{i}/{total}] {} {:>4}s  {}",
+            step.phase,
+            start.elapsed().as_secs(),
+            kastellan_exec::Action::describe(&step.action)
+        )));
+    });
+    match result {
+        Ok(finished) => {
+            let archive = args
+                .state_dir
+                .join(format!("{}.json", finished.journal().plan.id));
+            let j = finished.close(&archive)?;
+            printer.report(&Applied {
+                id: j.plan.id.clone(),
+                from: j.plan.facts.from.to_string(),
+                to: j.plan.facts.to.to_string(),
+                steps: j.plan.steps.len(),
+                seconds: start.elapsed().as_secs(),
+                journal: archive.display().to_string(),
+            })?;
+            Ok(Outcome::Ok)
+        }
+        Err(f) => {
+            let done: Vec<&Action> = f
+                .journal
+                .plan
+                .steps
+                .iter()
+                .take(f.journal.done)
+                .map(|s| &s.action)
+                .collect();
+            let state = apply::node_state(&done, &f.node);
+            let mut msg = format!(
+                "step {} of {} ({}) failed on {}: {}\n{} now: {}",
+                f.step,
+                total,
+                f.phase,
+                f.node,
+                f.error,
+                f.node,
+                state.join("; ")
+            );
+            if f.rolled_back {
+                msg.push_str(
+                    "\nnothing was changed; run the same command again once the cause is fixed",
+                );
+            } else {
+                msg.push_str(&format!(
+                    "\nfix the cause, then: kastellan upgrade apply --resume{} (it starts at step {})",
+                    if args.state_dir == Path::new("/var/lib/kastellan/upgrade") {
+                        String::new()
+                    } else {
+                        format!(" --state-dir {}", args.state_dir.display())
+                    },
+                    f.step
+                ));
+            }
+            Err(anyhow::anyhow!(msg))
+        }
+    }
+}
+
+/// Drains one node with kubectl's rules (DaemonSet pods left in place), reporting each
+/// eviction; `Err` says what stopped it.
+async fn drain(
+    client: &kube::Client,
+    node: &str,
+    timeout: Duration,
+    delete_emptydir_data: bool,
+    allow_hazards: bool,
+    printer: &Printer,
+) -> Result<(), String> {
+    use kastellan_drain::run::{self, Event, Options};
+    let drainer = kastellan_drain::run::Drainer::new(client.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    let request = kastellan_drain::plan::Request {
+        nodes: vec![node.to_string()],
+        rules: kastellan_drain::classify::Rules {
+            ignore_daemonsets: true,
+            delete_emptydir_data,
+            force: false,
+        },
+        allow_hazards,
+        max_unavailable: 1,
+        primary: None,
+        disable_eviction: false,
+        nodes_stay_up: true,
+    };
+    let options = Options {
+        timeout,
+        ..Options::default()
+    };
+    let p = printer.clone();
+    let observer: run::Observer = Arc::new(move |e: &Event| match e {
+        Event::Evicted { node, pod } => p.note(format!("  {node}| evicting {pod}")),
+        Event::Gone {
+            node,
+            pod,
+            done,
+            total,
+        } => p.note(format!("  {node}| {pod} gone ({done}/{total})")),
+        Event::Blocked {
+            node,
+            pod,
+            message,
+            blocked_secs,
+            ..
+        } => p.note(format!(
+            "  {node}! {pod} blocked for {blocked_secs}s: {message}"
+        )),
+        _ => {}
+    });
+    let outcome = run::drain(&drainer, &request, &options, &observer)
+        .await
+        .map_err(|e| e.to_string())?;
+    if outcome.success() {
+        return Ok(());
+    }
+    if let Some(refused) = &outcome.refused {
+        let mut why = Vec::new();
+        for n in &refused.plan.nodes {
+            for pod in &n.refuse {
+                let reasons: Vec<&str> = pod.reasons.iter().map(|r| r.describe()).collect();
+                why.push(format!("{} ({})", pod.pod, reasons.join(", ")));
+            }
+            if refused.hazards {
+                for h in &n.hazards {
+                    why.push(format!(
+                        "{} (--allow-drain-hazards goes past it)",
+                        h.describe()
+                    ));
+                }
+            }
+        }
+        return Err(format!(
+            "refused before anything changed: {}",
+            why.join("; ")
+        ));
+    }
+    let left: Vec<String> = outcome
+        .nodes
+        .iter()
+        .flat_map(|n| n.remaining.iter().map(|p| p.to_string()))
+        .collect();
+    Err(format!(
+        "did not finish in {}s; pods left: {} (the node stays cordoned)",
+        timeout.as_secs(),
+        left.join(", ")
+    ))
+}
+
+/// The dry run: every step, numbered, with its node and phase.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DryRun {
+    from: String,
+    to: String,
+    blockers: Vec<String>,
+    steps: Vec<Described>,
+}
+
+impl Report for DryRun {
+    fn render(&self, out: &mut String, s: &Style) {
+        out.push_str(&format!(
+            "dry run: upgrade {} -> {}, {} steps; nothing is changed\n",
+            self.from,
+            self.to,
+            self.steps.len()
+        ));
+        for b in &self.blockers {
+            out.push_str(&format!("{} {b}\n", s.bad("blocker:")));
+        }
+        let mut phase = "";
+        for step in &self.steps {
+            if step.phase != phase {
+                phase = &step.phase;
+                out.push_str(&format!("\n{}\n", s.bold(phase)));
+            }
+            out.push_str(&format!("  {:>3}. {}\n", step.step, step.does));
+        }
+    }
+}
+
+/// A run that finished.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Applied {
+    id: String,
+    from: String,
+    to: String,
+    steps: usize,
+    seconds: u64,
+    journal: String,
+}
+
+impl Report for Applied {
+    fn render(&self, out: &mut String, s: &Style) {
+        out.push_str(&format!(
+            "{} upgraded {} -> {}: {} steps in {}s (journal {})\n",
+            s.good("done:"),
+            self.from,
+            self.to,
+            self.steps,
+            self.seconds,
+            self.journal
+        ));
+    }
+}
