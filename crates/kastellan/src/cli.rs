@@ -157,6 +157,10 @@ pub struct UpgradeApplyArgs {
     /// Resume the interrupted or failed run at the step it stopped on.
     #[arg(long)]
     pub resume: bool,
+    /// Take over the cluster-wide upgrade lock (Lease kube-system/kastellan-upgrade)
+    /// that another run holds; only when that run is known to be gone.
+    #[arg(long)]
+    pub break_lock: bool,
     /// Where the run's journal is kept.
     #[arg(long, value_name = "DIR", default_value = "/var/lib/kastellan/upgrade")]
     pub state_dir: PathBuf,

@@ -12,6 +12,8 @@
 //!   commands, pre-flight findings first.
 //! - [`apply`]: the plan as executor actions (commands over node access, drains,
 //!   health gates), journalled and resumable.
+//! - [`lock`]: the cluster-wide lock (a Lease in `kube-system`) that keeps two runs
+//!   from overlapping.
 //!
 //! The rules themselves (skew, support windows, removed APIs) are in `kastellan-policy`.
 
@@ -19,6 +21,7 @@
 
 pub mod apply;
 pub mod facts;
+pub mod lock;
 pub mod packages;
 pub mod plan;
 pub mod versions;

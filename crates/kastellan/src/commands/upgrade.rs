@@ -8,6 +8,7 @@ use anyhow::{Context as _, Result, bail};
 use kastellan_exec::{Described, Run};
 use kastellan_printer::{Printer, Report, Style};
 use kastellan_upgrade::apply::{self, Action, Basis, Context, Timeouts};
+use kastellan_upgrade::lock;
 use kastellan_upgrade::plan::{Severity, UpgradePlan};
 use serde::Serialize;
 
@@ -44,6 +45,18 @@ pub fn apply(args: UpgradeApplyArgs, global: &GlobalArgs, printer: &Printer) -> 
         );
     }
     let to = args.to.clone().unwrap_or_default();
+    let rt = super::runtime()?;
+    let kube = rt.block_on(super::kube::client(global, None, super::kube::READ_TIMEOUT))?;
+    // Another run's lock refuses before anything is read (a dry run only says so).
+    if let Some(h) = rt.block_on(lock::holder(&kube.client))?
+        && !args.break_lock
+    {
+        let e = lock::LockError::Held(Box::new(h));
+        if !args.dry_run {
+            bail!("{e}; nothing was changed");
+        }
+        printer.warn(e.to_string());
+    }
     let mut versions = args.versions.clone();
     versions.packages = true;
     let fresh = versions::make_plan(&versions, &to, args.max_unavailable, global, printer)?;
@@ -117,7 +130,14 @@ pub fn apply(args: UpgradeApplyArgs, global: &GlobalArgs, printer: &Printer) -> 
             .create(&args.state_dir)
             .with_context(|| format!("creating --state-dir {}", args.state_dir.display()))?;
     }
-    let run = Run::start(exec, &journal)?;
+    take_lock(&rt, &kube.client, &id, args.break_lock, printer)?;
+    let run = match Run::start(exec, &journal) {
+        Ok(run) => run,
+        Err(e) => {
+            let _ = rt.block_on(lock::release(&kube.client, &id));
+            return Err(e.into());
+        }
+    };
     printer.note(format!(
         "upgrade {} -> {}: {} steps, journal {}",
         plan.from,
@@ -125,7 +145,27 @@ pub fn apply(args: UpgradeApplyArgs, global: &GlobalArgs, printer: &Printer) -> 
         run.journal().plan.steps.len(),
         journal.display()
     ));
-    go(run, &args, global, printer)
+    go(run, &args, rt, kube.client, printer)
+}
+
+/// Takes the cluster-wide lock for run `id`, or says who holds it.
+fn take_lock(
+    rt: &tokio::runtime::Runtime,
+    client: &kube::Client,
+    id: &str,
+    break_lock: bool,
+    printer: &Printer,
+) -> Result<()> {
+    let host = kastellan_health::local::hostname();
+    let identity = format!("{host} pid {}", std::process::id());
+    match rt.block_on(lock::acquire(client, id, &identity, break_lock)) {
+        Ok(Some(broken)) => {
+            printer.warn(format!("--break-lock: took the lock over from {broken}"));
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(e) => bail!("{e}; nothing was changed"),
+    }
 }
 
 /// A saved plan, applied only while the cluster matches the facts it was made from.
@@ -164,6 +204,15 @@ fn resume(
     printer: &Printer,
 ) -> Result<Outcome> {
     let run: Run<Action, Basis> = Run::resume(journal)?;
+    let rt = super::runtime()?;
+    let kube = rt.block_on(super::kube::client(global, None, super::kube::READ_TIMEOUT))?;
+    take_lock(
+        &rt,
+        &kube.client,
+        &run.journal().plan.id,
+        args.break_lock,
+        printer,
+    )?;
     let j = run.journal();
     let total = j.plan.steps.len();
     printer.note(format!(
@@ -198,7 +247,7 @@ fn resume(
             }
         ));
     }
-    go(run, args, global, printer)
+    go(run, args, rt, kube.client, printer)
 }
 
 /// Short descriptions for one-line progress.
@@ -220,22 +269,22 @@ impl Short for Action {
 fn go(
     run: Run<Action, Basis>,
     args: &UpgradeApplyArgs,
-    global: &GlobalArgs,
+    rt: tokio::runtime::Runtime,
+    client: kube::Client,
     printer: &Printer,
 ) -> Result<Outcome> {
-    let rt = Arc::new(super::runtime()?);
-    let kube = rt.block_on(super::kube::client(global, None, super::kube::READ_TIMEOUT))?;
+    let rt = Arc::new(rt);
     let lab = node_access::unconfigured(&args.versions.ssh) && node_access::lab_ssh_up();
     let reach = node_access::ssh(&args.versions.ssh, lab)?;
     let out = printer.clone();
     let drain_printer = printer.clone();
-    let drain_client = kube.client.clone();
+    let drain_client = client.clone();
     let drain_rt = rt.clone();
     let emptydir = args.delete_emptydir_data;
     let hazards = args.allow_drain_hazards;
     let ctx = Context {
         access: reach.access.clone(),
-        client: kube.client.clone(),
+        client: client.clone(),
         runtime: rt.handle().clone(),
         output: Box::new(move |node, line, stderr| {
             out.note(format!("  {node}{} {line}", if stderr { "!" } else { "|" }));
@@ -255,7 +304,19 @@ fn go(
     let total = run.journal().plan.steps.len();
     let start = Instant::now();
     let style = printer.style();
+    let id = run.journal().plan.id.clone();
+    let mut renew_failed = false;
     let result = run.run_all(&ctx, |i, step| {
+        let progress = format!("step {i}/{total}: {}", step.phase);
+        if let Err(e) = rt.block_on(lock::renew(&client, &progress)) {
+            // An apiserver restarting under kubeadm: the lock holds for its duration.
+            if !renew_failed {
+                printer.warn(format!("renewing the upgrade lock: {e}"));
+            }
+            renew_failed = true;
+        } else {
+            renew_failed = false;
+        }
         printer.note(style.bold(&format!(
             "[{i}/{total}] {} {:>4}s  {}",
             step.phase,
@@ -269,6 +330,13 @@ fn go(
                 .state_dir
                 .join(format!("{}.json", finished.journal().plan.id));
             let j = finished.close(&archive)?;
+            if let Err(e) = rt.block_on(lock::release(&client, &id)) {
+                printer.warn(format!(
+                    "releasing the upgrade lock: {e} (Lease {}/{} is left; it goes stale)",
+                    lock::NAMESPACE,
+                    lock::NAME
+                ));
+            }
             printer.report(&Applied {
                 id: j.plan.id.clone(),
                 from: j.plan.facts.from.to_string(),
@@ -300,6 +368,8 @@ fn go(
                 state.join("; ")
             );
             if f.rolled_back {
+                // No journal is left to resume: the lock goes with it.
+                let _ = rt.block_on(lock::release(&client, &id));
                 msg.push_str(
                     "\nnothing was changed; run the same command again once the cause is fixed",
                 );

@@ -279,6 +279,42 @@ fn lab_upgrade_apply_resumes_after_sigkill_and_a_failed_drain() {
         String::from_utf8_lossy(&again.stderr).contains("--resume"),
         "a second run while one is interrupted must point at --resume"
     );
+    // The cluster-wide lock names the killed run; a run from elsewhere is refused.
+    let lease = json(kubectl().args([
+        "-n",
+        "kube-system",
+        "get",
+        "lease",
+        "kastellan-upgrade",
+        "-o",
+        "json",
+    ]));
+    let progress = lease["metadata"]["annotations"]["kastellan.dev/upgrade-progress"].clone();
+    assert_eq!(progress, "step 7/29: 1.21 cp1", "{lease}");
+    let elsewhere = kastellan()
+        .env("KUBECONFIG", "/var/lib/kastellan/lab/admin.conf")
+        .args([
+            "upgrade",
+            "apply",
+            "--to",
+            "v1.21.0",
+            "--yes",
+            "--state-dir",
+            "/var/lib/kastellan/upgrade-test-2",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&elsewhere.stderr).into_owned();
+    assert_eq!(elsewhere.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("another upgrade run holds the lock: Lease kube-system/kastellan-upgrade"),
+        "{err}"
+    );
+    assert!(err.contains("only --break-lock takes it over"), "{err}");
+    assert!(
+        !std::path::Path::new("/var/lib/kastellan/upgrade-test-2/upgrade-journal.json").exists()
+    );
+    let _ = std::fs::remove_dir_all("/var/lib/kastellan/upgrade-test-2");
     apply_killed_after(15, false);
 
     // The resume stops on w1's drain: CoreDNS's two ready pods are all on w1.
@@ -329,6 +365,13 @@ fn lab_upgrade_apply_resumes_after_sigkill_and_a_failed_drain() {
         }
     }
     assert_eq!(done_per_step, vec![1; 29], "{}", journal["log"]);
+
+    // The lock is released.
+    let gone = kubectl()
+        .args(["-n", "kube-system", "get", "lease", "kastellan-upgrade"])
+        .output()
+        .unwrap();
+    assert!(!gone.status.success(), "the lock outlived the run");
 
     // What the API says now.
     let version = json(kubectl().args(["version", "-o", "json"]));
