@@ -173,6 +173,26 @@ pub struct UpgradeApplyArgs {
     /// Seconds each health gate waits.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub gate_timeout: u64,
+    /// Where the first control plane writes the backup bundle made before the first
+    /// change (a path on that node).
+    #[arg(long, value_name = "DIR", default_value = "/var/backups/kastellan")]
+    pub backup_dir: String,
+    /// A fresh bundle on the first control plane: verified there instead of making one.
+    #[arg(long, value_name = "BUNDLE")]
+    pub backup: Option<String>,
+    /// Encrypt the backup to this age public key (may be repeated); with
+    /// --backup-identity (a file on the node) it is verified.
+    #[arg(long, value_name = "AGE_PUBKEY")]
+    pub backup_recipient: Vec<String>,
+    /// The age identity file on the node that decrypts the backup for its check.
+    #[arg(long, value_name = "FILE")]
+    pub backup_identity: Option<String>,
+    /// Encrypt the backup with the passphrase in this file on the node.
+    #[arg(long, value_name = "FILE")]
+    pub backup_passphrase_file: Option<String>,
+    /// Write the backup's private keys and Secrets unencrypted.
+    #[arg(long)]
+    pub backup_allow_unencrypted_secrets: bool,
     /// Drains evict pods with emptyDir volumes (their data is lost).
     #[arg(long)]
     pub delete_emptydir_data: bool,

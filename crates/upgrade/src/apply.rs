@@ -54,6 +54,23 @@ pub enum Action {
         /// How long the drain may take.
         timeout_secs: u64,
     },
+    /// A backup bundle made on the node with kastellan and verified, or a given one
+    /// verified (`bundle`), before the first change.
+    #[serde(rename_all = "camelCase")]
+    Backup {
+        /// The node (the first control plane).
+        node: String,
+        /// kastellan's path on the node.
+        kastellan: String,
+        /// Where the bundle is written (ignored with `bundle`).
+        dir: String,
+        /// Extra `backup create` arguments (encryption).
+        create: Vec<String>,
+        /// Extra `backup verify` arguments (the identity or passphrase).
+        verify: Vec<String>,
+        /// A fresh bundle to verify instead of making one.
+        bundle: Option<String>,
+    },
     /// The node uncordoned.
     Uncordon {
         /// The node.
@@ -83,6 +100,7 @@ impl Action {
             | Action::Write { node, .. }
             | Action::Drain { node, .. }
             | Action::Uncordon { node }
+            | Action::Backup { node, .. }
             | Action::Gate { node, .. } => node,
         }
     }
@@ -175,10 +193,14 @@ impl Default for Timeouts {
     }
 }
 
-/// Turns an upgrade plan into the executor's plan: one phase per hop and node
-/// (`1.21 cp1`), every step a point of no return. Workers go one at a time.
-pub fn exec_plan(plan: &UpgradePlan, id: &str, t: Timeouts) -> ExecPlan {
+/// Turns an upgrade plan into the executor's plan: the backup first (phase `backup`),
+/// then one phase per hop and node (`1.21 cp1`), every step a point of no return.
+/// Workers go one at a time.
+pub fn exec_plan(plan: &UpgradePlan, id: &str, t: Timeouts, backup: Option<Action>) -> ExecPlan {
     let mut steps = Vec::new();
+    if let Some(b) = backup {
+        steps.push(kastellan_exec::Step::new(b.node(), "backup", b.clone()).commit());
+    }
     for hop in &plan.hops {
         for np in &hop.nodes {
             let phase = format!("{} {}", hop.minor, np.node);
@@ -320,6 +342,33 @@ impl kastellan_exec::Action for Action {
                 format!("kastellan node drain {node} --ignore-daemonsets")
             }
             Action::Uncordon { node } => format!("kastellan node uncordon {node}"),
+            Action::Backup {
+                kastellan,
+                dir,
+                create,
+                verify,
+                bundle,
+                ..
+            } => {
+                let verify = shlex::try_join(
+                    std::iter::once(kastellan.as_str())
+                        .chain(["backup", "verify"])
+                        .chain(verify.iter().map(String::as_str)),
+                )
+                .unwrap_or_default();
+                match bundle {
+                    Some(b) => format!("{verify} {b}"),
+                    None => {
+                        let create = shlex::try_join(
+                            std::iter::once(kastellan.as_str())
+                                .chain(["backup", "create", "--dir", dir])
+                                .chain(create.iter().map(String::as_str)),
+                        )
+                        .unwrap_or_default();
+                        format!("{create}; {verify} THE-NEW-BUNDLE")
+                    }
+                }
+            }
             Action::Gate {
                 node,
                 minor,
@@ -374,6 +423,14 @@ impl kastellan_exec::Action for Action {
                     }
                 })
             }
+            Action::Backup {
+                node,
+                kastellan,
+                dir,
+                create,
+                verify,
+                bundle,
+            } => backup(ctx, node, kastellan, dir, create, verify, bundle.as_deref()),
             Action::Uncordon { node } => ctx
                 .runtime
                 .block_on(kastellan_drain::api::set_unschedulable(
@@ -433,6 +490,82 @@ fn run(ctx: &Context, node: &str, command: &str, timeout: Duration) -> Result<()
         status: out.status.to_string(),
         stderr: out.stderr_tail(5),
     })
+}
+
+/// Makes a bundle on the node (`backup create -o json` names it) unless one is given,
+/// then verifies it there.
+fn backup(
+    ctx: &Context,
+    node: &str,
+    kastellan: &str,
+    dir: &str,
+    create: &[String],
+    verify: &[String],
+    bundle: Option<&str>,
+) -> Result<(), ApplyError> {
+    let timeout = Duration::from_secs(30 * 60);
+    let path = match bundle {
+        Some(b) => b.to_string(),
+        None => {
+            let mut argv: Vec<String> = [kastellan, "backup", "create", "--dir", dir]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            argv.extend(create.iter().cloned());
+            argv.extend(["-o".into(), "json".into()]);
+            let out = checked(ctx, node, argv, timeout)?;
+            let report: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
+            let Some(path) = report["path"].as_str() else {
+                return Err(ApplyError::Failed {
+                    node: node.to_string(),
+                    command: format!("{kastellan} backup create"),
+                    status: "exit 0".into(),
+                    stderr: "its report names no bundle".into(),
+                });
+            };
+            (ctx.output)(node, &format!("wrote {path}"), false);
+            path.to_string()
+        }
+    };
+    let mut argv: Vec<String> = [kastellan, "backup", "verify"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    argv.extend(verify.iter().cloned());
+    argv.push(path.clone());
+    checked(ctx, node, argv, timeout)?;
+    (ctx.output)(node, &format!("verified {path}"), false);
+    Ok(())
+}
+
+/// Runs `argv` on the node; its stderr passed on, its stdout returned.
+fn checked(
+    ctx: &Context,
+    node: &str,
+    argv: Vec<String>,
+    timeout: Duration,
+) -> Result<Vec<u8>, ApplyError> {
+    let line = shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_default();
+    let cmd = NodeCommand::new(argv).timeout(timeout);
+    let out = ctx
+        .access
+        .run(node, &cmd)
+        .map_err(|source| ApplyError::Access {
+            node: node.to_string(),
+            source,
+        })?;
+    for l in String::from_utf8_lossy(&out.stderr).lines() {
+        (ctx.output)(node, l, true);
+    }
+    if !out.success() {
+        return Err(ApplyError::Failed {
+            node: node.to_string(),
+            command: line,
+            status: out.status.to_string(),
+            stderr: out.stderr_tail(5),
+        });
+    }
+    Ok(out.stdout)
 }
 
 /// Waits until the Node is Ready with its kubelet at the target and, on a control

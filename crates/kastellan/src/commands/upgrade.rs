@@ -87,7 +87,15 @@ pub fn apply(args: UpgradeApplyArgs, global: &GlobalArgs, printer: &Printer) -> 
         gate: Duration::from_secs(args.gate_timeout),
         ..Timeouts::default()
     };
-    let exec = apply::exec_plan(&plan, &id, timeouts);
+    let lab = node_access::unconfigured(&args.versions.ssh) && node_access::lab_ssh_up();
+    let reach = node_access::ssh(&args.versions.ssh, lab)?;
+    let backup = plan
+        .facts
+        .nodes
+        .iter()
+        .find(|n| n.control_plane)
+        .map(|cp| backup_action(&args, &cp.name, &reach.kastellan));
+    let exec = apply::exec_plan(&plan, &id, timeouts, backup);
     if args.dry_run {
         printer.report(&DryRun {
             from: plan.from.to_string(),
@@ -146,6 +154,33 @@ pub fn apply(args: UpgradeApplyArgs, global: &GlobalArgs, printer: &Printer) -> 
         journal.display()
     ));
     go(run, &args, rt, kube.client, printer)
+}
+
+/// The backup step on the first control plane, from the `--backup*` flags.
+fn backup_action(args: &UpgradeApplyArgs, node: &str, kastellan: &str) -> Action {
+    let mut create = Vec::new();
+    let mut verify = Vec::new();
+    for r in &args.backup_recipient {
+        create.extend(["--recipient".to_string(), r.clone()]);
+    }
+    if let Some(f) = &args.backup_passphrase_file {
+        create.extend(["--passphrase-file".to_string(), f.clone()]);
+        verify.extend(["--passphrase-file".to_string(), f.clone()]);
+    }
+    if let Some(f) = &args.backup_identity {
+        verify.extend(["--identity".to_string(), f.clone()]);
+    }
+    if args.backup_allow_unencrypted_secrets {
+        create.push("--allow-unencrypted-secrets".into());
+    }
+    Action::Backup {
+        node: node.to_string(),
+        kastellan: kastellan.to_string(),
+        dir: args.backup_dir.clone(),
+        create,
+        verify,
+        bundle: args.backup.clone(),
+    }
 }
 
 /// Takes the cluster-wide lock for run `id`, or says who holds it.

@@ -17,6 +17,9 @@ impl Drop for LabGuard {
 /// Debug builds pause here for crash tests (`kastellan_exec::PAUSE_ENV`).
 const PAUSE: &str = "KASTELLAN_EXEC_PAUSE_AFTER";
 const STATE: &str = "/var/lib/kastellan/upgrade-test";
+/// Where cp1 writes the bundle made before the first change (the lab's nodes see the
+/// host's /var/lib/kastellan).
+const BACKUPS: &str = "/var/lib/kastellan/upgrade-test/backups";
 
 fn ok(out: Output, what: &str) -> String {
     assert!(
@@ -133,7 +136,14 @@ fn apply_killed_after(step: usize, fresh: bool) {
         .env(PAUSE, step.to_string())
         .args(["upgrade", "apply", "--state-dir", STATE])
         .args(if fresh {
-            vec!["--to", "v1.21.0", "--yes"]
+            vec![
+                "--to",
+                "v1.21.0",
+                "--yes",
+                "--backup-dir",
+                BACKUPS,
+                "--backup-allow-unencrypted-secrets",
+            ]
         } else {
             vec!["--resume"]
         })
@@ -169,9 +179,10 @@ fn apply(args: &[&str]) -> Output {
 }
 
 /// The whole upgrade of a 1+1 lab with real packages, v1.20.2 to v1.21.0, by
-/// `kastellan upgrade apply` over the lab's sshd: a dry run that changes nothing, a run
+/// `kastellan upgrade apply` over the lab's sshd: a dry run that changes nothing, a
+/// stale saved plan refused, a backup bundle made and verified on cp1 first, a run
 /// killed with SIGKILL twice (after `kubeadm upgrade apply` on cp1, between the nodes)
-/// and resumed, a drain that stops the run on w1 (CoreDNS's last ready replicas) and a
+/// and resumed, the cluster-wide lock refusing a second run, a drain that stops the run on w1 (CoreDNS's last ready replicas) and a
 /// resume that goes past it; every step done exactly once. Then what an operator
 /// checks: the API's versions, the new binaries running, each node's packages held at
 /// the new version, the data still there, and the host's own packages untouched.
@@ -219,8 +230,19 @@ fn lab_upgrade_apply_resumes_after_sigkill_and_a_failed_drain() {
 
     // The dry run prints every command per node and changes nothing.
     let before = package_files();
-    let dry = ok(apply(&["--to", "v1.21.0", "--dry-run"]), "--dry-run");
+    let dry = ok(
+        apply(&[
+            "--to",
+            "v1.21.0",
+            "--dry-run",
+            "--backup-dir",
+            BACKUPS,
+            "--backup-allow-unencrypted-secrets",
+        ]),
+        "--dry-run",
+    );
     for line in [
+        "backup create --dir /var/lib/kastellan/upgrade-test/backups --allow-unencrypted-secrets; ",
         "1.21 cp1",
         "kubeadm upgrade apply v1.21.0 --yes",
         "1.21 w1",
@@ -272,8 +294,8 @@ fn lab_upgrade_apply_resumes_after_sigkill_and_a_failed_drain() {
     );
     assert!(String::from_utf8_lossy(&refused.stderr).contains("add --yes"));
 
-    // Killed right after `kubeadm upgrade apply` (step 7), and after cp1's gate (15).
-    apply_killed_after(7, true);
+    // Killed right after `kubeadm upgrade apply` (step 8), and after cp1's gate (16).
+    apply_killed_after(8, true);
     let again = apply(&["--to", "v1.21.0", "--yes"]);
     assert!(
         String::from_utf8_lossy(&again.stderr).contains("--resume"),
@@ -290,7 +312,7 @@ fn lab_upgrade_apply_resumes_after_sigkill_and_a_failed_drain() {
         "json",
     ]));
     let progress = lease["metadata"]["annotations"]["kastellan.dev/upgrade-progress"].clone();
-    assert_eq!(progress, "step 7/29: 1.21 cp1", "{lease}");
+    assert_eq!(progress, "step 8/30: 1.21 cp1", "{lease}");
     let elsewhere = kastellan()
         .env("KUBECONFIG", "/var/lib/kastellan/lab/admin.conf")
         .args([
@@ -315,7 +337,7 @@ fn lab_upgrade_apply_resumes_after_sigkill_and_a_failed_drain() {
         !std::path::Path::new("/var/lib/kastellan/upgrade-test-2/upgrade-journal.json").exists()
     );
     let _ = std::fs::remove_dir_all("/var/lib/kastellan/upgrade-test-2");
-    apply_killed_after(15, false);
+    apply_killed_after(16, false);
 
     // The resume stops on w1's drain: CoreDNS's two ready pods are all on w1.
     let failed = apply(&["--resume"]);
@@ -340,7 +362,7 @@ fn lab_upgrade_apply_resumes_after_sigkill_and_a_failed_drain() {
     let done = apply(&["--resume", "--allow-drain-hazards"]);
     let out = ok(done, "--resume --allow-drain-hazards");
     assert!(
-        out.contains("upgraded v1.20.2 -> v1.21.0: 29 steps"),
+        out.contains("upgraded v1.20.2 -> v1.21.0: 30 steps"),
         "{out}"
     );
 
@@ -358,13 +380,28 @@ fn lab_upgrade_apply_resumes_after_sigkill_and_a_failed_drain() {
     assert_eq!(archived.len(), 1, "{archived:?}");
     let journal: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&archived[0]).unwrap()).unwrap();
-    let mut done_per_step = vec![0; 29];
+    let mut done_per_step = vec![0; 30];
     for e in journal["log"].as_array().unwrap() {
         if e["event"] == "done" {
             done_per_step[e["step"].as_u64().unwrap() as usize - 1] += 1;
         }
     }
-    assert_eq!(done_per_step, vec![1; 29], "{}", journal["log"]);
+    assert_eq!(done_per_step, vec![1; 30], "{}", journal["log"]);
+    // The bundle made (and verified) before the first change is there.
+    let bundles: Vec<_> = std::fs::read_dir(BACKUPS)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(".tar.zst"))
+        .collect();
+    assert_eq!(bundles.len(), 1, "{bundles:?}");
+    ok(
+        kastellan()
+            .args(["backup", "verify"])
+            .arg(&bundles[0])
+            .output()
+            .unwrap(),
+        "backup verify",
+    );
 
     // The lock is released.
     let gone = kubectl()
