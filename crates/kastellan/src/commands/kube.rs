@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::cli::GlobalArgs;
 
@@ -47,15 +47,16 @@ pub async fn client(
     };
     let mut config = match &path {
         Some(p) => {
+            // kube's errors repeat their source in their own text: say each thing once.
             let kc = kube::config::Kubeconfig::read_from(p)
-                .with_context(|| format!("reading kubeconfig {}", p.display()))?;
+                .map_err(|e| anyhow::anyhow!("reading kubeconfig {}: {e}", p.display()))?;
             kube::Config::from_custom_kubeconfig(kc, &options)
                 .await
-                .with_context(|| format!("kubeconfig {}", p.display()))?
+                .map_err(|e| anyhow::anyhow!("kubeconfig {}: {e}", p.display()))?
         }
-        None => kube::Config::from_kubeconfig(&options)
-            .await
-            .context("no kubeconfig (give --kubeconfig FILE or set KUBECONFIG)")?,
+        None => kube::Config::from_kubeconfig(&options).await.map_err(|e| {
+            anyhow::anyhow!("no kubeconfig (give --kubeconfig FILE or set KUBECONFIG): {e}")
+        })?,
     };
     config.connect_timeout = Some(CONNECT_TIMEOUT);
     config.read_timeout = Some(read_timeout);

@@ -132,3 +132,29 @@ fn cli_certs_check_refuses_a_missing_directory() {
         );
     }
 }
+
+#[test]
+fn cli_a_missing_kubeconfig_is_named_once() {
+    for (args, file) in [
+        (
+            vec!["versions", "--kubeconfig", "/nonexistent/kubeconfig"],
+            "/nonexistent/kubeconfig",
+        ),
+        (vec!["upgrade", "check"], "/nonexistent-home/.kube/config"),
+    ] {
+        let out = kastellan()
+            .env_remove("KUBECONFIG")
+            .env("HOME", "/nonexistent-home")
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(file), "{args:?}: {err}");
+        assert_eq!(
+            err.matches("No such file or directory").count(),
+            1,
+            "{args:?}: the cause is said more than once: {err}"
+        );
+    }
+}
