@@ -56,7 +56,7 @@ tier "lab" run cargo test --workspace --test '*' --no-fail-fast -- lab_
 
 echo "== disk"
 df -h . /var/lib 2>/dev/null || true
-du -sh target 2>/dev/null || true
+du -sh "${CARGO_TARGET_DIR:-target}" 2>/dev/null || true
 echo "== times"
 printf '%s\n' "${times[@]}"
 exit $failed
