@@ -178,13 +178,62 @@ fn apply(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// A process in a lab node that holds dpkg's locks (`lock-frontend` and `lock`, fcntl
+/// locks as apt and dpkg take them) until dropped; killed by its pid, which it wrote.
+struct DpkgLockHolder {
+    child: std::process::Child,
+    pid: u32,
+}
+
+impl DpkgLockHolder {
+    fn start(node: &str) -> DpkgLockHolder {
+        let pidfile = format!("{STATE}/dpkg-lock-holder.pid");
+        let _ = std::fs::remove_file(&pidfile);
+        let script = format!(
+            "echo $$ > {pidfile}; exec python3 -c 'import fcntl, time; \
+             fs = [open(\"/var/lib/dpkg/\" + n, \"w\") for n in (\"lock-frontend\", \"lock\")]; \
+             [fcntl.lockf(f, fcntl.LOCK_EX) for f in fs]; \
+             print(\"locked\", flush=True); time.sleep(600)'"
+        );
+        let mut child = kastellan()
+            .args(["lab", "exec", node, "--", "sh", "-c", &script])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line.trim(), "locked");
+        let pid = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        DpkgLockHolder { child, pid }
+    }
+}
+
+impl Drop for DpkgLockHolder {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = self.child.wait();
+    }
+}
+
 /// The whole upgrade of a 1+1 lab with real packages, v1.20.2 to v1.21.0, by
 /// `kastellan upgrade apply` over the lab's sshd: a dry run that changes nothing, a
 /// stale saved plan refused, a backup bundle made and verified on cp1 first, a run
 /// killed with SIGKILL twice (after `kubeadm upgrade apply` on cp1, between the nodes)
 /// and resumed, the cluster-wide lock refusing a second run, a drain that stops the run on w1 (CoreDNS's last ready replicas) and a
-/// resume that goes past it; every step done exactly once. Then what an operator
-/// checks: the API's versions, the new binaries running, each node's packages held at
+/// resume that goes past it, a package step that fails on w1 while another process
+/// holds its dpkg lock and a resume once it is gone; every step done exactly once.
+/// Then what an operator checks: the API's versions, the new binaries running, each node's packages held at
 /// the new version, the data still there, and the host's own packages untouched.
 #[test]
 fn lab_upgrade_apply_resumes_after_sigkill_and_a_failed_drain() {
@@ -358,7 +407,23 @@ fn lab_upgrade_apply_resumes_after_sigkill_and_a_failed_drain() {
         "{err}"
     );
 
-    // The operator accepts it; the run ends.
+    // The operator accepts it, but something else holds w1's dpkg lock (as
+    // unattended-upgrades does): the package step after the drain fails on w1.
+    let holder = DpkgLockHolder::start("w1");
+    let failed = apply(&["--resume", "--allow-drain-hazards"]);
+    let err = String::from_utf8_lossy(&failed.stderr).into_owned();
+    assert_eq!(failed.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("step 24 of 30 (1.21 w1) failed on w1"),
+        "{err}"
+    );
+    assert!(err.contains("apt-mark unhold kubelet kubectl"), "{err}");
+    assert!(err.contains("w1 now: cordoned;"), "{err}");
+    let cordoned = json(kubectl().args(["get", "node", "w1", "-o", "json"]));
+    assert_eq!(cordoned["spec"]["unschedulable"], true, "{cordoned}");
+    drop(holder);
+
+    // The cause removed, the run ends.
     let done = apply(&["--resume", "--allow-drain-hazards"]);
     let out = ok(done, "--resume --allow-drain-hazards");
     assert!(
