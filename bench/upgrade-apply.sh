@@ -60,16 +60,28 @@ start=$(date +%s.%N)
 ours=$(echo "$(date +%s.%N) - $start" | bc)
 journal="$(ls "$state"/upgrade-v1.21.0-*.json)"
 # Seconds inside steps: each step's done time minus its start time (whole seconds).
-inside=$(python3 - "$journal" <<'PY'
+# Seconds inside steps, in all and per kind of step (from the journal's whole-second
+# start and done times), written to $state/kinds for the report.
+inside=$(python3 - "$journal" "$state/kinds" <<'PY'
 import json, sys
-log = json.load(open(sys.argv[1]))["log"]
-start = {}
-total = 0
-for e in log:
+j = json.load(open(sys.argv[1]))
+steps = j["plan"]["steps"]
+start, total, kinds = {}, 0, {}
+for e in j["log"]:
     if e["event"] == "started":
         start[e["step"]] = e["at"]
     elif e["event"] == "done":
-        total += e["at"] - start[e["step"]]
+        secs = e["at"] - start[e["step"]]
+        total += secs
+        a = steps[e["step"] - 1]["action"]
+        kind = a["kind"]
+        if kind == "run":
+            words = a["command"].split()
+            kind = " ".join(words[:3]) if words[0] == "kubeadm" else words[0]
+        kinds[kind] = kinds.get(kind, 0) + secs
+with open(sys.argv[2], "w") as f:
+    for k, v in sorted(kinds.items(), key=lambda kv: -kv[1]):
+        f.write(f"  {k:<36} {v:>4} s\n")
 print(total)
 PY
 )
@@ -80,3 +92,5 @@ printf 'by hand (lab exec + kubectl v1.21.0)   %6.1f s\n' "$hand"
 printf 'kastellan upgrade apply                %6.1f s (%s s inside its steps)\n' "$ours" "$inside"
 printf 'ratio kastellan/by hand                %6.2fx\n' "$(echo "$ours / $hand" | bc -l)"
 printf 'kastellan overhead outside its steps   %6.1f s\n' "$(echo "$ours - $inside" | bc)"
+echo "kastellan's steps by kind (whole seconds):"
+cat "$state/kinds"
