@@ -47,6 +47,32 @@ pub enum Payload {
     File(PathBuf),
 }
 
+/// Receives each line a command writes while it runs: (`true` for stderr, the line
+/// without its newline). The whole output is still collected in [`Output`].
+#[derive(Clone)]
+pub struct LineSink(pub std::sync::Arc<dyn Fn(bool, &str) + Send + Sync>);
+
+impl LineSink {
+    /// A sink calling `f`.
+    pub fn new(f: impl Fn(bool, &str) + Send + Sync + 'static) -> LineSink {
+        LineSink(std::sync::Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for LineSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LineSink")
+    }
+}
+
+impl PartialEq for LineSink {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for LineSink {}
+
 /// A command to run on a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeCommand {
@@ -56,6 +82,8 @@ pub struct NodeCommand {
     pub stdin: Option<Payload>,
     /// How long it may run, connection included; it is killed after that.
     pub timeout: Duration,
+    /// Where each line of output goes as it is written, if anywhere.
+    pub lines: Option<LineSink>,
 }
 
 impl NodeCommand {
@@ -69,7 +97,14 @@ impl NodeCommand {
             argv: argv.into_iter().map(Into::into).collect(),
             stdin: None,
             timeout: DEFAULT_TIMEOUT,
+            lines: None,
         }
+    }
+
+    /// Passes each line of output to `sink` while the command runs.
+    pub fn lines(mut self, sink: LineSink) -> NodeCommand {
+        self.lines = Some(sink);
+        self
     }
 
     /// Feeds `payload` to the command's standard input.

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use crate::{Error, NodeCommand, Output, Payload, Result};
 
 /// Runs `cmd` (the local process that reaches `node` and runs `what` there): feeds
-/// `what.stdin`, collects stdout and stderr, and kills its whole process group when
-/// `what.timeout` passes.
+/// `what.stdin`, collects stdout and stderr (passing each line to `what.lines` as it
+/// comes), and kills its whole process group when `what.timeout` passes.
 ///
 /// The process gets a process group of its own, so that a timeout also stops what it
 /// started (`lab exec` runs the command as a child); the price is that a Ctrl-C at the
@@ -76,10 +76,27 @@ pub(crate) fn run(node: &str, mut cmd: Command, what: &NodeCommand) -> Result<Ou
         ),
     ] {
         let tx = tx.clone();
+        let sink = what.lines.clone();
         std::thread::spawn(move || {
             let mut buf = Vec::new();
-            if let Some(mut s) = stream {
-                let _ = s.read_to_end(&mut buf);
+            match (stream, sink) {
+                (Some(mut s), None) => {
+                    let _ = s.read_to_end(&mut buf);
+                }
+                (Some(s), Some(sink)) => {
+                    let mut r = std::io::BufReader::new(s);
+                    loop {
+                        let start = buf.len();
+                        match std::io::BufRead::read_until(&mut r, b'\n', &mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(_) => {
+                                let line = String::from_utf8_lossy(&buf[start..]);
+                                (sink.0)(which == 1, line.trim_end_matches(['\n', '\r']));
+                            }
+                        }
+                    }
+                }
+                (None, _) => {}
             }
             let _ = tx.send((which, buf));
         });

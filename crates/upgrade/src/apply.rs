@@ -297,8 +297,9 @@ pub enum ApplyError {
     },
 }
 
-/// Receives each line of a command's output: (node, line, from stderr).
-pub type OutputSink = Box<dyn Fn(&str, &str, bool) + Send + Sync>;
+/// Receives each line of a command's output as it is written: (node, line, from
+/// stderr).
+pub type OutputSink = Arc<dyn Fn(&str, &str, bool) + Send + Sync>;
 
 /// Drains a node within a time limit; `Err` says what stopped it.
 pub type Drain = Box<dyn Fn(&str, Duration) -> Result<(), String> + Send + Sync>;
@@ -462,11 +463,12 @@ impl kastellan_exec::Action for Action {
 }
 
 /// Runs a command line on a node (`env DEBIAN_FRONTEND=noninteractive sh -c LINE`),
-/// its output passed on line by line.
+/// its output passed on line by line as it is written.
 fn run(ctx: &Context, node: &str, command: &str, timeout: Duration) -> Result<(), ApplyError> {
     // apt's frontend must never wait for an answer on a node without a terminal.
     let cmd = NodeCommand::new(["env", "DEBIAN_FRONTEND=noninteractive", "sh", "-c", command])
-        .timeout(timeout);
+        .timeout(timeout)
+        .lines(sink(ctx, node));
     let out = ctx
         .access
         .run(node, &cmd)
@@ -474,13 +476,6 @@ fn run(ctx: &Context, node: &str, command: &str, timeout: Duration) -> Result<()
             node: node.to_string(),
             source,
         })?;
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        (ctx.output)(node, line, false);
-    }
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    for line in stderr.lines() {
-        (ctx.output)(node, line, true);
-    }
     if out.success() {
         return Ok(());
     }
@@ -546,7 +541,16 @@ fn checked(
     timeout: Duration,
 ) -> Result<Vec<u8>, ApplyError> {
     let line = shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_default();
-    let cmd = NodeCommand::new(argv).timeout(timeout);
+    // stderr as it comes; stdout is the command's report, read by the caller.
+    let err = ctx.output.clone();
+    let n = node.to_string();
+    let cmd = NodeCommand::new(argv)
+        .timeout(timeout)
+        .lines(kastellan_access::LineSink::new(move |stderr, line| {
+            if stderr {
+                err(&n, line, true);
+            }
+        }));
     let out = ctx
         .access
         .run(node, &cmd)
@@ -554,9 +558,6 @@ fn checked(
             node: node.to_string(),
             source,
         })?;
-    for l in String::from_utf8_lossy(&out.stderr).lines() {
-        (ctx.output)(node, l, true);
-    }
     if !out.success() {
         return Err(ApplyError::Failed {
             node: node.to_string(),
@@ -566,6 +567,13 @@ fn checked(
         });
     }
     Ok(out.stdout)
+}
+
+/// Passes a node's output lines on to the context's sink as they come.
+fn sink(ctx: &Context, node: &str) -> kastellan_access::LineSink {
+    let out = ctx.output.clone();
+    let node = node.to_string();
+    kastellan_access::LineSink::new(move |stderr, line| out(&node, line, stderr))
 }
 
 /// Waits until the Node is Ready with its kubelet at the target and, on a control

@@ -251,3 +251,41 @@ fn local_ssh_runs_the_quoted_line_and_names_unreachable_nodes() {
         "{err}"
     );
 }
+
+#[test]
+fn local_lines_arrive_while_the_command_runs() {
+    use std::sync::{Arc, Mutex};
+    let seen: Arc<Mutex<Vec<(bool, String, Instant)>>> = Arc::default();
+    let sink = {
+        let seen = seen.clone();
+        kastellan_access::LineSink::new(move |stderr, line| {
+            seen.lock()
+                .unwrap()
+                .push((stderr, line.to_string(), Instant::now()));
+        })
+    };
+    let start = Instant::now();
+    let out = Local::new()
+        .run(
+            "n1",
+            &sh("echo first; sleep 1; echo oops >&2; sleep 0.2; printf 'last'").lines(sink),
+        )
+        .unwrap();
+    let ended = Instant::now();
+    assert!(out.success());
+    // The whole output is still collected.
+    assert_eq!(out.stdout, b"first\nlast");
+    assert_eq!(out.stderr, b"oops\n");
+    let seen = seen.lock().unwrap();
+    let lines: Vec<(bool, &str)> = seen.iter().map(|(e, l, _)| (*e, l.as_str())).collect();
+    assert_eq!(lines, [(false, "first"), (true, "oops"), (false, "last")]);
+    // "first" was passed on before the command's second half, not at its end.
+    let first_at = seen[0].2;
+    assert!(
+        first_at.duration_since(start) < Duration::from_millis(900)
+            && ended.duration_since(first_at) > Duration::from_millis(500),
+        "first line at {:?} of {:?}",
+        first_at.duration_since(start),
+        ended.duration_since(start)
+    );
+}

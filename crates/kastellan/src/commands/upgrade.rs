@@ -321,7 +321,7 @@ fn go(
         access: reach.access.clone(),
         client: client.clone(),
         runtime: rt.handle().clone(),
-        output: Box::new(move |node, line, stderr| {
+        output: Arc::new(move |node, line, stderr| {
             out.note(format!("  {node}{} {line}", if stderr { "!" } else { "|" }));
         }),
         drain: Box::new(move |node, timeout| {
