@@ -50,7 +50,10 @@ pub enum Payload {
 /// Receives each line a command writes while it runs: (`true` for stderr, the line
 /// without its newline). The whole output is still collected in [`Output`].
 #[derive(Clone)]
-pub struct LineSink(pub std::sync::Arc<dyn Fn(bool, &str) + Send + Sync>);
+pub struct LineSink(pub std::sync::Arc<LineFn>);
+
+/// What a [`LineSink`] calls: (from stderr, the line).
+pub type LineFn = dyn Fn(bool, &str) + Send + Sync;
 
 impl LineSink {
     /// A sink calling `f`.
