@@ -616,8 +616,15 @@ fn snapshot_file(job: &Job) -> Result<(PathBuf, Option<tempfile_guard::Guard>)> 
     };
     let guard = tempfile_guard::Guard::new(&job.holding_root)?;
     let to = guard.path().join("snapshot.db");
-    kastellan_bundle::verify_and_extract_pki(bundle, &decryption, &to, &guard.path().join("pki"))
-        .with_context(|| format!("bundle {}", bundle.display()))?;
+    // A dry run does not record the verification in the bundle's sidecar.
+    kastellan_bundle::verify_and_extract_pki(
+        bundle,
+        &decryption,
+        &to,
+        &guard.path().join("pki"),
+        !job.dry_run,
+    )
+    .with_context(|| format!("bundle {}", bundle.display()))?;
     Ok((to, Some(guard)))
 }
 
