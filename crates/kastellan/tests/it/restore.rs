@@ -1120,6 +1120,27 @@ fn real_etcd_cli_restore_dry_run_leaves_the_tree_as_it_was_18() {
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["plan"]["kind"], "restore", "{v}");
     crate::tree::assert_unchanged(root, &before, "restore --bundle --dry-run");
+    // With a state file whose dir and its parent do not exist yet: neither is left.
+    let out = kastellan()
+        .arg("restore")
+        .arg("--bundle")
+        .arg(&bundle)
+        .arg("--manifests-dir")
+        .arg(root.join("kubernetes/manifests"))
+        .arg("--restore-dir-parent")
+        .arg(root.join("var-lib"))
+        .arg("--state-file")
+        .arg(root.join("state/held/restore-state.json"))
+        .args(["--timeout", "2", "--dry-run"])
+        .env_remove("KASTELLAN_RESTORE_DIR_PARENT")
+        .output()
+        .unwrap();
+    ok("dry run of a bundle with a new state dir", out);
+    crate::tree::assert_unchanged(
+        root,
+        &before,
+        "restore --bundle --state-file NEW/DIR/FILE --dry-run",
+    );
 
     let elsewhere = tempfile::tempdir().unwrap();
     let plan = elsewhere.path().join("plan.json");
