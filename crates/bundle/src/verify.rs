@@ -89,7 +89,7 @@ pub struct Verified {
 
 /// Verifies a bundle; on success records it in the sidecar (creating one if missing).
 pub fn verify(bundle: &Path, decryption: &Decryption) -> Result<Verified> {
-    verify_keeping(bundle, decryption, None, None)
+    verify_keeping(bundle, decryption, None, None, true)
 }
 
 /// Verifies a bundle like [`verify`] and copies its (checked) etcd snapshot to
@@ -99,19 +99,21 @@ pub fn verify_and_extract(
     decryption: &Decryption,
     snapshot_to: &Path,
 ) -> Result<Verified> {
-    verify_keeping(bundle, decryption, Some(snapshot_to), None)
+    verify_keeping(bundle, decryption, Some(snapshot_to), None, true)
 }
 
 /// Like [`verify_and_extract`], and also writes the bundle's `pki/` members into
 /// `pki_to` (created, mode 0700; keys 0600, certificates 0644), only once every member
-/// of the bundle has verified.
+/// of the bundle has verified. The verification is recorded in the sidecar only with
+/// `record` (a dry run leaves the bundle's directory as it was).
 pub fn verify_and_extract_pki(
     bundle: &Path,
     decryption: &Decryption,
     snapshot_to: &Path,
     pki_to: &Path,
+    record: bool,
 ) -> Result<Verified> {
-    verify_keeping(bundle, decryption, Some(snapshot_to), Some(pki_to))
+    verify_keeping(bundle, decryption, Some(snapshot_to), Some(pki_to), record)
 }
 
 fn verify_keeping(
@@ -119,6 +121,7 @@ fn verify_keeping(
     decryption: &Decryption,
     keep: Option<&Path>,
     pki_to: Option<&Path>,
+    record: bool,
 ) -> Result<Verified> {
     let corrupt = |message: String| Error::Corrupt {
         path: bundle.to_path_buf(),
@@ -348,7 +351,7 @@ fn verify_keeping(
             verified_by: Some("verify".into()),
         },
     };
-    if let Err(e) = crate::create::write_sidecar(bundle, &updated) {
+    if record && let Err(e) = crate::create::write_sidecar(bundle, &updated) {
         tracing::warn!("recording the verification: {e}");
     }
     Ok(Verified {

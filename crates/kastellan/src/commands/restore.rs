@@ -616,8 +616,15 @@ fn snapshot_file(job: &Job) -> Result<(PathBuf, Option<tempfile_guard::Guard>)> 
     };
     let guard = tempfile_guard::Guard::new(&job.holding_root)?;
     let to = guard.path().join("snapshot.db");
-    kastellan_bundle::verify_and_extract_pki(bundle, &decryption, &to, &guard.path().join("pki"))
-        .with_context(|| format!("bundle {}", bundle.display()))?;
+    // A dry run does not record the verification in the bundle's sidecar.
+    kastellan_bundle::verify_and_extract_pki(
+        bundle,
+        &decryption,
+        &to,
+        &guard.path().join("pki"),
+        !job.dry_run,
+    )
+    .with_context(|| format!("bundle {}", bundle.display()))?;
     Ok((to, Some(guard)))
 }
 
@@ -625,14 +632,20 @@ mod tempfile_guard {
     //! A scratch dir removed on drop.
     use std::path::{Path, PathBuf};
 
-    /// The guard: the scratch dir, and the parent if the guard created it.
+    /// The guard: the scratch dir, and the dirs above it that the guard created
+    /// (deepest first).
     #[derive(Debug)]
-    pub struct Guard(PathBuf, Option<PathBuf>);
+    pub struct Guard(PathBuf, Vec<PathBuf>);
 
     impl Guard {
-        /// Creates `<parent>/.bundle-<pid>` (and `parent` if it is missing).
+        /// Creates `<parent>/.bundle-<pid>` (and `parent` and its ancestors where they
+        /// are missing).
         pub fn new(parent: &Path) -> anyhow::Result<Guard> {
-            let created = (!parent.exists()).then(|| parent.to_path_buf());
+            let created = parent
+                .ancestors()
+                .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
+                .map(Path::to_path_buf)
+                .collect();
             let p = parent.join(format!(".bundle-{}", std::process::id()));
             std::fs::create_dir_all(&p)?;
             Ok(Guard(p, created))
@@ -646,9 +659,12 @@ mod tempfile_guard {
     impl Drop for Guard {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
-            // A dry run leaves no empty holding dir behind (a run keeps what it put there).
-            if let Some(parent) = &self.1 {
-                let _ = std::fs::remove_dir(parent);
+            // A dry run leaves no empty holding dir (nor its parents) behind; a run keeps
+            // what it put there (remove_dir only removes empty dirs).
+            for dir in &self.1 {
+                if std::fs::remove_dir(dir).is_err() {
+                    break;
+                }
             }
         }
     }

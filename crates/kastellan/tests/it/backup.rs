@@ -1,6 +1,7 @@
 //! Tier `lab`: `kastellan backup create|verify|list|prune` against the real lab, run
 //! from the host with the node's directory as `--etc-kubernetes` (its admin.conf and
-//! etcd manifest point at 10.77.0.11, which the host reaches over the lab bridge).
+//! etcd manifest point at 10.77.0.11, which the host reaches over the lab bridge); tier
+//! `cli`: `backup prune --dry-run` on a temp dir.
 
 use std::io::Read;
 use std::path::Path;
@@ -223,4 +224,71 @@ fn lab_backup_create_verify_list_prune() {
     ok(backup(&["prune", "--dir", d, "--keep-last", "1"]));
     assert!(!Path::new(&encrypted).exists());
     assert!(Path::new(&plain).exists());
+}
+
+/// Issue 18, "Dry runs change nothing", tier `cli`: `backup prune --dry-run` names the
+/// bundles it would delete and leaves the directory as it was (bundles, sidecars, a
+/// `.part` and a foreign file, their modes); the same prune without `--dry-run` deletes
+/// exactly those.
+#[test]
+fn cli_backup_prune_dry_run_leaves_the_tree_as_it_was_18() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("backups");
+    std::fs::create_dir(&dir).unwrap();
+    let names: Vec<String> = ["20260101T000000Z", "20260102T000000Z", "20260103T000000Z"]
+        .iter()
+        .map(|at| format!("kastellan-backup-kubernetes-{at}.tar.zst"))
+        .collect();
+    for (i, n) in names.iter().enumerate() {
+        let p = dir.join(n);
+        std::fs::write(&p, format!("bundle {i}")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(dir.join(format!("{n}.json")), "{}").unwrap();
+    }
+    std::fs::write(dir.join(format!("{}.part", names[2])), "partial").unwrap();
+    std::fs::write(dir.join("notes.txt"), "mine").unwrap();
+    let before = crate::tree::snapshot(tmp.path());
+    let d = dir.to_str().unwrap();
+
+    let out = ok(backup(&[
+        "prune",
+        "--dir",
+        d,
+        "--keep-last",
+        "1",
+        "--dry-run",
+    ]));
+    let printed = text(&out.stdout);
+    for old in &names[..2] {
+        assert!(
+            printed
+                .lines()
+                .any(|l| l.contains(old.as_str()) && l.contains("would delete")),
+            "{old} would be deleted: {printed}"
+        );
+    }
+    assert!(
+        printed
+            .lines()
+            .any(|l| l.contains(names[2].as_str()) && l.contains("keep")),
+        "{printed}"
+    );
+    crate::tree::assert_unchanged(tmp.path(), &before, "backup prune --dry-run");
+
+    ok(backup(&["prune", "--dir", d, "--keep-last", "1"]));
+    let mut left: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            names[2].clone(),
+            format!("{}.json", names[2]),
+            format!("{}.part", names[2]),
+            "notes.txt".to_string()
+        ]
+    );
 }

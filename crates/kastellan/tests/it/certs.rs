@@ -362,3 +362,40 @@ fn kubeadm_real_rendered_check_and_plan() {
         insta::assert_snapshot!("renew_dry_run", rendered);
     });
 }
+
+/// Issue 18, "Dry runs change nothing": `certs renew all --dry-run` (also with
+/// `--restart`) lists what it would renew and leaves the node's tree (PKI, kubeconfigs,
+/// manifests, kubelet PKI) as it was: no new file or directory (no backup dir under
+/// `tmp/`), no changed content or mode.
+#[test]
+fn kubeadm_real_certs_renew_dry_run_leaves_the_tree_as_it_was_18() {
+    let node = Node::init();
+    let manifests = node.etc().join("manifests");
+    for c in ["etcd", "kube-apiserver"] {
+        std::fs::write(manifests.join(format!("{c}.yaml")), format!("# {c}\n")).unwrap();
+    }
+    let md = format!("--manifests-dir={}", manifests.display());
+    let before = crate::tree::snapshot(&node.root);
+    for extra in [&[][..], &["--restart", "--restart-wait", "0"][..]] {
+        let out = node
+            .kastellan(&["certs", "renew", "all", "--dry-run", "-o", "json", &md])
+            .args(extra)
+            .assert()
+            .code(0)
+            .get_output()
+            .stdout
+            .clone();
+        let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(json["dry_run"], true, "{json}");
+        assert_eq!(
+            json["plan"]["renew"].as_array().unwrap().len(),
+            10,
+            "{json}"
+        );
+        crate::tree::assert_unchanged(
+            &node.root,
+            &before,
+            &format!("certs renew all --dry-run {extra:?}"),
+        );
+    }
+}

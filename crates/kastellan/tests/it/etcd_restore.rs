@@ -115,3 +115,39 @@ fn real_etcd_35_cli_snapshot_restore() {
         assert!(c.contains(file.to_str().unwrap()), "{c}");
     }
 }
+
+/// Issue 18, "Dry runs change nothing": `etcd snapshot restore --dry-run` into a new
+/// data dir and into an existing empty one (mode 0700) checks and prints the plan and
+/// leaves the snapshot's and the data dir's parents as they were: no new file or
+/// directory (no staging dir), no changed content or mode. On a fixture made by etcd
+/// 3.5 (`crates/snapshot/tests/fixtures`).
+#[test]
+fn cli_snapshot_restore_dry_run_leaves_the_tree_as_it_was_18() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let file = root.join("fixture.db");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../snapshot/tests/fixtures/etcd35.snapshot.db"),
+        &file,
+    )
+    .unwrap();
+    let empty = root.join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    std::fs::set_permissions(&empty, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let before = crate::tree::snapshot(root);
+    for (data, kind) in [(root.join("new/data"), "new"), (empty, "empty")] {
+        let out = restore(&file, &data, &["--dry-run", "-o", "json"]);
+        assert!(out.status.success(), "{kind}: {}", text(&out.stderr));
+        let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(plan["dryRun"], true, "{plan}");
+        assert_eq!(plan["target"]["kind"], kind, "{plan}");
+        assert_eq!(plan["hash"]["state"], "verified", "{plan}");
+        assert_eq!(plan["revision"], 144, "{plan}");
+        crate::tree::assert_unchanged(
+            root,
+            &before,
+            &format!("etcd snapshot restore --dry-run into a {kind} data dir"),
+        );
+    }
+}

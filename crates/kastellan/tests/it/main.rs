@@ -23,6 +23,7 @@ mod restore;
 mod restore_systemd;
 mod snapshot_cli;
 mod status;
+mod tree;
 mod upgrade;
 mod versions;
 

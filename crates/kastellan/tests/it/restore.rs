@@ -1013,3 +1013,146 @@ fn lab_restore_from_bundle_checks_the_pki() {
     assert_objects_back();
     status_healthy(Duration::from_secs(120));
 }
+
+/// A bundle written the way `backup create` writes one (manifest.json first, then the
+/// members it lists), with `snapshot` and the given `pki/` files, no sidecar.
+fn hand_bundle(dir: &Path, snapshot: &Path, pki: &[(&str, &[u8])]) -> PathBuf {
+    use kastellan_bundle::manifest::{self, FileEntry, Manifest, Sensitive, SnapshotInfo};
+    use sha2::{Digest, Sha256};
+    let snap = std::fs::read(snapshot).unwrap();
+    let status = kastellan_snapshot::SnapshotFile::open(snapshot)
+        .unwrap()
+        .status()
+        .unwrap();
+    let mut members: Vec<(String, &[u8])> = pki
+        .iter()
+        .map(|(name, bytes)| (format!("pki/{name}"), *bytes))
+        .collect();
+    members.push((manifest::SNAPSHOT_PATH.to_string(), &snap));
+    members.sort();
+    let created_at = "2026-01-01T00:00:00Z";
+    let m = Manifest {
+        format: manifest::FORMAT.into(),
+        kastellan_version: "test".into(),
+        kubernetes_version: Some("v1.20.2".into()),
+        etcd_version: "3.5.1".into(),
+        cluster_name: "kubernetes".into(),
+        created_at: created_at.into(),
+        snapshot: SnapshotInfo {
+            endpoint: "https://127.0.0.1:2379".into(),
+            member_id: "1".into(),
+            member_name: None,
+            revision: status.revision,
+            total_key: status.total_key,
+            hash: status.hash,
+        },
+        sensitive: Sensitive::default(),
+        resources: 0,
+        files: members
+            .iter()
+            .map(|(path, bytes)| FileEntry {
+                path: path.clone(),
+                size: bytes.len() as u64,
+                sha256: hex::encode(Sha256::digest(bytes)),
+            })
+            .collect(),
+    };
+    std::fs::create_dir_all(dir).unwrap();
+    let name = manifest::bundle_name("kubernetes", created_at.parse().unwrap(), false);
+    let path = dir.join(name);
+    let file = std::fs::File::create(&path).unwrap();
+    let mut tar = tar::Builder::new(zstd::Encoder::new(file, 3).unwrap());
+    let json = serde_json::to_vec(&m).unwrap();
+    let mut append = |name: &str, bytes: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o600);
+        h.set_cksum();
+        tar.append_data(&mut h, name, bytes).unwrap();
+    };
+    append(manifest::MANIFEST_PATH, &json);
+    for (name, bytes) in &members {
+        append(name, bytes);
+    }
+    tar.into_inner().unwrap().finish().unwrap();
+    path
+}
+
+/// Issue 18, "Dry runs change nothing": `restore --dry-run` from a snapshot, from a
+/// bundle and from a saved plan leaves the node's kubeadm dir, the data-dir parent, the
+/// snapshot and the bundle's dir as they were: no new file or directory (no holding
+/// dir), no changed content or mode.
+#[test]
+fn real_etcd_cli_restore_dry_run_leaves_the_tree_as_it_was_18() {
+    let (_etcd, snap) = real_snapshot();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    node_dir(root, 6443);
+    std::fs::create_dir_all(root.join("var-lib")).unwrap();
+    let ca = b"-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n";
+    std::fs::create_dir_all(root.join("kubernetes/pki")).unwrap();
+    std::fs::write(root.join("kubernetes/pki/ca.crt"), ca).unwrap();
+    let snapshot = root.join("snapshot.db");
+    std::fs::copy(&snap, &snapshot).unwrap();
+    let bundle = hand_bundle(&root.join("backups"), &snapshot, &[("ca.crt", ca)]);
+    let before = crate::tree::snapshot(root);
+
+    let printed = ok(
+        "dry run of a snapshot",
+        restore_in(root, &snapshot, &["--dry-run"]),
+    );
+    assert!(printed.contains("would restore"), "{printed}");
+    crate::tree::assert_unchanged(root, &before, "restore --snapshot --dry-run");
+
+    let out = kastellan()
+        .arg("restore")
+        .arg("--bundle")
+        .arg(&bundle)
+        .arg("--manifests-dir")
+        .arg(root.join("kubernetes/manifests"))
+        .arg("--restore-dir-parent")
+        .arg(root.join("var-lib"))
+        .args(["--timeout", "2", "--dry-run", "-o", "json"])
+        .env_remove("KASTELLAN_RESTORE_DIR_PARENT")
+        .output()
+        .unwrap();
+    let json = ok("dry run of a bundle", out);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["plan"]["kind"], "restore", "{v}");
+    crate::tree::assert_unchanged(root, &before, "restore --bundle --dry-run");
+    // With a state file whose dir and its parent do not exist yet: neither is left.
+    let out = kastellan()
+        .arg("restore")
+        .arg("--bundle")
+        .arg(&bundle)
+        .arg("--manifests-dir")
+        .arg(root.join("kubernetes/manifests"))
+        .arg("--restore-dir-parent")
+        .arg(root.join("var-lib"))
+        .arg("--state-file")
+        .arg(root.join("state/held/restore-state.json"))
+        .args(["--timeout", "2", "--dry-run"])
+        .env_remove("KASTELLAN_RESTORE_DIR_PARENT")
+        .output()
+        .unwrap();
+    ok("dry run of a bundle with a new state dir", out);
+    crate::tree::assert_unchanged(
+        root,
+        &before,
+        "restore --bundle --state-file NEW/DIR/FILE --dry-run",
+    );
+
+    let elsewhere = tempfile::tempdir().unwrap();
+    let plan = elsewhere.path().join("plan.json");
+    let json = ok(
+        "dry run to save",
+        restore_in(root, &snapshot, &["--dry-run", "-o", "json"]),
+    );
+    std::fs::write(&plan, json).unwrap();
+    let again = ok(
+        "dry run of a saved plan",
+        restore_plan(root, &[plan.to_str().unwrap(), "--dry-run"]),
+    );
+    assert!(again.contains("would restore"), "{again}");
+    crate::tree::assert_unchanged(root, &before, "restore --plan FILE --dry-run");
+}
