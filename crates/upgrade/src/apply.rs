@@ -468,23 +468,8 @@ fn run(ctx: &Context, node: &str, command: &str, timeout: Duration) -> Result<()
     // apt's frontend must never wait for an answer on a node without a terminal.
     let cmd = NodeCommand::new(["env", "DEBIAN_FRONTEND=noninteractive", "sh", "-c", command])
         .timeout(timeout)
-        .lines(sink(ctx, node));
-    let out = ctx
-        .access
-        .run(node, &cmd)
-        .map_err(|source| ApplyError::Access {
-            node: node.to_string(),
-            source,
-        })?;
-    if out.success() {
-        return Ok(());
-    }
-    Err(ApplyError::Failed {
-        node: node.to_string(),
-        command: command.to_string(),
-        status: out.status.to_string(),
-        stderr: out.stderr_tail(5),
-    })
+        .lines(sink(ctx, node, true));
+    checked(ctx, node, cmd, command).map(|_| ())
 }
 
 /// Makes a bundle on the node (`backup create -o json` names it) unless one is given,
@@ -498,7 +483,14 @@ fn backup(
     verify: &[String],
     bundle: Option<&str>,
 ) -> Result<(), ApplyError> {
-    let timeout = Duration::from_secs(30 * 60);
+    // stderr as it comes; stdout is kastellan's report.
+    let kastellan_run = |argv: Vec<String>| {
+        let line = shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_default();
+        let cmd = NodeCommand::new(argv)
+            .timeout(Duration::from_secs(30 * 60))
+            .lines(sink(ctx, node, false));
+        checked(ctx, node, cmd, &line)
+    };
     let path = match bundle {
         Some(b) => b.to_string(),
         None => {
@@ -508,7 +500,7 @@ fn backup(
                 .collect();
             argv.extend(create.iter().cloned());
             argv.extend(["-o".into(), "json".into()]);
-            let out = checked(ctx, node, argv, timeout)?;
+            let out = kastellan_run(argv)?;
             let report: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
             let Some(path) = report["path"].as_str() else {
                 return Err(ApplyError::Failed {
@@ -528,29 +520,18 @@ fn backup(
         .collect();
     argv.extend(verify.iter().cloned());
     argv.push(path.clone());
-    checked(ctx, node, argv, timeout)?;
+    kastellan_run(argv)?;
     (ctx.output)(node, &format!("verified {path}"), false);
     Ok(())
 }
 
-/// Runs `argv` on the node; its stderr passed on, its stdout returned.
+/// Runs `cmd` on the node (`shown` names it in errors); its stdout returned.
 fn checked(
     ctx: &Context,
     node: &str,
-    argv: Vec<String>,
-    timeout: Duration,
+    cmd: NodeCommand,
+    shown: &str,
 ) -> Result<Vec<u8>, ApplyError> {
-    let line = shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_default();
-    // stderr as it comes; stdout is the command's report, read by the caller.
-    let err = ctx.output.clone();
-    let n = node.to_string();
-    let cmd = NodeCommand::new(argv)
-        .timeout(timeout)
-        .lines(kastellan_access::LineSink::new(move |stderr, line| {
-            if stderr {
-                err(&n, line, true);
-            }
-        }));
     let out = ctx
         .access
         .run(node, &cmd)
@@ -561,7 +542,7 @@ fn checked(
     if !out.success() {
         return Err(ApplyError::Failed {
             node: node.to_string(),
-            command: line,
+            command: shown.to_string(),
             status: out.status.to_string(),
             stderr: out.stderr_tail(5),
         });
@@ -569,11 +550,16 @@ fn checked(
     Ok(out.stdout)
 }
 
-/// Passes a node's output lines on to the context's sink as they come.
-fn sink(ctx: &Context, node: &str) -> kastellan_access::LineSink {
+/// Passes a node's output lines on to the context's sink as they come (stdout too
+/// only with `stdout`: otherwise it is a report the caller reads).
+fn sink(ctx: &Context, node: &str, stdout: bool) -> kastellan_access::LineSink {
     let out = ctx.output.clone();
     let node = node.to_string();
-    kastellan_access::LineSink::new(move |stderr, line| out(&node, line, stderr))
+    kastellan_access::LineSink::new(move |stderr, line| {
+        if stderr || stdout {
+            out(&node, line, stderr);
+        }
+    })
 }
 
 /// Waits until the Node is Ready with its kubelet at the target and, on a control
