@@ -409,18 +409,24 @@ impl<A: Action, F: Serialize + DeserializeOwned + Clone + Debug + PartialEq> Fin
 
     /// Moves the journal to `archive` (so that a new run may start) and returns it.
     pub fn close(self, archive: &Path) -> Result<Journal<A, F>, Error> {
-        if let Some(dir) = archive.parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir)
-                .map_err(kastellan_fs::Error::io("creating", dir))
-                .map_err(Error::Fs)?;
-        }
-        std::fs::rename(&self.path, archive)
-            .map_err(kastellan_fs::Error::io("moving the journal to", archive))?;
-        kastellan_fs::sync_parent(archive)?;
+        move_journal(&self.path, archive)?;
         Ok(self.journal)
     }
+}
+
+/// Moves a journal out of the way, durably.
+fn move_journal(path: &Path, archive: &Path) -> Result<(), Error> {
+    if let Some(dir) = archive.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)
+            .map_err(kastellan_fs::Error::io("creating", dir))
+            .map_err(Error::Fs)?;
+    }
+    std::fs::rename(path, archive)
+        .map_err(kastellan_fs::Error::io("moving the journal to", archive))?;
+    kastellan_fs::sync_parent(archive)?;
+    Ok(())
 }
 
 /// A step that failed, and what the clean-up did.
@@ -519,6 +525,14 @@ impl<A: Action, F: Serialize + DeserializeOwned + Clone + Debug + PartialEq> Run
     /// The journal.
     pub fn journal(&self) -> &Journal<A, F> {
         &self.journal
+    }
+
+    /// Gives the run up where it stands: its journal moves to `archive` (so that a new
+    /// run may start) with nothing performed or undone; the operator has said that
+    /// they take over from here.
+    pub fn abandon(self, archive: &Path) -> Result<Journal<A, F>, Error> {
+        move_journal(&self.path, archive)?;
+        Ok(self.journal)
     }
 
     /// The journal's path.

@@ -140,8 +140,8 @@ pub struct UpgradeApplyArgs {
     #[arg(
         long,
         value_name = "VERSION",
-        required_unless_present = "resume",
-        conflicts_with = "resume"
+        required_unless_present_any = ["resume", "abandon"],
+        conflicts_with_all = ["resume", "abandon"]
     )]
     pub to: Option<String>,
     /// A plan saved with `upgrade plan --to V -o json`: applied only while the cluster
@@ -157,6 +157,11 @@ pub struct UpgradeApplyArgs {
     /// Resume the interrupted or failed run at the step it stopped on.
     #[arg(long)]
     pub resume: bool,
+    /// Give the interrupted or failed run up where it stands: its journal is archived
+    /// (`RUN.abandoned.json`) and the lock released; nothing on the nodes changes (roll
+    /// a node back by hand first, with the commands its failure printed).
+    #[arg(long, conflicts_with_all = ["resume", "plan"])]
+    pub abandon: bool,
     /// Take over the cluster-wide upgrade lock (Lease kube-system/kastellan-upgrade)
     /// that another run holds; only when that run is known to be gone.
     #[arg(long)]

@@ -14,6 +14,8 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::io::{IsTerminal, Write};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use serde::Serialize;
 
@@ -149,6 +151,9 @@ pub struct Printer {
     /// The width human output on stdout fits.
     width: Option<usize>,
     stderr_tty: bool,
+    /// The live status line on stderr, when one is shown: notes, warnings and errors
+    /// are printed above it instead of through it.
+    live: Arc<Mutex<Option<ProgressBar>>>,
 }
 
 impl Printer {
@@ -163,6 +168,16 @@ impl Printer {
             stdout_color: stdout.is_terminal() && !no_color(),
             width: output_width(columns.as_deref(), terminal),
             stderr_tty: std::io::stderr().is_terminal(),
+            live: Arc::default(),
+        }
+    }
+
+    /// Writes one line on stderr, above the live line when one is shown.
+    fn line(&self, text: &str) {
+        let live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+        match live.as_ref() {
+            Some(bar) => bar.suspend(|| eprintln!("{text}")),
+            None => eprintln!("{text}"),
         }
     }
 
@@ -221,7 +236,7 @@ impl Printer {
     /// A note for humans on stderr (suppressed by `--quiet`).
     pub fn note(&self, msg: impl AsRef<str>) {
         if !self.quiet {
-            eprintln!("{}", msg.as_ref());
+            self.line(msg.as_ref());
         }
     }
 
@@ -232,7 +247,7 @@ impl Printer {
             ..Style::plain()
         }
         .warn("warning");
-        eprintln!("{prefix}: {}", msg.as_ref());
+        self.line(&format!("{prefix}: {}", msg.as_ref()));
     }
 
     /// An error on stderr, shown even with `--quiet` (the binary's last word).
@@ -242,7 +257,7 @@ impl Printer {
             ..Style::plain()
         }
         .bad("error");
-        eprintln!("{prefix}: {}", msg.as_ref());
+        self.line(&format!("{prefix}: {}", msg.as_ref()));
     }
 
     /// Writes `text` to stdout as it is: generated files (manifests, completions) that
@@ -320,6 +335,44 @@ impl Printer {
         pb
     }
 
+    /// A live status line at the bottom of a terminal (stderr) for long work made of
+    /// steps: a spinner, the step's message (cut to the terminal's width), the time in
+    /// this step and in all. While it is shown, every note, warning and error of this
+    /// printer (and its clones) is printed above it. Hidden unless stderr is a
+    /// terminal and `--quiet` is off; dropping it clears the line.
+    pub fn live(&self) -> Live {
+        let since = Arc::new(Mutex::new(Instant::now()));
+        if self.quiet || !self.stderr_tty {
+            return Live {
+                bar: ProgressBar::hidden(),
+                since,
+                slot: None,
+            };
+        }
+        let clock = since.clone();
+        let style = indicatif::ProgressStyle::with_template(
+            "{spinner} {wide_msg} {step} (total {elapsed})",
+        )
+        .map(|s| {
+            s.with_key(
+                "step",
+                move |_: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let t = clock.lock().unwrap_or_else(PoisonError::into_inner);
+                    let _ = write!(w, "{}s", t.elapsed().as_secs());
+                },
+            )
+        })
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+        let bar = ProgressBar::new_spinner().with_style(style);
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        *self.live.lock().unwrap_or_else(PoisonError::into_inner) = Some(bar.clone());
+        Live {
+            bar,
+            since,
+            slot: Some(self.live.clone()),
+        }
+    }
+
     /// A spinner with a message on stderr, hidden unless stderr is a terminal.
     pub fn spinner(&self, label: &str) -> indicatif::ProgressBar {
         if self.quiet || !self.stderr_tty {
@@ -329,6 +382,31 @@ impl Printer {
         pb.set_message(label.to_string());
         pb.enable_steady_tick(std::time::Duration::from_millis(120));
         pb
+    }
+}
+
+/// The live status line of [`Printer::live`].
+#[derive(Debug)]
+pub struct Live {
+    bar: ProgressBar,
+    since: Arc<Mutex<Instant>>,
+    slot: Option<Arc<Mutex<Option<ProgressBar>>>>,
+}
+
+impl Live {
+    /// Shows a new step: its message, and the step's clock starts again.
+    pub fn step(&self, msg: impl Into<String>) {
+        *self.since.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+        self.bar.set_message(msg.into());
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        if let Some(slot) = &self.slot {
+            slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+        }
+        self.bar.finish_and_clear();
     }
 }
 
@@ -368,6 +446,7 @@ mod tests {
             stdout_color: false,
             width: None,
             stderr_tty: false,
+            live: Arc::default(),
         };
         let table = p.render(&d).unwrap();
         assert!(table.contains("NAME"));
@@ -421,6 +500,7 @@ mod tests {
             stdout_color: false,
             width: Some(20),
             stderr_tty: false,
+            live: Arc::default(),
         };
         let table = p.render(&d).unwrap();
         assert!(table.lines().all(|l| display_width(l) <= 20), "{table}");

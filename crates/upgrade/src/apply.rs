@@ -89,6 +89,10 @@ pub enum Action {
         control_plane: bool,
         /// How long to wait.
         timeout_secs: u64,
+        /// kastellan on the node: its local report (`status --local`) must show the
+        /// node's components up and, on a control plane, every etcd member healthy.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kastellan: Option<String>,
     },
 }
 
@@ -195,8 +199,15 @@ impl Default for Timeouts {
 
 /// Turns an upgrade plan into the executor's plan: the backup first (phase `backup`),
 /// then one phase per hop and node (`1.21 cp1`), every step a point of no return.
-/// Workers go one at a time.
-pub fn exec_plan(plan: &UpgradePlan, id: &str, t: Timeouts, backup: Option<Action>) -> ExecPlan {
+/// Workers go one at a time. With `kastellan` (its path on the nodes), every gate also
+/// reads the node's own health report.
+pub fn exec_plan(
+    plan: &UpgradePlan,
+    id: &str,
+    t: Timeouts,
+    backup: Option<Action>,
+    kastellan: Option<&str>,
+) -> ExecPlan {
     let mut steps = Vec::new();
     if let Some(b) = backup {
         steps.push(kastellan_exec::Step::new(b.node(), "backup", b.clone()).commit());
@@ -228,6 +239,7 @@ pub fn exec_plan(plan: &UpgradePlan, id: &str, t: Timeouts, backup: Option<Actio
                         version: hop.version.clone(),
                         control_plane: np.role != NodeRole::Worker,
                         timeout_secs: t.gate.as_secs(),
+                        kastellan: kastellan.map(str::to_string),
                     },
                 };
                 steps.push(kastellan_exec::Step::new(&node, &phase, action).commit());
@@ -375,19 +387,30 @@ impl kastellan_exec::Action for Action {
                 minor,
                 version,
                 control_plane,
+                kastellan,
                 ..
             } => {
                 let target = version
                     .as_ref()
                     .map_or_else(|| format!("{minor}.x"), Version::to_string);
-                if *control_plane {
+                let mut d = if *control_plane {
                     format!(
                         "wait: Node {node} Ready with kubelet {target}; its kube-apiserver, \
                          kube-controller-manager and kube-scheduler pods Ready at {target}"
                     )
                 } else {
                     format!("wait: Node {node} Ready with kubelet {target}")
+                };
+                if kastellan.is_some() {
+                    d.push_str(&format!(
+                        "; {} up in its own report",
+                        node_components(*control_plane).join(", ")
+                    ));
+                    if *control_plane {
+                        d.push_str("; every etcd member healthy");
+                    }
                 }
+                d
             }
         }
     }
@@ -450,26 +473,84 @@ impl kastellan_exec::Action for Action {
                 version,
                 control_plane,
                 timeout_secs,
+                kastellan,
             } => gate(
                 ctx,
                 node,
-                *minor,
-                version.as_ref(),
-                *control_plane,
+                &Target {
+                    minor: *minor,
+                    version: version.as_ref(),
+                    control_plane: *control_plane,
+                    kastellan: kastellan.as_deref(),
+                },
                 Duration::from_secs(*timeout_secs),
             ),
         }
     }
 }
 
-/// Runs a command line on a node (`env DEBIAN_FRONTEND=noninteractive sh -c LINE`),
-/// its output passed on line by line as it is written.
+/// The lock every step's command holds on its node while it runs (`flock(1)`): a run
+/// killed in the middle of a step can leave that step's command running on the node
+/// (kubeadm, apt), and the resumed run must wait for it to end before it runs the step
+/// again, never beside it.
+pub const NODE_LOCK: &str = "/run/lock/kastellan-upgrade.lock";
+
+/// flock's exit status when the lock stayed taken (`-E`).
+const LOCK_CONFLICT: i32 = 75;
+
+/// The command line that runs a step's `command` on its node: under [`NODE_LOCK`]
+/// (waiting for it as long as the step may take), with apt's frontend never asking.
+pub fn node_command_line(command: &str, timeout: Duration) -> Vec<String> {
+    let wait = timeout.as_secs().max(1).to_string();
+    let conflict = LOCK_CONFLICT.to_string();
+    [
+        "flock",
+        "-o",
+        "-E",
+        &conflict,
+        "-w",
+        &wait,
+        NODE_LOCK,
+        "env",
+        "DEBIAN_FRONTEND=noninteractive",
+        "sh",
+        "-c",
+        command,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// [`node_command_line`] as a shell line, `COMMAND` standing for the step's command.
+pub fn node_command_shown(timeout: Duration) -> String {
+    let argv = node_command_line("COMMAND", timeout);
+    shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_default()
+}
+
+/// Runs a command line on a node ([`node_command_line`]), its output passed on line by
+/// line as it is written.
 fn run(ctx: &Context, node: &str, command: &str, timeout: Duration) -> Result<(), ApplyError> {
-    // apt's frontend must never wait for an answer on a node without a terminal.
-    let cmd = NodeCommand::new(["env", "DEBIAN_FRONTEND=noninteractive", "sh", "-c", command])
-        .timeout(timeout)
+    let cmd = NodeCommand::new(node_command_line(command, timeout))
+        .timeout(timeout + Duration::from_secs(30))
         .lines(sink(ctx, node, true));
-    checked(ctx, node, cmd, command).map(|_| ())
+    match checked(ctx, node, cmd, command) {
+        Err(ApplyError::Failed { status, .. })
+            if status.ends_with(&format!(" {LOCK_CONFLICT}")) =>
+        {
+            Err(ApplyError::Failed {
+                node: node.to_string(),
+                command: command.to_string(),
+                status,
+                stderr: format!(
+                    "an earlier command of this upgrade still runs on {node} (it holds \
+                     {NODE_LOCK}) after {}s",
+                    timeout.as_secs()
+                ),
+            })
+        }
+        other => other.map(|_| ()),
+    }
 }
 
 /// Makes a bundle on the node (`backup create -o json` names it) unless one is given,
@@ -562,22 +643,44 @@ fn sink(ctx: &Context, node: &str, stdout: bool) -> kastellan_access::LineSink {
     })
 }
 
-/// Waits until the Node is Ready with its kubelet at the target and, on a control
-/// plane, its control-plane mirror pods are Ready with the target image tag.
-fn gate(
-    ctx: &Context,
-    node: &str,
+/// What a gate waits for.
+struct Target<'a> {
     minor: Minor,
-    version: Option<&Version>,
+    version: Option<&'a Version>,
     control_plane: bool,
-    timeout: Duration,
-) -> Result<(), ApplyError> {
+    kastellan: Option<&'a str>,
+}
+
+/// The components a node's own report must show up: the control plane's and the
+/// node agents'.
+fn node_components(control_plane: bool) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    if control_plane {
+        v.extend([
+            "kube-apiserver",
+            "etcd",
+            "kube-controller-manager",
+            "kube-scheduler",
+        ]);
+    }
+    v.extend(["kubelet", "kube-proxy"]);
+    v
+}
+
+/// Waits until the Node is Ready with its kubelet at the target and, on a control
+/// plane, its control-plane mirror pods are Ready with the target image tag; with
+/// kastellan on the node, until its own report shows its components up and (control
+/// planes) every etcd member healthy.
+fn gate(ctx: &Context, node: &str, t: &Target, timeout: Duration) -> Result<(), ApplyError> {
     let start = Instant::now();
-    let target = version.map_or_else(|| format!("{minor}.x"), Version::to_string);
+    let target = t
+        .version
+        .map_or_else(|| format!("{}.x", t.minor), Version::to_string);
     loop {
-        let last = ctx
-            .runtime
-            .block_on(gate_once(ctx, node, minor, version, control_plane));
+        let mut last = ctx.runtime.block_on(gate_once(ctx, node, t));
+        if let (Ok(None), Some(kastellan)) = (&last, t.kastellan) {
+            last = Ok(node_report(ctx, node, kastellan, t.control_plane));
+        }
         match last {
             Ok(None) => return Ok(()),
             Ok(Some(why)) | Err(why) => {
@@ -595,14 +698,79 @@ fn gate(
     }
 }
 
-/// One look: `None` when healthy, else what is missing.
-async fn gate_once(
-    ctx: &Context,
+/// The node's own health report (`kastellan status --local` run there): `None` when
+/// its components are up and, on a control plane, etcd has every member healthy.
+fn node_report(ctx: &Context, node: &str, kastellan: &str, control_plane: bool) -> Option<String> {
+    let reports = kastellan_health::cluster::NodeReports {
+        access: ctx.access.clone(),
+        kastellan: kastellan.to_string(),
+    };
+    let cmd = reports.command(node, Duration::from_secs(5));
+    let out = match ctx.access.run(node, &cmd) {
+        Ok(out) => out,
+        Err(e) => return Some(format!("its own report: {e}")),
+    };
+    match serde_json::from_slice::<kastellan_health::StatusReport>(&out.stdout) {
+        Ok(report) => unhealthy(&report, node, control_plane),
+        Err(_) => Some(format!(
+            "no report from `{kastellan} status --local` ({}): {}",
+            out.status,
+            out.stderr_tail(2)
+        )),
+    }
+}
+
+/// What a node's own report shows wrong, if anything: one of its components not up,
+/// or (control planes) an etcd member not healthy or the quorum lost.
+fn unhealthy(
+    report: &kastellan_health::StatusReport,
     node: &str,
-    minor: Minor,
-    version: Option<&Version>,
     control_plane: bool,
-) -> Result<Option<String>, String> {
+) -> Option<String> {
+    let wanted = node_components(control_plane);
+    let mut bad: Vec<String> = Vec::new();
+    for component in &wanted {
+        let rows: Vec<&kastellan_health::Check> = report
+            .checks
+            .iter()
+            .filter(|c| c.node == node && c.component == *component)
+            .collect();
+        if rows.is_empty() {
+            bad.push(format!("{component} not found"));
+        } else if let Some(c) = rows.iter().find(|c| c.state != kastellan_health::State::Up) {
+            bad.push(format!("{component} {}: {}", c.state.label(), c.detail));
+        }
+    }
+    if control_plane {
+        match &report.etcd {
+            None => bad.push("etcd members could not be listed".into()),
+            Some(q) if !q.has_quorum => bad.push(format!(
+                "etcd quorum lost ({} of {} members healthy)",
+                q.healthy, q.members
+            )),
+            Some(q) if q.healthy < q.members => {
+                let down: Vec<&str> = q
+                    .member_list
+                    .iter()
+                    .filter(|m| !m.learner && !m.healthy)
+                    .map(|m| m.name.as_str())
+                    .collect();
+                bad.push(format!(
+                    "etcd member {} not healthy ({} of {} healthy)",
+                    down.join(", "),
+                    q.healthy,
+                    q.members
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    (!bad.is_empty()).then(|| format!("its own report: {}", bad.join("; ")))
+}
+
+/// One look: `None` when healthy, else what is missing.
+async fn gate_once(ctx: &Context, node: &str, t: &Target<'_>) -> Result<Option<String>, String> {
+    let (minor, version) = (t.minor, t.version);
     let nodes: Api<Node> = Api::all(ctx.client.clone());
     let n = nodes.get(node).await.map_err(|e| e.to_string())?;
     let status = n.status.unwrap_or_default();
@@ -622,7 +790,7 @@ async fn gate_once(
         Ok(v) if Action::at_target(minor, version, &v) => {}
         _ => return Ok(Some(format!("Node {node} reports kubelet {kubelet}"))),
     }
-    if !control_plane {
+    if !t.control_plane {
         return Ok(None);
     }
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), "kube-system");
@@ -707,6 +875,147 @@ pub fn node_state(done: &[&Action], node: &str) -> Vec<String> {
     out
 }
 
+/// How a node that a failed run left half-way can be taken back to where it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rollback {
+    /// Nothing of the run changed it.
+    Unchanged,
+    /// kubeadm upgraded it already: kubeadm does not take a node back a minor, so
+    /// the only way is forward.
+    ForwardOnly,
+    /// Put back as it was by these commands, run on the node in order (then
+    /// uncordoned when `uncordon`).
+    Commands {
+        /// Shell lines for the node.
+        commands: Vec<String>,
+        /// Whether the node was left cordoned.
+        uncordon: bool,
+    },
+}
+
+/// How to take `node` back to the version it ran before this run (`from`, or the
+/// last hop it completed), from the steps done: its repository switched back, its
+/// packages downgraded and held again, uncordoned. Only while kubeadm has not
+/// upgraded it: after that, [`Rollback::ForwardOnly`].
+pub fn rollback(done: &[&Action], node: &str, from: &Version) -> Rollback {
+    let mut previous: (Minor, Option<Version>) = (from.minor(), Some(from.clone()));
+    let mut repository: Option<String> = None;
+    let mut rewritten: Option<String> = None;
+    let mut installed: Vec<String> = Vec::new();
+    let mut unheld: Vec<String> = Vec::new();
+    let mut cordoned = false;
+    let mut rpm = false;
+    for a in done.iter().filter(|a| a.node() == node) {
+        match a {
+            Action::Gate { minor, version, .. } => {
+                // A hop finished on this node: it is the point to go back to.
+                previous = (*minor, version.clone());
+                repository = None;
+                rewritten = None;
+                installed.clear();
+                unheld.clear();
+            }
+            Action::Drain { .. } => cordoned = true,
+            Action::Uncordon { .. } => cordoned = false,
+            Action::Write { file, .. } => rewritten = Some(file.clone()),
+            Action::Run { command, .. } => {
+                let words: Vec<&str> = command.split_whitespace().collect();
+                if words.starts_with(&["kubeadm", "upgrade", "apply"])
+                    || words.starts_with(&["kubeadm", "upgrade", "node"])
+                {
+                    return Rollback::ForwardOnly;
+                }
+                if command.starts_with("sed -i -E 's|core:/stable:/") {
+                    repository = Some(command.clone());
+                } else if let Some(rest) = command.strip_prefix("apt-mark unhold ") {
+                    unheld.extend(rest.split_whitespace().map(str::to_string));
+                } else if let Some(rest) = command.strip_prefix("dnf versionlock delete ") {
+                    rpm = true;
+                    unheld.extend(rest.split_whitespace().map(str::to_string));
+                } else if command.starts_with("apt-get install ")
+                    || command.starts_with("dnf install ")
+                {
+                    installed.extend(
+                        words
+                            .iter()
+                            .filter_map(|w| w.split(['=', '-']).next())
+                            .map(|p| p.trim_matches('\'').to_string())
+                            .filter(|p| ["kubeadm", "kubelet", "kubectl"].contains(&p.as_str())),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    let (minor, version) = previous;
+    let mut commands = Vec::new();
+    if let Some(sed) = &repository {
+        // The same rewrite, to the minor the node came from.
+        let back = sed.replacen(
+            "|core:/stable:/v[0-9]+\\.[0-9]+/|core:/stable:/",
+            "|core:/stable:/v[0-9]+\\.[0-9]+/|core:/stable:/@@",
+            1,
+        );
+        if let Some((head, tail)) = back.split_once("@@")
+            && let Some((_, rest)) = tail.split_once('/')
+        {
+            commands.push(format!("{head}v{minor}/{rest}"));
+        }
+    }
+    if let Some(file) = &rewritten {
+        commands.push(format!(
+            "# put {file} back as it was before the run (it names the {minor} repository)"
+        ));
+    }
+    if !installed.is_empty() {
+        let exact = version.as_ref().map(|v| v.to_string());
+        let plain = exact
+            .as_deref()
+            .map(|v| v.trim_start_matches('v').to_string());
+        if rpm {
+            let list: Vec<String> = installed
+                .iter()
+                .map(|p| match &plain {
+                    Some(v) => format!("'{p}-{v}'"),
+                    None => format!("'{p}-{minor}.*'"),
+                })
+                .collect();
+            commands.push(format!(
+                "dnf downgrade -y {} --disableexcludes=kubernetes",
+                list.join(" ")
+            ));
+        } else {
+            commands.push("apt-get update".into());
+            let list: Vec<String> = installed
+                .iter()
+                .map(|p| match &plain {
+                    Some(v) => format!("{p}='{v}-*'"),
+                    None => format!("{p}='{minor}.*'"),
+                })
+                .collect();
+            commands.push(format!(
+                "apt-get install -y --allow-downgrades --allow-change-held-packages {}",
+                list.join(" ")
+            ));
+        }
+    }
+    if !unheld.is_empty() {
+        commands.push(if rpm {
+            format!("dnf versionlock add {}", unheld.join(" "))
+        } else {
+            format!("apt-mark hold {}", unheld.join(" "))
+        });
+    }
+    if commands.is_empty() && !cordoned {
+        Rollback::Unchanged
+    } else {
+        Rollback::Commands {
+            commands,
+            uncordon: cordoned,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -748,6 +1057,89 @@ mod tests {
         );
     }
 
+    fn check(
+        node: &str,
+        component: &str,
+        state: kastellan_health::State,
+    ) -> kastellan_health::Check {
+        kastellan_health::Check {
+            node: node.into(),
+            component: component.into(),
+            endpoint: "https://10.0.0.1".into(),
+            source: kastellan_health::Source::LocalProbe,
+            state,
+            latency_ms: None,
+            detail: "said so".into(),
+            failing: Vec::new(),
+        }
+    }
+
+    fn member(name: &str, healthy: bool) -> kastellan_health::quorum::EtcdMember {
+        kastellan_health::quorum::EtcdMember {
+            name: name.into(),
+            healthy,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_node_report_passes_only_with_its_components_up_and_every_member_healthy() {
+        use kastellan_health::State::{Down, Up};
+        let all = |state| {
+            node_components(true)
+                .into_iter()
+                .map(|c| check("cp2", c, state))
+                .collect::<Vec<_>>()
+        };
+        let members = |h: [bool; 3]| {
+            Some(kastellan_health::quorum::assess(
+                &[
+                    member("cp1", h[0]),
+                    member("cp2", h[1]),
+                    member("cp3", h[2]),
+                ],
+                None,
+            ))
+        };
+        let report = |checks, etcd| kastellan_health::StatusReport::new(checks, etcd, Vec::new());
+        assert_eq!(
+            unhealthy(&report(all(Up), members([true; 3])), "cp2", true),
+            None
+        );
+        // Another node's rows do not count for this one.
+        let mut checks = all(Up);
+        checks.push(check("cp3", "kube-apiserver", Down));
+        assert_eq!(
+            unhealthy(&report(checks, members([true; 3])), "cp2", true),
+            None
+        );
+        let mut checks = all(Up);
+        checks[0].state = Down;
+        assert_eq!(
+            unhealthy(&report(checks, members([true; 3])), "cp2", true).as_deref(),
+            Some("its own report: kube-apiserver down: said so")
+        );
+        assert_eq!(
+            unhealthy(&report(all(Up), members([true, true, false])), "cp2", true).as_deref(),
+            Some("its own report: etcd member cp3 not healthy (2 of 3 healthy)")
+        );
+        assert_eq!(
+            unhealthy(&report(all(Up), members([true, false, false])), "cp2", true).as_deref(),
+            Some("its own report: etcd quorum lost (1 of 3 members healthy)")
+        );
+        assert_eq!(
+            unhealthy(&report(all(Up), None), "cp2", true).as_deref(),
+            Some("its own report: etcd members could not be listed")
+        );
+        // A worker needs only its agents, and no etcd.
+        let agents = vec![check("w1", "kubelet", Up), check("w1", "kube-proxy", Up)];
+        assert_eq!(unhealthy(&report(agents, None), "w1", false), None);
+        assert_eq!(
+            unhealthy(&report(vec![check("w1", "kubelet", Up)], None), "w1", false).as_deref(),
+            Some("its own report: kube-proxy not found")
+        );
+    }
+
     #[test]
     fn gates_match_the_exact_version_or_the_minor() {
         let v = |s: &str| Version::parse(s).unwrap();
@@ -756,5 +1148,57 @@ mod tests {
         assert!(!Action::at_target(m, Some(&v("v1.21.1")), &v("v1.21.0")));
         assert!(Action::at_target(m, None, &v("v1.21.7")));
         assert!(!Action::at_target(m, None, &v("v1.20.7")));
+    }
+
+    #[test]
+    fn a_node_rolls_back_until_kubeadm_upgraded_it() {
+        let from = Version::parse("v1.20.2").unwrap();
+        let sed = "sed -i -E 's|core:/stable:/v[0-9]+\\.[0-9]+/|core:/stable:/v1.21/|g' \
+                   /etc/apt/sources.list.d/kubernetes.list";
+        let mut steps = vec![
+            run("w1", sed),
+            run("w1", "apt-get update"),
+            run("w1", "apt-mark unhold kubeadm"),
+            run(
+                "w1",
+                "apt-get install -y --allow-change-held-packages kubeadm='1.21.0-*'",
+            ),
+        ];
+        let done: Vec<&Action> = steps.iter().collect();
+        assert_eq!(rollback(&done[..0], "w1", &from), Rollback::Unchanged);
+        assert_eq!(
+            rollback(&done, "w1", &from),
+            Rollback::Commands {
+                commands: vec![
+                    "sed -i -E 's|core:/stable:/v[0-9]+\\.[0-9]+/|core:/stable:/v1.20/|g' \
+                     /etc/apt/sources.list.d/kubernetes.list"
+                        .to_string(),
+                    "apt-get update".into(),
+                    "apt-get install -y --allow-downgrades --allow-change-held-packages \
+                     kubeadm='1.20.2-*'"
+                        .into(),
+                    "apt-mark hold kubeadm".into(),
+                ],
+                uncordon: false,
+            }
+        );
+        // Another node's steps are not this one's.
+        assert_eq!(rollback(&done, "w2", &from), Rollback::Unchanged);
+        steps.push(run("w1", "kubeadm upgrade node"));
+        let done: Vec<&Action> = steps.iter().collect();
+        assert_eq!(rollback(&done, "w1", &from), Rollback::ForwardOnly);
+        // A drained node that kubeadm has not touched goes back to service too.
+        let drained = [Action::Drain {
+            node: "w1".into(),
+            timeout_secs: 1,
+        }];
+        let done: Vec<&Action> = drained.iter().collect();
+        assert_eq!(
+            rollback(&done, "w1", &from),
+            Rollback::Commands {
+                commands: vec![],
+                uncordon: true
+            }
+        );
     }
 }

@@ -66,3 +66,12 @@ pub async fn client(
         config,
     })
 }
+
+/// The client of cordons, drains and evictions: kube's own retry of 429s off, so that a
+/// budget's refusal comes back to the drain, which says so, instead of being retried in
+/// silence inside the client.
+pub async fn drain_client(global: &GlobalArgs) -> Result<kube::Client> {
+    let mut config = client(global, None, READ_TIMEOUT).await?.config;
+    config.default_retry = false;
+    Ok(kube::Client::try_from(config)?)
+}

@@ -29,17 +29,6 @@ pub fn run(cmd: NodeCommand, global: &GlobalArgs, printer: &Printer) -> Result<O
     }
 }
 
-/// The kube client of every command, with kube's own retry of 429s off: a budget's
-/// refusal must come back to the drain, which says so, instead of being retried in
-/// silence inside the client.
-async fn client(global: &GlobalArgs) -> Result<kube::Client> {
-    let mut config = super::kube::client(global, None, super::kube::READ_TIMEOUT)
-        .await?
-        .config;
-    config.default_retry = false;
-    Ok(kube::Client::try_from(config)?)
-}
-
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct CordonRow {
@@ -71,7 +60,7 @@ async fn cordon(
     global: &GlobalArgs,
     printer: &Printer,
 ) -> Result<Outcome> {
-    let client = client(global).await?;
+    let client = super::kube::drain_client(global).await?;
     // Every node must exist before any changes.
     kastellan_drain::api::nodes(&client, &args.nodes).await?;
     let mut rows = Vec::new();
@@ -88,7 +77,7 @@ async fn cordon(
 }
 
 async fn drain(args: DrainArgs, global: &GlobalArgs, printer: &Printer) -> Result<Outcome> {
-    let client = client(global).await?;
+    let client = super::kube::drain_client(global).await?;
     let drainer = run::Drainer::new(client)
         .await
         .context("reading what the API server serves")?;

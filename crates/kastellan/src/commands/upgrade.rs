@@ -29,6 +29,9 @@ pub fn apply(args: UpgradeApplyArgs, global: &GlobalArgs, printer: &Printer) -> 
     if args.resume {
         return resume(&args, &journal, global, printer);
     }
+    if args.abandon {
+        return abandon(&args, &journal, global, printer);
+    }
     if journal.exists() {
         let j = Journal::load(&journal)?;
         let next = j
@@ -95,12 +98,13 @@ pub fn apply(args: UpgradeApplyArgs, global: &GlobalArgs, printer: &Printer) -> 
         .iter()
         .find(|n| n.control_plane)
         .map(|cp| backup_action(&args, &cp.name, &reach.kastellan));
-    let exec = apply::exec_plan(&plan, &id, timeouts, backup);
+    let exec = apply::exec_plan(&plan, &id, timeouts, backup, Some(&reach.kastellan));
     if args.dry_run {
         printer.report(&DryRun {
             from: plan.from.to_string(),
             to: plan.to.to_string(),
             blockers: blockers.clone(),
+            commands_run_as: apply::node_command_shown(timeouts.command),
             steps: exec.describe(),
         })?;
         return Ok(if blockers.is_empty() {
@@ -153,7 +157,7 @@ pub fn apply(args: UpgradeApplyArgs, global: &GlobalArgs, printer: &Printer) -> 
         run.journal().plan.steps.len(),
         journal.display()
     ));
-    go(run, &args, rt, kube.client, printer)
+    go(run, &args, rt, kube.client, global, printer)
 }
 
 /// The backup step on the first control plane, from the `--backup*` flags.
@@ -231,6 +235,113 @@ fn saved_plan(file: &Path, fresh: &UpgradePlan) -> Result<UpgradePlan> {
     Ok(saved)
 }
 
+/// `--abandon`: the journal archived, the lock released, the nodes left as they are
+/// (each one's state named).
+fn abandon(
+    args: &UpgradeApplyArgs,
+    journal: &Path,
+    global: &GlobalArgs,
+    printer: &Printer,
+) -> Result<Outcome> {
+    let run: Run<Action, Basis> = Run::resume(journal)?;
+    let j = run.journal();
+    let done: Vec<&Action> = j
+        .plan
+        .steps
+        .iter()
+        .take(j.done)
+        .map(|s| &s.action)
+        .collect();
+    let mut nodes: Vec<String> = Vec::new();
+    for a in &done {
+        let n = a.node().to_string();
+        if !nodes.contains(&n) {
+            nodes.push(n);
+        }
+    }
+    let report = Abandoned {
+        id: j.plan.id.clone(),
+        done: j.done,
+        steps: j.plan.steps.len(),
+        archive: args
+            .state_dir
+            .join(format!("{}.abandoned.json", j.plan.id))
+            .display()
+            .to_string(),
+        nodes: nodes
+            .iter()
+            .map(|n| (n.clone(), apply::node_state(&done, n).join("; ")))
+            .collect(),
+        dry_run: args.dry_run,
+    };
+    if args.dry_run {
+        printer.report(&report)?;
+        return Ok(Outcome::Ok);
+    }
+    let id = j.plan.id.clone();
+    run.abandon(Path::new(&report.archive))?;
+    // The journal goes even when the API cannot be reached: the lock then stays, and
+    // the next run names it.
+    let rt = super::runtime()?;
+    let released = rt
+        .block_on(super::kube::client(global, None, super::kube::READ_TIMEOUT))
+        .map_err(|e| format!("{e:#}"))
+        .and_then(|kube| {
+            rt.block_on(lock::release(&kube.client, &id))
+                .map_err(|e| e.to_string())
+        });
+    if let Err(e) = released {
+        printer.warn(format!(
+            "releasing the upgrade lock: {e} (Lease {}/{} is left; --break-lock takes it over)",
+            lock::NAMESPACE,
+            lock::NAME
+        ));
+    }
+    printer.report(&report)?;
+    Ok(Outcome::Ok)
+}
+
+/// An abandoned run.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Abandoned {
+    id: String,
+    done: usize,
+    steps: usize,
+    archive: String,
+    /// Each node the run changed, with what it did to it.
+    nodes: Vec<(String, String)>,
+    dry_run: bool,
+}
+
+impl Report for Abandoned {
+    fn render(&self, out: &mut String, s: &Style) {
+        out.push_str(&format!(
+            "{} {} at step {} of {}; journal {} {}\n",
+            if self.dry_run {
+                "dry run: would abandon"
+            } else {
+                "abandoned"
+            },
+            self.id,
+            self.done,
+            self.steps,
+            if self.dry_run {
+                "would move to"
+            } else {
+                "moved to"
+            },
+            self.archive
+        ));
+        for (node, state) in &self.nodes {
+            out.push_str(&format!("  {}: {state}\n", s.bold(node)));
+        }
+        if !self.nodes.is_empty() {
+            out.push_str("the nodes stay as they are: nothing was run on them\n");
+        }
+    }
+}
+
 /// `--resume`: says what it found, then runs the steps left.
 fn resume(
     args: &UpgradeApplyArgs,
@@ -282,7 +393,7 @@ fn resume(
             }
         ));
     }
-    go(run, args, rt, kube.client, printer)
+    go(run, args, rt, kube.client, global, printer)
 }
 
 /// Short descriptions for one-line progress.
@@ -306,14 +417,16 @@ fn go(
     args: &UpgradeApplyArgs,
     rt: tokio::runtime::Runtime,
     client: kube::Client,
+    global: &GlobalArgs,
     printer: &Printer,
 ) -> Result<Outcome> {
-    let rt = Arc::new(rt);
     let lab = node_access::unconfigured(&args.versions.ssh) && node_access::lab_ssh_up();
     let reach = node_access::ssh(&args.versions.ssh, lab)?;
     let out = printer.clone();
     let drain_printer = printer.clone();
-    let drain_client = client.clone();
+    // Not `client`: its retry would repeat a budget's 429 in silence.
+    let drain_client = rt.block_on(super::kube::drain_client(global))?;
+    let rt = Arc::new(rt);
     let drain_rt = rt.clone();
     let emptydir = args.delete_emptydir_data;
     let hazards = args.allow_drain_hazards;
@@ -341,6 +454,8 @@ fn go(
     let style = printer.style();
     let id = run.journal().plan.id.clone();
     let mut renew_failed = false;
+    // On a terminal: hop and node, step and elapsed times stay on the last line.
+    let live = printer.live();
     let result = run.run_all(&ctx, |i, step| {
         let progress = format!("step {i}/{total}: {}", step.phase);
         if let Err(e) = rt.block_on(lock::renew(&client, &progress)) {
@@ -358,7 +473,13 @@ fn go(
             start.elapsed().as_secs(),
             kastellan_exec::Action::describe(&step.action)
         )));
+        live.step(format!(
+            "[{i}/{total}] {} · {}",
+            step.phase,
+            step.action.describe_short()
+        ));
     });
+    drop(live);
     match result {
         Ok(finished) => {
             let archive = args
@@ -392,6 +513,7 @@ fn go(
                 .map(|s| &s.action)
                 .collect();
             let state = apply::node_state(&done, &f.node);
+            let back = apply::rollback(&done, &f.node, &f.journal.plan.facts.from);
             let mut msg = format!(
                 "step {} of {} ({}) failed on {}: {}\n{} now: {}",
                 f.step,
@@ -418,8 +540,39 @@ fn go(
                     },
                     f.step
                 ));
+                msg.push_str(&rollback_advice(&f.node, &back, &args.state_dir));
             }
             Err(anyhow::anyhow!(msg))
+        }
+    }
+}
+
+/// What the failure says about taking the node back instead of going on.
+fn rollback_advice(node: &str, back: &apply::Rollback, state_dir: &Path) -> String {
+    let state = if state_dir == Path::new("/var/lib/kastellan/upgrade") {
+        String::new()
+    } else {
+        format!(" --state-dir {}", state_dir.display())
+    };
+    match back {
+        apply::Rollback::Unchanged => String::new(),
+        apply::Rollback::ForwardOnly => format!(
+            "\n{node} cannot be rolled back: kubeadm upgraded it, and kubeadm does not take \
+             a node back a minor"
+        ),
+        apply::Rollback::Commands { commands, uncordon } => {
+            let mut s = format!(
+                "\nor roll {node} back instead (kubeadm has not upgraded it yet), on {node}:"
+            );
+            for c in commands {
+                s.push_str(&format!("\n    {c}"));
+            }
+            s.push_str("\n  then:");
+            if *uncordon {
+                s.push_str(&format!(" kastellan node uncordon {node};"));
+            }
+            s.push_str(&format!(" kastellan upgrade apply --abandon{state}"));
+            s
         }
     }
 }
@@ -521,6 +674,8 @@ struct DryRun {
     from: String,
     to: String,
     blockers: Vec<String>,
+    /// How each command step runs on its node.
+    commands_run_as: String,
     steps: Vec<Described>,
 }
 
@@ -535,6 +690,10 @@ impl Report for DryRun {
         for b in &self.blockers {
             out.push_str(&format!("{} {b}\n", s.bad("blocker:")));
         }
+        out.push_str(&format!(
+            "each command runs on its node as: {}\n",
+            self.commands_run_as
+        ));
         let mut phase = "";
         for step in &self.steps {
             if step.phase != phase {

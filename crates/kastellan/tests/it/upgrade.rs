@@ -102,9 +102,12 @@ fn packages() -> Vec<(String, String, String, bool, String)> {
     out
 }
 
+/// The lab of this test: 3 control planes, 2 workers.
+const NODES: [&str; 5] = ["cp1", "cp2", "cp3", "w1", "w2"];
+
 fn expected(version: &str, minor: &str) -> Vec<(String, String, String, bool, String)> {
     let mut out = Vec::new();
-    for node in ["cp1", "w1"] {
+    for node in NODES {
         for p in ["kubeadm", "kubectl", "kubelet"] {
             out.push((node.into(), p.into(), version.into(), true, minor.into()));
         }
@@ -115,7 +118,7 @@ fn expected(version: &str, minor: &str) -> Vec<(String, String, String, bool, St
 /// Each node's package state files (dpkg database, apt sources), as bytes.
 fn package_files() -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
-    for node in ["cp1", "w1"] {
+    for node in NODES {
         for f in [
             "var-lib-dpkg/status",
             "etc-apt/sources.list.d/kubernetes.list",
@@ -127,46 +130,84 @@ fn package_files() -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// `kastellan upgrade apply` (a fresh run, or `--resume`) with a debug build's pause
-/// point after `step`: waits until it says it paused, then kills it with SIGKILL.
-fn apply_killed_after(step: usize, fresh: bool) {
-    use std::io::BufRead as _;
-    let mut child = kastellan()
-        .env("KUBECONFIG", "/var/lib/kastellan/lab/admin.conf")
-        .env(PAUSE, step.to_string())
-        .args(["upgrade", "apply", "--state-dir", STATE])
-        .args(if fresh {
-            vec![
-                "--to",
-                "v1.21.0",
-                "--yes",
-                "--backup-dir",
-                BACKUPS,
-                "--backup-allow-unencrypted-secrets",
-            ]
-        } else {
-            vec!["--resume"]
+/// How often dpkg's own log on `node` says `package` went from 1.20.2 to 1.21.0.
+fn dpkg_upgrades(node: &str, package: &str) -> usize {
+    let log = format!("/var/lib/kastellan/lab/nodes/{node}/root/var-log/dpkg.log");
+    std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| {
+            l.contains(&format!(" upgrade {package}:")) && l.ends_with(" 1.20.2-1.1 1.21.0-1.1")
         })
+        .count()
+}
+
+/// The journal of the run under way, if one can be read.
+fn journal() -> Option<serde_json::Value> {
+    let bytes = std::fs::read(format!("{STATE}/upgrade-journal.json")).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Whether the journal says `step` started (and did not end).
+fn running(j: &serde_json::Value, step: usize) -> bool {
+    j["log"]
+        .as_array()
+        .and_then(|l| l.last())
+        .is_some_and(|e| e["step"] == step && e["event"] == "started")
+}
+
+/// `kastellan upgrade apply ARGS` killed with SIGKILL once `when` holds for the
+/// journal and the stderr lines so far (looked at every 100 ms, for at most 10
+/// minutes). Returns its stderr up to then.
+fn apply_killed_when(
+    args: &[&str],
+    pause_after: Option<usize>,
+    when: impl Fn(&serde_json::Value, &[String]) -> bool,
+) -> Vec<String> {
+    use std::io::BufRead as _;
+    let mut cmd = kastellan();
+    cmd.env("KUBECONFIG", "/var/lib/kastellan/lab/admin.conf")
+        .args(["upgrade", "apply", "--state-dir", STATE])
+        .args(args)
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut said = Vec::new();
-    for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
-        let line = line.unwrap();
-        let paused = line.contains("paused after step");
-        said.push(line);
-        if paused {
+        .stderr(std::process::Stdio::piped());
+    if let Some(step) = pause_after {
+        cmd.env(PAUSE, step.to_string());
+    }
+    let mut child = cmd.spawn().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            if tx.send(line.unwrap_or_default()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut said: Vec<String> = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    loop {
+        said.extend(rx.try_iter());
+        if journal().is_some_and(|j| when(&j, &said)) {
             break;
         }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "{args:?} ended ({status}) before the kill point:\n{}",
+                said.join("\n")
+            );
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{args:?}: no kill point in 10 minutes:\n{}",
+            said.join("\n")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    assert!(
-        said.iter().any(|l| l.contains("paused after step")),
-        "never paused after step {step}: {}",
-        said.join("\n")
-    );
     child.kill().unwrap();
     child.wait().unwrap();
+    said.extend(rx.try_iter());
+    said
 }
 
 fn apply(args: &[&str]) -> Output {
@@ -226,15 +267,72 @@ impl Drop for DpkgLockHolder {
     }
 }
 
-/// The whole upgrade of a 1+1 lab with real packages, v1.20.2 to v1.21.0, by
-/// `kastellan upgrade apply` over the lab's sshd: a dry run that changes nothing, a
-/// stale saved plan refused, a backup bundle made and verified on cp1 first, a run
-/// killed with SIGKILL twice (after `kubeadm upgrade apply` on cp1, between the nodes)
-/// and resumed, the cluster-wide lock refusing a second run, a drain that stops the run on w1 (CoreDNS's last ready replicas) and a
-/// resume that goes past it, a package step that fails on w1 while another process
-/// holds its dpkg lock and a resume once it is gone; every step done exactly once.
-/// Then what an operator checks: the API's versions, the new binaries running, each node's packages held at
-/// the new version, the data still there, and the host's own packages untouched.
+/// A Deployment with one replica pinned to w1, and a budget that allows it no
+/// disruption: w1's drain stays blocked by it until the budget goes.
+const PINNED: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: default}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      nodeSelector: {kubernetes.io/hostname: w1}
+      containers: [{name: web, image: registry.k8s.io/pause:3.9}]
+"#;
+const BUDGET: &str = r#"
+apiVersion: policy/v1beta1
+kind: PodDisruptionBudget
+metadata: {name: web-pdb, namespace: default}
+spec:
+  minAvailable: 1
+  selector: {matchLabels: {app: web}}
+"#;
+
+fn kubectl_apply(yaml: &str) {
+    use std::io::Write as _;
+    let mut child = kubectl()
+        .args(["apply", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(yaml.as_bytes())
+        .unwrap();
+    ok(child.wait_with_output().unwrap(), "kubectl apply");
+}
+
+/// The step of the dry run's plan on `node` whose command contains `text`.
+fn step_of(plan: &serde_json::Value, node: &str, text: &str) -> usize {
+    plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["node"] == node && s["does"].as_str().unwrap().contains(text))
+        .unwrap_or_else(|| panic!("no step on {node} with {text}: {plan}"))["step"]
+        .as_u64()
+        .unwrap() as usize
+}
+
+/// The whole upgrade of a 3+2 lab with real packages, v1.20.2 to v1.21.0, by
+/// `kastellan upgrade apply` over the lab's sshd. A dry run that changes nothing, a
+/// stale saved plan refused, a backup bundle made and verified on cp1 first; the run
+/// killed with SIGKILL at three points (during `kubeadm upgrade node` on cp2, between
+/// cp3 and the workers, during w1's drain while a budget blocks it) and resumed each
+/// time; the cluster-wide lock refusing a second run; a drain refused for a hazard and
+/// a package step that fails on w2 while another process holds its dpkg lock, both
+/// stopping the run with the node's state named. Every step completes exactly once
+/// (the journal, and dpkg's own log on each node). Then what an operator checks: the
+/// API's versions, the new binaries running, each node's packages held at the new
+/// version, the data still there, the host's own packages untouched. The last resume
+/// runs under a pseudo-terminal and shows the live progress line.
 #[test]
 fn lab_upgrade_apply_resumes_after_sigkill_and_a_failed_drain() {
     let _lock = lab_lock();
@@ -251,7 +349,16 @@ fn lab_upgrade_apply_resumes_after_sigkill_and_a_failed_drain() {
     let _guard = LabGuard;
     ok(
         kastellan()
-            .args(["lab", "up", "--workers", "1", "--ssh", "--packages"])
+            .args([
+                "lab",
+                "up",
+                "--control-planes",
+                "3",
+                "--workers",
+                "2",
+                "--ssh",
+                "--packages",
+            ])
             .output()
             .unwrap(),
         "lab up --packages",
@@ -268,6 +375,7 @@ fn lab_upgrade_apply_resumes_after_sigkill_and_a_failed_drain() {
             .unwrap(),
         "kubectl create configmap",
     );
+    kubectl_apply(PINNED);
     // Each node: its own dpkg database, the v1.20 repository, the three packages held,
     // as kastellan reads them over ssh.
     let madison = ok(on("cp1", "apt-cache madison kubeadm"), "madison");
@@ -279,28 +387,47 @@ fn lab_upgrade_apply_resumes_after_sigkill_and_a_failed_drain() {
 
     // The dry run prints every command per node and changes nothing.
     let before = package_files();
-    let dry = ok(
-        apply(&[
-            "--to",
-            "v1.21.0",
-            "--dry-run",
-            "--backup-dir",
-            BACKUPS,
-            "--backup-allow-unencrypted-secrets",
-        ]),
+    let dry_args = [
+        "--to",
+        "v1.21.0",
         "--dry-run",
-    );
+        "--backup-dir",
+        BACKUPS,
+        "--backup-allow-unencrypted-secrets",
+    ];
+    let dry = ok(apply(&dry_args), "--dry-run");
     for line in [
         "backup create --dir /var/lib/kastellan/upgrade-test/backups --allow-unencrypted-secrets; ",
+        "each command runs on its node as: flock -o -E 75 -w 1200 /run/lock/kastellan-upgrade.lock env 'DEBIAN_FRONTEND=noninteractive' sh -c COMMAND",
         "1.21 cp1",
         "kubeadm upgrade apply v1.21.0 --yes",
-        "1.21 w1",
+        "1.21 cp2",
+        "1.21 cp3",
         "kubeadm upgrade node",
+        "1.21 w2",
         "apt-get install -y --allow-change-held-packages kubelet='1.21.0-*' kubectl='1.21.0-*'",
         "kastellan node drain w1 --ignore-daemonsets",
+        "every etcd member healthy",
     ] {
         assert!(dry.contains(line), "{line} missing from\n{dry}");
     }
+    let plan: serde_json::Value = serde_json::from_str(&ok(
+        apply(&[&dry_args[..], &["-o", "json"]].concat()),
+        "--dry-run -o json",
+    ))
+    .unwrap();
+    let total = plan["steps"].as_array().unwrap().len();
+    let upgrade_cp2 = step_of(&plan, "cp2", "kubeadm upgrade node");
+    let last_cp3 = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["node"] == "cp3")
+        .map(|s| s["step"].as_u64().unwrap() as usize)
+        .max()
+        .unwrap();
+    let drain_w1 = step_of(&plan, "w1", "kastellan node drain w1");
+    let unhold_w2 = step_of(&plan, "w2", "apt-mark unhold kubelet kubectl");
     assert_eq!(package_files(), before, "the dry run changed a node");
     assert!(
         !std::path::Path::new(STATE)
@@ -343,8 +470,31 @@ fn lab_upgrade_apply_resumes_after_sigkill_and_a_failed_drain() {
     );
     assert!(String::from_utf8_lossy(&refused.stderr).contains("add --yes"));
 
-    // Killed right after `kubeadm upgrade apply` (step 8), and after cp1's gate (16).
-    apply_killed_after(8, true);
+    // Killed during a control-plane step: `kubeadm upgrade node` on cp2 has started
+    // and written output.
+    let said = apply_killed_when(
+        &[
+            "--to",
+            "v1.21.0",
+            "--yes",
+            "--backup-dir",
+            BACKUPS,
+            "--backup-allow-unencrypted-secrets",
+        ],
+        None,
+        |j, said| {
+            running(j, upgrade_cp2)
+                && said
+                    .iter()
+                    .skip_while(|l| !l.starts_with(&format!("[{upgrade_cp2}/")))
+                    .any(|l| l.starts_with("  cp2"))
+        },
+    );
+    assert!(
+        said.iter()
+            .any(|l| l.contains("verified /var/lib/kastellan/upgrade-test/backups/")),
+        "{said:?}"
+    );
     let again = apply(&["--to", "v1.21.0", "--yes"]);
     assert!(
         String::from_utf8_lossy(&again.stderr).contains("--resume"),
@@ -361,7 +511,11 @@ fn lab_upgrade_apply_resumes_after_sigkill_and_a_failed_drain() {
         "json",
     ]));
     let progress = lease["metadata"]["annotations"]["kastellan.dev/upgrade-progress"].clone();
-    assert_eq!(progress, "step 8/30: 1.21 cp1", "{lease}");
+    assert_eq!(
+        progress,
+        format!("step {upgrade_cp2}/{total}: 1.21 cp2"),
+        "{lease}"
+    );
     let elsewhere = kastellan()
         .env("KUBECONFIG", "/var/lib/kastellan/lab/admin.conf")
         .args([
@@ -386,18 +540,32 @@ fn lab_upgrade_apply_resumes_after_sigkill_and_a_failed_drain() {
         !std::path::Path::new("/var/lib/kastellan/upgrade-test-2/upgrade-journal.json").exists()
     );
     let _ = std::fs::remove_dir_all("/var/lib/kastellan/upgrade-test-2");
-    apply_killed_after(16, false);
 
-    // The resume stops on w1's drain: CoreDNS's two ready pods are all on w1.
+    // Resumed: it says what it found, runs cp2's interrupted step again, and is killed
+    // between the nodes (after cp3's last step).
+    let said = apply_killed_when(&["--resume"], Some(last_cp3), |_, said| {
+        said.iter().any(|l| l.contains("paused after step"))
+    });
+    let said = said.join("\n");
+    assert!(
+        said.contains(&format!(
+            "step {upgrade_cp2} was running when the run stopped: it runs again"
+        )),
+        "{said}"
+    );
+
+    // The resume stops before w1's drain changes anything: `web`'s only ready pod is on w1.
     let failed = apply(&["--resume"]);
     let err = String::from_utf8_lossy(&failed.stderr).into_owned();
     assert_eq!(failed.status.code(), Some(2), "{err}");
     assert!(err.contains("resuming upgrade-v1.21.0-"), "{err}");
-    assert!(err.contains("failed on w1"), "{err}");
     assert!(
-        err.contains("last ready replica: Deployment/coredns"),
+        err.contains(&format!(
+            "step {drain_w1} of {total} (1.21 w1) failed on w1"
+        )),
         "{err}"
     );
+    assert!(err.contains("last ready replica: Deployment/web"), "{err}");
     assert!(
         err.contains("w1 now: kubeadm upgraded the node, the kubelet not yet"),
         "{err}"
@@ -406,32 +574,82 @@ fn lab_upgrade_apply_resumes_after_sigkill_and_a_failed_drain() {
         err.contains("kastellan upgrade apply --resume --state-dir"),
         "{err}"
     );
+    assert!(
+        err.contains("w1 cannot be rolled back: kubeadm upgraded it"),
+        "{err}"
+    );
+    // Giving the run up is one flag away; its dry run says what it would leave.
+    let abandon = ok(apply(&["--abandon", "--dry-run"]), "--abandon --dry-run");
+    assert!(
+        abandon.contains("dry run: would abandon upgrade-v1.21.0-")
+            && abandon.contains("  w1: kubeadm upgraded the node, the kubelet not yet"),
+        "{abandon}"
+    );
+    assert!(journal().is_some(), "a dry run abandoned the run");
 
-    // The operator accepts it, but something else holds w1's dpkg lock (as
-    // unattended-upgrades does): the package step after the drain fails on w1.
-    let holder = DpkgLockHolder::start("w1");
+    // The operator accepts it, but a budget allows `web` no disruption: the drain says
+    // so, and the run is killed while it waits.
+    kubectl_apply(BUDGET);
+    let said = apply_killed_when(&["--resume", "--allow-drain-hazards"], None, |j, said| {
+        running(j, drain_w1) && said.iter().any(|l| l.starts_with("  w1! default/web-"))
+    });
+    let blocked = said
+        .iter()
+        .find(|l| l.starts_with("  w1! default/web-"))
+        .unwrap();
+    assert!(blocked.contains("blocked for"), "{blocked}");
+    let cordoned = json(kubectl().args(["get", "node", "w1", "-o", "json"]));
+    assert_eq!(cordoned["spec"]["unschedulable"], true, "{cordoned}");
+    ok(
+        kubectl()
+            .args(["delete", "pdb", "web-pdb"])
+            .output()
+            .unwrap(),
+        "kubectl delete pdb",
+    );
+
+    // Something else holds w2's dpkg lock (as unattended-upgrades does): the package
+    // step after w2's drain fails.
+    let holder = DpkgLockHolder::start("w2");
     let failed = apply(&["--resume", "--allow-drain-hazards"]);
     let err = String::from_utf8_lossy(&failed.stderr).into_owned();
     assert_eq!(failed.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("step 24 of 30 (1.21 w1) failed on w1"),
+        err.contains(&format!(
+            "step {unhold_w2} of {total} (1.21 w2) failed on w2"
+        )),
         "{err}"
     );
     assert!(err.contains("apt-mark unhold kubelet kubectl"), "{err}");
-    assert!(err.contains("w1 now: cordoned;"), "{err}");
-    let cordoned = json(kubectl().args(["get", "node", "w1", "-o", "json"]));
+    assert!(err.contains("w2 now: cordoned;"), "{err}");
+    let cordoned = json(kubectl().args(["get", "node", "w2", "-o", "json"]));
     assert_eq!(cordoned["spec"]["unschedulable"], true, "{cordoned}");
     drop(holder);
 
-    // The cause removed, the run ends.
-    let done = apply(&["--resume", "--allow-drain-hazards"]);
-    let out = ok(done, "--resume --allow-drain-hazards");
+    // The cause removed, the run ends; on a terminal the live line shows the step.
+    let done = Command::new("script")
+        .args(["-qefc"])
+        .arg(format!(
+            "{} upgrade apply --state-dir {STATE} --resume --allow-drain-hazards",
+            assert_cmd::cargo::cargo_bin!("kastellan").display()
+        ))
+        .arg("/dev/null")
+        .env("KUBECONFIG", "/var/lib/kastellan/lab/admin.conf")
+        .env("COLUMNS", "100")
+        .output()
+        .unwrap();
+    let out = ok(done, "--resume --allow-drain-hazards under a terminal");
     assert!(
-        out.contains("upgraded v1.20.2 -> v1.21.0: 30 steps"),
+        out.contains(&format!("upgraded v1.20.2 -> v1.21.0: {total} steps")),
+        "{out}"
+    );
+    assert!(
+        out.contains("1.21 w2 · ") && out.contains("(total "),
         "{out}"
     );
 
-    // Every step ran to completion exactly once, across four processes.
+    // Every step ran to completion exactly once, across six processes; the two that
+    // were killed while running started twice.
     let archived: Vec<_> = std::fs::read_dir(STATE)
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -445,13 +663,31 @@ fn lab_upgrade_apply_resumes_after_sigkill_and_a_failed_drain() {
     assert_eq!(archived.len(), 1, "{archived:?}");
     let journal: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&archived[0]).unwrap()).unwrap();
-    let mut done_per_step = vec![0; 30];
+    let mut done_per_step = vec![0; total];
+    let mut started_per_step = vec![0; total];
     for e in journal["log"].as_array().unwrap() {
-        if e["event"] == "done" {
-            done_per_step[e["step"].as_u64().unwrap() as usize - 1] += 1;
+        let i = e["step"].as_u64().unwrap() as usize - 1;
+        match e["event"].as_str().unwrap() {
+            "done" => done_per_step[i] += 1,
+            "started" => started_per_step[i] += 1,
+            _ => {}
         }
     }
-    assert_eq!(done_per_step, vec![1; 30], "{}", journal["log"]);
+    assert_eq!(done_per_step, vec![1; total], "{}", journal["log"]);
+    for (step, times) in [(upgrade_cp2, 2), (drain_w1, 3), (unhold_w2, 2)] {
+        assert_eq!(
+            started_per_step[step - 1],
+            times,
+            "step {step}: {}",
+            journal["log"]
+        );
+    }
+    // dpkg's own log: each package upgraded once on each node.
+    for node in NODES {
+        for p in ["kubeadm", "kubelet", "kubectl"] {
+            assert_eq!(dpkg_upgrades(node, p), 1, "{p} on {node}");
+        }
+    }
     // The bundle made (and verified) before the first change is there.
     let bundles: Vec<_> = std::fs::read_dir(BACKUPS)
         .unwrap()
@@ -483,29 +719,32 @@ fn lab_upgrade_apply_resumes_after_sigkill_and_a_failed_drain() {
     );
     assert_eq!(
         kubelet_versions(),
-        [
-            ("cp1".to_string(), "v1.21.0".to_string()),
-            ("w1".to_string(), "v1.21.0".to_string())
-        ]
+        NODES
+            .iter()
+            .map(|n| (n.to_string(), "v1.21.0".to_string()))
+            .collect::<Vec<_>>()
     );
     let nodes = json(kubectl().args(["get", "nodes", "-o", "json"]));
     for n in nodes["items"].as_array().unwrap() {
         assert!(n["spec"]["unschedulable"].is_null(), "left cordoned: {n}");
     }
-    let status = std::fs::read_to_string("/var/lib/kastellan/lab/nodes/cp1/agent/status.json")
+    for cp in ["cp1", "cp2", "cp3"] {
+        let status = std::fs::read_to_string(format!(
+            "/var/lib/kastellan/lab/nodes/{cp}/agent/status.json"
+        ))
         .unwrap_or_default();
-    assert!(
-        status.contains("kubernetes/v1.21.0/bin/kube-apiserver"),
-        "{status}"
-    );
+        assert!(
+            status.contains("kubernetes/v1.21.0/bin/kube-apiserver"),
+            "{cp}: {status}"
+        );
+    }
     assert_eq!(packages(), expected("1.21.0-1.1", "1.21"));
-    ok(
-        kubectl()
-            .args(["get", "configmap", "before-upgrade"])
-            .output()
-            .unwrap(),
-        "the ConfigMap made before the upgrade",
-    );
+    for object in [["configmap", "before-upgrade"], ["deployment", "web"]] {
+        ok(
+            kubectl().args(["get"]).args(object).output().unwrap(),
+            "an object made before the upgrade",
+        );
+    }
     ok(
         kastellan()
             .env("KUBECONFIG", "/var/lib/kastellan/lab/admin.conf")
