@@ -967,6 +967,9 @@ pub fn rollback(done: &[&Action], node: &str, from: &Version) -> Rollback {
             "# put {file} back as it was before the run (it names the {minor} repository)"
         ));
     }
+    if !rpm && (repository.is_some() || rewritten.is_some() || !installed.is_empty()) {
+        commands.push("apt-get update".into());
+    }
     if !installed.is_empty() {
         let exact = version.as_ref().map(|v| v.to_string());
         let plain = exact
@@ -985,7 +988,6 @@ pub fn rollback(done: &[&Action], node: &str, from: &Version) -> Rollback {
                 list.join(" ")
             ));
         } else {
-            commands.push("apt-get update".into());
             let list: Vec<String> = installed
                 .iter()
                 .map(|p| match &plain {
