@@ -1275,3 +1275,61 @@ impl Report for RestoreReport {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kastellan_restore_procedure::agents::{BASIS, Renewal};
+
+    fn renewal(who: &str, lease: &str, renewed: bool) -> Renewal {
+        Renewal {
+            who: who.into(),
+            lease: lease.into(),
+            renewed,
+            holder: Some(who.into()),
+            renew_time: Some("2026-12-01T00:00:10.123456Z".into()),
+        }
+    }
+
+    #[test]
+    fn the_agents_part_names_each_renewer_and_fits_80_columns() {
+        let agents = Agents {
+            basis: BASIS.into(),
+            start_revision: 1_000_860,
+            probe_resource_version: 860,
+            probe: ProbeAnswer::Gone,
+            kubelets: vec![
+                renewal("cp1", "kube-node-lease/cp1", true),
+                renewal("w1", "kube-node-lease/w1", false),
+            ],
+            leaders: vec![renewal(
+                "kube-controller-manager",
+                "kube-system/kube-controller-manager",
+                true,
+            )],
+            waited_secs: 60,
+        };
+        let style = Style {
+            color: false,
+            width: Some(80),
+            wide: false,
+        };
+        let mut out = String::new();
+        render_agents(&mut out, &style, &Some(agents), &None);
+        assert!(out.lines().all(|l| l.chars().count() <= 80), "{out}");
+        let one_line = out.split_whitespace().collect::<Vec<_>>().join(" ");
+        for needle in [
+            "based on Lease renewals through the restored API",
+            "watch of Nodes from resourceVersion 860: 410 Gone",
+            "kubelet cp1: reconnected: renewed kube-node-lease/cp1",
+            "kubelet w1: not back: kube-node-lease/w1 not renewed within 60 s",
+            "kube-controller-manager: reconnected",
+            "kube-proxy: keeps no Lease",
+        ] {
+            assert!(one_line.contains(needle), "{needle} in {out}");
+        }
+        let mut out = String::new();
+        render_agents(&mut out, &style, &None, &Some("no kubeconfig".into()));
+        assert_eq!(out, "after the restart: not observed: no kubeconfig\n");
+    }
+}

@@ -271,17 +271,21 @@ fn create_configmaps(names: &[String]) -> i64 {
     let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), list.to_string()).unwrap();
-    let out = kubectl_ok(&[
-        "create",
-        "-f",
-        &file.path().display().to_string(),
+    kubectl_ok(&["create", "-f", &file.path().display().to_string()]);
+    // kubectl creates them in order: the last one is the newest.
+    let last = names.last().unwrap();
+    kubectl_ok(&[
+        "-n",
+        WATCH_NS,
+        "get",
+        "configmap",
+        last,
         "-o",
-        "jsonpath={.items[*].metadata.resourceVersion}",
-    ]);
-    out.split_whitespace()
-        .map(|rv| rv.parse::<i64>().unwrap())
-        .max()
-        .unwrap()
+        "jsonpath={.metadata.resourceVersion}",
+    ])
+    .trim()
+    .parse()
+    .unwrap()
 }
 
 /// The names of the ConfigMaps in [`WATCH_NS`] (the root CA's, which a controller adds
@@ -350,6 +354,7 @@ fn watchers_resume_silently_without_the_bump(dir: &Path) {
     let at_snapshot = configmaps();
     save_snapshot("cp1", &snap);
     let seen = create_configmaps(&names("late", 30));
+    let t0 = Instant::now();
     let out = ok(
         "restore --no-bump-revision",
         lab_exec(
@@ -366,6 +371,11 @@ fn watchers_resume_silently_without_the_bump(dir: &Path) {
         ),
     );
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    eprintln!(
+        "restore --no-bump-revision took {:?}, of which {} s watching the Leases",
+        t0.elapsed(),
+        report["agents"]["waitedSecs"]
+    );
     let revision = &report["plan"]["facts"]["summary"]["revision"];
     assert_eq!(revision["bump"], 0, "{revision}");
     assert_eq!(revision["basis"]["kind"], "off", "{revision}");
@@ -436,10 +446,16 @@ fn leader_lease_renewed(name: &str, above: i64) {
 /// each time; without, the plan is saved with `--dry-run -o json` and applied with
 /// `--plan FILE`.
 fn one_control_plane(etcd: &str, crash: bool) {
+    let t0 = Instant::now();
     let _guard = lab_up("1", etcd, &[]);
+    eprintln!("etcd {etcd}: lab up after {:?}", t0.elapsed());
     let dir = tempfile::tempdir().unwrap();
     // First without the bump, to show the difference (issue 19).
     watchers_resume_silently_without_the_bump(dir.path());
+    eprintln!(
+        "etcd {etcd}: the restore without the bump done after {:?}",
+        t0.elapsed()
+    );
     create_objects();
     let snap = dir.path().join("snap.db");
     let cms_at_snapshot = configmaps();
@@ -499,6 +515,10 @@ fn one_control_plane(etcd: &str, crash: bool) {
         );
         serde_json::from_str(&applied).unwrap()
     };
+    eprintln!(
+        "etcd {etcd}: the restore with the bump done after {:?}",
+        t0.elapsed()
+    );
     assert_eq!(report["done"].as_array().unwrap().len(), 7, "{report}");
     let revision = &report["plan"]["facts"]["summary"]["revision"];
     let bumped = revision["bumpedRevision"].as_i64().unwrap();
@@ -514,6 +534,7 @@ fn one_control_plane(etcd: &str, crash: bool) {
     );
     // What the report saw after the restart: the probe refused, every Lease back.
     let agents = &report["agents"];
+    eprintln!("watching the Leases took {} s", agents["waitedSecs"]);
     assert_eq!(agents["probe"]["kind"], "gone", "{agents}");
     for r in agents["kubelets"]
         .as_array()
