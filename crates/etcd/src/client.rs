@@ -57,6 +57,9 @@ pub struct MemberStatus {
     pub raft_index: u64,
     /// The last applied raft index.
     pub raft_applied_index: u64,
+    /// The key-value store's revision (the response header's): the newest
+    /// resourceVersion the Kubernetes API can have handed out.
+    pub revision: i64,
     /// Errors the member reports about itself (e.g. alarms).
     pub errors: Vec<String>,
     /// Whether the member is a raft learner.
@@ -273,6 +276,7 @@ impl MemberClient {
             raft_term: s.raft_term(),
             raft_index: s.raft_index(),
             raft_applied_index: s.raft_applied_index(),
+            revision: s.header().map_or(0, |h| h.revision()),
             errors: s.errors().to_vec(),
             is_learner: s.is_learner(),
         })
@@ -575,6 +579,7 @@ mod tests {
             raft_term: 2,
             raft_index: 10,
             raft_applied_index: 10,
+            revision: 1,
             errors: vec![],
             is_learner: false,
         }

@@ -169,6 +169,7 @@ mod tests {
                 raft_term: 1,
                 raft_index: applied,
                 raft_applied_index: applied,
+                revision: 1,
                 errors: vec![],
                 is_learner: false,
             }),

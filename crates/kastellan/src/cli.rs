@@ -451,10 +451,12 @@ pub struct RestoreArgs {
     /// the response (JSON): how `--all-nodes` drives each node.
     #[arg(long, value_name = "FILE", hide = true, conflicts_with_all = ["snapshot", "bundle", "resume", "plan", "all_nodes"])]
     pub node_request: Option<PathBuf>,
-    /// Restore at the snapshot's own revision. By default the revision is bumped by
-    /// 1000000000 and the skipped revisions are marked compacted, so that every watcher
-    /// that resumes from a pre-restore resourceVersion gets 410 Gone and relists; without
-    /// the bump such watchers silently miss what the restore undid.
+    /// Restore at the snapshot's own revision. By default the revision is bumped past
+    /// the live etcd's (the revisions written since the snapshot plus 1000000; 1000000000
+    /// when the live etcd cannot be read) and the skipped revisions are marked
+    /// compacted, so that every watcher that resumes from a pre-restore resourceVersion
+    /// gets 410 Gone and relists; without the bump such watchers silently miss what the
+    /// restore undid.
     #[arg(long)]
     pub no_bump_revision: bool,
     /// With --bundle: put the bundle's PKI in place too (the node's is kept in the

@@ -31,6 +31,8 @@ use kastellan_kubeadm::manifest::{local_port, rewrite_etcd_data_dir};
 use kastellan_kubeadm::{Component, Flags, Held, Hold, StaticPod, fs};
 use serde::{Deserialize, Serialize};
 
+use crate::bump::RevisionBump;
+
 /// The control-plane manifests held while etcd is restored (besides `etcd.yaml`).
 pub const CONTROL_PLANE: [&str; 3] = [
     Component::KubeApiserver.manifest(),
@@ -199,6 +201,28 @@ pub enum ProcedureError {
         /// The timeout.
         secs: u64,
     },
+    /// The bump would take the revision past the largest etcd can hold.
+    #[error(
+        "a snapshot at revision {snapshot_revision} cannot be bumped by {bump}: past the largest revision etcd can hold"
+    )]
+    BumpOverflow {
+        /// The snapshot's revision.
+        snapshot_revision: i64,
+        /// The bump.
+        bump: u64,
+    },
+    /// A saved plan's bump no longer covers the live revision.
+    #[error(
+        "the plan restores at revision {bumped_revision}, but the live cluster is at revision {live_revision} now (less than {headroom} below it): watchers that saw the newer revisions would not be told to relist. Make the plan again"
+    )]
+    BumpTooSmall {
+        /// The revision the plan's etcd starts from.
+        bumped_revision: i64,
+        /// The live revision now.
+        live_revision: i64,
+        /// The headroom required.
+        headroom: u64,
+    },
     /// Reading a manifest or holding static pods failed.
     #[error(transparent)]
     Node(#[from] kastellan_kubeadm::Error),
@@ -355,18 +379,9 @@ pub struct ProcedureRequest {
     /// Put a bundle's PKI in place too (`--restore-pki`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pki: Option<PkiRestore>,
-    /// Revisions added to the snapshot's, the skipped ones marked compacted
-    /// ([`DEFAULT_BUMP`]; 0: restore at the snapshot's own revision).
-    #[serde(default)]
-    pub bump_revision: u64,
+    /// The revision bump, decided once for every member (see [`crate::bump`]).
+    pub revision: RevisionBump,
 }
-
-/// The revision bump of a restore unless told otherwise: more than any cluster writes
-/// between a snapshot and its restore, as etcd's recovery guide for Kubernetes uses it
-/// (`etcdutl snapshot restore --bump-revision 1000000000 --mark-compacted`). Every
-/// watcher that resumes from a pre-restore resourceVersion then gets "compacted" (410
-/// Gone) and relists, instead of silently missing what the restore undid.
-pub const DEFAULT_BUMP: u64 = 1_000_000_000;
 
 /// Replacing the node's PKI with a bundle's, during the restore phase.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -413,6 +428,8 @@ pub struct Summary {
     /// etcd runs as this systemd unit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub systemd: Option<SystemdPlan>,
+    /// The snapshot's revision, the one etcd starts from, and where the bump came from.
+    pub revision: RevisionBump,
 }
 
 /// What a restore plan was built from, and what it decided.
@@ -790,7 +807,7 @@ pub fn plan(facts: &Facts, req: &ProcedureRequest) -> Result<Plan, ProcedureErro
             token: token.clone(),
             old_data_dir: old_data_dir.clone(),
             owner: systemd.as_ref().and_then(|s| s.owner.clone()),
-            bump_revision: req.bump_revision,
+            bump_revision: req.revision.bump,
         },
     ));
     match &systemd {
@@ -886,6 +903,7 @@ pub fn plan(facts: &Facts, req: &ProcedureRequest) -> Result<Plan, ProcedureErro
                 etcd_health_url,
                 manifest_changes,
                 systemd,
+                revision: req.revision.clone(),
             },
         },
         steps,
@@ -1369,7 +1387,16 @@ mod tests {
             initial_cluster: None,
             all_nodes: false,
             node: "cp1".into(),
-            bump_revision: DEFAULT_BUMP,
+            revision: crate::bump::decide(
+                700,
+                &crate::bump::BumpAsk::Past {
+                    live: crate::bump::LiveRevision::Read {
+                        revision: 860,
+                        endpoint: "https://127.0.0.1:2379".into(),
+                    },
+                },
+            )
+            .unwrap(),
         }
     }
 
@@ -1408,6 +1435,15 @@ mod tests {
             .collect();
         assert_eq!(undo, ["stop-control-plane", "stop-etcd"]);
         assert_eq!(p.facts.summary.initial_cluster_token, "etcd-cluster");
+        // The bump decided from the live revision: in the summary and in the step.
+        let bump = 160 + crate::bump::LIVE_MARGIN;
+        assert_eq!(p.facts.summary.revision.snapshot_revision, 700);
+        assert_eq!(p.facts.summary.revision.bumped_revision, 700 + bump as i64);
+        let restore = p.steps.iter().find(|s| s.phase == "restore").unwrap();
+        assert!(
+            matches!(&restore.action, Action::RestoreDataDir { bump_revision, .. } if *bump_revision == bump),
+            "{restore:?}"
+        );
     }
 
     #[test]

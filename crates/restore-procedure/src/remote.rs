@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::bump::{BumpAsk, LiveRevision};
 use crate::procedure::{self, ETCD_MANIFEST, Phase, Plan, ProcedureError};
 
 /// The version of this exchange; a node that speaks another one refuses the request.
-pub const PROTOCOL: u32 = 1;
+pub const PROTOCOL: u32 = 2;
 
 /// What the coordinator asks a node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,7 +36,7 @@ pub struct NodeRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase", deny_unknown_fields)]
 pub enum Ask {
-    /// This node's etcd member: its name and peer URLs.
+    /// This node's etcd member: its name and peer URLs, and its live revision.
     Member,
     /// Verify the source and plan this node's part; change nothing.
     Plan(NodeRun),
@@ -58,9 +59,9 @@ pub struct NodeRun {
     pub timeout_secs: u64,
     /// The last phase to run.
     pub until: Phase,
-    /// Revisions added to the snapshot's (the same on every member; 0: none).
-    #[serde(default)]
-    pub bump_revision: u64,
+    /// The revision bump asked for, with the live revision the coordinator read from
+    /// the members (every node decides the same bump from it and the same snapshot).
+    pub bump: BumpAsk,
 }
 
 /// The snapshot a node restores.
@@ -95,6 +96,8 @@ pub enum NodeResponse {
         name: String,
         /// etcd's `--initial-advertise-peer-urls`.
         peer_urls: String,
+        /// The revision of the node's etcd, read before anything is stopped.
+        live: LiveRevision,
     },
     /// Its plan (nothing was changed).
     Planned {
@@ -119,7 +122,9 @@ impl NodeResponse {
     /// The `name=peer-urls` entry of `--initial-cluster`.
     pub fn member_entry(&self) -> Option<String> {
         match self {
-            NodeResponse::Member { name, peer_urls } => Some(format!("{name}={peer_urls}")),
+            NodeResponse::Member {
+                name, peer_urls, ..
+            } => Some(format!("{name}={peer_urls}")),
             _ => None,
         }
     }
@@ -153,8 +158,12 @@ impl NodeRequest {
 }
 
 /// This node's etcd member (`name`, peer URLs), from etcd's manifest in
-/// `manifests_dir` or from its systemd `unit`.
-pub fn member(manifests_dir: &Path, unit: Option<&str>) -> Result<NodeResponse, ProcedureError> {
+/// `manifests_dir` or from its systemd `unit`, with the `live` revision the caller read.
+pub fn member(
+    manifests_dir: &Path,
+    unit: Option<&str>,
+    live: LiveRevision,
+) -> Result<NodeResponse, ProcedureError> {
     let (name, peer_urls) = match unit {
         Some(unit) => {
             let facts = crate::gather_systemd(unit, manifests_dir, Path::new("/"), Path::new("/"))?;
@@ -193,7 +202,11 @@ pub fn member(manifests_dir: &Path, unit: Option<&str>) -> Result<NodeResponse, 
             (need("name")?, need("initial-advertise-peer-urls")?)
         }
     };
-    Ok(NodeResponse::Member { name, peer_urls })
+    Ok(NodeResponse::Member {
+        name,
+        peer_urls,
+        live,
+    })
 }
 
 #[cfg(test)]
@@ -216,7 +229,12 @@ mod tests {
                 initial_cluster: "cp1=https://10.0.0.1:2380".into(),
                 timeout_secs: 180,
                 until: Phase::StopEtcd,
-                bump_revision: crate::procedure::DEFAULT_BUMP,
+                bump: BumpAsk::Past {
+                    live: LiveRevision::Read {
+                        revision: 860,
+                        endpoint: "https://127.0.0.1:2379".into(),
+                    },
+                },
             }),
         };
         let json = serde_json::to_vec(&req).unwrap();
@@ -225,9 +243,9 @@ mod tests {
         assert!(text.contains(r#""until":"stop-etcd""#), "{text}");
         assert_eq!(NodeRequest::from_json(&json).unwrap(), req);
 
-        let other = text.replace(r#""protocol":1"#, r#""protocol":2"#);
+        let other = text.replace(r#""protocol":2"#, r#""protocol":1"#);
         let err = NodeRequest::from_json(other.as_bytes()).unwrap_err();
-        assert!(err.to_string().contains("protocol 2"), "{err}");
+        assert!(err.to_string().contains("protocol 1"), "{err}");
         let unknown = text.replace(r#""etcdUnit":null"#, r#""etcdUnit":null,"x":1"#);
         assert!(NodeRequest::from_json(unknown.as_bytes()).is_err());
     }
@@ -235,7 +253,10 @@ mod tests {
     #[test]
     fn member_reads_name_and_peer_urls_from_the_manifest() {
         let dir = tempfile::tempdir().unwrap();
-        let missing = member(dir.path(), None).unwrap_err();
+        let unread = || LiveRevision::Unread {
+            reason: "etcd down".into(),
+        };
+        let missing = member(dir.path(), None, unread()).unwrap_err();
         assert!(
             matches!(missing, ProcedureError::MissingManifest { .. }),
             "{missing}"
@@ -245,7 +266,7 @@ mod tests {
             "apiVersion: v1\nkind: Pod\nmetadata:\n  name: etcd\nspec:\n  containers:\n  - name: etcd\n    command:\n    - etcd\n    - --name=cp1\n    - --initial-advertise-peer-urls=https://10.0.0.1:2380\n",
         )
         .unwrap();
-        let m = member(dir.path(), None).unwrap();
+        let m = member(dir.path(), None, unread()).unwrap();
         assert_eq!(
             m.member_entry().as_deref(),
             Some("cp1=https://10.0.0.1:2380")

@@ -65,6 +65,8 @@ async fn save_matches_etcdctl(release: &EtcdRelease, members: usize) {
             "{s:?}"
         );
         assert!(s.raft_applied_index > 0 && s.raft_index > 0, "{s:?}");
+        // A fresh store starts at revision 1.
+        assert!(s.revision >= 1, "{s:?}");
     }
     assert!(survey.alarms.is_empty());
 

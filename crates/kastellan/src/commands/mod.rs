@@ -11,6 +11,7 @@ mod lab;
 mod node;
 mod node_access;
 mod restore;
+mod restore_agents;
 mod status;
 mod status_view;
 mod upgrade;
@@ -32,7 +33,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<Outcome> {
         Command::Backup(cmd) => backup::run(cmd, &cli.global, printer),
         Command::Status(args) => status::run(args, &cli.global, printer),
         Command::Exporter(args) => exporter::run(args, &cli.global, printer),
-        Command::Restore(args) => restore::run(*args, printer),
+        Command::Restore(args) => restore::run(*args, &cli.global, printer),
         Command::Versions(args) => versions::versions(&args, &cli.global, printer),
         Command::Upgrade(crate::cli::UpgradeCommand::Check(args)) => {
             versions::check(&args, &cli.global, printer)

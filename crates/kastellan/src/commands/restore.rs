@@ -13,12 +13,14 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use kastellan_exec::{Action as _, Described, Progress, Run};
 use kastellan_printer::{Printer, Report, Style};
+use kastellan_restore_procedure::agents::{Agents, ProbeAnswer};
+use kastellan_restore_procedure::bump::{self, BumpAsk, LiveRevision, RevisionBump};
 use kastellan_restore_procedure::procedure::{self, Action, Basis, Phase, Plan, ProcedureRequest};
 use kastellan_restore_procedure::remote::{self, Ask, NodeRequest, NodeResponse, NodeRun};
 use serde::Serialize;
 
 use crate::Outcome;
-use crate::cli::{AllNodesAccess, RestoreArgs};
+use crate::cli::{AllNodesAccess, GlobalArgs, RestoreArgs};
 use crate::commands::node_access::{self, Reach};
 
 /// One node's restore: from the command line, or from a coordinator's
@@ -37,8 +39,8 @@ struct Job {
     etcd_unit: Option<String>,
     restore_pki: bool,
     dry_run: bool,
-    /// Revisions added to the snapshot's (0: none).
-    bump_revision: u64,
+    /// The revision bump asked for; None: past the live revision read on this node.
+    bump: Option<BumpAsk>,
     /// One node of a multi-member restore.
     part: Option<Part>,
 }
@@ -71,7 +73,7 @@ impl Job {
             etcd_unit: args.etcd_unit.clone(),
             restore_pki: args.restore_pki,
             dry_run: args.dry_run,
-            bump_revision: bump(args),
+            bump: args.no_bump_revision.then_some(BumpAsk::Off),
             part: None,
         }
     }
@@ -109,7 +111,7 @@ impl Job {
             etcd_unit: req.etcd_unit.clone(),
             restore_pki: false,
             dry_run,
-            bump_revision: run.bump_revision,
+            bump: Some(run.bump.clone()),
             part: Some(Part {
                 run_id: run.run_id.clone(),
                 initial_cluster: run.initial_cluster.clone(),
@@ -119,12 +121,44 @@ impl Job {
     }
 }
 
-/// The revision bump the command line asks for.
-fn bump(args: &RestoreArgs) -> u64 {
-    if args.no_bump_revision {
-        0
-    } else {
-        procedure::DEFAULT_BUMP
+/// The revision of the etcd that the manifests in `manifests_dir` name (its members'
+/// highest), or why it cannot be read: read before anything is stopped, it is the
+/// newest resourceVersion a client of the live cluster can have seen.
+fn live_revision(manifests_dir: &Path) -> LiveRevision {
+    use kastellan_etcd::discovery::{Discovery, from_manifests};
+    let unread = |reason: String| LiveRevision::Unread { reason };
+    let found = match from_manifests(&Discovery::new(manifests_dir)) {
+        Ok(f) => f,
+        Err(e) => return unread(format!("etcd's endpoints: {e}")),
+    };
+    let timeouts = kastellan_etcd::Timeouts {
+        connect: Duration::from_secs(3),
+        request: Duration::from_secs(3),
+        stream_idle: Duration::from_secs(3),
+    };
+    let cluster = match kastellan_etcd::Cluster::new(found.target.clone(), timeouts) {
+        Ok(c) => c,
+        Err(e) => return unread(e.to_string()),
+    };
+    let rt = match super::runtime() {
+        Ok(rt) => rt,
+        Err(e) => return unread(e.to_string()),
+    };
+    let survey = rt.block_on(cluster.survey(found.endpoints_discovered()));
+    match survey.statuses().max_by_key(|s| s.revision) {
+        Some(s) => LiveRevision::Read {
+            revision: s.revision,
+            endpoint: s.endpoint.clone(),
+        },
+        None => unread(format!(
+            "no member answered ({})",
+            survey
+                .endpoints
+                .iter()
+                .map(|e| format!("{}: {}", e.endpoint, e.error.as_deref().unwrap_or("?")))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )),
     }
 }
 
@@ -162,7 +196,7 @@ impl Done {
 }
 
 /// Runs `restore`.
-pub fn run(args: RestoreArgs, printer: &Printer) -> Result<Outcome> {
+pub fn run(args: RestoreArgs, global: &GlobalArgs, printer: &Printer) -> Result<Outcome> {
     if let Some(file) = &args.node_request {
         return node_request(file, &args, printer);
     }
@@ -180,11 +214,20 @@ pub fn run(args: RestoreArgs, printer: &Printer) -> Result<Outcome> {
             );
         }
         if args.all_nodes {
-            return all_nodes(&args, printer);
+            return all_nodes(&args, global, printer);
         }
         local(&job, printer)?
     };
-    printer.report(&done.report())?;
+    let mut report = done.report();
+    if !report.dry_run && report.done.len() == report.plan.phases().len() {
+        let admin = job
+            .manifests_dir
+            .parent()
+            .unwrap_or(Path::new("/etc/kubernetes"))
+            .join("admin.conf");
+        report.after_restart(global, Some(&admin), printer);
+    }
+    printer.report(&report)?;
     Ok(Outcome::Ok)
 }
 
@@ -217,7 +260,9 @@ fn node_request(file: &Path, args: &RestoreArgs, printer: &Printer) -> Result<Ou
 fn answer(req: &NodeRequest, args: &RestoreArgs, printer: &Printer) -> Result<NodeResponse> {
     let (run, dry_run) = match &req.ask {
         Ask::Member => {
-            return remote::member(&req.manifests_dir, req.etcd_unit.as_deref()).map_err(hint);
+            let live = live_revision(&req.manifests_dir);
+            return remote::member(&req.manifests_dir, req.etcd_unit.as_deref(), live)
+                .map_err(hint);
         }
         Ask::Plan(run) => (run, true),
         Ask::Run(run) => (run, false),
@@ -256,9 +301,10 @@ fn local(job: &Job, printer: &Printer) -> Result<Done> {
     // The snapshot: given, or checked out of the bundle.
     let (snapshot, _scratch) = snapshot_file(job)?;
     let spinner = printer.spinner("checking the snapshot");
-    let checked = kastellan_restore::Source::open(&snapshot, false).and_then(|s| s.verify_hash());
+    let checked = kastellan_restore::Source::open(&snapshot, false)
+        .and_then(|s| s.verify_hash().map(|_| s.latest().main));
     spinner.finish_and_clear();
-    checked?;
+    let snapshot_revision = checked?;
 
     let run_id = job
         .part
@@ -304,7 +350,16 @@ fn local(job: &Job, printer: &Printer) -> Result<Done> {
         Some(_) => job.holding_root.join(&run_id).join("snapshot.db"),
         None => snapshot.clone(),
     };
+    // The live revision, read before anything is stopped (one node of several: the
+    // coordinator's reading of every member).
+    let ask = match &job.bump {
+        Some(ask) => ask.clone(),
+        None => BumpAsk::Past {
+            live: live_revision(&job.manifests_dir),
+        },
+    };
     let req = ProcedureRequest {
+        revision: bump::decide(snapshot_revision, &ask).map_err(hint)?,
         snapshot: kept_snapshot,
         run_id: run_id.clone(),
         restore_dir_parent: job.restore_dir_parent.clone(),
@@ -313,7 +368,6 @@ fn local(job: &Job, printer: &Printer) -> Result<Done> {
         all_nodes: job.part.is_some(),
         pki: pki.clone(),
         node: kastellan_health::local::hostname(),
-        bump_revision: job.bump_revision,
     };
     // A run under way has moved manifests out: say so before reading the node's facts,
     // which that run has changed.
@@ -432,9 +486,27 @@ fn apply_saved(file: &Path, job: &Job, yes: bool, printer: &Printer) -> Result<D
     );
     refuse_in_progress(&job.state_file)?;
     let snapshot = saved.facts.request.snapshot.clone();
-    kastellan_restore::Source::open(&snapshot, false)
-        .and_then(|s| s.verify_hash())
+    let source = kastellan_restore::Source::open(&snapshot, false)
+        .and_then(|s| s.verify_hash().map(|_| s))
         .with_context(|| format!("the plan's snapshot {}", snapshot.display()))?;
+    // The bump was decided for that snapshot and the live revision of then: the file
+    // must still be at that revision, and the cluster must not have written past the
+    // bump since.
+    let revision = &saved.facts.request.revision;
+    anyhow::ensure!(
+        source.latest().main == revision.snapshot_revision,
+        "{}: refused: its snapshot {} is at revision {} now, the plan was made for revision {}",
+        file.display(),
+        snapshot.display(),
+        source.latest().main,
+        revision.snapshot_revision
+    );
+    if let LiveRevision::Read { revision: live, .. } = live_revision(&job.manifests_dir) {
+        revision
+            .still_covers(live)
+            .map_err(hint)
+            .with_context(|| format!("{}: refused", file.display()))?;
+    }
     let now = gather(job, &snapshot)?;
     let mut fresh = procedure::plan(&now, &saved.facts.request).map_err(hint)?;
     // Free space moves all the time: the plan above checked that there is still room,
@@ -728,8 +800,9 @@ impl procedure::Probe for HttpProbe {
 /// First every node plans the run (`--dry-run`): the snapshot or bundle verifies there,
 /// a bundle's cluster-wide PKI matches, the disk has room; one refusal stops the run
 /// before anything is changed anywhere.
-fn all_nodes(args: &RestoreArgs, printer: &Printer) -> Result<Outcome> {
+fn all_nodes(args: &RestoreArgs, global: &GlobalArgs, printer: &Printer) -> Result<Outcome> {
     let mode = args.node_access.unwrap_or(AllNodesAccess::Lab);
+    let mut lab_nodes = mode != AllNodesAccess::Ssh;
     let reach: Reach = match mode {
         AllNodesAccess::Lab => node_access::lab()?,
         AllNodesAccess::LabSsh => node_access::ssh(&args.ssh, true)?,
@@ -740,6 +813,7 @@ fn all_nodes(args: &RestoreArgs, printer: &Printer) -> Result<Outcome> {
                 && node_access::lab_ssh_up();
             if lab {
                 printer.note("--node-access ssh: the lab's inventory (lab up --ssh)");
+                lab_nodes = true;
             }
             node_access::ssh(&args.ssh, lab)?
         }
@@ -822,14 +896,26 @@ fn all_nodes(args: &RestoreArgs, printer: &Printer) -> Result<Outcome> {
         bail!("give --snapshot FILE or --bundle BUNDLE");
     };
     let mut members = Vec::new();
+    let mut readings = Vec::new();
     for n in &nodes {
         let r = ask(n, Ask::Member).with_context(|| format!("{n}: reading etcd's member"))?;
         members.push(
             r.member_entry()
                 .with_context(|| format!("{n}: answered {r:?}, not its member"))?,
         );
+        if let NodeResponse::Member { live, .. } = r {
+            readings.push((n.clone(), live));
+        }
     }
     let initial_cluster = members.join(",");
+    // One bump for every member: past the highest revision any member had.
+    let bump_ask = if args.no_bump_revision {
+        BumpAsk::Off
+    } else {
+        BumpAsk::Past {
+            live: bump::highest(&readings),
+        }
+    };
     let run_id = run_id();
     let part = |until: Phase| NodeRun {
         source: source.clone(),
@@ -837,7 +923,7 @@ fn all_nodes(args: &RestoreArgs, printer: &Printer) -> Result<Outcome> {
         initial_cluster: initial_cluster.clone(),
         timeout_secs: args.timeout,
         until,
-        bump_revision: bump(args),
+        bump: bump_ask.clone(),
     };
 
     // Every node plans first; nothing changes unless all of them can go ahead.
@@ -851,8 +937,24 @@ fn all_nodes(args: &RestoreArgs, printer: &Printer) -> Result<Outcome> {
             other => bail!("{n}: answered {other:?}, not a plan\nNothing was changed on any node."),
         }
     }
+    // The same snapshot and the same reading give the same bump everywhere; a node that
+    // decided otherwise (another snapshot at that path) stops the run here.
+    if let Some((first, p)) = plans.first() {
+        let want = &p.facts.summary.revision;
+        for (n, other) in &plans {
+            anyhow::ensure!(
+                &other.facts.summary.revision == want,
+                "{n} would restore at {} but {first} at {}: the snapshots differ\nNothing was changed on any node.",
+                other.facts.summary.revision.describe(),
+                want.describe()
+            );
+        }
+    }
     let report = |done: bool| AllNodesReport {
         dry_run: !done,
+        revision: plans.first().map(|(_, p)| p.facts.summary.revision.clone()),
+        agents: None,
+        agents_unobserved: None,
         run_id: run_id.clone(),
         initial_cluster: initial_cluster.clone(),
         nodes: plans
@@ -898,7 +1000,15 @@ fn all_nodes(args: &RestoreArgs, printer: &Printer) -> Result<Outcome> {
             printer.note(format!("{n}: {phase} done"));
         }
     }
-    printer.report(&report(true))?;
+    let mut done = report(true);
+    if let Some((_, plan)) = plans.first() {
+        // The lab's kubeconfig when the nodes are the lab's.
+        let lab = lab_nodes.then(kastellan_lab::kubeconfig_path);
+        let (agents, unobserved) = observe_agents(plan, global, lab.as_deref(), printer);
+        done.agents = agents;
+        done.agents_unobserved = unobserved;
+    }
+    printer.report(&done)?;
     Ok(Outcome::Ok)
 }
 
@@ -914,6 +1024,15 @@ fn plan_has(plans: &[(String, Plan)], n: &str, phase: Phase) -> bool {
 #[serde(rename_all = "camelCase")]
 struct AllNodesReport {
     dry_run: bool,
+    /// The revision bump, the same on every member.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revision: Option<RevisionBump>,
+    /// What the restored API showed of the agents and leaders.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agents: Option<Agents>,
+    /// Why it could not be looked at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agents_unobserved: Option<String>,
     run_id: String,
     initial_cluster: String,
     nodes: Vec<NodeReport>,
@@ -941,6 +1060,10 @@ impl Report for AllNodesReport {
             self.initial_cluster,
             self.run_id
         );
+        if let Some(r) = &self.revision {
+            kastellan_printer::wrap(out, "", 2, &r.describe(), style.width);
+        }
+        render_agents(out, style, &self.agents, &self.agents_unobserved);
         for n in &self.nodes {
             let _ = writeln!(out, "\n{}", style.bold(&format!("== {} ==", n.node)));
             n.report.render(out, style);
@@ -956,6 +1079,12 @@ struct RestoreReport {
     plan: Plan,
     done: Vec<Phase>,
     steps: Vec<Described>,
+    /// What the restored API showed of the agents and leaders (a finished run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agents: Option<Agents>,
+    /// Why it could not be looked at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agents_unobserved: Option<String>,
 }
 
 impl RestoreReport {
@@ -965,8 +1094,129 @@ impl RestoreReport {
             steps: plan.describe(),
             plan: plan.clone(),
             done,
+            agents: None,
+            agents_unobserved: None,
         }
     }
+
+    /// Looks at what the restored API shows of the agents and leaders.
+    fn after_restart(&mut self, global: &GlobalArgs, kubeconfig: Option<&Path>, printer: &Printer) {
+        let (agents, unobserved) = observe_agents(&self.plan, global, kubeconfig, printer);
+        self.agents = agents;
+        self.agents_unobserved = unobserved;
+    }
+}
+
+/// What the restored API shows after a finished restore of `plan` (every member's is
+/// the same bump), or why it could not be looked at (the restore is done either way).
+fn observe_agents(
+    plan: &Plan,
+    global: &GlobalArgs,
+    kubeconfig: Option<&Path>,
+    printer: &Printer,
+) -> (Option<Agents>, Option<String>) {
+    let r = &plan.facts.summary.revision;
+    // The probe resumes from the newest revision a client can have seen (the live one
+    // read before the restore), else from the first one the restore undid.
+    let probe_rv = match &r.basis {
+        bump::BumpBasis::Live { live_revision, .. } => *live_revision,
+        _ => r.snapshot_revision.saturating_add(1),
+    };
+    let spinner = printer.spinner("watching the node agents' and leaders' Leases");
+    let seen = super::restore_agents::observe(
+        global,
+        kubeconfig,
+        r.bumped_revision,
+        probe_rv,
+        super::restore_agents::WAIT,
+    );
+    spinner.finish_and_clear();
+    match seen {
+        Ok(a) => (Some(a), None),
+        Err(e) => (None, Some(format!("{e:#}"))),
+    }
+}
+
+/// The part of a report that says who came back.
+fn render_agents(
+    out: &mut String,
+    style: &Style,
+    agents: &Option<Agents>,
+    unobserved: &Option<String>,
+) {
+    let width = style.width;
+    if let Some(why) = unobserved {
+        kastellan_printer::wrap(
+            out,
+            "after the restart: ",
+            2,
+            &format!("not observed: {why}"),
+            width,
+        );
+        return;
+    }
+    let Some(a) = agents else { return };
+    kastellan_printer::wrap(
+        out,
+        "after the restart ",
+        2,
+        &format!("(based on {}):", a.basis),
+        width,
+    );
+    let probe = match &a.probe {
+        ProbeAnswer::Gone => {
+            "410 Gone: every watch from before the restore must relist".to_string()
+        }
+        ProbeAnswer::Accepted => {
+            "accepted: watchers from before the restore resume without relisting".to_string()
+        }
+        ProbeAnswer::Other { detail } => format!("answered {detail}"),
+    };
+    kastellan_printer::wrap(
+        out,
+        "  ",
+        4,
+        &format!(
+            "watch of Nodes from resourceVersion {}: {probe}",
+            a.probe_resource_version
+        ),
+        width,
+    );
+    for r in a.kubelets.iter().chain(&a.leaders) {
+        let who = if r.lease.starts_with("kube-node-lease/") {
+            format!("kubelet {}", r.who)
+        } else {
+            r.who.clone()
+        };
+        let said = if r.renewed {
+            format!(
+                "reconnected: renewed {} ({})",
+                r.lease,
+                r.renew_time.as_deref().unwrap_or("?")
+            )
+        } else {
+            format!(
+                "not back: {} not renewed within {} s (last {})",
+                r.lease,
+                a.waited_secs,
+                r.renew_time.as_deref().unwrap_or("never")
+            )
+        };
+        let line = format!("{who}: {said}");
+        let line = if r.renewed {
+            style.good(&line)
+        } else {
+            style.bad(&line)
+        };
+        kastellan_printer::wrap(out, "  ", 4, &line, width);
+    }
+    kastellan_printer::wrap(
+        out,
+        "  ",
+        4,
+        "kube-proxy: keeps no Lease and writes nothing while it runs, so the API cannot show it reconnect; its watches broke at the restart like the kubelets' (see the probe)",
+        width,
+    );
 }
 
 impl Report for RestoreReport {
@@ -999,6 +1249,8 @@ impl Report for RestoreReport {
             )
         };
         let _ = writeln!(out, "{}", style.good(&head));
+        kastellan_printer::wrap(out, "", 2, &s.revision.describe(), style.width);
+        render_agents(out, style, &self.agents, &self.agents_unobserved);
         for (i, phase) in phases.iter().enumerate() {
             let done = Phase::parse(phase).is_some_and(|ph| self.done.contains(&ph));
             let mark = if done {
@@ -1021,5 +1273,63 @@ impl Report for RestoreReport {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kastellan_restore_procedure::agents::{BASIS, Renewal};
+
+    fn renewal(who: &str, lease: &str, renewed: bool) -> Renewal {
+        Renewal {
+            who: who.into(),
+            lease: lease.into(),
+            renewed,
+            holder: Some(who.into()),
+            renew_time: Some("2026-12-01T00:00:10.123456Z".into()),
+        }
+    }
+
+    #[test]
+    fn the_agents_part_names_each_renewer_and_fits_80_columns() {
+        let agents = Agents {
+            basis: BASIS.into(),
+            start_revision: 1_000_860,
+            probe_resource_version: 860,
+            probe: ProbeAnswer::Gone,
+            kubelets: vec![
+                renewal("cp1", "kube-node-lease/cp1", true),
+                renewal("w1", "kube-node-lease/w1", false),
+            ],
+            leaders: vec![renewal(
+                "kube-controller-manager",
+                "kube-system/kube-controller-manager",
+                true,
+            )],
+            waited_secs: 60,
+        };
+        let style = Style {
+            color: false,
+            width: Some(80),
+            wide: false,
+        };
+        let mut out = String::new();
+        render_agents(&mut out, &style, &Some(agents), &None);
+        assert!(out.lines().all(|l| l.chars().count() <= 80), "{out}");
+        let one_line = out.split_whitespace().collect::<Vec<_>>().join(" ");
+        for needle in [
+            "based on Lease renewals through the restored API",
+            "watch of Nodes from resourceVersion 860: 410 Gone",
+            "kubelet cp1: reconnected: renewed kube-node-lease/cp1",
+            "kubelet w1: not back: kube-node-lease/w1 not renewed within 60 s",
+            "kube-controller-manager: reconnected",
+            "kube-proxy: keeps no Lease",
+        ] {
+            assert!(one_line.contains(needle), "{needle} in {out}");
+        }
+        let mut out = String::new();
+        render_agents(&mut out, &style, &None, &Some("no kubeconfig".into()));
+        assert_eq!(out, "after the restart: not observed: no kubeconfig\n");
     }
 }

@@ -69,6 +69,8 @@ pub fn lab_lock() -> (std::sync::MutexGuard<'static, ()>, std::fs::File) {
         .write(true)
         .open("/var/lib/kastellan/lab-test.lock")
         .unwrap();
+    let waited = std::time::Instant::now();
     file.lock().unwrap();
+    eprintln!("lab lock taken after {:?}", waited.elapsed());
     (guard, file)
 }

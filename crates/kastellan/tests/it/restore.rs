@@ -255,16 +255,212 @@ fn status_healthy(limit: Duration) {
     }
 }
 
+/// The namespace of the watch scenario (issue 19).
+const WATCH_NS: &str = "watch-cm";
+
+/// Creates ConfigMaps `names` in [`WATCH_NS`] with one kubectl call; the resourceVersion
+/// of the last one (the newest a watcher has seen).
+fn create_configmaps(names: &[String]) -> i64 {
+    let items: Vec<serde_json::Value> = names
+        .iter()
+        .map(|n| {
+            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": n, "namespace": WATCH_NS}, "data": {"k": n}})
+        })
+        .collect();
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), list.to_string()).unwrap();
+    kubectl_ok(&["create", "-f", &file.path().display().to_string()]);
+    // kubectl creates them in order: the last one is the newest.
+    let last = names.last().unwrap();
+    kubectl_ok(&[
+        "-n",
+        WATCH_NS,
+        "get",
+        "configmap",
+        last,
+        "-o",
+        "jsonpath={.metadata.resourceVersion}",
+    ])
+    .trim()
+    .parse()
+    .unwrap()
+}
+
+/// The names of the ConfigMaps in [`WATCH_NS`] (the root CA's, which a controller adds
+/// on its own, left out), retried while the API comes back.
+fn configmaps() -> std::collections::BTreeSet<String> {
+    kubectl_eventually(
+        &["-n", WATCH_NS, "get", "configmaps", "-o", "name"],
+        Duration::from_secs(120),
+    )
+    .lines()
+    .filter(|l| !l.ends_with("/kube-root-ca.crt"))
+    .map(str::to_string)
+    .collect()
+}
+
+/// The store's revision now (a list's resourceVersion, read from etcd).
+fn revision_now() -> i64 {
+    let list = kubectl_eventually(
+        &[
+            "get",
+            "--raw",
+            &format!("/api/v1/namespaces/{WATCH_NS}/configmaps?limit=1"),
+        ],
+        Duration::from_secs(120),
+    );
+    let v: serde_json::Value = serde_json::from_str(&list).unwrap();
+    v["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// A watch of [`WATCH_NS`]'s ConfigMaps resumed from `rv` for 3 s: what it said.
+fn watch_configmaps_from(rv: i64) -> String {
+    let watch = kubectl()
+        .args([
+            "get",
+            "--raw",
+            &format!(
+                "/api/v1/namespaces/{WATCH_NS}/configmaps?watch=true&resourceVersion={rv}&timeoutSeconds=3"
+            ),
+        ])
+        .output()
+        .unwrap();
+    format!("{}{}", text(&watch.stdout), text(&watch.stderr))
+}
+
+/// Whether a watch was told its resourceVersion is compacted (410 Gone).
+fn gone(said: &str) -> bool {
+    said.contains("\"code\":410") || said.contains("too old resource version")
+}
+
+/// `prefix0`..: ConfigMap names.
+fn names(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i}")).collect()
+}
+
+/// The side of issue 19 without the bump (`--no-bump-revision`): snapshot, 30
+/// ConfigMaps, restore; once the store has passed the revision a watcher saw again, its
+/// watch resumes from there without an error, and never hears that the 30 are gone.
+fn watchers_resume_silently_without_the_bump(dir: &Path) {
+    kubectl_ok(&["create", "namespace", WATCH_NS]);
+    create_configmaps(&names("w", 3));
+    let snap = dir.join("no-bump.db");
+    let at_snapshot = configmaps();
+    save_snapshot("cp1", &snap);
+    let seen = create_configmaps(&names("late", 30));
+    let t0 = Instant::now();
+    let out = ok(
+        "restore --no-bump-revision",
+        lab_exec(
+            "cp1",
+            &[
+                "restore",
+                "--snapshot",
+                &snap.display().to_string(),
+                "--no-bump-revision",
+                "--yes",
+                "-o",
+                "json",
+            ],
+        ),
+    );
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    eprintln!(
+        "restore --no-bump-revision took {:?}, of which {} s watching the Leases",
+        t0.elapsed(),
+        report["agents"]["waitedSecs"]
+    );
+    let revision = &report["plan"]["facts"]["summary"]["revision"];
+    assert_eq!(revision["bump"], 0, "{revision}");
+    assert_eq!(revision["basis"]["kind"], "off", "{revision}");
+    assert_eq!(revision["bumpedRevision"], revision["snapshotRevision"]);
+    assert!(
+        revision["snapshotRevision"].as_i64().unwrap() < seen,
+        "{revision} seen {seen}"
+    );
+    assert_ne!(
+        report["agents"]["probe"]["kind"], "gone",
+        "{}",
+        report["agents"]
+    );
+    assert_eq!(configmaps(), at_snapshot, "the 30 late ones are gone");
+    // The cluster writes on (leases, pod status); a new object lands after `seen`.
+    let start = Instant::now();
+    while revision_now() <= seen {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the store stays below {seen}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    create_configmaps(&["after".to_string()]);
+    let said = watch_configmaps_from(seen);
+    assert!(!gone(&said), "without the bump, no 410: {said}");
+    assert!(
+        said.contains("\"type\":\"ADDED\"") && said.contains("\"name\":\"after\""),
+        "the watch resumes silently, with what came after {seen}: {said}"
+    );
+    assert!(
+        !said.contains("\"type\":\"DELETED\""),
+        "no DELETE for the 30 that the restore undid: {said}"
+    );
+}
+
+/// Waits until Lease `kube-system/name` has a resourceVersion above `above` (the
+/// leader took it again through the restored API).
+fn leader_lease_renewed(name: &str, above: i64) {
+    let start = Instant::now();
+    loop {
+        let rv = kubectl()
+            .args([
+                "-n",
+                "kube-system",
+                "get",
+                "lease",
+                name,
+                "-o",
+                "jsonpath={.metadata.resourceVersion}",
+            ])
+            .output()
+            .unwrap();
+        let rv: i64 = text(&rv.stdout).trim().parse().unwrap_or(0);
+        if rv > above {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "Lease kube-system/{name} at resourceVersion {rv}, not above {above}"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
 /// A restore of the 1-control-plane lab. With `crash`, the run is killed with SIGKILL
 /// at every phase boundary and once in the middle of the data-dir write, and resumed
 /// each time; without, the plan is saved with `--dry-run -o json` and applied with
 /// `--plan FILE`.
 fn one_control_plane(etcd: &str, crash: bool) {
+    let t0 = Instant::now();
     let _guard = lab_up("1", etcd, &[]);
-    create_objects();
+    eprintln!("etcd {etcd}: lab up after {:?}", t0.elapsed());
     let dir = tempfile::tempdir().unwrap();
+    // First without the bump, to show the difference (issue 19).
+    watchers_resume_silently_without_the_bump(dir.path());
+    eprintln!(
+        "etcd {etcd}: the restore without the bump done after {:?}",
+        t0.elapsed()
+    );
+    create_objects();
     let snap = dir.path().join("snap.db");
+    let cms_at_snapshot = configmaps();
     save_snapshot("cp1", &snap);
+    let cm_seen = create_configmaps(&names("lateb", 30));
     kubectl_ok(&["delete", "namespace", "restore-a", "--wait=false"]);
     kubectl_ok(&["create", "namespace", "after-snap"]);
     // What a watcher has seen last before the restore.
@@ -283,8 +479,8 @@ fn one_control_plane(etcd: &str, crash: bool) {
     );
 
     let snap_s = snap.display().to_string();
-    if crash {
-        killed_and_resumed(&snap_s);
+    let report = if crash {
+        killed_and_resumed(&snap_s)
     } else {
         let plan = dir.path().join("plan.json");
         let json = ok(
@@ -294,18 +490,79 @@ fn one_control_plane(etcd: &str, crash: bool) {
                 &["restore", "--snapshot", &snap_s, "--dry-run", "-o", "json"],
             ),
         );
+        let planned: serde_json::Value = serde_json::from_str(&json).unwrap();
+        // The dry run shows the bump and where it came from: the live revision.
+        let revision = &planned["plan"]["facts"]["summary"]["revision"];
+        assert_eq!(revision["basis"]["kind"], "live", "{revision}");
+        assert!(
+            revision["basis"]["liveRevision"].as_i64().unwrap() >= cm_seen,
+            "{revision} seen {cm_seen}"
+        );
         std::fs::write(&plan, json).unwrap();
         let applied = ok(
             "restore --plan",
             lab_exec(
                 "cp1",
-                &["restore", "--plan", &plan.display().to_string(), "--yes"],
+                &[
+                    "restore",
+                    "--plan",
+                    &plan.display().to_string(),
+                    "--yes",
+                    "-o",
+                    "json",
+                ],
             ),
         );
-        assert!(applied.contains("restored"), "{applied}");
+        serde_json::from_str(&applied).unwrap()
+    };
+    eprintln!(
+        "etcd {etcd}: the restore with the bump done after {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(report["done"].as_array().unwrap().len(), 7, "{report}");
+    let revision = &report["plan"]["facts"]["summary"]["revision"];
+    let bumped = revision["bumpedRevision"].as_i64().unwrap();
+    assert_eq!(revision["basis"]["kind"], "live", "{revision}");
+    let written = revision["basis"]["writtenSinceSnapshot"].as_i64().unwrap();
+    assert!(
+        written >= 30,
+        "30 ConfigMaps and more since the snapshot: {revision}"
+    );
+    assert!(
+        bumped > cm_seen && bumped > seen.parse::<i64>().unwrap(),
+        "past every revision a watcher saw: {revision}"
+    );
+    // What the report saw after the restart: the probe refused, every Lease back.
+    let agents = &report["agents"];
+    eprintln!("watching the Leases took {} s", agents["waitedSecs"]);
+    assert_eq!(agents["probe"]["kind"], "gone", "{agents}");
+    for r in agents["kubelets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(agents["leaders"].as_array().unwrap())
+    {
+        assert_eq!(r["renewed"], true, "{agents}");
     }
+    assert_eq!(agents["kubelets"][0]["who"], "cp1", "{agents}");
+    assert_eq!(agents["leaders"].as_array().unwrap().len(), 2, "{agents}");
 
     assert_objects_back();
+    // A watcher of ConfigMaps from after the snapshot: 410 Gone; a list then shows
+    // exactly the snapshot's; the leaders take their Leases again (issue 19).
+    let said = watch_configmaps_from(cm_seen);
+    assert!(
+        gone(&said),
+        "a watch from resourceVersion {cm_seen}: {said}"
+    );
+    assert_eq!(
+        configmaps(),
+        cms_at_snapshot,
+        "exactly the snapshot's ConfigMaps"
+    );
+    for leader in ["kube-controller-manager", "kube-scheduler"] {
+        leader_lease_renewed(leader, bumped);
+    }
     // The revision was bumped and the skipped ones compacted: a watcher resuming from
     // what it saw before the restore is told to relist (410 Gone), not left behind.
     let watch = kubectl()
@@ -317,35 +574,28 @@ fn one_control_plane(etcd: &str, crash: bool) {
         .output()
         .unwrap();
     let said = format!("{}{}", text(&watch.stdout), text(&watch.stderr));
-    assert!(
-        said.contains("\"code\":410") || said.contains("too old resource version"),
-        "a watch from resourceVersion {seen}: {said}"
-    );
+    assert!(gone(&said), "a watch from resourceVersion {seen}: {said}");
     status_healthy(Duration::from_secs(120));
     let node = Path::new(NODES).join("cp1");
     // The old data dir is untouched, the new one is the node's own.
     assert!(node.join("var-lib-etcd/member/snap/db").is_file());
-    let restored: Vec<_> = std::fs::read_dir(node.join("var-lib-kastellan-restore"))
+    let mut restored: Vec<_> = std::fs::read_dir(node.join("var-lib-kastellan-restore"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(restored.len(), 1, "{restored:?}");
-    assert!(restored[0].starts_with("etcd-restore-"));
+    restored.sort();
+    // The restore without the bump, then this one.
+    assert_eq!(restored.len(), 2, "{restored:?}");
+    assert!(restored.iter().all(|r| r.starts_with("etcd-restore-")));
+    let last = &restored[1];
     let manifest =
         std::fs::read_to_string(node.join("etc-kubernetes/manifests/etcd.yaml")).unwrap();
-    assert!(manifest.contains(&format!(
-        "--data-dir=/var/lib/kastellan-restore/{}",
-        restored[0]
-    )));
+    assert!(manifest.contains(&format!("--data-dir=/var/lib/kastellan-restore/{last}")));
     // The holding dir keeps the original etcd.yaml and the finished state.
-    let held = std::fs::read_dir(node.join("etc-kubernetes/kastellan-held"))
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().is_dir())
-        .map(|e| e.path())
-        .next()
-        .unwrap();
-    assert!(held.join("etcd.yaml").is_file());
+    let held = node
+        .join("etc-kubernetes/kastellan-held")
+        .join(last.trim_start_matches("etcd-restore-"));
+    assert!(held.join("etcd.yaml").is_file(), "{}", held.display());
     // The journal: every step done exactly once; only the data-dir write, killed in
     // its middle, started twice.
     let journal: serde_json::Value =
@@ -374,7 +624,7 @@ fn one_control_plane(etcd: &str, crash: bool) {
 
 /// Kills the restore with SIGKILL at every phase boundary and once in the middle of the
 /// data-dir write; each time `--resume` carries on from where it was.
-fn killed_and_resumed(snap_s: &str) {
+fn killed_and_resumed(snap_s: &str) -> serde_json::Value {
     let kills: [(&str, &str); 7] = [
         ("KASTELLAN_EXEC_PAUSE_AFTER", "stop-control-plane"),
         ("KASTELLAN_EXEC_PAUSE_AFTER", "stop-etcd"),
@@ -404,9 +654,9 @@ fn killed_and_resumed(snap_s: &str) {
     }
     let resumed = ok(
         "restore --resume",
-        lab_exec("cp1", &["restore", "--resume"]),
+        lab_exec("cp1", &["restore", "--resume", "-o", "json"]),
     );
-    assert!(resumed.contains("restored"), "{resumed}");
+    serde_json::from_str(&resumed).unwrap()
 }
 
 #[test]
@@ -774,7 +1024,7 @@ fn real_etcd_cli_restore_non_empty_target_and_in_progress() {
     // One node of an --all-nodes run, asked through the node protocol to run the first
     // phase of run 20260101T000000Z, whose data dir exists: refused, in the response.
     let request = serde_json::json!({
-        "protocol": 1,
+        "protocol": 2,
         "manifestsDir": root.join("kubernetes/manifests"),
         "etcdUnit": null,
         "ask": {
@@ -784,6 +1034,7 @@ fn real_etcd_cli_restore_non_empty_target_and_in_progress() {
             "initialCluster": "cp1=https://10.0.0.1:2380",
             "timeoutSecs": 2,
             "until": "stop-control-plane",
+            "bump": {"kind": "off"},
         },
     });
     let answer = |request: &serde_json::Value| -> (Option<i32>, serde_json::Value) {
@@ -821,7 +1072,7 @@ fn real_etcd_cli_restore_non_empty_target_and_in_progress() {
     assert_eq!(tree(root), before);
     // Its member, read from etcd's manifest; and a request of another protocol refused.
     let member = serde_json::json!({
-        "protocol": 1,
+        "protocol": 2,
         "manifestsDir": root.join("kubernetes/manifests"),
         "etcdUnit": null,
         "ask": {"kind": "member"},
@@ -829,15 +1080,29 @@ fn real_etcd_cli_restore_non_empty_target_and_in_progress() {
     let (code, response) = answer(&member);
     assert_eq!(code, Some(0), "{response}");
     assert_eq!(
-        response,
-        serde_json::json!({"kind": "member", "name": "cp1", "peerUrls": "https://10.0.0.1:2380"})
+        (&response["kind"], &response["name"], &response["peerUrls"]),
+        (
+            &"member".into(),
+            &"cp1".into(),
+            &"https://10.0.0.1:2380".into()
+        ),
+        "{response}"
+    );
+    // No etcd (nor its certificates) there: the live revision is unread, and says why.
+    assert_eq!(response["live"]["kind"], "unread", "{response}");
+    assert!(
+        response["live"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1"),
+        "{response}"
     );
     let mut future = member.clone();
-    future["protocol"] = 2.into();
+    future["protocol"] = 3.into();
     let (code, response) = answer(&future);
     assert_eq!(code, Some(1), "{response}");
     assert!(
-        response["error"].as_str().unwrap().contains("protocol 2"),
+        response["error"].as_str().unwrap().contains("protocol 3"),
         "{response}"
     );
     assert_eq!(tree(root), before);
