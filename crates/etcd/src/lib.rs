@@ -48,8 +48,8 @@ mod target;
 pub mod testing;
 
 pub use crate::client::{
-    Alarm, AlarmKind, Applied, Cluster, Connector, EndpointReport, Member, MemberClient, MemberStatus,
-    Quorum, Survey,
+    Alarm, AlarmKind, Applied, Cluster, Connector, EndpointReport, Member, MemberClient,
+    MemberStatus, Quorum, Survey,
 };
 pub use crate::error::{Error, Result, RpcCause};
 pub use crate::select::{Choice, Role};

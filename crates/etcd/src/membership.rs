@@ -189,7 +189,10 @@ impl View {
                     } else if !st.learner && p.read.is_none() {
                         Some("no read was tried".to_string())
                     } else {
-                        s.errors.first().map(|e| format!("reports: {e}"))
+                        // Errors a member reports about itself are its alarms, listed
+                        // on their own: a NOSPACE member still serves reads, and
+                        // defragmentation and disarming go through it.
+                        None
                     };
                     if st.problem.is_none() {
                         st.health = Health::Healthy;
@@ -550,7 +553,9 @@ impl Refusal {
     pub fn overridable(&self) -> bool {
         matches!(
             self,
-            Refusal::LosesQuorum { .. } | Refusal::EvenCount { .. } | Refusal::LowersTolerance { .. }
+            Refusal::LosesQuorum { .. }
+                | Refusal::EvenCount { .. }
+                | Refusal::LowersTolerance { .. }
         )
     }
 }
@@ -558,10 +563,9 @@ impl Refusal {
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Refusal::LosesQuorum { before, after } => write!(
-                f,
-                "quorum would be lost: now {before}; after: {after}"
-            ),
+            Refusal::LosesQuorum { before, after } => {
+                write!(f, "quorum would be lost: now {before}; after: {after}")
+            }
             Refusal::EvenCount { voting } => write!(
                 f,
                 "{voting} voting members would be left: an even count tolerates no more failures than {} and needs one vote more",
@@ -761,7 +765,10 @@ pub fn plan_promote(view: &View, given: &str, preferred: &[String]) -> Result<Me
                 problem: target.problem.clone().unwrap_or_default(),
             });
         } else {
-            match (view.leader_member().and_then(|l| l.raft_index()), target.raft_index()) {
+            match (
+                view.leader_member().and_then(|l| l.raft_index()),
+                target.raft_index(),
+            ) {
                 (Some(leader_index), Some(learner_index)) => {
                     if !caught_up(learner_index, leader_index) {
                         refusals.push(Refusal::NotCaughtUp {
@@ -809,7 +816,11 @@ pub fn join_settings(members: &[Member], new_id: u64, name: &str) -> JoinSetting
     let mut cluster = Vec::new();
     let mut own = Vec::new();
     for m in members {
-        let n = if m.id == new_id { name } else { m.name.as_str() };
+        let n = if m.id == new_id {
+            name
+        } else {
+            m.name.as_str()
+        };
         for u in &m.peer_urls {
             cluster.push(format!("{n}={u}"));
             if m.id == new_id {

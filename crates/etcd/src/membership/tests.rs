@@ -88,7 +88,13 @@ fn a_member_without_read_or_leader_is_unhealthy_and_an_unstarted_one_says_so() {
     let probes = [up(1, 1, 100, false), no_read, up(3, 0, 100, false)];
     let v = View::build(members, &probes, vec![]);
     assert_eq!(v.members[1].health, Health::Unhealthy);
-    assert!(v.members[1].problem.as_ref().unwrap().contains("linearizable"));
+    assert!(
+        v.members[1]
+            .problem
+            .as_ref()
+            .unwrap()
+            .contains("linearizable")
+    );
     assert!(v.members[2].problem.as_ref().unwrap().contains("no leader"));
     assert_eq!(v.members[3].health, Health::NotStarted);
     assert_eq!(v.members[3].label(), "9");
@@ -104,7 +110,11 @@ fn tolerance_arithmetic() {
     assert_eq!(Tolerance::of(5, 5).tolerated, 2);
     assert!(!Tolerance::of(2, 1).has_quorum);
     assert!(!Tolerance::of(0, 0).has_quorum);
-    assert!(Tolerance::of(3, 2).to_string().contains("0 failures tolerated"));
+    assert!(
+        Tolerance::of(3, 2)
+            .to_string()
+            .contains("0 failures tolerated")
+    );
 }
 
 #[test]
@@ -116,7 +126,11 @@ fn removing_from_three_healthy_leaves_an_even_count() {
     assert!(!p.allowed(false));
     assert!(p.allowed(true));
     // From five, four are left: refused too; from four, three: allowed.
-    assert!(!plan_remove(&cluster(5, &[]), "m5", &[]).unwrap().allowed(false));
+    assert!(
+        !plan_remove(&cluster(5, &[]), "m5", &[])
+            .unwrap()
+            .allowed(false)
+    );
     let four = plan_remove(&cluster(4, &[]), "m4", &[]).unwrap();
     assert!(four.refusals.is_empty(), "{:?}", four.refusals);
 }
@@ -196,7 +210,12 @@ fn add_a_learner_keeps_tolerance_and_a_voter_lowers_it() {
     // A peer URL in use, and a second learner.
     let p = plan_add(&v, "x", &["https://10.0.0.2:2380/".into()], true, &[]);
     assert!(matches!(&p.refusals[0], Refusal::PeerUrlInUse { member, .. } if member == "m2"));
-    let members = vec![member(1, false), member(2, false), member(3, false), member(4, true)];
+    let members = vec![
+        member(1, false),
+        member(2, false),
+        member(3, false),
+        member(4, true),
+    ];
     let probes = [
         up(1, 1, 9, false),
         up(2, 1, 9, false),
@@ -231,7 +250,10 @@ fn with_learner(learner_index: Option<u64>) -> View {
 fn promote_only_a_running_caught_up_learner() {
     let p = plan_promote(&with_learner(Some(950)), "m3", &[]).unwrap();
     assert!(p.refusals.is_empty(), "{:?}", p.refusals);
-    assert_eq!((p.before, p.after), (Tolerance::of(2, 2), Tolerance::of(3, 3)));
+    assert_eq!(
+        (p.before, p.after),
+        (Tolerance::of(2, 2), Tolerance::of(3, 3))
+    );
     let p = plan_promote(&with_learner(Some(500)), "m3", &[]).unwrap();
     assert_eq!(
         p.refusals,
@@ -243,7 +265,9 @@ fn promote_only_a_running_caught_up_learner() {
     );
     assert!(!p.allowed(true));
     let p = plan_promote(&with_learner(None), "m3", &[]).unwrap();
-    assert!(matches!(&p.refusals[0], Refusal::LearnerNotRunning { problem, .. } if problem.contains("refused")));
+    assert!(
+        matches!(&p.refusals[0], Refusal::LearnerNotRunning { problem, .. } if problem.contains("refused"))
+    );
     let p = plan_promote(&with_learner(Some(1000)), "m2", &[]).unwrap();
     assert_eq!(
         p.refusals,
