@@ -152,12 +152,25 @@ pub enum Error {
     },
 
     /// No member has the name or id given.
-    #[error("no etcd member '{given}'; the members are: {}", known.join(", "))]
+    #[error(
+        "no etcd member '{given}'; the members are: {}{}",
+        known.join(", "),
+        if unstarted.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (a member that never started has no name yet: give its id, {})",
+                unstarted.join(", ")
+            )
+        }
+    )]
     UnknownMember {
         /// What was given.
         given: String,
         /// Every member as `name (id)`.
         known: Vec<String>,
+        /// The ids of members that never started (etcd learns a name at the start).
+        unstarted: Vec<String>,
     },
 
     /// Several members have the name given.

@@ -271,6 +271,12 @@ impl View {
                     .iter()
                     .map(|m| format!("{} ({:x})", m.label(), m.id))
                     .collect(),
+                unstarted: self
+                    .members
+                    .iter()
+                    .filter(|m| m.health == Health::NotStarted)
+                    .map(|m| format!("{:x}", m.id))
+                    .collect(),
             })
     }
 

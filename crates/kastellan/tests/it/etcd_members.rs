@@ -639,3 +639,90 @@ fn cli_etcd_member_help_names_the_guard_rails() {
         assert!(help.contains(word), "{word}:\n{help}");
     }
 }
+
+/// A minimal API server on 127.0.0.1 (plain HTTP, one request per connection) that
+/// lists `nodes` for the control-plane label and none for the legacy one; it serves
+/// until the test ends.
+fn fake_apiserver(nodes: Value) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let request = String::from_utf8_lossy(&buf).to_string();
+            let items = if request.contains("control-plane") {
+                nodes.clone()
+            } else {
+                Value::Array(vec![])
+            };
+            let body = serde_json::json!({
+                "kind": "NodeList", "apiVersion": "v1", "metadata": {}, "items": items
+            })
+            .to_string();
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn real_etcd_35_cli_members_match_control_plane_nodes() {
+    let etcd = EtcdCluster::start(&etcd35(), 3);
+    let node = |name: &str, ip: &str| {
+        serde_json::json!({
+            "metadata": {"name": name},
+            "status": {"addresses": [{"type": "InternalIP", "address": ip}]}
+        })
+    };
+    // m0 and m1 have Nodes of their names; no Node for m2; cp9 has no member.
+    let port = fake_apiserver(Value::Array(vec![
+        node("m0", "10.1.0.1"),
+        node("m1", "10.1.0.2"),
+        node("cp9", "10.1.0.9"),
+    ]));
+    let kubeconfig = etcd.scratch().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:{port}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t\n"
+        ),
+    )
+    .unwrap();
+    let p = |f: &str| etcd.pki.path(f).display().to_string();
+    let out = kastellan()
+        .args(["etcd", "members", "-o", "json", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .arg(format!("--endpoints={}", etcd.endpoints().join(",")))
+        .arg(format!("--cacert={}", p("ca.crt")))
+        .arg(format!("--cert={}", p("healthcheck-client.crt")))
+        .arg(format!("--key={}", p("healthcheck-client.key")))
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let doc = json(&out);
+    assert_eq!(doc["controlPlanes"]["checked"], true, "{doc}");
+    assert_eq!(
+        doc["controlPlanes"]["unmatched"],
+        serde_json::json!(["cp9"])
+    );
+    for m in doc["members"].as_array().unwrap() {
+        let expected = match m["name"].as_str().unwrap() {
+            "m2" => Value::Null,
+            other => Value::String(other.to_string()),
+        };
+        assert_eq!(m["node"], expected, "{doc}");
+    }
+}

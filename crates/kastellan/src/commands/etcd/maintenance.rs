@@ -206,10 +206,7 @@ pub(super) fn defrag(args: &EtcdDefragArgs, printer: &Printer) -> Result<Outcome
         let total = first.members.iter().filter(|m| !m.learner).count();
         let mut done: Vec<u64> = Vec::new();
         let mut view = first;
-        loop {
-            let Some(m) = membership::next_to_defragment(&view, &done).cloned() else {
-                break;
-            };
+        while let Some(m) = membership::next_to_defragment(&view, &done).cloned() {
             let Some(endpoint) = m.endpoint.clone() else {
                 bail!("member {} answered at no endpoint", m.label());
             };

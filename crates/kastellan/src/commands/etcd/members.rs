@@ -184,7 +184,7 @@ fn health_cell(m: &MemberState, style: &Style) -> String {
     match m.health {
         Health::Healthy => style.good("healthy"),
         Health::Unhealthy => style.bad("unhealthy"),
-        Health::NotStarted => style.warn("not started"),
+        Health::NotStarted => style.warn("unstarted"),
     }
 }
 
@@ -204,7 +204,11 @@ impl Report for MembersReport {
         for r in &self.members {
             let m = &r.state;
             t.row([
-                m.label(),
+                if m.name.is_empty() {
+                    "-".to_string()
+                } else {
+                    m.name.clone()
+                },
                 format!("{:x}", m.id),
                 health_cell(m, style),
                 role(m).to_string(),
@@ -617,9 +621,10 @@ fn finish(
             let err = anyhow::Error::new(e);
             if text.contains("unhealthy cluster") {
                 err.context(
-                    "etcd refused: it removes a voting member only when the members left have \
-                     been connected to it for 5 seconds and would keep a quorum \
-                     (--strict-reconfig-check); wait and check `kastellan etcd members`",
+                    "etcd refused: it changes the membership only once the voting members have \
+                     been connected to each other for 5 seconds, and removes one only when a \
+                     quorum stays connected (--strict-reconfig-check); wait a few seconds and \
+                     check `kastellan etcd members`",
                 )
             } else if text.contains("not enough started members") {
                 err.context(
@@ -751,9 +756,16 @@ pub(super) fn promote(args: &MemberPromoteArgs, printer: &Printer) -> Result<Out
             *id,
             plan.through.as_ref().map(|t| t.name.as_str()),
         );
-        let next = vec![format!(
+        let mut next = vec![format!(
             "{name} votes now; its etcd needs no change (--initial-cluster-state=existing only matters at its first start)"
         )];
+        let voting = plan.after.voting;
+        if voting.is_multiple_of(2) {
+            next.push(format!(
+                "{voting} voting members are an even count: they tolerate no more failures than {}; add or remove one",
+                voting - 1
+            ));
+        }
         let mut report = ChangeReport {
             outcome: ChangeOutcome::DryRun,
             forced: false,
