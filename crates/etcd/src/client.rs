@@ -17,7 +17,8 @@ use crate::target::{Target, Timeouts, TlsPem};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Member {
-    /// The member id (etcdctl prints it as hex).
+    /// The member id (etcdctl prints it as hex, and so does its JSON).
+    #[serde(serialize_with = "crate::membership::hex")]
     pub id: u64,
     /// The member's name; empty while it has not started.
     pub name: String,
@@ -42,7 +43,8 @@ impl Member {
 pub struct MemberStatus {
     /// The endpoint that answered.
     pub endpoint: String,
-    /// The id of the member that answered.
+    /// The id of the member that answered (hex in JSON).
+    #[serde(serialize_with = "crate::membership::hex")]
     pub member_id: u64,
     /// etcd's server version.
     pub version: String,
@@ -50,7 +52,8 @@ pub struct MemberStatus {
     pub db_size: i64,
     /// Bytes of the database actually in use (after compaction and before defrag).
     pub db_size_in_use: i64,
-    /// The id of the leader this member knows (0: none).
+    /// The id of the leader this member knows (0: none; hex in JSON).
+    #[serde(serialize_with = "crate::membership::hex")]
     pub leader: u64,
     /// The raft term.
     pub raft_term: u64,
@@ -94,7 +97,8 @@ impl std::fmt::Display for AlarmKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Alarm {
-    /// The member raising it.
+    /// The member raising it (hex in JSON).
+    #[serde(serialize_with = "crate::membership::hex")]
     pub member_id: u64,
     /// What it is.
     pub kind: AlarmKind,

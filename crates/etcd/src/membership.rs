@@ -20,7 +20,9 @@ use crate::error::{Error, Result};
 /// (etcd's `readyPercent`).
 pub const CAUGHT_UP_SHARE: f64 = 0.9;
 
-fn hex<S: Serializer>(id: &u64, s: S) -> std::result::Result<S::Ok, S::Error> {
+/// Serialises a member id as etcdctl prints it (hex): JSON readers that hold numbers as
+/// doubles would lose precision past 2^53.
+pub(crate) fn hex<S: Serializer>(id: &u64, s: S) -> std::result::Result<S::Ok, S::Error> {
     s.serialize_str(&format!("{id:x}"))
 }
 

@@ -331,6 +331,11 @@ fn changes_describe_themselves_and_serialise_ids_in_hex() {
     let json = serde_json::to_value(&c).unwrap();
     assert_eq!(json["action"], "remove");
     assert_eq!(json["id"], "8e9e05c52164694d");
+    let v = serde_json::to_value(cluster(3, &[])).unwrap();
+    assert_eq!(v["leader"], "1");
+    assert_eq!(v["members"][1]["id"], "2");
+    assert_eq!(v["members"][1]["status"]["memberId"], "2");
+    assert_eq!(v["members"][1]["status"]["leader"], "1");
     let r = serde_json::to_value(Refusal::EvenCount { voting: 2 }).unwrap();
     assert_eq!(r["reason"], "evenCount");
 }

@@ -5,8 +5,8 @@
 //! of that crate (`Cluster::apply`) and renders reports.
 //!
 //! JSON of `members`: `members` (each: `id` in hex, `name`, `peerUrls`, `clientUrls`,
-//! `learner`, `leader`, `health`, `problem`, `endpoint`, `status` with etcd's figures,
-//! `node`), `leader`, `tolerance`, `alarms`, `controlPlanes` (`checked`, `reason`,
+//! `learner`, `leader`, `health`, `problem`, `endpoint`, `status` with etcd's figures
+//! under etcd's names (`memberId` and `leader` in hex), `node`), `leader`, `tolerance`, `alarms`, `controlPlanes` (`checked`, `reason`,
 //! `unmatched`). JSON of a change: `outcome` (`done`, `dryRun`, `refused`), `plan`
 //! (`change`, `through`, `before`, `after`, `refusals`), `endpointsNote`, `members`
 //! after the change, `join` (for an added member) and `next` (what to do on the node).
