@@ -521,6 +521,14 @@ pub enum Refusal {
         /// The member that has it.
         member: String,
     },
+    /// A member already has this name.
+    #[serde(rename_all = "camelCase")]
+    NameInUse {
+        /// The name.
+        name: String,
+        /// That member's id in hex.
+        id: String,
+    },
     /// etcd keeps at most one learner; this one must be promoted or removed first.
     #[serde(rename_all = "camelCase")]
     LearnerExists {
@@ -596,6 +604,10 @@ impl std::fmt::Display for Refusal {
             Refusal::PeerUrlInUse { url, member } => {
                 write!(f, "peer URL {url} belongs to member {member} already")
             }
+            Refusal::NameInUse { name, id } => write!(
+                f,
+                "member {id} is named {name} already (remove it first to replace it)"
+            ),
             Refusal::LearnerExists { member } => write!(
                 f,
                 "learner {member} is still waiting: promote or remove it first (etcd keeps one learner at a time)"
@@ -718,6 +730,12 @@ pub fn plan_add(
                 member: m.label(),
             });
         }
+    }
+    if let Some(m) = view.members.iter().find(|m| m.name == name) {
+        refusals.push(Refusal::NameInUse {
+            name: name.to_string(),
+            id: format!("{:x}", m.id),
+        });
     }
     if learner && let Some(l) = view.members.iter().find(|m| m.learner) {
         refusals.push(Refusal::LearnerExists { member: l.label() });

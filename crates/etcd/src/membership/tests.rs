@@ -207,6 +207,16 @@ fn add_a_learner_keeps_tolerance_and_a_voter_lowers_it() {
     // A voter added to two of three healthy: quorum lost until it runs.
     let p = plan_add(&cluster(3, &[3]), "m4", &url, false, &[]);
     assert!(matches!(p.refusals[0], Refusal::LosesQuorum { .. }));
+    // A name in use.
+    let p = plan_add(&v, "m2", &url, true, &[]);
+    assert_eq!(
+        p.refusals,
+        vec![Refusal::NameInUse {
+            name: "m2".into(),
+            id: "2".into()
+        }]
+    );
+    assert!(!p.allowed(true));
     // A peer URL in use, and a second learner.
     let p = plan_add(&v, "x", &["https://10.0.0.2:2380/".into()], true, &[]);
     assert!(matches!(&p.refusals[0], Refusal::PeerUrlInUse { member, .. } if member == "m2"));

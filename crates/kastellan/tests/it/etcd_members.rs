@@ -200,6 +200,17 @@ fn remove_add_promote(release: &EtcdRelease) {
         assert!(human.contains(word), "{word} missing:\n{human}");
     }
 
+    // Bad input changes nothing: a name in use, a member that does not exist.
+    let taken = etcd.members[leader].name.clone();
+    let url = format!("https://127.0.0.1:{}", free_port());
+    let out = run(&etcd, &all, &["member", "add", &taken, "--peer-urls", &url]);
+    assert_eq!(code(&out), 1, "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("named"), "{}", text(&out.stdout));
+    let out = run(&etcd, &all, &["member", "remove", "nope"]);
+    assert_eq!(code(&out), 2);
+    assert!(text(&out.stderr).contains("no etcd member 'nope'"));
+    assert_eq!(etcdctl_members(&etcd, &all[0]).len(), 3);
+
     let writer = Writer::start(&etcd, others.clone());
     // etcd removes a voting member only once the others have been connected to the
     // leader for 5 s (its strict reconfiguration check): give the peers that time.
