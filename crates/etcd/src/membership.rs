@@ -139,6 +139,14 @@ fn trim_url(u: &str) -> &str {
     u.trim_end_matches('/')
 }
 
+/// Whether `endpoint` is one of the member's client URLs, or the one it answered at.
+fn answers_at(m: &MemberState, endpoint: &str) -> bool {
+    m.endpoint.as_deref().map(trim_url) == Some(trim_url(endpoint))
+        || m.client_urls
+            .iter()
+            .any(|u| trim_url(u) == trim_url(endpoint))
+}
+
 impl View {
     /// Puts the member list and the endpoints' answers together. An answer belongs to
     /// the member whose id it carries; a member no endpoint answered for gets the error
@@ -291,6 +299,18 @@ impl View {
         )
     }
 
+    /// The member the endpoints given reach first (the one a command would talk
+    /// through if nothing else were said): the first of `preferred` that is a healthy
+    /// member's client URL or answered as it.
+    pub fn reached_by(&self, preferred: &[String]) -> Option<&MemberState> {
+        preferred.iter().find_map(|e| {
+            self.members
+                .iter()
+                .filter(|m| m.healthy())
+                .find(|m| answers_at(m, e))
+        })
+    }
+
     /// A healthy voting member to send a change through, other than `except`: the
     /// first of `preferred` (the endpoints the user gave) that is one, else the first
     /// in the member list.
@@ -299,10 +319,10 @@ impl View {
         let pick = preferred
             .iter()
             .find_map(|e| {
-                self.members.iter().filter(usable).find(|m| {
-                    m.endpoint.as_deref().map(trim_url) == Some(trim_url(e))
-                        || m.client_urls.iter().any(|u| trim_url(u) == trim_url(e))
-                })
+                self.members
+                    .iter()
+                    .filter(usable)
+                    .find(|m| answers_at(m, e))
             })
             .or_else(|| self.members.iter().find(usable))?;
         Some(Through {

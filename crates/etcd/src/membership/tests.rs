@@ -169,6 +169,7 @@ fn no_change_without_quorum_even_with_force() {
 fn a_removal_never_goes_through_the_member_it_removes() {
     let v = cluster(3, &[]);
     let mine = vec!["https://10.0.0.3:2379".to_string()];
+    assert_eq!(v.reached_by(&mine).unwrap().name, "m3");
     let p = plan_remove(&v, "m3", &mine).unwrap();
     assert_eq!(p.through.as_ref().unwrap().name, "m1");
     // m3 the only member answering besides a dead m2, with five members: nobody else.

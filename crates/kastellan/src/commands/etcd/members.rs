@@ -511,16 +511,7 @@ fn endpoints_note(
     through: Option<&str>,
 ) -> Option<String> {
     let m = view.member(target)?;
-    let trim = |u: &str| u.trim_end_matches('/').to_string();
-    let reaches = |s: &MemberState, e: &String| {
-        s.client_urls.iter().any(|u| trim(u) == trim(e))
-            || s.endpoint.as_deref().map(trim) == Some(trim(e))
-    };
-    // The member the command would talk through: the first endpoint given that reaches
-    // a healthy member.
-    let first = preferred
-        .iter()
-        .find_map(|e| view.members.iter().find(|s| s.healthy() && reaches(s, e)))?;
+    let first = view.reached_by(preferred)?;
     (first.id == m.id).then(|| match through {
         Some(t) => format!(
             "the endpoints given reach {}, the member this is about: the request goes through {t} instead",
