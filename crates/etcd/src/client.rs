@@ -9,6 +9,7 @@ use etcd_client::{AlarmAction, AlarmType, Certificate, ConnectOptions, Identity,
 use serde::Serialize;
 
 use crate::error::{Error, Result, rpc_error};
+use crate::membership::{Change, Probe, View};
 use crate::select::{self, Candidate, Choice};
 use crate::target::{Target, Timeouts, TlsPem};
 
@@ -16,7 +17,8 @@ use crate::target::{Target, Timeouts, TlsPem};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Member {
-    /// The member id (etcdctl prints it as hex).
+    /// The member id (etcdctl prints it as hex, and so does its JSON).
+    #[serde(serialize_with = "crate::membership::hex")]
     pub id: u64,
     /// The member's name; empty while it has not started.
     pub name: String,
@@ -41,7 +43,8 @@ impl Member {
 pub struct MemberStatus {
     /// The endpoint that answered.
     pub endpoint: String,
-    /// The id of the member that answered.
+    /// The id of the member that answered (hex in JSON).
+    #[serde(serialize_with = "crate::membership::hex")]
     pub member_id: u64,
     /// etcd's server version.
     pub version: String,
@@ -49,7 +52,8 @@ pub struct MemberStatus {
     pub db_size: i64,
     /// Bytes of the database actually in use (after compaction and before defrag).
     pub db_size_in_use: i64,
-    /// The id of the leader this member knows (0: none).
+    /// The id of the leader this member knows (0: none; hex in JSON).
+    #[serde(serialize_with = "crate::membership::hex")]
     pub leader: u64,
     /// The raft term.
     pub raft_term: u64,
@@ -96,7 +100,8 @@ impl std::fmt::Display for AlarmKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Alarm {
-    /// The member raising it.
+    /// The member raising it (hex in JSON).
+    #[serde(serialize_with = "crate::membership::hex")]
     pub member_id: u64,
     /// What it is.
     pub kind: AlarmKind,
@@ -249,17 +254,75 @@ impl MemberClient {
     pub async fn member_list(&mut self) -> Result<Vec<Member>> {
         let mut c = self.inner.clone();
         let resp = self.timed("member list", c.member_list()).await?;
-        Ok(resp
-            .members()
-            .iter()
-            .map(|m| Member {
-                id: m.id(),
-                name: m.name().to_string(),
-                peer_urls: m.peer_urls().to_vec(),
-                client_urls: m.client_urls().to_vec(),
-                is_learner: m.is_learner(),
-            })
-            .collect())
+        Ok(members_of(resp.members()))
+    }
+
+    /// A linearizable read through this member (of the key `health`, as `etcdctl
+    /// endpoint health` does): it needs the member to reach a quorum. A permission
+    /// error counts as an answer (the read went through raft).
+    pub async fn health_read(&mut self) -> Result<()> {
+        let mut c = self.inner.clone();
+        match self.timed("linearizable read", c.get("health", None)).await {
+            Ok(_) => Ok(()),
+            Err(Error::Rpc { detail, .. }) if detail.contains("PermissionDenied") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Adds a member with `peer_urls` (a learner when `learner`); returns the new
+    /// member and the member list etcd answered with.
+    pub async fn member_add(
+        &mut self,
+        peer_urls: &[String],
+        learner: bool,
+    ) -> Result<(Member, Vec<Member>)> {
+        let mut c = self.inner.clone();
+        let options = if learner {
+            etcd_client::MemberAddOptions::new().with_is_learner()
+        } else {
+            etcd_client::MemberAddOptions::new()
+        };
+        let resp = self
+            .timed("member add", c.member_add(peer_urls, Some(options)))
+            .await?;
+        let added = resp.member().map(member_of).ok_or_else(|| Error::Rpc {
+            endpoint: self.endpoint.clone(),
+            operation: "member add",
+            cause: crate::RpcCause::Other,
+            detail: "etcd answered without the new member".to_string(),
+        })?;
+        Ok((added, members_of(resp.member_list())))
+    }
+
+    /// Removes the member `id`; returns the member list etcd answered with.
+    pub async fn member_remove(&mut self, id: u64) -> Result<Vec<Member>> {
+        let mut c = self.inner.clone();
+        let resp = self.timed("member remove", c.member_remove(id)).await?;
+        Ok(members_of(resp.members()))
+    }
+
+    /// Promotes the learner `id`; returns the member list etcd answered with.
+    pub async fn member_promote(&mut self, id: u64) -> Result<Vec<Member>> {
+        let mut c = self.inner.clone();
+        let resp = self.timed("member promote", c.member_promote(id)).await?;
+        Ok(members_of(resp.members()))
+    }
+
+    /// Clears the alarm `kind` raised by `member_id`; returns the alarms still active.
+    pub async fn alarm_disarm(&mut self, member_id: u64, kind: AlarmKind) -> Result<Vec<Alarm>> {
+        let mut c = self.inner.clone();
+        let mut options = etcd_client::AlarmOptions::new();
+        options.with_member(member_id);
+        let alarm = match kind {
+            AlarmKind::Nospace => AlarmType::Nospace,
+            AlarmKind::Corrupt => AlarmType::Corrupt,
+        };
+        self.timed(
+            "alarm disarm",
+            c.alarm(AlarmAction::Deactivate, alarm, Some(options)),
+        )
+        .await?;
+        self.alarms().await
     }
 
     /// This member's status.
@@ -319,6 +382,35 @@ impl MemberClient {
             self.timeouts.stream_idle,
         ))
     }
+}
+
+fn member_of(m: &etcd_client::Member) -> Member {
+    Member {
+        id: m.id(),
+        name: m.name().to_string(),
+        peer_urls: m.peer_urls().to_vec(),
+        client_urls: m.client_urls().to_vec(),
+        is_learner: m.is_learner(),
+    }
+}
+
+fn members_of(list: &[etcd_client::Member]) -> Vec<Member> {
+    list.iter().map(member_of).collect()
+}
+
+/// What a [`Change`] returned.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Applied {
+    /// The member list etcd answered with (member changes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<Member>>,
+    /// The member added.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub added: Option<Member>,
+    /// The alarms still active (disarm).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alarms: Option<Vec<Alarm>>,
 }
 
 /// What one endpoint answered.
@@ -546,6 +638,130 @@ impl Cluster {
             endpoints,
             alarms,
             member_list_error,
+        }
+    }
+
+    /// The member list (from the first endpoint that answers) and every member's own
+    /// answer: its status and, for voting members, a linearizable read, all asked
+    /// concurrently at the target's endpoints and every member's client URLs; the
+    /// alarms from a voting member that answered.
+    pub async fn view(&self) -> Result<View> {
+        let members = self.members().await?;
+        let mut endpoints: Vec<String> = Vec::new();
+        for e in self
+            .target
+            .endpoints
+            .iter()
+            .chain(members.iter().flat_map(|m| m.client_urls.iter()))
+        {
+            let e = e.trim_end_matches('/').to_string();
+            if !endpoints.contains(&e) {
+                endpoints.push(e);
+            }
+        }
+        let mut set = tokio::task::JoinSet::new();
+        for (i, e) in endpoints.into_iter().enumerate() {
+            let connector = self.connector.clone();
+            set.spawn(async move {
+                let mut client = match connector.connect(&e).await {
+                    Ok(c) => c,
+                    Err(err) => {
+                        return (
+                            i,
+                            Probe {
+                                endpoint: e,
+                                status: Err(err.to_string()),
+                                read: None,
+                            },
+                        );
+                    }
+                };
+                let status = client.status().await.map_err(|err| err.to_string());
+                let read = match &status {
+                    Ok(s) if !s.is_learner => {
+                        Some(client.health_read().await.map_err(|err| err.to_string()))
+                    }
+                    _ => None,
+                };
+                (
+                    i,
+                    Probe {
+                        endpoint: e,
+                        status,
+                        read,
+                    },
+                )
+            });
+        }
+        let mut probes: Vec<(usize, Probe)> = Vec::new();
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok(p) => probes.push(p),
+                // A panicking task is a bug; its endpoint counts as not answering.
+                Err(e) => tracing::warn!("probe task failed: {e}"),
+            }
+        }
+        probes.sort_by_key(|(i, _)| *i);
+        let probes: Vec<Probe> = probes.into_iter().map(|(_, p)| p).collect();
+        let mut alarms = Vec::new();
+        if let Some(p) = probes
+            .iter()
+            .find(|p| p.status.as_ref().is_ok_and(|s| !s.is_learner))
+            && let Ok(mut c) = self.connector.connect(&p.endpoint).await
+        {
+            match c.alarms().await {
+                Ok(a) => alarms = a,
+                Err(err) => tracing::warn!("alarm list: {err}"),
+            }
+        }
+        Ok(View::build(members, &probes, alarms))
+    }
+
+    /// Makes `change` through the member at `through` (a defragmentation goes to the
+    /// member it names, and may take up to `long`, since a large backend takes a while).
+    pub async fn apply(&self, change: &Change, through: &str, long: Duration) -> Result<Applied> {
+        match change {
+            Change::Remove { id, .. } => {
+                let mut c = self.connector.connect(through).await?;
+                Ok(Applied {
+                    members: Some(c.member_remove(*id).await?),
+                    ..Applied::default()
+                })
+            }
+            Change::Add {
+                peer_urls, learner, ..
+            } => {
+                let mut c = self.connector.connect(through).await?;
+                let (added, members) = c.member_add(peer_urls, *learner).await?;
+                Ok(Applied {
+                    members: Some(members),
+                    added: Some(added),
+                    ..Applied::default()
+                })
+            }
+            Change::Promote { id, .. } => {
+                let mut c = self.connector.connect(through).await?;
+                Ok(Applied {
+                    members: Some(c.member_promote(*id).await?),
+                    ..Applied::default()
+                })
+            }
+            Change::Defragment { endpoint, .. } => {
+                let mut c = self.connector.connect_with(endpoint, None).await?;
+                c.timeouts.request = long;
+                let mut inner = c.inner.clone();
+                c.timed("defragment", inner.defragment()).await?;
+                Ok(Applied::default())
+            }
+            Change::Disarm {
+                member_id, alarm, ..
+            } => {
+                let mut c = self.connector.connect(through).await?;
+                Ok(Applied {
+                    alarms: Some(c.alarm_disarm(*member_id, *alarm).await?),
+                    ..Applied::default()
+                })
+            }
         }
     }
 

@@ -151,6 +151,37 @@ pub enum Error {
         tried: Vec<String>,
     },
 
+    /// No member has the name or id given.
+    #[error(
+        "no etcd member '{given}'; the members are: {}{}",
+        known.join(", "),
+        if unstarted.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (a member that never started has no name yet: give its id, {})",
+                unstarted.join(", ")
+            )
+        }
+    )]
+    UnknownMember {
+        /// What was given.
+        given: String,
+        /// Every member as `name (id)`.
+        known: Vec<String>,
+        /// The ids of members that never started (etcd learns a name at the start).
+        unstarted: Vec<String>,
+    },
+
+    /// Several members have the name given.
+    #[error("several etcd members are named '{given}' ({}); give the id", ids.join(", "))]
+    AmbiguousMember {
+        /// What was given.
+        given: String,
+        /// Their ids in hex.
+        ids: Vec<String>,
+    },
+
     /// The snapshot stream ended before the size etcd announced.
     #[error(
         "etcd {endpoint}: snapshot stream ended early after {received} bytes ({remaining} announced as still to come)"

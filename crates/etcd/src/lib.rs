@@ -5,6 +5,9 @@
 //! - [`Cluster`]: member list, every member's status (queried concurrently, one client
 //!   per endpoint so each answer comes from the member named), alarms, quorum, and the
 //!   choice of a healthy member (a follower first).
+//! - [`membership`]: the members with their health, and the guard rails of member
+//!   changes and defragmentation (pure); [`Cluster::view`] gathers what they need and
+//!   [`Cluster::apply`] makes one [`membership::Change`].
 //! - [`snapshot`]: streaming a member's snapshot into a file that is checked (length,
 //!   sha256 trailer, bbolt structure) before it gets its final name.
 //!
@@ -37,6 +40,7 @@
 mod client;
 pub mod discovery;
 mod error;
+pub mod membership;
 pub mod select;
 pub mod snapshot;
 mod target;
@@ -44,8 +48,8 @@ mod target;
 pub mod testing;
 
 pub use crate::client::{
-    Alarm, AlarmKind, Cluster, Connector, EndpointReport, Member, MemberClient, MemberStatus,
-    Quorum, Survey,
+    Alarm, AlarmKind, Applied, Cluster, Connector, EndpointReport, Member, MemberClient,
+    MemberStatus, Quorum, Survey,
 };
 pub use crate::error::{Error, Result, RpcCause};
 pub use crate::select::{Choice, Role};

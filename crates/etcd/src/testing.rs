@@ -22,6 +22,9 @@ use rcgen::{
 
 use crate::target::TlsFiles;
 
+/// The etcd client crate, for tests that talk to the members themselves.
+pub use etcd_client;
+
 /// One etcd release: the server, etcdctl, and the tool for `snapshot status`
 /// (etcdctl in 3.4, etcdutl from 3.5 on).
 #[derive(Debug, Clone)]
@@ -511,10 +514,70 @@ pub struct TestMember {
 }
 
 impl TestMember {
+    /// A member that does not run yet, to be started with [`EtcdCluster::join`].
+    pub fn planned(name: &str, client_url: &str, peer_url: &str, data_dir: &Path) -> TestMember {
+        TestMember {
+            name: name.to_string(),
+            client_url: client_url.to_string(),
+            peer_url: peer_url.to_string(),
+            data_dir: data_dir.to_path_buf(),
+            process: Running(None),
+        }
+    }
+
+    /// Whether its process has exited on its own (e.g. etcd stops once removed).
+    pub fn exited(&mut self) -> bool {
+        self.process.exited().is_some()
+    }
+
     /// The process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.process.pid()
     }
+}
+
+/// Starts one TLS member of a test cluster, its log in `<dir>/<name>.log` (appended).
+fn spawn_member(
+    release: &EtcdRelease,
+    pki: &TestPki,
+    dir: &Path,
+    m: &TestMember,
+    initial: &str,
+    state: &str,
+    extra: &[&str],
+) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("{}.log", m.name)))
+        .expect("log file");
+    let p = |f: &str| pki.path(f).display().to_string();
+    Command::new(&release.etcd)
+        .arg(format!("--name={}", m.name))
+        .arg(format!("--data-dir={}", m.data_dir.display()))
+        .arg(format!("--listen-client-urls={}", m.client_url))
+        .arg(format!("--advertise-client-urls={}", m.client_url))
+        .arg(format!("--listen-peer-urls={}", m.peer_url))
+        .arg(format!("--initial-advertise-peer-urls={}", m.peer_url))
+        .arg(format!("--initial-cluster={initial}"))
+        .arg(format!("--initial-cluster-state={state}"))
+        .arg("--initial-cluster-token=kastellan-it")
+        .arg("--client-cert-auth=true")
+        .arg(format!("--trusted-ca-file={}", p("ca.crt")))
+        .arg(format!("--cert-file={}", p("server.crt")))
+        .arg(format!("--key-file={}", p("server.key")))
+        .arg("--peer-client-cert-auth=true")
+        .arg(format!("--peer-trusted-ca-file={}", p("ca.crt")))
+        .arg(format!("--peer-cert-file={}", p("peer.crt")))
+        .arg(format!("--peer-key-file={}", p("peer.key")))
+        .arg("--snapshot-count=10000")
+        .args(extra)
+        .env("ETCD_UNSUPPORTED_ARCH", "")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", release.etcd.display()))
 }
 
 /// A real etcd cluster on 127.0.0.1 with mutual TLS on client and peer URLs. Dropping
@@ -555,36 +618,15 @@ impl EtcdCluster {
             .collect();
         let initial = initial.join(",");
         for m in &mut members {
-            let log = std::fs::File::create(dir.path().join(format!("{}.log", m.name)))
-                .expect("log file");
-            let p = |f: &str| pki.path(f).display().to_string();
-            let child = Command::new(&release.etcd)
-                .arg(format!("--name={}", m.name))
-                .arg(format!("--data-dir={}", m.data_dir.display()))
-                .arg(format!("--listen-client-urls={}", m.client_url))
-                .arg(format!("--advertise-client-urls={}", m.client_url))
-                .arg(format!("--listen-peer-urls={}", m.peer_url))
-                .arg(format!("--initial-advertise-peer-urls={}", m.peer_url))
-                .arg(format!("--initial-cluster={initial}"))
-                .arg("--initial-cluster-state=new")
-                .arg("--initial-cluster-token=kastellan-it")
-                .arg("--client-cert-auth=true")
-                .arg(format!("--trusted-ca-file={}", p("ca.crt")))
-                .arg(format!("--cert-file={}", p("server.crt")))
-                .arg(format!("--key-file={}", p("server.key")))
-                .arg("--peer-client-cert-auth=true")
-                .arg(format!("--peer-trusted-ca-file={}", p("ca.crt")))
-                .arg(format!("--peer-cert-file={}", p("peer.crt")))
-                .arg(format!("--peer-key-file={}", p("peer.key")))
-                .arg("--snapshot-count=10000")
-                .args(extra)
-                .env("ETCD_UNSUPPORTED_ARCH", "")
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("log"))
-                .stderr(log)
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e}", release.etcd.display()));
-            m.process = Running(Some(child));
+            m.process = Running(Some(spawn_member(
+                release,
+                &pki,
+                dir.path(),
+                m,
+                &initial,
+                "new",
+                extra,
+            )));
         }
         let cluster = EtcdCluster {
             release: release.clone(),
@@ -691,9 +733,81 @@ impl EtcdCluster {
         panic!("no leader found");
     }
 
+    /// Starts `member` as a new member of the running cluster
+    /// (`--initial-cluster-state=existing` with `initial_cluster`, as `member add`
+    /// prints it), adds it to [`members`](Self::members) and waits (30 s at most) until
+    /// it answers its status; returns its index.
+    pub fn join(&mut self, mut member: TestMember, initial_cluster: &str) -> usize {
+        let child = spawn_member(
+            &self.release,
+            &self.pki,
+            self.dir.path(),
+            &member,
+            initial_cluster,
+            "existing",
+            &[],
+        );
+        member.process = Running(Some(child));
+        self.members.push(member);
+        let i = self.members.len() - 1;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.members[i].process.exited() {
+                panic!(
+                    "joining member {} exited ({status}); log:\n{}",
+                    self.members[i].name,
+                    self.log(&self.members[i])
+                );
+            }
+            let out = self
+                .etcdctl_on(&self.members[i].client_url)
+                .args(["endpoint", "status"])
+                .output()
+                .expect("etcdctl runs");
+            if out.status.success() {
+                return i;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "joining member {} does not answer in 30 s; log:\n{}",
+                self.members[i].name,
+                self.log(&self.members[i])
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Takes member `i` out of [`members`](Self::members), killing its process (by pid)
+    /// if it still runs; returns it (its URLs and data dir).
+    pub fn forget(&mut self, i: usize) -> TestMember {
+        let mut m = self.members.remove(i);
+        m.process.kill();
+        m
+    }
+
     /// Kills one member (SIGKILL, by its pid) and reaps it.
     pub fn kill(&mut self, i: usize) {
         self.members[i].process.kill();
+    }
+
+    /// An etcd-client with the good client certificate for `endpoints`.
+    pub async fn client_for(&self, endpoints: &[String]) -> etcd_client::Client {
+        let opts = etcd_client::ConnectOptions::new()
+            .with_timeout(Duration::from_secs(5))
+            .with_connect_timeout(Duration::from_secs(5))
+            .with_tls(
+                etcd_client::TlsOptions::new()
+                    .ca_certificate(etcd_client::Certificate::from_pem(
+                        std::fs::read(self.pki.path("ca.crt")).expect("ca"),
+                    ))
+                    .identity(etcd_client::Identity::from_pem(
+                        std::fs::read(self.pki.path("healthcheck-client.crt")).expect("cert"),
+                        std::fs::read(self.pki.path("healthcheck-client.key")).expect("key"),
+                    )),
+            );
+        etcd_client::Client::connect(endpoints, Some(opts))
+            .await
+            .expect("connect")
     }
 
     /// Writes `count` keys `/registry/kastellan/it/NNNNN` with values of `value_len`

@@ -69,7 +69,8 @@ pub enum Command {
     #[command(subcommand)]
     Lab(LabCommand),
 
-    /// etcd maintenance: save, restore, inspect and verify snapshots.
+    /// etcd maintenance: snapshots (save, restore, inspect, verify), members and their
+    /// changes, defragmentation, alarms.
     #[command(subcommand)]
     Etcd(EtcdCommand),
 
@@ -732,6 +733,160 @@ pub enum EtcdCommand {
     /// Save snapshots from a running etcd, and inspect snapshot files.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// Every member: name, id, health, role (leader, follower, learner), raft index, DB
+    /// size, version, peer and client URLs, and the control-plane node it belongs to.
+    ///
+    /// Each member is asked at its own client URL (status and a linearizable read, as
+    /// `etcdctl endpoint health`). Control-plane Nodes are matched by name or address
+    /// through the kubeconfig when one answers; otherwise the report says why not.
+    /// Exit 0 every member healthy and no alarm, 1 a member unhealthy or not started or
+    /// an alarm active, 2 etcd could not be reached.
+    Members(EtcdMembersArgs),
+    /// Change the membership with guard rails: add (a learner first), promote, remove.
+    #[command(subcommand)]
+    Member(MemberCommand),
+    /// Defragment every member in turn: followers first, the leader last, each only
+    /// while the whole cluster is healthy, with each DB size before and after.
+    ///
+    /// Learners are skipped (etcd does not defragment them). Exit 0 every member done
+    /// (or planned with --dry-run), 1 stopped because the cluster was not healthy, 2 an
+    /// error.
+    Defrag(EtcdDefragArgs),
+    /// List or clear etcd's alarms (NOSPACE, CORRUPT).
+    #[command(subcommand)]
+    Alarm(AlarmCommand),
+}
+
+/// Arguments of `etcd members`.
+#[derive(Debug, Args)]
+pub struct EtcdMembersArgs {
+    /// How to reach etcd.
+    #[command(flatten)]
+    pub etcd: EtcdConnectArgs,
+}
+
+/// `kastellan etcd member ...`
+#[derive(Debug, Subcommand)]
+pub enum MemberCommand {
+    /// Add a member, as a learner unless --learner=false, and print the flags its etcd
+    /// must be started with (--initial-cluster, --initial-cluster-state=existing, an
+    /// empty data dir).
+    ///
+    /// A voting member added before it runs lowers the fault tolerance: refused without
+    /// --force. Exit 0 added (or would be, with --dry-run), 1 refused (nothing changed),
+    /// 2 an error.
+    Add(MemberAddArgs),
+    /// Promote a learner to a voting member once its log has caught up with the
+    /// leader's (refused, with both raft indexes, before that).
+    ///
+    /// Exit 0 promoted (or would be, with --dry-run), 1 refused, 2 an error.
+    Promote(MemberPromoteArgs),
+    /// Remove a member, refusing (without --force) when the healthy members left would
+    /// not make a quorum or their count would be even; the fault tolerance before and
+    /// after is printed either way. Members that do not answer count as down.
+    ///
+    /// The request never goes through the member removed. Exit 0 removed (or would be,
+    /// with --dry-run), 1 refused (nothing changed), 2 an error.
+    Remove(MemberRemoveArgs),
+}
+
+/// Arguments of `etcd member add`.
+#[derive(Debug, Args)]
+pub struct MemberAddArgs {
+    /// The new member's name (its node's name on kubeadm clusters).
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The new member's peer URLs, comma-separated (https://ADDRESS:2380).
+    #[arg(long, value_name = "URLS", value_delimiter = ',', required = true)]
+    pub peer_urls: Vec<String>,
+    /// Add it as a learner (non-voting until promoted); --learner=false adds a voting
+    /// member at once.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub learner: bool,
+    /// Print what would be done and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Go past the fault-tolerance guard rails.
+    #[arg(long)]
+    pub force: bool,
+    /// How to reach etcd.
+    #[command(flatten)]
+    pub etcd: EtcdConnectArgs,
+}
+
+/// Arguments of `etcd member promote`.
+#[derive(Debug, Args)]
+pub struct MemberPromoteArgs {
+    /// The learner: its name, or its id in hex.
+    #[arg(value_name = "MEMBER")]
+    pub member: String,
+    /// Wait up to this many seconds for the learner to run and catch up.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub wait: u64,
+    /// Print what would be done and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How to reach etcd.
+    #[command(flatten)]
+    pub etcd: EtcdConnectArgs,
+}
+
+/// Arguments of `etcd member remove`.
+#[derive(Debug, Args)]
+pub struct MemberRemoveArgs {
+    /// The member: its name, or its id in hex.
+    #[arg(value_name = "MEMBER")]
+    pub member: String,
+    /// Print what would be done and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Remove even when quorum would be lost or an even count left.
+    #[arg(long)]
+    pub force: bool,
+    /// How to reach etcd.
+    #[command(flatten)]
+    pub etcd: EtcdConnectArgs,
+}
+
+/// Arguments of `etcd defrag`.
+#[derive(Debug, Args)]
+pub struct EtcdDefragArgs {
+    /// Print the order and the sizes now, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Before each member, wait up to this many seconds for the cluster to be healthy;
+    /// stop when it is not.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub wait_healthy: u64,
+    /// Seconds one member's defragmentation may take (it blocks that member's reads
+    /// and writes meanwhile).
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub defrag_timeout: u64,
+    /// How to reach etcd.
+    #[command(flatten)]
+    pub etcd: EtcdConnectArgs,
+}
+
+/// `kastellan etcd alarm ...`
+#[derive(Debug, Subcommand)]
+pub enum AlarmCommand {
+    /// The active alarms with the member that raised each and its DB size (exit 0 none,
+    /// 1 some).
+    List(EtcdMembersArgs),
+    /// Clear every active alarm (after a NOSPACE: once compaction and `etcd defrag` have
+    /// freed space, or etcd raises it again at the next write).
+    Disarm(AlarmDisarmArgs),
+}
+
+/// Arguments of `etcd alarm disarm`.
+#[derive(Debug, Args)]
+pub struct AlarmDisarmArgs {
+    /// Print the alarms that would be cleared and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How to reach etcd.
+    #[command(flatten)]
+    pub etcd: EtcdConnectArgs,
 }
 
 /// `kastellan etcd snapshot ...`

@@ -1,4 +1,7 @@
-//! `kastellan etcd ...`: etcd maintenance. `snapshot status` and `snapshot verify` read
+//! `kastellan etcd ...`: etcd maintenance. `members`, `member add|promote|remove`
+//! (`members.rs`), `defrag` and `alarm list|disarm` (`maintenance.rs`) talk to the
+//! members with `kastellan-etcd`, whose `membership` module makes every decision.
+//! `snapshot status` and `snapshot verify` read
 //! a snapshot file (never writing it) with `kastellan-snapshot`; `snapshot save` streams
 //! one from a running member with `kastellan-etcd` (its JSON: `file`, `endpoint`,
 //! `member`, `size`, `sha256`, `elapsedSeconds`, and etcd's `hash`, `revision`,
@@ -25,9 +28,13 @@ use kastellan_snapshot::{
 use serde::Serialize;
 
 use crate::Outcome;
-use crate::cli::{EtcdCommand, EtcdConnectArgs, SnapshotCommand, SnapshotSaveArgs};
+use crate::cli::{
+    AlarmCommand, EtcdCommand, EtcdConnectArgs, MemberCommand, SnapshotCommand, SnapshotSaveArgs,
+};
 
 mod inspect;
+mod maintenance;
+mod members;
 mod restore;
 
 /// Runs `kastellan etcd ...`.
@@ -46,6 +53,13 @@ pub fn run(
         EtcdCommand::Snapshot(SnapshotCommand::Save(args)) => save(&args, global, printer),
         EtcdCommand::Snapshot(SnapshotCommand::Restore(args)) => restore::run(args, printer),
         EtcdCommand::Snapshot(SnapshotCommand::Inspect(args)) => inspect::run(&args, printer),
+        EtcdCommand::Members(args) => members::members(&args, global, printer),
+        EtcdCommand::Member(MemberCommand::Add(args)) => members::add(&args, printer),
+        EtcdCommand::Member(MemberCommand::Remove(args)) => members::remove(&args, printer),
+        EtcdCommand::Member(MemberCommand::Promote(args)) => members::promote(&args, printer),
+        EtcdCommand::Defrag(args) => maintenance::defrag(&args, printer),
+        EtcdCommand::Alarm(AlarmCommand::List(args)) => maintenance::alarm_list(&args, printer),
+        EtcdCommand::Alarm(AlarmCommand::Disarm(args)) => maintenance::alarm_disarm(&args, printer),
     }
 }
 

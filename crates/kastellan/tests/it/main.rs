@@ -15,6 +15,7 @@ mod backup;
 mod certs;
 mod cli;
 mod drain;
+mod etcd_members;
 mod etcd_restore;
 mod etcd_save;
 mod inspect;
