@@ -21,6 +21,7 @@ fn status(id: u64, leader: u64, index: u64, learner: bool) -> MemberStatus {
         raft_term: 2,
         raft_index: index,
         raft_applied_index: index,
+        revision: 1,
         errors: vec![],
         is_learner: learner,
     }
