@@ -347,6 +347,9 @@ fn lab_upgrade_apply_resumes_after_sigkill_and_a_failed_drain() {
     let _ = std::fs::remove_dir_all(STATE);
     let host_dpkg_before = std::fs::read("/var/lib/dpkg/status").unwrap();
     let _guard = LabGuard;
+    // Where the time goes, for keeping the lab tier lean.
+    let t0 = std::time::Instant::now();
+    let phase = |name: &str| eprintln!("upgrade test: {:>4}s {name}", t0.elapsed().as_secs());
     ok(
         kastellan()
             .args([
@@ -376,6 +379,7 @@ fn lab_upgrade_apply_resumes_after_sigkill_and_a_failed_drain() {
         "kubectl create configmap",
     );
     kubectl_apply(PINNED);
+    phase("lab up");
     // Each node: its own dpkg database, the v1.20 repository, the three packages held,
     // as kastellan reads them over ssh.
     let madison = ok(on("cp1", "apt-cache madison kubeadm"), "madison");
@@ -385,6 +389,7 @@ fn lab_upgrade_apply_resumes_after_sigkill_and_a_failed_drain() {
     );
     assert_eq!(packages(), expected("1.20.2-1.1", "1.20"));
 
+    phase("packages read");
     // The dry run prints every command per node and changes nothing.
     let before = package_files();
     let dry_args = [
@@ -434,6 +439,7 @@ fn lab_upgrade_apply_resumes_after_sigkill_and_a_failed_drain() {
             .join("upgrade-journal.json")
             .exists()
     );
+    phase("dry runs");
     // A saved plan is applied only while the cluster matches it.
     let saved = ok(
         kastellan()
@@ -470,6 +476,7 @@ fn lab_upgrade_apply_resumes_after_sigkill_and_a_failed_drain() {
     );
     assert!(String::from_utf8_lossy(&refused.stderr).contains("add --yes"));
 
+    phase("saved plan refused");
     // Killed during a control-plane step: `kubeadm upgrade node` on cp2 has started
     // and written output.
     let said = apply_killed_when(
@@ -541,6 +548,7 @@ fn lab_upgrade_apply_resumes_after_sigkill_and_a_failed_drain() {
     );
     let _ = std::fs::remove_dir_all("/var/lib/kastellan/upgrade-test-2");
 
+    phase("killed during kubeadm upgrade node");
     // Resumed: it says what it found, runs cp2's interrupted step again, and is killed
     // between the nodes (after cp3's last step).
     let said = apply_killed_when(&["--resume"], Some(last_cp3), |_, said| {
@@ -554,6 +562,7 @@ fn lab_upgrade_apply_resumes_after_sigkill_and_a_failed_drain() {
         "{said}"
     );
 
+    phase("killed between nodes");
     // The resume stops before w1's drain changes anything: `web`'s only ready pod is on w1.
     let failed = apply(&["--resume"]);
     let err = String::from_utf8_lossy(&failed.stderr).into_owned();
@@ -587,6 +596,7 @@ fn lab_upgrade_apply_resumes_after_sigkill_and_a_failed_drain() {
     );
     assert!(journal().is_some(), "a dry run abandoned the run");
 
+    phase("drain hazard");
     // The operator accepts it, but a budget allows `web` no disruption: the drain says
     // so, and the run is killed while it waits.
     kubectl_apply(BUDGET);
@@ -608,6 +618,7 @@ fn lab_upgrade_apply_resumes_after_sigkill_and_a_failed_drain() {
         "kubectl delete pdb",
     );
 
+    phase("killed during the blocked drain");
     // Something else holds w2's dpkg lock (as unattended-upgrades does): w2's first
     // package step fails, after its repository moved to v1.21; the failure says how
     // to take w2 back instead, since kubeadm has not touched it.
@@ -637,6 +648,7 @@ fn lab_upgrade_apply_resumes_after_sigkill_and_a_failed_drain() {
     );
     drop(holder);
 
+    phase("dpkg lock failure");
     // The cause removed, the run ends; on a terminal the live line shows the step.
     let done = Command::new("script")
         .args(["-qefc"])
@@ -659,6 +671,7 @@ fn lab_upgrade_apply_resumes_after_sigkill_and_a_failed_drain() {
         "{out}"
     );
 
+    phase("finished");
     // Every step ran to completion exactly once, across six processes; the two that
     // were killed while running started twice.
     let archived: Vec<_> = std::fs::read_dir(STATE)
@@ -764,6 +777,7 @@ fn lab_upgrade_apply_resumes_after_sigkill_and_a_failed_drain() {
             .unwrap(),
         "status after the upgrade",
     );
+    phase("checked");
     // Nothing reached the host's packages or binaries.
     assert_eq!(
         std::fs::read("/var/lib/dpkg/status").unwrap(),
