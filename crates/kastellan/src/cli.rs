@@ -550,6 +550,10 @@ pub struct ProbeArgs {
     /// How to reach each node's local endpoints in cluster-wide status.
     #[arg(long, value_name = "HOW", value_enum, default_value_t = NodeAccessMode::Auto)]
     pub node_access: NodeAccessMode,
+    /// Nodes gathered at once in cluster-wide status (a sweep's own load on the
+    /// nodes and the API stays bounded on large clusters).
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    pub node_concurrency: u32,
     /// How ssh reaches the nodes.
     #[command(flatten)]
     pub ssh: SshArgs,
@@ -593,6 +597,10 @@ pub struct ExporterArgs {
     /// How to gather.
     #[command(flatten)]
     pub probe: ProbeArgs,
+    /// Serve a sweep younger than this many seconds from memory instead of probing
+    /// again; scrapes that arrive while a sweep runs always share it.
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    pub min_interval: u64,
     /// Print the DaemonSet manifest (hostNetwork, control-plane nodes) and exit.
     #[arg(long)]
     pub print_daemonset: bool,

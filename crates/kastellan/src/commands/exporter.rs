@@ -1,7 +1,8 @@
 //! `kastellan exporter`: the status as Prometheus metrics, gathered on each scrape.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use kastellan_health::{State, StatusReport, Verdict};
@@ -28,7 +29,11 @@ pub fn run(args: ExporterArgs, global: &GlobalArgs, printer: &Printer) -> Result
         return Ok(Outcome::Ok);
     }
     let rt = super::runtime()?;
-    let state = Arc::new((args.probe.clone(), global.clone()));
+    let state = Arc::new((
+        args.probe.clone(),
+        global.clone(),
+        Sweeper::new(Duration::from_secs(args.min_interval)),
+    ));
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
@@ -42,7 +47,7 @@ pub fn run(args: ExporterArgs, global: &GlobalArgs, printer: &Printer) -> Result
                 "/metrics",
                 axum::routing::get(move || {
                     let state = state.clone();
-                    async move { scrape(&state.0, &state.1).await }
+                    async move { scrape(&state.0, &state.1, &state.2).await }
                 }),
             )
             .route("/healthz", axum::routing::get(|| async { "ok" }));
@@ -56,23 +61,93 @@ pub fn run(args: ExporterArgs, global: &GlobalArgs, printer: &Printer) -> Result
     Ok(Outcome::Ok)
 }
 
+/// One sweep's result, kept for the scrapes that follow it.
+struct Swept {
+    report: Arc<StatusReport>,
+    finished: Instant,
+    took: Duration,
+}
+
+/// Coalesces scrapes: one sweep at a time, shared by every scrape that arrived while
+/// it ran, and served from memory while it is younger than the minimum interval. Two
+/// Prometheus replicas and a few dashboards then cost the control plane one sweep.
+struct Sweeper {
+    min_interval: Duration,
+    last: tokio::sync::Mutex<Option<Swept>>,
+    sweeps: AtomicU64,
+}
+
+/// What a scrape says about the sweep it was served from.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepStats {
+    /// Seconds since the sweep finished.
+    pub age: f64,
+    /// How long the sweep took.
+    pub duration: f64,
+    /// Sweeps run since the exporter started.
+    pub total: u64,
+}
+
+impl Sweeper {
+    fn new(min_interval: Duration) -> Sweeper {
+        Sweeper {
+            min_interval,
+            last: tokio::sync::Mutex::new(None),
+            sweeps: AtomicU64::new(0),
+        }
+    }
+
+    /// The report for a scrape that arrived now: the last sweep when it finished after
+    /// the scrape arrived (it ran while the scrape waited) or is younger than the
+    /// minimum interval, else a new sweep (the lock makes the others wait for it).
+    async fn report(&self, p: &ProbeArgs, global: &GlobalArgs) -> (Arc<StatusReport>, SweepStats) {
+        let arrived = Instant::now();
+        let mut last = self.last.lock().await;
+        let fresh = last
+            .as_ref()
+            .is_some_and(|s| s.finished >= arrived || s.finished.elapsed() < self.min_interval);
+        let s: &Swept = match &mut *last {
+            Some(s) if fresh => s,
+            slot => {
+                let start = Instant::now();
+                let report = match super::status::gather(p, global).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let mut r = StatusReport::new(Vec::new(), None, Vec::new());
+                        r.summary = format!("could not check: {e:#}");
+                        r
+                    }
+                };
+                self.sweeps.fetch_add(1, Ordering::Relaxed);
+                slot.insert(Swept {
+                    report: Arc::new(report),
+                    finished: Instant::now(),
+                    took: start.elapsed(),
+                })
+            }
+        };
+        (
+            s.report.clone(),
+            SweepStats {
+                age: s.finished.elapsed().as_secs_f64(),
+                duration: s.took.as_secs_f64(),
+                total: self.sweeps.load(Ordering::Relaxed),
+            },
+        )
+    }
+}
+
 async fn scrape(
     p: &ProbeArgs,
     global: &GlobalArgs,
+    sweeper: &Sweeper,
 ) -> ([(axum::http::HeaderName, &'static str); 1], String) {
-    let report = match super::status::gather(p, global).await {
-        Ok(r) => r,
-        Err(e) => {
-            let mut r = StatusReport::new(Vec::new(), None, Vec::new());
-            r.summary = format!("could not check: {e:#}");
-            r
-        }
-    };
+    let (report, stats) = sweeper.report(p, global).await;
     let ct = (
         axum::http::header::CONTENT_TYPE,
         "application/openmetrics-text; version=1.0.0; charset=utf-8",
     );
-    ([ct], encode(&report))
+    ([ct], encode_swept(&report, Some(stats)))
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -102,9 +177,33 @@ struct LeaseLabels {
 
 type G = Gauge<f64, AtomicU64>;
 
-/// Encodes a report in the OpenMetrics text format.
-pub fn encode(r: &StatusReport) -> String {
+/// Encodes a report in the OpenMetrics text format, with the sweep's age, duration and
+/// count when it comes from one.
+pub fn encode_swept(r: &StatusReport, sweep: Option<SweepStats>) -> String {
     let mut reg = Registry::with_prefix("kastellan");
+    if let Some(sw) = sweep {
+        let age = G::default();
+        let took = G::default();
+        let total = G::default();
+        reg.register(
+            "sweep_age_seconds",
+            "Seconds since the sweep these metrics come from finished",
+            age.clone(),
+        );
+        reg.register(
+            "sweep_duration_seconds",
+            "How long that sweep took",
+            took.clone(),
+        );
+        reg.register(
+            "sweeps",
+            "Sweeps run since the exporter started (concurrent scrapes share one)",
+            total.clone(),
+        );
+        age.set(sw.age);
+        took.set(sw.duration);
+        total.set(sw.total as f64);
+    }
     let up = Family::<ProbeLabels, G>::default();
     let latency = Family::<ProbeLabels, G>::default();
     let healthy = G::default();
@@ -271,7 +370,7 @@ mod tests {
             ..Default::default()
         }];
         let q = kastellan_health::quorum::assess(&members, Some(1));
-        let text = encode(&StatusReport::new(checks, Some(q), vec![]));
+        let text = encode_swept(&StatusReport::new(checks, Some(q), vec![]), None);
         assert!(text.contains(r#"kastellan_probe_up{node="cp1",component="etcd",endpoint="http://127.0.0.1:2381/health",source="local-probe"} 1"#), "{text}");
         assert!(
             text.contains(

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -137,10 +138,13 @@ pub async fn gather(p: &ProbeArgs, global: &GlobalArgs) -> Result<StatusReport> 
     let mut local = BTreeMap::new();
     if let Some(access) = &access {
         let mut set = tokio::task::JoinSet::new();
+        let slots = Arc::new(tokio::sync::Semaphore::new(p.node_concurrency as usize));
         for n in &nodes {
             let access = access.clone();
             let name = n.name.clone();
+            let slots = slots.clone();
             set.spawn(async move {
+                let _slot = slots.acquire_owned().await;
                 let r = access
                     .gather(&name, timeout)
                     .await

@@ -158,3 +158,128 @@ fn cli_a_missing_kubeconfig_is_named_once() {
         );
     }
 }
+
+/// A plain HTTP GET on loopback: the body, and how long the answer took.
+fn http_get(port: u16, path: &str) -> (String, std::time::Duration) {
+    use std::io::{Read as _, Write as _};
+    let start = std::time::Instant::now();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    (out, start.elapsed())
+}
+
+/// A metric's value in an OpenMetrics text.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// The exporter started on a free loopback port, killed when dropped.
+struct Exporter(std::process::Child, u16);
+
+impl Exporter {
+    fn start(manifests: &std::path::Path, min_interval: u64) -> Exporter {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = kastellan()
+            .args(["exporter", "--local", "--node", "t", "--probe-timeout", "1"])
+            .arg("--manifests-dir")
+            .arg(manifests)
+            .args(["--min-interval", &min_interval.to_string()])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Exporter(child, port);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("the exporter never listened on {port}");
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// 50 scrapes at once cost the node one sweep, not 50: they all wait for the sweep
+/// under way and are answered within its time plus a margin; a scrape after it runs a
+/// new one (`--min-interval 0`), and one within `--min-interval` is served from memory.
+/// The sweep is made slow for real: the node's scheduler manifest names a loopback
+/// port whose listener never answers, so that probe waits out its 1 s timeout.
+#[test]
+fn cli_exporter_coalesces_concurrent_scrapes() {
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = hung.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("kube-scheduler.yaml"),
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: kube-scheduler, namespace: kube-system}}\n\
+             spec:\n  containers:\n  - name: kube-scheduler\n    image: registry.k8s.io/kube-scheduler:v1.30.0\n    \
+             command: [kube-scheduler, --secure-port={port}]\n"
+        ),
+    )
+    .unwrap();
+
+    let exporter = Exporter::start(dir.path(), 0);
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(50));
+    let scrapes: Vec<_> = (0..50)
+        .map(|_| {
+            let barrier = barrier.clone();
+            let port = exporter.1;
+            std::thread::spawn(move || {
+                barrier.wait();
+                http_get(port, "/metrics")
+            })
+        })
+        .collect();
+    let answers: Vec<(String, std::time::Duration)> =
+        scrapes.into_iter().map(|t| t.join().unwrap()).collect();
+    for (body, took) in &answers {
+        assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+        assert_eq!(metric(body, "kastellan_sweeps"), 1.0, "{body}");
+        let sweep = metric(body, "kastellan_sweep_duration_seconds");
+        // The hung probe's timeout: the sweep really was slow.
+        assert!(sweep >= 0.9, "{body}");
+        assert!(
+            took.as_secs_f64() < sweep + 2.0,
+            "a scrape took {took:?}, the sweep {sweep} s"
+        );
+    }
+    let (after, _) = http_get(exporter.1, "/metrics");
+    assert_eq!(metric(&after, "kastellan_sweeps"), 2.0, "{after}");
+    drop(exporter);
+
+    let cached = Exporter::start(dir.path(), 60);
+    let (first, _) = http_get(cached.1, "/metrics");
+    let (second, took) = http_get(cached.1, "/metrics");
+    assert_eq!(metric(&second, "kastellan_sweeps"), 1.0, "{second}");
+    assert!(took.as_secs_f64() < 0.5, "served from memory in {took:?}");
+    assert!(
+        metric(&second, "kastellan_sweep_age_seconds")
+            >= metric(&first, "kastellan_sweep_age_seconds"),
+        "{first}\n{second}"
+    );
+    drop(hung);
+}
