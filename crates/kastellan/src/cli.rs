@@ -100,6 +100,11 @@ pub enum Command {
     #[command(subcommand)]
     Node(NodeCommand),
 
+    /// Certificate signing requests: list them, and approve kubelet serving requests
+    /// only for the names and addresses of the node that asked.
+    #[command(subcommand)]
+    Csr(CsrCommand),
+
     /// Restore the control plane from an etcd snapshot or a backup bundle: stop the
     /// apiserver, controller-manager, scheduler and etcd (their manifests go to a holding
     /// dir), restore into a fresh data dir, point etcd.yaml at it, start everything again.
@@ -281,6 +286,37 @@ pub enum NodeCommand {
     /// blocked, failed or timed out (the node stays cordoned unless
     /// --uncordon-on-failure), 2 bad input (unknown node, bad selector) or no cluster.
     Drain(DrainArgs),
+}
+
+/// `kastellan csr ...`
+#[derive(Debug, Subcommand)]
+pub enum CsrCommand {
+    /// Every CertificateSigningRequest: signer, requester, age and condition, pending
+    /// ones first.
+    List,
+    /// Approve pending kubelet serving CSRs (signer kubernetes.io/kubelet-serving) whose
+    /// requester is the node itself (system:node:NAME in system:nodes, the subject
+    /// CN=system:node:NAME, O=system:nodes, serving usages only) and whose every DNS
+    /// name and IP address is one of that Node's addresses; every other is refused
+    /// with the reasons, and left pending.
+    ///
+    /// Exit 0 every considered CSR approved (or none pending), 1 one was refused,
+    /// 2 the API could not be read.
+    Approve(CsrApproveArgs),
+}
+
+/// Arguments of `csr approve`.
+#[derive(Debug, Args)]
+pub struct CsrApproveArgs {
+    /// Only these CSRs (default: every pending kubelet serving CSR).
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
+    /// Kubelet serving CSRs, with the checks above (the only kind this approves).
+    #[arg(long, required = true)]
+    pub kubelet_serving: bool,
+    /// Say what would be approved and refused; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Node names.

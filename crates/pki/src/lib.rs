@@ -12,6 +12,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod check;
+pub mod csr;
 pub mod error;
 pub mod inventory;
 pub mod kubeconfig;

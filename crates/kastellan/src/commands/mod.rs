@@ -3,6 +3,7 @@
 mod backup;
 mod certs;
 mod certs_view;
+mod csr;
 mod etcd;
 mod exporter;
 mod generate;
@@ -45,6 +46,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<Outcome> {
             upgrade::apply(*args, &cli.global, printer)
         }
         Command::Node(cmd) => node::run(cmd, &cli.global, printer),
+        Command::Csr(cmd) => csr::run(cmd, &cli.global, printer),
     }
 }
 

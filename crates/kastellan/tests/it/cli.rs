@@ -196,7 +196,7 @@ impl Exporter {
             .local_addr()
             .unwrap()
             .port();
-        let child = kastellan()
+        let mut child = kastellan()
             .args(["exporter", "--local", "--node", "t", "--probe-timeout", "1"])
             .arg("--manifests-dir")
             .arg(manifests)
@@ -211,6 +211,8 @@ impl Exporter {
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("the exporter never listened on {port}");
     }
 }

@@ -14,6 +14,7 @@
 mod backup;
 mod certs;
 mod cli;
+mod csr;
 mod drain;
 mod etcd_members;
 mod etcd_restore;
