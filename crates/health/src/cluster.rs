@@ -75,6 +75,55 @@ impl NodeReports {
     }
 }
 
+/// Why a Node is not Ready, in plain words, from its conditions: the kubelet gone
+/// silent (and since when), no network plugin yet, resource pressure, its network not
+/// set up; else the kubelet's own reason and message.
+pub fn not_ready(
+    conds: &[k8s_openapi::api::core::v1::NodeCondition],
+    now: jiff::Timestamp,
+) -> String {
+    let Some(ready) = conds.iter().find(|c| c.type_ == "Ready") else {
+        return "no Ready condition: the kubelet never reported".into();
+    };
+    let reason = ready.reason.clone().unwrap_or_default();
+    let message = ready.message.clone().unwrap_or_default();
+    let mut why: Vec<String> = Vec::new();
+    if ready.status == "Unknown" || reason == "NodeStatusUnknown" {
+        let since = ready
+            .last_heartbeat_time
+            .as_ref()
+            .map(|t| {
+                let secs = now.as_second() - t.0.as_second();
+                format!(" since {} ({secs}s ago)", t.0)
+            })
+            .unwrap_or_default();
+        why.push(format!(
+            "the kubelet has not posted its status{since}: it is stopped, hung, or cut off \
+             from the API"
+        ));
+    }
+    let lower = message.to_lowercase();
+    if lower.contains("network plugin") || lower.contains("cni") {
+        why.push(
+            "no network plugin (CNI) is ready: nodes stay NotReady until one is installed".into(),
+        );
+    }
+    for c in conds.iter().filter(|c| c.status == "True") {
+        let plain = match c.type_.as_str() {
+            "MemoryPressure" => "memory pressure",
+            "DiskPressure" => "disk pressure",
+            "PIDPressure" => "PID pressure (too many processes)",
+            "NetworkUnavailable" => "its network is not set up (NetworkUnavailable)",
+            _ => continue,
+        };
+        why.push(plain.to_string());
+    }
+    if why.is_empty() {
+        why.push(format!("Ready={} {reason}: {message}", ready.status));
+    }
+    format!("NotReady: {}", why.join("; "))
+}
+
 /// A node as the API lists it.
 #[derive(Debug, Clone)]
 pub struct NodeInfo {
@@ -220,15 +269,7 @@ async fn api_objects(
                 State::Degraded,
                 format!("Ready but {}", pressure.join(", ")),
             ),
-            Some(c) => (
-                State::Down,
-                format!(
-                    "Ready={} {}: {}",
-                    c.status,
-                    c.reason.clone().unwrap_or_default(),
-                    c.message.clone().unwrap_or_default()
-                ),
-            ),
+            Some(_) => (State::Down, not_ready(&conds, now)),
             None => (State::Unknown, "no Ready condition".into()),
         };
         checks.push(Check {
@@ -555,5 +596,66 @@ mod tests {
         );
         assert_eq!(stale.state, State::Down);
         assert!(stale.detail.contains("STALE"), "{}", stale.detail);
+    }
+
+    fn cond(
+        type_: &str,
+        status: &str,
+        reason: &str,
+        message: &str,
+    ) -> k8s_openapi::api::core::v1::NodeCondition {
+        k8s_openapi::api::core::v1::NodeCondition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: Some(reason.into()),
+            message: Some(message.into()),
+            last_heartbeat_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                "2026-12-01T10:00:00Z".parse().unwrap(),
+            )),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn not_ready_is_said_in_plain_words() {
+        let now: jiff::Timestamp = "2026-12-01T10:01:30Z".parse().unwrap();
+        let silent = [cond(
+            "Ready",
+            "Unknown",
+            "NodeStatusUnknown",
+            "Kubelet stopped posting node status.",
+        )];
+        assert_eq!(
+            not_ready(&silent, now),
+            "NotReady: the kubelet has not posted its status since 2026-12-01T10:00:00Z (90s \
+             ago): it is stopped, hung, or cut off from the API"
+        );
+        let no_cni = [cond(
+            "Ready",
+            "False",
+            "KubeletNotReady",
+            "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady \
+             message:docker: network plugin is not ready: cni config uninitialized",
+        )];
+        assert_eq!(
+            not_ready(&no_cni, now),
+            "NotReady: no network plugin (CNI) is ready: nodes stay NotReady until one is installed"
+        );
+        let full = [
+            cond("Ready", "False", "KubeletNotReady", "evicting"),
+            cond("DiskPressure", "True", "KubeletHasDiskPressure", ""),
+            cond("MemoryPressure", "False", "", ""),
+        ];
+        assert_eq!(not_ready(&full, now), "NotReady: disk pressure");
+        let other = [cond(
+            "Ready",
+            "False",
+            "KubeletNotReady",
+            "PLEG is not healthy",
+        )];
+        assert_eq!(
+            not_ready(&other, now),
+            "NotReady: Ready=False KubeletNotReady: PLEG is not healthy"
+        );
     }
 }

@@ -103,7 +103,8 @@ fn text(o: &Output) -> String {
 /// w1 asks for a serving certificate for its own name and address, and for one with
 /// cp1's address: the first is approved and then issued by the controller-manager's
 /// signer, the second refused with the foreign address named and left pending; a dry
-/// run changes neither; an admin's request for the signer is refused too.
+/// run changes neither; an admin's request for the signer is refused too. Then w1's
+/// kubelet stand-in is stopped, and status explains the NotReady node.
 #[test]
 fn lab_csr_approves_only_a_nodes_own_addresses() {
     let _lock = lab_lock();
@@ -213,4 +214,50 @@ fn lab_csr_approves_only_a_nodes_own_addresses() {
     );
     let missing = ours(&["csr", "approve", "--kubelet-serving", "nope"]);
     assert_eq!(missing.status.code(), Some(2), "{}", text(&missing));
+
+    // w1's kubelet stand-in stopped for real (SIGSTOP of its pid): once the node
+    // controller's grace period is over, status says why w1 is NotReady.
+    let lab: serde_json::Value =
+        serde_json::from_slice(&std::fs::read("/var/lib/kastellan/lab/lab.json").unwrap()).unwrap();
+    let pid = lab["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"]["name"] == "w1")
+        .and_then(|n| n["agent_pid"].as_i64())
+        .unwrap();
+    let agent = nix::unistd::Pid::from_raw(pid as i32);
+    struct Resume(nix::unistd::Pid);
+    impl Drop for Resume {
+        fn drop(&mut self) {
+            let _ = nix::sys::signal::kill(self.0, nix::sys::signal::Signal::SIGCONT);
+        }
+    }
+    nix::sys::signal::kill(agent, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let _resume = Resume(agent);
+    let start = std::time::Instant::now();
+    let detail = loop {
+        let out = ours(&["status", "-o", "json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let row = v["checks"].as_array().and_then(|c| {
+            c.iter()
+                .find(|c| c["node"] == "w1" && c["component"] == "node")
+                .cloned()
+        });
+        if let Some(row) = row
+            && row["state"] == "down"
+        {
+            break row["detail"].as_str().unwrap_or_default().to_string();
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(120),
+            "w1 never NotReady: {v}"
+        );
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    };
+    assert!(
+        detail.starts_with("NotReady: the kubelet has not posted its status since ")
+            && detail.ends_with("it is stopped, hung, or cut off from the API"),
+        "{detail}"
+    );
 }
