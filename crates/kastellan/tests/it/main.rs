@@ -14,6 +14,7 @@
 mod backup;
 mod certs;
 mod cli;
+mod crash;
 mod drain;
 mod etcd_restore;
 mod etcd_save;
