@@ -32,6 +32,7 @@ mod error;
 pub mod manifest;
 mod resources;
 pub mod retention;
+pub mod schedule;
 mod store;
 #[cfg(test)]
 mod tests;
