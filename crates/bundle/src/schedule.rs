@@ -186,7 +186,6 @@ pub const TIMER_PROPERTIES: &[&str] = &[
     "ActiveState",
     "UnitFileState",
     "NextElapseUSecRealtime",
-    "LastTriggerUSec",
 ];
 
 /// The `systemctl show` properties [`ScheduleStatus::from_show`] reads from the service.
@@ -224,13 +223,16 @@ pub struct ScheduleStatus {
 
 impl ScheduleStatus {
     /// Reads `systemctl show --timestamp=unix` output of the timer and the service
-    /// (`KEY=VALUE` lines, times as `@<seconds>`, empty or `0` when never).
+    /// (`KEY=VALUE` lines, times as `@<seconds>`, empty or `0` when never). systemd 252
+    /// prints a timer's `NextElapseUSecRealtime` in its own form whatever
+    /// `--timestamp` says (`Wed 2026-12-02 06:14:37 UTC`): run it with `TZ=UTC`.
+    /// The last run is the service's last start: the timer's `LastTriggerUSec` is set
+    /// when a persistent timer is first started, before any run.
     pub fn from_show(timer: &str, timer_show: &str, service_show: &str) -> ScheduleStatus {
         let t = parse_show(timer_show);
         let s = parse_show(service_show);
         let get = |m: &BTreeMap<String, String>, k: &str| m.get(k).cloned().unwrap_or_default();
-        let last_run =
-            time(&get(&s, "ExecMainStartTimestamp")).or_else(|| time(&get(&t, "LastTriggerUSec")));
+        let last_run = time(&get(&s, "ExecMainStartTimestamp"));
         let state = get(&s, "ActiveState");
         let last_result = if last_run.is_none() {
             None
@@ -268,14 +270,26 @@ pub fn parse_show(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// `@1733100000` (systemd's `--timestamp=unix`) as RFC 3339 UTC; empty, `0` or `n/a`
-/// is none.
+/// `@1733100000` (systemd's `--timestamp=unix`) or `Wed 2026-12-02 06:14:37 UTC` as
+/// RFC 3339 UTC; empty, `0` or `n/a` is none.
 fn time(v: &str) -> Option<String> {
-    let secs: i64 = v.strip_prefix('@')?.parse().ok()?;
-    if secs == 0 {
-        return None;
-    }
-    let ts = jiff::Timestamp::from_second(secs).ok()?;
+    let ts = match v.strip_prefix('@') {
+        Some(secs) => {
+            let secs: i64 = secs.parse().ok()?;
+            if secs == 0 {
+                return None;
+            }
+            jiff::Timestamp::from_second(secs).ok()?
+        }
+        None => {
+            let civil = v.strip_suffix(" UTC")?.split_once(' ')?.1;
+            jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S", civil)
+                .ok()?
+                .to_zoned(jiff::tz::TimeZone::UTC)
+                .ok()?
+                .timestamp()
+        }
+    };
     Some(ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
 }
 
@@ -393,7 +407,7 @@ WantedBy=timers.target
 
     #[test]
     fn status_from_systemctl_show() {
-        let timer = "LoadState=loaded\nActiveState=active\nUnitFileState=enabled\nNextElapseUSecRealtime=@1796212800\nLastTriggerUSec=@1796191200\n";
+        let timer = "LoadState=loaded\nActiveState=active\nUnitFileState=enabled\nNextElapseUSecRealtime=Wed 2026-12-02 12:00:00 UTC\nLastTriggerUSec=Wed 2026-12-02 06:00:00 UTC\n";
         let service = "ActiveState=inactive\nResult=success\nExecMainStartTimestamp=@1796191230\nExecMainExitTimestamp=@1796191242\nExecMainStatus=0\n";
         let s = ScheduleStatus::from_show("kastellan-backup.timer", timer, service);
         assert!(s.installed && s.enabled && s.active);
@@ -409,7 +423,7 @@ WantedBy=timers.target
         assert_eq!(s.last_exit_status, Some(2));
 
         let never = "ActiveState=inactive\nResult=success\nExecMainStartTimestamp=\nExecMainExitTimestamp=\nExecMainStatus=0\n";
-        let timer_never = "LoadState=loaded\nActiveState=active\nUnitFileState=enabled\nNextElapseUSecRealtime=@1796212800\nLastTriggerUSec=\n";
+        let timer_never = "LoadState=loaded\nActiveState=active\nUnitFileState=enabled\nNextElapseUSecRealtime=@1796212800\nLastTriggerUSec=Wed 2026-12-02 01:33:34 UTC\n";
         let s = ScheduleStatus::from_show("t", timer_never, never);
         assert_eq!(
             (&s.last_run, &s.last_result, s.last_exit_status),

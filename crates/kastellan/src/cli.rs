@@ -919,6 +919,74 @@ pub enum BackupCommand {
     List(BackupDirArgs),
     /// Delete bundles beyond the retention rules (never the newest verified one).
     Prune(BackupPruneArgs),
+    /// Run `backup create` on a schedule: a systemd service and timer on this node.
+    ///
+    /// --systemd writes <name>.service (oneshot: `backup create` with the same flags as
+    /// here, then `backup prune` when a --keep-* flag is given) and <name>.timer
+    /// (persistent: a run missed while the node was down happens at boot; randomized
+    /// delay; times derived from --every, which must divide a day: 15m, 1h, 6h, 1d, 7d),
+    /// reloads systemd and enables the timer. Secrets are passed by file
+    /// (--passphrase-file, --key), never written into the units. --dry-run prints the
+    /// unit files and changes nothing. `backup schedule status` shows the last run, its
+    /// result and the next one, as systemd reports them (exit 1 when the last run failed).
+    Schedule(BackupScheduleArgs),
+}
+
+/// Arguments of `backup schedule`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BackupScheduleArgs {
+    /// `status`: the schedule's last and next run.
+    #[command(subcommand)]
+    pub command: Option<ScheduleCommand>,
+    /// How often (15m, 1h, 6h, 1d, 7d, ...).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub every: Option<std::time::Duration>,
+    /// Install as a systemd service and timer on this node.
+    #[arg(long)]
+    pub systemd: bool,
+    /// The units' name: <NAME>.service and <NAME>.timer.
+    #[arg(long, value_name = "NAME", default_value = "kastellan-backup")]
+    pub name: String,
+    /// Where the unit files go.
+    #[arg(long, value_name = "DIR", default_value = "/etc/systemd/system")]
+    pub unit_dir: PathBuf,
+    /// The timer's randomized delay (default: a tenth of --every, at most 30m).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub randomized_delay: Option<std::time::Duration>,
+    /// Print the unit files, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// After each bundle, keep the N newest (see `backup prune`).
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<usize>,
+    /// After each bundle, keep the newest of each of the D most recent days.
+    #[arg(long, value_name = "D")]
+    pub keep_daily: Option<usize>,
+    /// After each bundle, keep the newest of each of the W most recent ISO weeks.
+    #[arg(long, value_name = "W")]
+    pub keep_weekly: Option<usize>,
+    /// The flags of `backup create` the service runs with.
+    #[command(flatten)]
+    pub create: BackupCreateArgs,
+}
+
+/// `kastellan backup schedule ...`
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// The last run, its result and the next one, read from systemd.
+    ///
+    /// Exit 0 when the last run succeeded or none ran yet, 1 when it failed or the
+    /// timer is not installed, 2 when systemd cannot be asked.
+    Status(ScheduleStatusArgs),
+}
+
+/// Arguments of `backup schedule status`.
+#[derive(Debug, Args)]
+pub struct ScheduleStatusArgs {
+    /// The units' name.
+    #[arg(long, value_name = "NAME", default_value = "kastellan-backup")]
+    pub name: String,
 }
 
 /// The bundle directory.

@@ -31,6 +31,7 @@ pub fn run(cmd: BackupCommand, global: &GlobalArgs, printer: &Printer) -> Result
             printer.report(&ListReport(bundles))?;
             Ok(Outcome::Ok)
         }
+        BackupCommand::Schedule(args) => super::backup_schedule::run(&args, global, printer),
         BackupCommand::Prune(args) => {
             let rules = Rules {
                 keep_last: args.keep_last,

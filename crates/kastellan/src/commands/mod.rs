@@ -1,6 +1,7 @@
 //! One module per command group; `run` dispatches to them.
 
 mod backup;
+mod backup_schedule;
 mod certs;
 mod certs_view;
 mod etcd;

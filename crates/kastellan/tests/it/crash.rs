@@ -172,15 +172,26 @@ fn real_etcd_cli_snapshot_save_killed_mid_stream_then_the_next_save_succeeds_17(
 /// A stand-in API server on 127.0.0.1 answering what `backup create` asks: the
 /// version, the kubeadm-config ConfigMap, discovery of one listable resource
 /// (namespaces) and its list. One thread; every answer closes its connection.
-struct FakeApi {
-    port: u16,
+pub(crate) struct FakeApi {
+    pub(crate) port: u16,
 }
 
 impl FakeApi {
-    fn start() -> FakeApi {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
+    pub(crate) fn start() -> FakeApi {
+        FakeApi::start_in(None)
+    }
+
+    /// Listens on 127.0.0.1 of the network namespace of process `netns_of` (its
+    /// serving thread joins that namespace), or of the test's own.
+    pub(crate) fn start_in(netns_of: Option<u32>) -> FakeApi {
+        let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
+            if let Some(pid) = netns_of {
+                let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).unwrap();
+                nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            }
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            tx.send(listener.local_addr().unwrap().port()).unwrap();
             for conn in listener.incoming() {
                 let Ok(mut conn) = conn else { continue };
                 let mut reader = BufReader::new(conn.try_clone().unwrap());
@@ -208,7 +219,9 @@ impl FakeApi {
                 let _ = reader.read_to_end(&mut rest);
             }
         });
-        FakeApi { port }
+        FakeApi {
+            port: rx.recv().unwrap(),
+        }
     }
 
     fn answer(path: &str) -> (&'static str, String) {

@@ -22,6 +22,7 @@ mod inspect;
 mod lab;
 mod restore;
 mod restore_systemd;
+mod schedule_systemd;
 mod snapshot_cli;
 mod status;
 mod tree;
