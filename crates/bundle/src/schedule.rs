@@ -54,18 +54,21 @@ pub fn on_calendar(every: Duration) -> Result<String> {
     let secs = every.as_secs();
     let bad = |why: &str| {
         Error::Usage(format!(
-            "a schedule every {secs} s cannot be a calendar: {why} (e.g. 15m, 1h, 6h, 1d, 7d)"
+            "a schedule every {} cannot be a calendar: {why} (e.g. 15m, 1h, 6h, 1d, 7d)",
+            span(every)
         ))
     };
-    if secs == 0 || every.subsec_nanos() != 0 || secs % 60 != 0 {
+    if secs == 0 || every.subsec_nanos() != 0 || !secs.is_multiple_of(60) {
         return Err(bad("it must be whole minutes"));
     }
     let minutes = secs / 60;
     match minutes {
-        m if m < 60 && 60 % m == 0 => Ok(format!("*-*-* *:00/{m}:00")),
+        m if m < 60 && 60u64.is_multiple_of(m) => Ok(format!("*-*-* *:00/{m}:00")),
         m if m < 60 => Err(bad("minutes must divide an hour")),
-        m if m % 60 != 0 => Err(bad("more than an hour must be whole hours")),
-        m if m / 60 < 24 && 24 % (m / 60) == 0 => Ok(format!("*-*-* 00/{}:00:00", m / 60)),
+        m if !m.is_multiple_of(60) => Err(bad("more than an hour must be whole hours")),
+        m if m / 60 < 24 && 24u64.is_multiple_of(m / 60) => {
+            Ok(format!("*-*-* 00/{}:00:00", m / 60))
+        }
         m if m / 60 < 24 => Err(bad("hours must divide a day")),
         1440 => Ok("*-*-* 00:00:00".into()),
         10080 => Ok("Mon *-*-* 00:00:00".into()),
@@ -99,9 +102,9 @@ fn command_line(binary: &std::path::Path, words: &[&str], args: &[String]) -> St
 /// A duration as systemd's time span (`90s`, `6h`).
 fn span(d: Duration) -> String {
     let s = d.as_secs();
-    if s > 0 && s % 3600 == 0 {
+    if s > 0 && s.is_multiple_of(3600) {
         format!("{}h", s / 3600)
-    } else if s > 0 && s % 60 == 0 {
+    } else if s > 0 && s.is_multiple_of(60) {
         format!("{}min", s / 60)
     } else {
         format!("{s}s")
