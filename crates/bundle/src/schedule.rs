@@ -1,5 +1,6 @@
-//! Scheduled backups under systemd: the service and timer units (pure text, no I/O) and
-//! the reading of `systemctl show` into the last run, its result and the next one.
+//! Scheduled backups: under systemd, the service and timer units (pure text, no I/O)
+//! and the reading of `systemctl show` into the last run, its result and the next one;
+//! in the cluster, a CronJob for the control-plane nodes ([`cronjob_yaml`]).
 //!
 //! The timer is `Persistent=` (a run missed while the node was off happens at boot)
 //! with a `RandomizedDelaySec=` (control planes do not all snapshot etcd in the same
@@ -181,6 +182,145 @@ pub fn systemd_units(req: &ScheduleRequest) -> Result<Units> {
         timer_name: format!("{}.timer", req.name),
         timer,
     })
+}
+
+/// The cron schedule (`minute hour day month weekday`) of runs every `every`, at the
+/// same times as [`on_calendar`]'s.
+pub fn cron_schedule(every: Duration) -> Result<String> {
+    on_calendar(every)?;
+    let minutes = every.as_secs() / 60;
+    Ok(match minutes {
+        m if m < 60 => format!("*/{m} * * * *"),
+        1440 => "0 0 * * *".into(),
+        10080 => "0 0 * * 1".into(),
+        m => format!("0 */{} * * *", m / 60),
+    })
+}
+
+/// What a CronJob runs and where.
+#[derive(Debug, Clone)]
+pub struct CronJobRequest {
+    /// The CronJob's name.
+    pub name: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its `apiVersion` (`batch/v1`; `batch/v1beta1` before Kubernetes 1.21).
+    pub api_version: String,
+    /// How often.
+    pub every: Duration,
+    /// The image holding `kastellan` on its `PATH`.
+    pub image: String,
+    /// The node's kubeadm directory, mounted read-only at the same path.
+    pub etc_kubernetes: PathBuf,
+    /// The bundle directory on the node (hostPath), mounted at the same path.
+    pub dir: PathBuf,
+    /// Other files of the node the run reads (a passphrase file, etcd's client key
+    /// outside `etc_kubernetes`): each mounted read-only at its own path.
+    pub host_files: Vec<PathBuf>,
+    /// The arguments of `backup create` (after `backup create`).
+    pub create_args: Vec<String>,
+    /// The arguments of `backup prune`, when retention is asked.
+    pub prune_args: Option<Vec<String>>,
+}
+
+/// A CronJob running `backup create` (then `backup prune`) on a control-plane node:
+/// the host's network (etcd on its loopback), the node's `/etc/kubernetes` read-only,
+/// the bundles on a hostPath, the control-plane node selector and tolerations,
+/// `concurrencyPolicy: Forbid`. With retention, `backup create` is the init container
+/// and `backup prune` the container, so pruning only follows a good bundle. Secrets
+/// stay files on the node: nothing secret is in the object.
+pub fn cronjob_yaml(req: &CronJobRequest) -> Result<String> {
+    let schedule = cron_schedule(req.every)?;
+    for p in std::iter::once(&req.etc_kubernetes)
+        .chain(std::iter::once(&req.dir))
+        .chain(&req.host_files)
+    {
+        if !p.is_absolute() {
+            return Err(Error::Usage(format!(
+                "a CronJob mounts node paths: {} must be absolute",
+                p.display()
+            )));
+        }
+    }
+    let labels = serde_json::json!({
+        "app.kubernetes.io/name": req.name,
+        "app.kubernetes.io/managed-by": "kastellan",
+    });
+    let mut mounts = vec![
+        serde_json::json!({"name": "etc-kubernetes", "mountPath": req.etc_kubernetes, "readOnly": true}),
+        serde_json::json!({"name": "bundles", "mountPath": req.dir}),
+    ];
+    let mut volumes = vec![
+        serde_json::json!({"name": "etc-kubernetes", "hostPath": {"path": req.etc_kubernetes, "type": "Directory"}}),
+        serde_json::json!({"name": "bundles", "hostPath": {"path": req.dir, "type": "DirectoryOrCreate"}}),
+    ];
+    for (i, f) in req.host_files.iter().enumerate() {
+        let name = format!("host-file-{i}");
+        mounts.push(serde_json::json!({"name": name, "mountPath": f, "readOnly": true}));
+        volumes.push(serde_json::json!({"name": name, "hostPath": {"path": f, "type": "File"}}));
+    }
+    let container = |name: &str, verb: &str, args: &[String]| {
+        let mut command = vec![
+            "kastellan".to_string(),
+            "backup".to_string(),
+            verb.to_string(),
+        ];
+        command.extend(args.iter().cloned());
+        serde_json::json!({
+            "name": name,
+            "image": req.image,
+            "command": command,
+            "volumeMounts": mounts,
+            "securityContext": {
+                "runAsUser": 0,
+                "readOnlyRootFilesystem": true,
+                "allowPrivilegeEscalation": false,
+            },
+        })
+    };
+    let create = container("backup-create", "create", &req.create_args);
+    let (init, main) = match &req.prune_args {
+        Some(p) => (vec![create], container("backup-prune", "prune", p)),
+        None => (Vec::new(), create),
+    };
+    let mut pod_spec = serde_json::json!({
+        "restartPolicy": "Never",
+        "hostNetwork": true,
+        "dnsPolicy": "ClusterFirstWithHostNet",
+        "nodeSelector": {"node-role.kubernetes.io/control-plane": ""},
+        "tolerations": [
+            {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"},
+            {"key": "node-role.kubernetes.io/master", "operator": "Exists", "effect": "NoSchedule"},
+        ],
+        "containers": [main],
+        "volumes": volumes,
+    });
+    if !init.is_empty() {
+        pod_spec["initContainers"] = serde_json::Value::Array(init);
+    }
+    let doc = serde_json::json!({
+        "apiVersion": req.api_version,
+        "kind": "CronJob",
+        "metadata": {"name": req.name, "namespace": req.namespace, "labels": labels},
+        "spec": {
+            "schedule": schedule,
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": 3600,
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "backoffLimit": 0,
+                    "template": {
+                        "metadata": {"labels": labels},
+                        "spec": pod_spec,
+                    },
+                },
+            },
+        },
+    });
+    crate::resources::to_yaml(&doc)
 }
 
 /// The `systemctl show` properties [`ScheduleStatus::from_show`] reads from the timer.
@@ -406,6 +546,97 @@ WantedBy=timers.target
         bad = request();
         bad.binary = "kastellan".into();
         assert!(systemd_units(&bad).is_err());
+    }
+
+    #[test]
+    fn cron_schedules_match_the_calendars() {
+        let h = |n: u64| Duration::from_secs(n * 3600);
+        assert_eq!(cron_schedule(h(6)).unwrap(), "0 */6 * * *");
+        assert_eq!(
+            cron_schedule(Duration::from_secs(900)).unwrap(),
+            "*/15 * * * *"
+        );
+        assert_eq!(cron_schedule(h(24)).unwrap(), "0 0 * * *");
+        assert_eq!(cron_schedule(h(168)).unwrap(), "0 0 * * 1");
+        assert!(cron_schedule(h(5)).is_err());
+    }
+
+    #[test]
+    fn a_cronjob_for_the_control_plane_nodes() {
+        let mut req = CronJobRequest {
+            name: "kastellan-backup".into(),
+            namespace: "kube-system".into(),
+            api_version: "batch/v1".into(),
+            every: Duration::from_secs(6 * 3600),
+            image: "registry.example/kastellan:0.1".into(),
+            etc_kubernetes: "/etc/kubernetes".into(),
+            dir: "/var/backups/kastellan".into(),
+            host_files: vec!["/etc/kastellan/passphrase".into()],
+            create_args: vec!["--dir".into(), "/var/backups/kastellan".into()],
+            prune_args: Some(vec!["--keep-last".into(), "4".into()]),
+        };
+        let yaml = cronjob_yaml(&req).unwrap();
+        let doc: serde_json::Value = serde_saphyr::from_str(&yaml).unwrap();
+        assert_eq!(doc["kind"], "CronJob");
+        assert_eq!(doc["metadata"]["namespace"], "kube-system");
+        assert_eq!(doc["spec"]["schedule"], "0 */6 * * *");
+        assert_eq!(doc["spec"]["concurrencyPolicy"], "Forbid");
+        let pod = &doc["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+        assert_eq!(pod["hostNetwork"], true);
+        assert_eq!(pod["restartPolicy"], "Never");
+        assert_eq!(
+            pod["nodeSelector"]["node-role.kubernetes.io/control-plane"],
+            ""
+        );
+        let tolerated: Vec<&str> = pod["tolerations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["key"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            tolerated,
+            [
+                "node-role.kubernetes.io/control-plane",
+                "node-role.kubernetes.io/master"
+            ]
+        );
+        let init = &pod["initContainers"][0];
+        assert_eq!(init["image"], "registry.example/kastellan:0.1");
+        assert_eq!(
+            init["command"],
+            serde_json::json!([
+                "kastellan",
+                "backup",
+                "create",
+                "--dir",
+                "/var/backups/kastellan"
+            ])
+        );
+        assert_eq!(
+            pod["containers"][0]["command"],
+            serde_json::json!(["kastellan", "backup", "prune", "--keep-last", "4"])
+        );
+        let mounts = init["volumeMounts"].as_array().unwrap();
+        assert_eq!(mounts[0]["mountPath"], "/etc/kubernetes");
+        assert_eq!(mounts[0]["readOnly"], true);
+        assert_eq!(mounts[1]["mountPath"], "/var/backups/kastellan");
+        assert_eq!(mounts[2]["mountPath"], "/etc/kastellan/passphrase");
+        assert_eq!(mounts[2]["readOnly"], true);
+        let volumes = pod["volumes"].as_array().unwrap();
+        assert_eq!(volumes[0]["hostPath"]["path"], "/etc/kubernetes");
+        assert_eq!(volumes[1]["hostPath"]["type"], "DirectoryOrCreate");
+        assert_eq!(volumes[2]["hostPath"]["type"], "File");
+        assert!(!yaml.contains("passphrase:"), "no secret inline");
+
+        // Without retention, create is the one container.
+        req.prune_args = None;
+        let doc: serde_json::Value = serde_saphyr::from_str(&cronjob_yaml(&req).unwrap()).unwrap();
+        let pod = &doc["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+        assert!(pod.get("initContainers").is_none());
+        assert_eq!(pod["containers"][0]["command"][2], "create");
+        req.dir = "relative".into();
+        assert!(cronjob_yaml(&req).is_err());
     }
 
     #[test]

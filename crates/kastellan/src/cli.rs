@@ -921,6 +921,9 @@ pub enum BackupCommand {
     Prune(BackupPruneArgs),
     /// Run `backup create` on a schedule: a systemd service and timer on this node.
     ///
+    /// --cronjob prints a CronJob running the same commands on a control-plane node
+    /// instead (see its flag).
+    ///
     /// --systemd writes <name>.service (oneshot: `backup create` with the same flags as
     /// here, then `backup prune` when a --keep-* flag is given) and <name>.timer
     /// (persistent: a run missed while the node was down happens at boot; randomized
@@ -929,7 +932,7 @@ pub enum BackupCommand {
     /// (--passphrase-file, --key), never written into the units. --dry-run prints the
     /// unit files and changes nothing. `backup schedule status` shows the last run, its
     /// result and the next one, as systemd reports them (exit 1 when the last run failed).
-    Schedule(BackupScheduleArgs),
+    Schedule(Box<BackupScheduleArgs>),
 }
 
 /// Arguments of `backup schedule`.
@@ -943,8 +946,22 @@ pub struct BackupScheduleArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub every: Option<std::time::Duration>,
     /// Install as a systemd service and timer on this node.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "cronjob")]
     pub systemd: bool,
+    /// Print a CronJob for the control-plane nodes (hostNetwork, the node's
+    /// /etc/kubernetes read-only, bundles on a hostPath, control-plane toleration and
+    /// node selector, concurrencyPolicy Forbid); apply it with kubectl.
+    #[arg(long, requires = "image")]
+    pub cronjob: bool,
+    /// The CronJob's image (holding `kastellan` on its PATH).
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
+    /// The CronJob's namespace.
+    #[arg(long, value_name = "NS", default_value = "kube-system")]
+    pub namespace: String,
+    /// The CronJob's apiVersion (batch/v1beta1 before Kubernetes 1.21).
+    #[arg(long, value_name = "V", default_value = "batch/v1", value_parser = ["batch/v1", "batch/v1beta1"])]
+    pub batch_api_version: String,
     /// The units' name: <NAME>.service and <NAME>.timer.
     #[arg(long, value_name = "NAME", default_value = "kastellan-backup")]
     pub name: String,

@@ -38,8 +38,11 @@ pub fn run(args: &BackupScheduleArgs, global: &GlobalArgs, printer: &Printer) ->
     let Some(every) = args.every else {
         bail!("give --every (e.g. --every 6h), or `backup schedule status`");
     };
+    if args.cronjob {
+        return cronjob(args, every, global, printer);
+    }
     if !args.systemd {
-        bail!("give --systemd: a systemd service and timer is the only kind of schedule so far");
+        bail!("give --systemd (a service and timer on this node) or --cronjob --image IMAGE");
     }
     let randomized_delay = args
         .randomized_delay
@@ -99,6 +102,52 @@ pub fn run(args: &BackupScheduleArgs, global: &GlobalArgs, printer: &Printer) ->
     Ok(Outcome::Ok)
 }
 
+/// `--cronjob`: prints the CronJob (generated text, through `Printer::raw`).
+fn cronjob(
+    args: &BackupScheduleArgs,
+    every: Duration,
+    global: &GlobalArgs,
+    printer: &Printer,
+) -> Result<Outcome> {
+    let Some(image) = args.image.clone() else {
+        bail!("--cronjob needs --image IMAGE");
+    };
+    let create = create_args(args, global)?;
+    let etc = PathBuf::from(absolute(&args.create.etc_kubernetes)?);
+    // Files the run reads outside the mounted directories, each mounted on its own.
+    let mut host_files = Vec::new();
+    let c = &args.create;
+    for p in [
+        &c.passphrase_file,
+        &c.etcd.cacert,
+        &c.etcd.cert,
+        &c.etcd.key,
+        &global.kubeconfig,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let p = PathBuf::from(absolute(p)?);
+        if !p.starts_with(&etc) && !host_files.contains(&p) {
+            host_files.push(p);
+        }
+    }
+    let req = kastellan_bundle::schedule::CronJobRequest {
+        name: args.name.clone(),
+        namespace: args.namespace.clone(),
+        api_version: args.batch_api_version.clone(),
+        every,
+        image,
+        etc_kubernetes: etc,
+        dir: PathBuf::from(absolute(&c.dir.dir)?),
+        host_files,
+        create_args: create,
+        prune_args: prune_args(args)?,
+    };
+    printer.raw(kastellan_bundle::schedule::cronjob_yaml(&req)?)?;
+    Ok(Outcome::Ok)
+}
+
 /// An absolute path for the service, which runs in `/`.
 fn absolute(p: &Path) -> Result<String> {
     Ok(std::path::absolute(p)
@@ -126,12 +175,6 @@ fn create_args(args: &BackupScheduleArgs, global: &GlobalArgs) -> Result<Vec<Str
         out.extend(["--recipient".into(), r.clone()]);
     }
     if let Some(f) = &c.passphrase_file {
-        if !f.is_file() {
-            bail!(
-                "--passphrase-file {}: no such file (the service reads it at each run)",
-                f.display()
-            );
-        }
         out.extend(["--passphrase-file".into(), absolute(f)?]);
     }
     if c.allow_unencrypted_secrets {
