@@ -756,7 +756,9 @@ pub enum SnapshotCommand {
     /// healthy) and named. The sha256 that etcd appends is checked against the bytes
     /// received; the file is written as FILE.part (mode 0600), fsynced, its structure
     /// verified like `etcd snapshot verify`, and only then renamed to FILE. On any
-    /// failure nothing is left under FILE and the .part is removed. Endpoints and
+    /// failure nothing is left under FILE and the .part is removed. The .part is locked
+    /// while the save runs: a concurrent save of the same FILE is refused, and a .part
+    /// left by a save that was killed is removed with a note. Endpoints and
     /// certificates come from the flags, or from kubeadm's static pod manifests (etcd.yaml:
     /// healthcheck-client; kube-apiserver.yaml: apiserver-etcd-client).
     Save(SnapshotSaveArgs),
@@ -909,6 +911,8 @@ pub enum BackupCommand {
     /// tar + zstd, age-encrypted with --recipient or --passphrase-file. A bundle holding
     /// private keys or Secrets unencrypted needs --allow-unencrypted-secrets. Written as
     /// .part (0600), fsynced and renamed; a sidecar <bundle>.json records its sha256.
+    /// A killed run's .part files and staging directories in --dir are removed first,
+    /// with a note (a running one's are locked and left alone).
     /// On a lab from the host: --etc-kubernetes /var/lib/kastellan/lab/nodes/cp1/etc-kubernetes.
     Create(BackupCreateArgs),
     /// Check every member's sha256, the bundle's own, and the snapshot inside.
