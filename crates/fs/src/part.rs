@@ -68,6 +68,31 @@ fn size_of(path: &Path) -> u64 {
     }
 }
 
+/// Creates `path` (which must not exist) with exactly `mode`, and locks it.
+fn open_new_locked(path: &Path, mode: u32) -> Result<File> {
+    let file = OpenOptions::new()
+        .write(true)
+        .read(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(Error::io("creating", path))?;
+    let undo = |e: Error| {
+        let _ = fs::remove_file(path);
+        e
+    };
+    file.set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(Error::io("setting the mode of", path))
+        .map_err(undo)?;
+    if !try_lock(&file, path).map_err(undo)? {
+        // Only a run cleaning up can hold a lock on a name this fresh; it removes it.
+        return Err(Error::Busy {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(file)
+}
+
 /// What a look at an existing name found.
 enum Found {
     /// Nothing there (any more).
@@ -120,53 +145,71 @@ pub struct PartFile {
 impl PartFile {
     /// Creates `part` with exactly `mode`, locked. A `part` left by a dead run is
     /// removed first and returned; one held by a live writer is [`Error::Busy`].
+    ///
+    /// On a filesystem without hard links (some FUSE and network mounts, FAT) the
+    /// `.part` is created under its own name and locked right after: for that instant
+    /// another run could take it for a dead leftover.
     pub fn create(part: &Path, mode: u32) -> Result<(PartFile, Option<Leftover>)> {
+        Self::create_with(part, mode, |from, to| fs::hard_link(from, to))
+    }
+
+    /// [`PartFile::create`] with the hard link made by `link` (tests make it fail).
+    fn create_with(
+        part: &Path,
+        mode: u32,
+        link: impl Fn(&Path, &Path) -> std::io::Result<()>,
+    ) -> Result<(PartFile, Option<Leftover>)> {
         let tmp = unique_beside(part);
-        let file = OpenOptions::new()
-            .write(true)
-            .read(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)
-            .map_err(Error::io("creating", &tmp))?;
+        let file = open_new_locked(&tmp, mode)?;
         let tmp_guard = crate::TempFile::new(tmp.clone());
-        file.set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(Error::io("setting the mode of", &tmp))?;
-        if !try_lock(&file, &tmp)? {
-            // Nobody else knows this name: a lock refused here is not a writer's.
-            return Err(Error::io("locking", &tmp)(std::io::Error::other(
-                "a fresh file's lock is held",
-            )));
-        }
         let mut leftover = None;
-        // A few rounds: each one either links our file or removes a dead leftover; a
+        let mut linkable = true;
+        // A few rounds: each one either places our file or removes a dead leftover; a
         // name that keeps coming back between two looks means something is wrong.
         for _ in 0..8 {
-            match fs::hard_link(&tmp, part) {
-                Ok(()) => {
+            let placed = if linkable {
+                match link(&tmp, part) {
+                    Ok(()) => Ok(None),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(e),
+                    Err(_) => {
+                        // No hard links here: create the name itself.
+                        linkable = false;
+                        continue;
+                    }
+                }
+            } else {
+                match open_new_locked(part, mode) {
+                    Ok(f) => Ok(Some(f)),
+                    Err(Error::Io { source, .. })
+                        if source.kind() == std::io::ErrorKind::AlreadyExists =>
+                    {
+                        Err(source)
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
+            match placed {
+                Ok(own) => {
                     drop(tmp_guard);
                     sync_parent(part)?;
                     return Ok((
                         PartFile {
-                            file,
+                            file: own.unwrap_or(file),
                             path: part.to_path_buf(),
                             armed: true,
                         },
                         leftover,
                     ));
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    match remove_if_dead(part)? {
-                        Found::Live => {
-                            return Err(Error::Busy {
-                                path: part.to_path_buf(),
-                            });
-                        }
-                        Found::Gone => {}
-                        Found::Removed(l) => leftover = Some(l),
+                Err(_) => match remove_if_dead(part)? {
+                    Found::Live => {
+                        return Err(Error::Busy {
+                            path: part.to_path_buf(),
+                        });
                     }
-                }
-                Err(e) => return Err(Error::io("linking into", part)(e)),
+                    Found::Gone => {}
+                    Found::Removed(l) => leftover = Some(l),
+                },
             }
         }
         Err(Error::io("creating", part)(std::io::Error::other(
@@ -356,6 +399,29 @@ mod tests {
         assert_eq!(fs::read(&part).unwrap(), b"new");
         p.publish(&dir.path().join("s.db"), false).unwrap();
         assert_eq!(entries(dir.path()), ["s.db"]);
+    }
+
+    #[test]
+    fn without_hard_links_the_part_is_created_under_its_name_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let part = dir.path().join("b.tar.part");
+        fs::write(&part, b"dead run").unwrap();
+        let no_links =
+            |_: &Path, _: &Path| Err(std::io::Error::from(std::io::ErrorKind::Unsupported));
+        let (p, leftover) = PartFile::create_with(&part, 0o600, no_links).unwrap();
+        assert_eq!(leftover.map(|l| l.size), Some(8));
+        assert_eq!(entries(dir.path()), ["b.tar.part"], "no temp name left");
+        assert_eq!(
+            fs::metadata(&part).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(fs::metadata(&part).unwrap().len(), 0);
+        let other = File::open(&part).unwrap();
+        assert!(matches!(other.try_lock(), Err(TryLockError::WouldBlock)));
+        let err = PartFile::create_with(&part, 0o600, no_links).unwrap_err();
+        assert!(matches!(err, Error::Busy { .. }), "{err}");
+        drop(p);
+        assert_eq!(entries(dir.path()), Vec::<String>::new());
     }
 
     #[test]
