@@ -1,7 +1,6 @@
 //! `backup create`.
 
 use std::io::Read;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -89,7 +88,13 @@ pub struct Created {
     pub choice: kastellan_etcd::Choice,
     /// Resources that could not be exported.
     pub warnings: Vec<String>,
+    /// What dead runs had left in the directory (`*.part` files, staging directories),
+    /// removed before this bundle was made.
+    pub leftovers: Vec<kastellan_fs::Leftover>,
 }
+
+/// The name prefix of the staging directories `create` makes in the bundle directory.
+pub const STAGING_PREFIX: &str = ".kastellan-backup-";
 
 /// Makes a bundle. `note` receives human progress notes; `progress` the snapshot
 /// stream's progress.
@@ -101,6 +106,11 @@ pub async fn create(
 ) -> Result<Created> {
     let encryptor = req.encryption.encryptor()?;
     let encrypted = encryptor.is_some();
+
+    // A run killed (SIGKILL, power loss) leaves its `.part` and staging directory; their
+    // locks died with it. Those of a run still going stay.
+    let mut leftovers =
+        kastellan_fs::remove_dead_leftovers(&req.dir, STAGING_PREFIX).map_err(fs_err)?;
 
     // The node's files first: cheap, and they tell whether keys are involved.
     let mut members = collect::node_files(&req.etc_kubernetes)?;
@@ -130,12 +140,7 @@ pub async fn create(
     members.extend(export.members);
 
     std::fs::create_dir_all(&req.dir).map_err(io_err("creating", &req.dir))?;
-    let staging = tempfile::Builder::new()
-        .prefix(".kastellan-backup-")
-        .tempdir_in(&req.dir)
-        .map_err(io_err("creating a staging directory in", &req.dir))?;
-    std::fs::set_permissions(staging.path(), std::fs::Permissions::from_mode(0o700))
-        .map_err(io_err("securing", staging.path()))?;
+    let staging = kastellan_fs::StagingDir::create(&req.dir, STAGING_PREFIX).map_err(fs_err)?;
 
     let cluster = kastellan_etcd::Cluster::new(req.etcd.target.clone(), req.etcd_timeouts)?;
     let (choice, _) = cluster
@@ -186,15 +191,16 @@ pub async fn create(
     };
     let name = manifest::bundle_name(&cluster_name, now, encrypted);
     let dest = dir.join(&name);
-    let written = tokio::task::spawn_blocking(move || -> Result<(Manifest, u64, String)> {
+    type Written = (Manifest, u64, String, Option<kastellan_fs::Leftover>);
+    let written = tokio::task::spawn_blocking(move || -> Result<Written> {
         let mut manifest_doc = manifest_doc;
         manifest_doc.files = members.iter().map(entry_of).collect::<Result<_>>()?;
         let json = serde_json::to_vec_pretty(&manifest_doc).map_err(|e| Error::Encode {
             what: "manifest.json".into(),
             message: e.to_string(),
         })?;
-        let (size, sha) = write_bundle(&dest, &json, &members, now, encryptor)?;
-        Ok((manifest_doc, size, sha))
+        let (size, sha, leftover) = write_bundle(&dest, &json, &members, now, encryptor)?;
+        Ok((manifest_doc, size, sha, leftover))
     })
     .await
     .map_err(|e| Error::Io {
@@ -203,7 +209,8 @@ pub async fn create(
         source: std::io::Error::other(e.to_string()),
     })??;
     drop(staging);
-    let (manifest_doc, size, sha256) = written;
+    let (manifest_doc, size, sha256, leftover) = written;
+    leftovers.extend(leftover);
     let sidecar = Sidecar {
         bundle: name.clone(),
         size,
@@ -223,6 +230,7 @@ pub async fn create(
         manifest: manifest_doc,
         choice,
         warnings: export.warnings,
+        leftovers,
     })
 }
 
@@ -255,32 +263,45 @@ pub(crate) fn entry_of(m: &Member) -> Result<FileEntry> {
     }
 }
 
-/// `.part` (0600), archive, fsync, link to the final name (never replacing), fsync dir.
+/// `.part` (0600, locked while written: [`kastellan_fs::PartFile`]), archive, fsync,
+/// link to the final name (never replacing), fsync dir. Returns the size, the sha256
+/// and a dead run's `.part` of the same name that was removed.
 pub(crate) fn write_bundle(
     dest: &Path,
     manifest_json: &[u8],
     members: &[Member],
     now: jiff::Timestamp,
     encryptor: Option<age::Encryptor>,
-) -> Result<(u64, String)> {
+) -> Result<(u64, String, Option<kastellan_fs::Leftover>)> {
     let part = part_path(dest);
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&part)
-        .map_err(io_err("creating", &part))?;
-    let guard = kastellan_fs::TempFile::new(part.clone());
+    let (part_file, leftover) = kastellan_fs::PartFile::create(&part, 0o600).map_err(fs_err)?;
+    let file = part_file.try_clone_file().map_err(fs_err)?;
     let protection = match encryptor {
         Some(e) => Protection::Age(e),
         None => Protection::Plain,
     };
     let mtime = u64::try_from(now.as_second()).unwrap_or(0);
     let (size, sha) = archive::write(file, &part, manifest_json, members, mtime, protection)?;
-    kastellan_fs::publish(&part, dest, false).map_err(fs_err)?;
-    drop(guard);
-    Ok((size, sha))
+    pause_before_publish();
+    part_file.publish(dest, false).map_err(fs_err)?;
+    Ok((size, sha, leftover))
 }
+
+/// Debug builds only: with `KASTELLAN_BUNDLE_PAUSE_BEFORE_PUBLISH` set, waits forever
+/// once the bundle's `.part` is written and before it gets its name, so that a crash
+/// test can kill the process with SIGKILL while it holds the `.part`.
+#[cfg(debug_assertions)]
+fn pause_before_publish() {
+    if std::env::var_os("KASTELLAN_BUNDLE_PAUSE_BEFORE_PUBLISH").is_some() {
+        tracing::warn!("paused before publishing the bundle for a crash test");
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn pause_before_publish() {}
 
 pub(crate) fn part_path(dest: &Path) -> PathBuf {
     let mut n = dest.file_name().unwrap_or_default().to_os_string();
@@ -300,6 +321,7 @@ pub(crate) fn fs_err(e: kastellan_fs::Error) -> Error {
             path,
             source,
         },
+        kastellan_fs::Error::Busy { path } => Error::Busy { path },
         kastellan_fs::Error::Exists { path } => Error::Io {
             action: "publishing",
             source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),

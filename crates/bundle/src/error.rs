@@ -27,6 +27,16 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A running process holds the lock of a file this run would write.
+    #[error(
+        "{} is being written by another run that is still going (it holds the file's lock); wait for it to finish",
+        path.display()
+    )]
+    Busy {
+        /// The file.
+        path: PathBuf,
+    },
+
     /// The etcd snapshot could not be taken.
     #[error("etcd snapshot")]
     Etcd(#[from] kastellan_etcd::Error),

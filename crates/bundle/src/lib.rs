@@ -18,7 +18,9 @@
 //! `list` and `prune` work without the key.
 //!
 //! Bundles are written as `.part` (mode 0600), fsynced, renamed, and the directory
-//! fsynced. A bundle holding private keys or Secrets is only written unencrypted when
+//! fsynced. The `.part` and the staging directory are locked (`flock`) while a run
+//! lives; `create` first removes those a dead run left (their lock is free) and
+//! reports them in [`Created::leftovers`], and never touches a live run's. A bundle holding private keys or Secrets is only written unencrypted when
 //! the caller allows it explicitly.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
@@ -30,12 +32,13 @@ mod error;
 pub mod manifest;
 mod resources;
 pub mod retention;
+pub mod schedule;
 mod store;
 #[cfg(test)]
 mod tests;
 mod verify;
 
-pub use crate::create::{CreateRequest, Created, Encryption, create};
+pub use crate::create::{CreateRequest, Created, Encryption, STAGING_PREFIX, create};
 pub use crate::error::{Error, Result};
 pub use crate::manifest::{FileEntry, Manifest, Sidecar};
 pub use crate::resources::{Export, clean_object, export_resources};

@@ -170,7 +170,7 @@ pub async fn export_resources(client: &kube::Client) -> Result<Export> {
     Ok(export)
 }
 
-fn to_yaml(v: &Value) -> Result<String> {
+pub(crate) fn to_yaml(v: &Value) -> Result<String> {
     serde_saphyr::to_string(v).map_err(|e| Error::Encode {
         what: "YAML".into(),
         message: e.to_string(),

@@ -67,7 +67,7 @@ fn make(dir: &Path, at: &str, encryption: Encryption) -> PathBuf {
     let json = serde_json::to_vec(&m).unwrap();
     let name = manifest::bundle_name("kubernetes", now, encrypted);
     let dest = dir.join(&name);
-    let (size, sha256) = write_bundle(&dest, &json, &members, now, encryptor).unwrap();
+    let (size, sha256, _) = write_bundle(&dest, &json, &members, now, encryptor).unwrap();
     write_sidecar(
         &dest,
         &Sidecar {

@@ -224,6 +224,16 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// Another save is writing the `.part` file: a running process holds its lock.
+    #[error(
+        "{} is being written by another save that is still running (it holds the file's lock); wait for it to finish",
+        path.display()
+    )]
+    Busy {
+        /// The `.part` file.
+        path: PathBuf,
+    },
+
     /// Writing the snapshot file failed (disk full, permissions, ...).
     #[error("{action} {}: {source}", path.display())]
     Write {

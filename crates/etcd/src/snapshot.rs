@@ -9,9 +9,13 @@
 //! trailer was already checked on the streamed bytes), and only then links it to
 //! `FILE` (refusing to replace an existing one unless `force`) and fsyncs the directory.
 //! On any failure, or when the future is dropped, the `.part` is removed.
+//!
+//! The `.part` is a [`kastellan_kubeadm::fs::PartFile`]: locked with `flock` for as
+//! long as the save lives. A `.part` whose lock is held belongs to a running save
+//! ([`Error::Busy`]); one whose lock is free was left by a save that died (SIGKILL,
+//! power loss) and is removed, and [`Saved::leftover`] names it.
 
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -124,6 +128,9 @@ pub struct Saved {
     pub elapsed: Duration,
     /// The figures of `etcdutl snapshot status` for the file.
     pub status: kastellan_snapshot::Status,
+    /// A dead save's `.part` that was removed before this one started.
+    #[serde(skip)]
+    pub leftover: Option<kastellan_kubeadm::fs::Leftover>,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -135,20 +142,6 @@ pub fn part_path(dest: &Path) -> PathBuf {
     let mut name = dest.file_name().unwrap_or_default().to_os_string();
     name.push(".part");
     dest.with_file_name(name)
-}
-
-/// Removes the `.part` file unless disarmed.
-struct PartGuard {
-    path: PathBuf,
-    armed: bool,
-}
-
-impl Drop for PartGuard {
-    fn drop(&mut self) {
-        if self.armed {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
 }
 
 /// Hashes everything but the last [`TRAILER_LEN`] bytes seen, which it keeps aside.
@@ -237,11 +230,9 @@ pub async fn save<S: ChunkSource>(
         });
     }
     let part = part_path(dest);
-    let file = open_part(&part, options.force)?;
-    let mut guard = PartGuard {
-        path: part.clone(),
-        armed: true,
-    };
+    let (part_file, leftover) =
+        kastellan_kubeadm::fs::PartFile::create(&part, 0o600).map_err(fs_error)?;
+    let file = part_file.try_clone_file().map_err(fs_error)?;
 
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
     let writer = {
@@ -292,8 +283,7 @@ pub async fn save<S: ChunkSource>(
             })??
     };
 
-    publish(&part, dest, options.force)?;
-    guard.armed = false;
+    part_file.publish(dest, options.force).map_err(fs_error)?;
     Ok(Saved {
         path: dest.to_path_buf(),
         endpoint,
@@ -301,6 +291,7 @@ pub async fn save<S: ChunkSource>(
         sha256: written.computed,
         elapsed: started.elapsed(),
         status,
+        leftover,
     })
 }
 
@@ -328,6 +319,11 @@ async fn stream_into<S: ChunkSource>(
             return Ok(total.unwrap_or(0));
         }
         progress(Progress { received, total });
+        if let Some(t) = total
+            && received * 2 >= t
+        {
+            pause_mid_stream().await;
+        }
     }
     match (total, last_remaining) {
         (Some(t), Some(0)) => Ok(t),
@@ -344,49 +340,21 @@ async fn stream_into<S: ChunkSource>(
     }
 }
 
-fn open_part(part: &Path, force: bool) -> Result<std::fs::File> {
-    let open = || {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(part)
-    };
-    let file = match open() {
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && force => {
-            std::fs::remove_file(part).map_err(|source| Error::Write {
-                action: "removing the leftover",
-                path: part.to_path_buf(),
-                source,
-            })?;
-            open()
+/// Debug builds only: with `KASTELLAN_SNAPSHOT_PAUSE_MID_STREAM` set, waits forever
+/// once half the snapshot has streamed in (the `.part` open, locked and partly
+/// written), so that a crash test can kill the process with SIGKILL mid-stream.
+#[cfg(debug_assertions)]
+async fn pause_mid_stream() {
+    if std::env::var_os("KASTELLAN_SNAPSHOT_PAUSE_MID_STREAM").is_some() {
+        tracing::warn!("paused in the middle of the snapshot stream for a crash test");
+        loop {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
         }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(Error::Write {
-                action: "creating",
-                path: part.to_path_buf(),
-                source: std::io::Error::new(
-                    e.kind(),
-                    "it exists: another save is running, or a failed one left it (remove it or pass --force)",
-                ),
-            });
-        }
-        other => other,
     }
-    .map_err(|source| Error::Write {
-        action: "creating",
-        path: part.to_path_buf(),
-        source,
-    })?;
-    // The umask cannot widen 0600, but an odd one could narrow it; say it plainly.
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .map_err(|source| Error::Write {
-            action: "setting mode 0600 on",
-            path: part.to_path_buf(),
-            source,
-        })?;
-    Ok(file)
 }
+
+#[cfg(not(debug_assertions))]
+async fn pause_mid_stream() {}
 
 /// Checks the written file's structure with the snapshot reader (meta pages, page tree,
 /// freelist, key order, etcd's layout). The sha256 trailer is not hashed again: it was
@@ -420,17 +388,17 @@ fn verify(path: &Path) -> Result<kastellan_snapshot::Status> {
     })
 }
 
-/// Gives the verified `.part` its final name (never replacing a file that appeared
-/// meanwhile unless `force`), then fsyncs the directory.
-fn publish(part: &Path, dest: &Path, force: bool) -> Result<()> {
-    kastellan_kubeadm::fs::publish(part, dest, force).map_err(|e| match e {
+/// A durable-file error as this crate's.
+fn fs_error(e: kastellan_kubeadm::fs::Error) -> Error {
+    match e {
         kastellan_kubeadm::fs::Error::Exists { path } => Error::Exists { path },
+        kastellan_kubeadm::fs::Error::Busy { path } => Error::Busy { path },
         kastellan_kubeadm::fs::Error::Io { op, path, source } => Error::Write {
             action: op,
             path,
             source,
         },
-    })
+    }
 }
 
 #[cfg(test)]

@@ -5,12 +5,19 @@
 //! the target, fsyncs it, renames it over the target and fsyncs the directory, so a
 //! reader (or a crash) sees the old or the new content, never a mix. Modes are exact
 //! (the umask does not apply) and [`write_keeping`] keeps the mode and owner of the file
-//! it replaces. [`publish`] never replaces a file that exists.
+//! it replaces. [`publish`] never replaces a file that exists. A file being written
+//! lives as a [`PartFile`] (or a [`StagingDir`]) held with an exclusive lock, so that a
+//! later run tells a live writer from a dead run's leftover, which it removes
+//! ([`remove_dead_leftovers`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
 use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
+
+mod part;
+
+pub use part::{Leftover, PartFile, StagingDir, remove_dead_leftovers};
 
 /// What went wrong, with the path and the operation.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +32,15 @@ pub enum Error {
         /// The cause.
         #[source]
         source: std::io::Error,
+    },
+    /// A running process holds the file's lock: it is still being written.
+    #[error(
+        "{} is being written by a running process (it holds the file's lock); a dead run's leftover would have been removed",
+        path.display()
+    )]
+    Busy {
+        /// The file.
+        path: PathBuf,
     },
     /// The destination exists and is never replaced.
     #[error("{} exists already; it is left as it is", path.display())]
@@ -44,7 +60,7 @@ impl Error {
     /// The path the error is about.
     pub fn path(&self) -> &Path {
         match self {
-            Error::Io { path, .. } | Error::Exists { path } => path,
+            Error::Io { path, .. } | Error::Exists { path } | Error::Busy { path } => path,
         }
     }
 }

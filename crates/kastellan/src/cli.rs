@@ -955,7 +955,9 @@ pub enum SnapshotCommand {
     /// healthy) and named. The sha256 that etcd appends is checked against the bytes
     /// received; the file is written as FILE.part (mode 0600), fsynced, its structure
     /// verified like `etcd snapshot verify`, and only then renamed to FILE. On any
-    /// failure nothing is left under FILE and the .part is removed. Endpoints and
+    /// failure nothing is left under FILE and the .part is removed. The .part is locked
+    /// while the save runs: a concurrent save of the same FILE is refused, and a .part
+    /// left by a save that was killed is removed with a note. Endpoints and
     /// certificates come from the flags, or from kubeadm's static pod manifests (etcd.yaml:
     /// healthcheck-client; kube-apiserver.yaml: apiserver-etcd-client).
     Save(SnapshotSaveArgs),
@@ -1108,6 +1110,8 @@ pub enum BackupCommand {
     /// tar + zstd, age-encrypted with --recipient or --passphrase-file. A bundle holding
     /// private keys or Secrets unencrypted needs --allow-unencrypted-secrets. Written as
     /// .part (0600), fsynced and renamed; a sidecar <bundle>.json records its sha256.
+    /// A killed run's .part files and staging directories in --dir are removed first,
+    /// with a note (a running one's are locked and left alone).
     /// On a lab from the host: --etc-kubernetes /var/lib/kastellan/lab/nodes/cp1/etc-kubernetes.
     Create(BackupCreateArgs),
     /// Check every member's sha256, the bundle's own, and the snapshot inside.
@@ -1118,6 +1122,91 @@ pub enum BackupCommand {
     List(BackupDirArgs),
     /// Delete bundles beyond the retention rules (never the newest verified one).
     Prune(BackupPruneArgs),
+    /// Run `backup create` on a schedule: a systemd service and timer on this node.
+    ///
+    /// --cronjob prints a CronJob running the same commands on a control-plane node
+    /// instead (see its flag).
+    ///
+    /// --systemd writes <name>.service (oneshot: `backup create` with the same flags as
+    /// here, then `backup prune` when a --keep-* flag is given) and <name>.timer
+    /// (persistent: a run missed while the node was down happens at boot; randomized
+    /// delay; times derived from --every, which must divide a day: 15m, 1h, 6h, 1d, 7d),
+    /// reloads systemd and enables the timer. Secrets are passed by file
+    /// (--passphrase-file, --key), never written into the units. --dry-run prints the
+    /// unit files and changes nothing. `backup schedule status` shows the last run, its
+    /// result and the next one, as systemd reports them (exit 1 when the last run failed).
+    Schedule(Box<BackupScheduleArgs>),
+}
+
+/// Arguments of `backup schedule`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BackupScheduleArgs {
+    /// `status`: the schedule's last and next run.
+    #[command(subcommand)]
+    pub command: Option<ScheduleCommand>,
+    /// How often (15m, 1h, 6h, 1d, 7d, ...).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub every: Option<std::time::Duration>,
+    /// Install as a systemd service and timer on this node.
+    #[arg(long, conflicts_with = "cronjob")]
+    pub systemd: bool,
+    /// Print a CronJob for the control-plane nodes (hostNetwork, the node's
+    /// /etc/kubernetes read-only, bundles on a hostPath, control-plane toleration and
+    /// node selector, concurrencyPolicy Forbid); apply it with kubectl.
+    #[arg(long, requires = "image")]
+    pub cronjob: bool,
+    /// The CronJob's image (holding `kastellan` on its PATH).
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
+    /// The CronJob's namespace.
+    #[arg(long, value_name = "NS", default_value = "kube-system")]
+    pub namespace: String,
+    /// The CronJob's apiVersion (batch/v1beta1 before Kubernetes 1.21).
+    #[arg(long, value_name = "V", default_value = "batch/v1", value_parser = ["batch/v1", "batch/v1beta1"])]
+    pub batch_api_version: String,
+    /// The units' name: <NAME>.service and <NAME>.timer.
+    #[arg(long, value_name = "NAME", default_value = "kastellan-backup")]
+    pub name: String,
+    /// Where the unit files go.
+    #[arg(long, value_name = "DIR", default_value = "/etc/systemd/system")]
+    pub unit_dir: PathBuf,
+    /// The timer's randomized delay (default: a tenth of --every, at most 30m).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub randomized_delay: Option<std::time::Duration>,
+    /// Print the unit files, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// After each bundle, keep the N newest (see `backup prune`).
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<usize>,
+    /// After each bundle, keep the newest of each of the D most recent days.
+    #[arg(long, value_name = "D")]
+    pub keep_daily: Option<usize>,
+    /// After each bundle, keep the newest of each of the W most recent ISO weeks.
+    #[arg(long, value_name = "W")]
+    pub keep_weekly: Option<usize>,
+    /// The flags of `backup create` the service runs with.
+    #[command(flatten)]
+    pub create: BackupCreateArgs,
+}
+
+/// `kastellan backup schedule ...`
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// The last run, its result and the next one, read from systemd.
+    ///
+    /// Exit 0 when the last run succeeded or none ran yet, 1 when it failed or the
+    /// timer is not installed, 2 when systemd cannot be asked.
+    Status(ScheduleStatusArgs),
+}
+
+/// Arguments of `backup schedule status`.
+#[derive(Debug, Args)]
+pub struct ScheduleStatusArgs {
+    /// The units' name.
+    #[arg(long, value_name = "NAME", default_value = "kastellan-backup")]
+    pub name: String,
 }
 
 /// The bundle directory.

@@ -2,7 +2,8 @@
 //!
 //! JSON documents: `create` prints the sidecar (`bundle`, `size`, `sha256`, `encrypted`,
 //! `clusterName`, `createdAt`, `revision`, `verifiedAt`, `verifiedBy`) plus `path`,
-//! `files`, `resources`, `warnings`; `verify` prints `path`, `files`, `bytes`,
+//! `files`, `resources`, `warnings`, `removedLeftovers` (`path`, `size` of each dead
+//! run's `.part` or staging directory removed first); `verify` prints `path`, `files`, `bytes`,
 //! `encrypted`, `revision`, `totalKey`, `clusterName`, `createdAt`; `list` an array of
 //! bundles; `prune` the rules, one decision per bundle and whether it deleted.
 
@@ -30,6 +31,7 @@ pub fn run(cmd: BackupCommand, global: &GlobalArgs, printer: &Printer) -> Result
             printer.report(&ListReport(bundles))?;
             Ok(Outcome::Ok)
         }
+        BackupCommand::Schedule(args) => super::backup_schedule::run(&args, global, printer),
         BackupCommand::Prune(args) => {
             let rules = Rules {
                 keep_last: args.keep_last,
@@ -87,6 +89,7 @@ fn create(args: &BackupCreateArgs, global: &GlobalArgs, printer: &Printer) -> Re
         bar.finish_and_clear();
         anyhow::Ok(r?)
     })?;
+    super::note_leftovers(printer, &created.leftovers);
     for w in &created.warnings {
         printer.warn(format!("not exported: {w}"));
     }
@@ -105,6 +108,7 @@ fn create(args: &BackupCreateArgs, global: &GlobalArgs, printer: &Printer) -> Re
         resources: created.manifest.resources,
         member: created.choice.describe(),
         warnings: created.warnings.clone(),
+        removed_leftovers: super::LeftoverReport::all(&created.leftovers),
     })?;
     Ok(Outcome::Ok)
 }
@@ -140,6 +144,7 @@ struct CreateReport {
     resources: u64,
     member: String,
     warnings: Vec<String>,
+    removed_leftovers: Vec<super::LeftoverReport>,
 }
 
 impl Report for CreateReport {

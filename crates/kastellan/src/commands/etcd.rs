@@ -203,7 +203,9 @@ fn save(
         args.force,
         printer,
     ))?;
+    super::note_leftovers(printer, saved.leftover.as_slice());
     printer.report(&SaveReport {
+        removed_leftovers: super::LeftoverReport::all(saved.leftover.as_slice()),
         file: saved.path.clone(),
         endpoint: saved.endpoint.clone(),
         member: MemberReport {
@@ -238,6 +240,7 @@ struct MemberReport {
 #[serde(rename_all = "camelCase")]
 struct SaveReport {
     file: PathBuf,
+    removed_leftovers: Vec<super::LeftoverReport>,
     endpoint: String,
     member: MemberReport,
     size: u64,

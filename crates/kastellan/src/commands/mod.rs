@@ -1,6 +1,7 @@
 //! One module per command group; `run` dispatches to them.
 
 mod backup;
+mod backup_schedule;
 mod certs;
 mod certs_view;
 mod csr;
@@ -55,4 +56,38 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
+}
+
+/// Says which dead runs' leftovers (`.part` files, staging directories) a command
+/// removed before it started: their writers had died (their locks were free).
+pub(crate) fn note_leftovers(printer: &Printer, leftovers: &[kastellan_kubeadm::fs::Leftover]) {
+    for l in leftovers {
+        printer.note(format!(
+            "removed {} ({} bytes), left by a run that died (its lock was free)",
+            l.path.display(),
+            l.size
+        ));
+    }
+}
+
+/// A removed leftover in a JSON or YAML report.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct LeftoverReport {
+    /// The file or directory removed.
+    pub path: std::path::PathBuf,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+impl LeftoverReport {
+    /// The reports of `leftovers`.
+    pub(crate) fn all(leftovers: &[kastellan_kubeadm::fs::Leftover]) -> Vec<LeftoverReport> {
+        leftovers
+            .iter()
+            .map(|l| LeftoverReport {
+                path: l.path.clone(),
+                size: l.size,
+            })
+            .collect()
+    }
 }

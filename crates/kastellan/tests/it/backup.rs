@@ -1,7 +1,8 @@
 //! Tier `lab`: `kastellan backup create|verify|list|prune` against the real lab, run
 //! from the host with the node's directory as `--etc-kubernetes` (its admin.conf and
 //! etcd manifest point at 10.77.0.11, which the host reaches over the lab bridge); tier
-//! `cli`: `backup prune --dry-run` on a temp dir.
+//! `cli`: `backup prune --dry-run` on a temp dir, `backup schedule --systemd --dry-run`
+//! and `backup schedule --cronjob` (issue 17).
 
 use std::io::Read;
 use std::path::Path;
@@ -291,4 +292,114 @@ fn cli_backup_prune_dry_run_leaves_the_tree_as_it_was_18() {
             "notes.txt".to_string()
         ]
     );
+}
+
+/// `backup schedule --systemd --dry-run` prints both units with the create and prune
+/// flags and writes nothing into the unit directory or the bundle directory.
+#[test]
+fn cli_backup_schedule_systemd_dry_run_leaves_the_tree_as_it_was_17() {
+    let dir = tempfile::tempdir().unwrap();
+    let units = dir.path().join("units");
+    std::fs::create_dir(&units).unwrap();
+    std::fs::write(units.join("other.service"), "[Service]\n").unwrap();
+    let pass = dir.path().join("pass phrase");
+    std::fs::write(&pass, "secret-words\n").unwrap();
+    let before = crate::tree::snapshot(dir.path());
+    let d = dir.path().display().to_string();
+    let out = ok(backup(&[
+        "schedule",
+        "--every",
+        "15m",
+        "--keep-daily",
+        "7",
+        "--systemd",
+        "--dry-run",
+        "--unit-dir",
+        &units.display().to_string(),
+        "--dir",
+        &format!("{d}/bundles"),
+        "--passphrase-file",
+        &pass.display().to_string(),
+    ]));
+    let stdout = text(&out.stdout);
+    for want in [
+        "OnCalendar=*-*-* *:00/15:00",
+        "Persistent=true",
+        "RandomizedDelaySec=90s",
+        &format!("--passphrase-file \"{}\"", pass.display()),
+        &format!("backup prune --dir {d}/bundles --keep-daily 7"),
+    ] {
+        assert!(stdout.contains(want), "{want} missing:\n{stdout}");
+    }
+    assert!(!stdout.contains("secret-words"), "{stdout}");
+    assert!(text(&out.stderr).contains("would run systemctl enable --now kastellan-backup.timer"));
+    crate::tree::assert_unchanged(dir.path(), &before, "the schedule's dry run");
+
+    // An interval that is no calendar is refused before anything.
+    let out = backup(&["schedule", "--every", "5h", "--systemd", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("hours must divide a day"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// `backup schedule --cronjob` prints a CronJob for the control-plane nodes; the lab
+/// cannot run containers, so it is checked as YAML here, not applied.
+#[test]
+fn cli_backup_schedule_cronjob_prints_the_yaml_17() {
+    let out = ok(backup(&[
+        "schedule",
+        "--every",
+        "6h",
+        "--keep-last",
+        "4",
+        "--cronjob",
+        "--image",
+        "registry.example/kastellan:0.1",
+        "--dir",
+        "/var/backups/kastellan",
+        "--passphrase-file",
+        "/root/kastellan.pass",
+    ]));
+    let yaml = text(&out.stdout);
+    let doc: serde_json::Value = serde_saphyr::from_str(&yaml).unwrap();
+    assert_eq!(doc["apiVersion"], "batch/v1");
+    assert_eq!(doc["spec"]["schedule"], "0 */6 * * *");
+    assert_eq!(doc["spec"]["concurrencyPolicy"], "Forbid");
+    let pod = &doc["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    assert_eq!(pod["hostNetwork"], true);
+    assert_eq!(
+        pod["nodeSelector"]["node-role.kubernetes.io/control-plane"],
+        ""
+    );
+    let create = &pod["initContainers"][0];
+    assert_eq!(create["image"], "registry.example/kastellan:0.1");
+    let command: Vec<&str> = create["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(&command[..3], ["kastellan", "backup", "create"]);
+    assert!(command.contains(&"/root/kastellan.pass"), "{command:?}");
+    let mounts = create["volumeMounts"].as_array().unwrap();
+    assert!(
+        mounts
+            .iter()
+            .any(|m| m["mountPath"] == "/etc/kubernetes" && m["readOnly"] == true),
+        "{mounts:?}"
+    );
+    assert!(
+        mounts
+            .iter()
+            .any(|m| m["mountPath"] == "/root/kastellan.pass" && m["readOnly"] == true),
+        "{mounts:?}"
+    );
+    assert_eq!(pod["containers"][0]["command"][2], "prune");
+
+    // --cronjob without --image is a usage error.
+    let out = backup(&["schedule", "--every", "6h", "--cronjob"]);
+    assert_eq!(out.status.code(), Some(2));
 }

@@ -14,6 +14,7 @@
 mod backup;
 mod certs;
 mod cli;
+mod crash;
 mod csr;
 mod drain;
 mod etcd_members;
@@ -23,6 +24,7 @@ mod inspect;
 mod lab;
 mod restore;
 mod restore_systemd;
+mod schedule_systemd;
 mod snapshot_cli;
 mod status;
 mod tree;

@@ -23,7 +23,7 @@ fn text(b: &[u8]) -> String {
 
 /// The binary under test, inside the test root: systemd's namespaces have a fresh /tmp,
 /// where the build may live (a CI checkout in /tmp).
-fn kastellan_in(root: &Path) -> PathBuf {
+pub(crate) fn kastellan_in(root: &Path) -> PathBuf {
     let to = root.join("bin/kastellan");
     if !to.exists() {
         let from = PathBuf::from(assert_cmd::cargo::cargo_bin!("kastellan"));
@@ -35,15 +35,15 @@ fn kastellan_in(root: &Path) -> PathBuf {
 }
 
 /// A systemd of its own, in namespaces of its own.
-struct Systemd {
+pub(crate) struct Systemd {
     unshare: Child,
-    pid: u32,
+    pub(crate) pid: u32,
     cgroups: Vec<PathBuf>,
 }
 
 impl Systemd {
     /// Boots systemd with `units` as its `/etc/systemd/system`.
-    fn boot(units: &Path) -> Systemd {
+    pub(crate) fn boot(units: &Path) -> Systemd {
         assert!(
             Path::new("/lib/systemd/systemd").is_file(),
             "/lib/systemd/systemd missing: apt-get install systemd (scripts/install-deps.sh)"
@@ -154,7 +154,7 @@ exec /lib/systemd/systemd --system --unit=kl-test.target --log-target=null
     }
 
     /// Runs `cmd` in systemd's namespaces.
-    fn command(&self, cmd: &[&str]) -> Command {
+    pub(crate) fn command(&self, cmd: &[&str]) -> Command {
         let mut c = Command::new("nsenter");
         c.args([
             "-t",
@@ -170,11 +170,11 @@ exec /lib/systemd/systemd --system --unit=kl-test.target --log-target=null
         c
     }
 
-    fn run(&self, cmd: &[&str]) -> Output {
+    pub(crate) fn run(&self, cmd: &[&str]) -> Output {
         self.command(cmd).output().expect("nsenter runs")
     }
 
-    fn ok(&self, cmd: &[&str]) -> String {
+    pub(crate) fn ok(&self, cmd: &[&str]) -> String {
         let out = self.run(cmd);
         assert!(
             out.status.success(),
@@ -267,10 +267,10 @@ fn remove_cgroup(dir: &Path) {
 }
 
 /// A test root under /var/tmp that the etcd user can traverse, removed at the end.
-struct Root(PathBuf);
+pub(crate) struct Root(pub(crate) PathBuf);
 
 impl Root {
-    fn new(tag: &str) -> Root {
+    pub(crate) fn new(tag: &str) -> Root {
         let p = PathBuf::from(format!(
             "/var/tmp/kastellan-systemd-{tag}-{}",
             std::process::id()
@@ -294,7 +294,7 @@ impl Drop for Root {
     }
 }
 
-fn chmod(p: &Path, mode: u32) {
+pub(crate) fn chmod(p: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
 }
@@ -325,7 +325,7 @@ fn owners(p: &Path) -> Vec<(PathBuf, u32)> {
     out
 }
 
-fn wait_healthy(sd: &Systemd, etcdctl: &Path) {
+pub(crate) fn wait_healthy(sd: &Systemd, etcdctl: &Path) {
     let start = Instant::now();
     loop {
         let out = sd
