@@ -6,7 +6,7 @@ use std::process::Output;
 
 use base64::Engine as _;
 
-use crate::{kastellan, kubectl, lab_lock};
+use crate::{kastellan, kubectl, kubectl_stdin, lab_lock};
 
 struct LabGuard;
 
@@ -40,29 +40,24 @@ fn request(node: &str, dns: &[&str], ips: &[&str]) -> String {
 /// Creates a kubelet-serving CSR as the node itself would (impersonated by the
 /// admin: the API records system:node:NODE in system:nodes as its requester).
 fn create_as_node(name: &str, node: &str, pem: &str) {
-    use std::io::Write as _;
     let yaml = format!(
         "apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\n\
          metadata: {{name: {name}}}\nspec:\n  signerName: kubernetes.io/kubelet-serving\n  \
          usages: [digital signature, key encipherment, server auth]\n  request: {}\n",
         base64::engine::general_purpose::STANDARD.encode(pem)
     );
-    let mut child = kubectl()
-        .args(["create", "-f", "-"])
-        .arg(format!("--as=system:node:{node}"))
-        .args(["--as-group=system:nodes", "--as-group=system:authenticated"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(yaml.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let as_node = format!("--as=system:node:{node}");
+    let out = kubectl_stdin(
+        &[
+            "create",
+            "-f",
+            "-",
+            &as_node,
+            "--as-group=system:nodes",
+            "--as-group=system:authenticated",
+        ],
+        &yaml,
+    );
     assert!(
         out.status.success(),
         "{}",

@@ -78,3 +78,22 @@ pub fn lab_lock() -> (std::sync::MutexGuard<'static, ()>, std::fs::File) {
     eprintln!("lab lock taken after {:?}", waited.elapsed());
     (guard, file)
 }
+
+/// The lab's kubectl with `args`, `input` on its stdin (a manifest for `-f -`).
+pub fn kubectl_stdin(args: &[&str], input: &str) -> std::process::Output {
+    use std::io::Write as _;
+    let mut child = kubectl()
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}

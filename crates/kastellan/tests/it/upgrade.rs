@@ -3,7 +3,7 @@
 
 use std::process::{Command, Output};
 
-use crate::{cache_dir, kastellan, kubectl, lab_lock};
+use crate::{cache_dir, kastellan, kubectl, kubectl_stdin, lab_lock};
 
 /// Tears the lab down when the test ends, also on failure.
 struct LabGuard;
@@ -292,21 +292,7 @@ spec:
 "#;
 
 fn kubectl_apply(yaml: &str) {
-    use std::io::Write as _;
-    let mut child = kubectl()
-        .args(["apply", "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(yaml.as_bytes())
-        .unwrap();
-    ok(child.wait_with_output().unwrap(), "kubectl apply");
+    ok(kubectl_stdin(&["apply", "-f", "-"], yaml), "kubectl apply");
 }
 
 /// The step of the dry run's plan on `node` whose command contains `text`.
