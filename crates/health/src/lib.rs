@@ -15,6 +15,7 @@
 
 pub mod cluster;
 pub mod glance;
+pub mod ha;
 pub mod local;
 pub mod parse;
 pub mod probe;

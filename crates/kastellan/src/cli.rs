@@ -105,6 +105,19 @@ pub enum Command {
     #[command(subcommand)]
     Csr(CsrCommand),
 
+    /// What a single failure would hurt: apiserver instances and the apiserver each
+    /// kubelet and kube-proxy reaches, etcd members and the failures they tolerate,
+    /// controller-manager and scheduler instances with their --leader-elect flags and
+    /// Leases, control planes versus etcd members, and control-plane taints with the
+    /// workloads running on control planes.
+    ///
+    /// etcd is asked through the nodes as `status` does; each kubelet's server is read
+    /// from /etc/kubernetes/kubelet.conf over node access (without it, the address
+    /// kubeadm gives joining nodes). Exit 0 when no single failure loses the API or etcd
+    /// quorum (warnings included), 1 when one does (an apiserver every other node's
+    /// kubelet depends on counts), 2 no cluster.
+    Ha(HaArgs),
+
     /// Restore the control plane from an etcd snapshot or a backup bundle: stop the
     /// apiserver, controller-manager, scheduler and etcd (their manifests go to a holding
     /// dir), restore into a fresh data dir, point etcd.yaml at it, start everything again.
@@ -606,6 +619,14 @@ pub struct ProbeArgs {
     pub nodes: Vec<String>,
 }
 
+/// Arguments of `ha`.
+#[derive(Debug, Args)]
+pub struct HaArgs {
+    /// How the nodes are reached (etcd's members, each kubelet's kubeconfig).
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+}
+
 /// Arguments of `status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -864,7 +885,8 @@ pub struct MemberPromoteArgs {
     /// The learner: its name, or its id in hex.
     #[arg(value_name = "MEMBER")]
     pub member: String,
-    /// Wait up to this many seconds for the learner to run and catch up.
+    /// Wait up to this many seconds for the learner to start (a member added by name is
+    /// only known by that name once it runs), run and catch up.
     #[arg(long, value_name = "SECONDS", default_value_t = 0)]
     pub wait: u64,
     /// Print what would be done and change nothing.

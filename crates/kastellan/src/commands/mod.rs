@@ -8,6 +8,7 @@ mod csr;
 mod etcd;
 mod exporter;
 mod generate;
+mod ha;
 mod kube;
 mod lab;
 mod node;
@@ -48,6 +49,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<Outcome> {
         }
         Command::Node(cmd) => node::run(cmd, &cli.global, printer),
         Command::Csr(cmd) => csr::run(cmd, &cli.global, printer),
+        Command::Ha(args) => ha::run(args, &cli.global, printer),
     }
 }
 

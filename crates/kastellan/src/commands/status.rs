@@ -196,7 +196,10 @@ fn fallback_nodes(p: &ProbeArgs, reach: Option<&Reach>) -> Vec<cluster::NodeInfo
 }
 
 /// How the nodes are reached, as `--node-access` says (`None`: API view only).
-fn node_access(p: &ProbeArgs, kubeconfig: Option<&std::path::Path>) -> Result<Option<Reach>> {
+pub(crate) fn node_access(
+    p: &ProbeArgs,
+    kubeconfig: Option<&std::path::Path>,
+) -> Result<Option<Reach>> {
     let is_lab = || {
         kubeconfig.is_some_and(|k| k == kastellan_lab::kubeconfig_path())
             && kastellan_lab::LabState::load().ok().flatten().is_some()

@@ -20,6 +20,7 @@ mod drain;
 mod etcd_members;
 mod etcd_restore;
 mod etcd_save;
+mod ha;
 mod inspect;
 mod lab;
 mod restore;

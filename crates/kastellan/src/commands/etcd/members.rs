@@ -724,7 +724,17 @@ pub(super) fn promote(args: &MemberPromoteArgs, printer: &Printer) -> Result<Out
     let deadline = Instant::now() + Duration::from_secs(args.wait);
     loop {
         let view = rt.block_on(cluster.view())?;
-        let plan = membership::plan_promote(&view, &args.member, &preferred)?;
+        let plan = match membership::plan_promote(&view, &args.member, &preferred) {
+            Ok(plan) => plan,
+            // A learner added by name has no name until it starts: wait for it.
+            Err(kastellan_etcd::Error::UnknownMember { unstarted, .. })
+                if !unstarted.is_empty() && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(500));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let waiting = !plan.refusals.is_empty()
             && plan.refusals.iter().all(|r| {
                 matches!(
