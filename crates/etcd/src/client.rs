@@ -325,6 +325,31 @@ impl MemberClient {
         self.alarms().await
     }
 
+    /// One page of the keys and values in `[from, end)`, at most `limit` of them
+    /// (serializable read: this member's own copy, no quorum round trip); the `bool`
+    /// says whether more follow (the next page starts after the last key).
+    pub async fn range_page(
+        &mut self,
+        from: &[u8],
+        end: &[u8],
+        limit: i64,
+    ) -> Result<(Vec<(Vec<u8>, Vec<u8>)>, bool)> {
+        let mut c = self.inner.clone();
+        let options = etcd_client::GetOptions::new()
+            .with_range(end.to_vec())
+            .with_limit(limit)
+            .with_serializable();
+        let resp = self
+            .timed("range", c.get(from.to_vec(), Some(options)))
+            .await?;
+        let kvs = resp
+            .kvs()
+            .iter()
+            .map(|kv| (kv.key().to_vec(), kv.value().to_vec()))
+            .collect();
+        Ok((kvs, resp.more()))
+    }
+
     /// This member's status.
     pub async fn status(&mut self) -> Result<MemberStatus> {
         let mut c = self.inner.clone();

@@ -100,6 +100,8 @@ pub async fn gather(config: &kube::Config, v: &Versions) -> Result<PlanFacts, cr
         control_plane,
         budgets: budgets(&client).await?,
         deprecated_calls,
+        stored: None,
+        stored_unread: None,
     })
 }
 

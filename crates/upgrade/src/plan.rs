@@ -29,6 +29,29 @@ pub struct PlanFacts {
     pub budgets: Vec<Budget>,
     /// Calls to deprecated APIs that each apiserver counted since it started.
     pub deprecated_calls: Vec<DeprecatedCall>,
+    /// Objects in etcd by the apiVersion they are stored as (`None`: not read; see
+    /// `stored_unread`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored: Option<Vec<StoredObjects>>,
+    /// Why etcd's objects were not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_unread: Option<String>,
+}
+
+/// Objects of one resource stored in etcd with one apiVersion (`kastellan etcd
+/// storage`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredObjects {
+    /// The resource (`ingresses`).
+    pub resource: String,
+    /// The apiVersion they are encoded with (`networking.k8s.io/v1beta1`).
+    pub api_version: String,
+    /// Their kind, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// How many.
+    pub count: u64,
 }
 
 /// A component instance.
@@ -618,6 +641,67 @@ fn findings(facts: &PlanFacts, target: Minor) -> Vec<Finding> {
             evidence,
         });
     }
+    match (&facts.stored, &facts.stored_unread) {
+        (Some(stored), _) => {
+            for st in stored {
+                let (group, version) = st
+                    .api_version
+                    .split_once('/')
+                    .unwrap_or(("", &st.api_version));
+                let kind = st.kind.as_deref().unwrap_or(&st.resource);
+                let Some(r) = kastellan_policy::removed::lookup(group, version, kind)
+                    .filter(|r| r.removed_in <= target)
+                else {
+                    continue;
+                };
+                let then = match r.replacement {
+                    Some(to) => format!(
+                        "move their manifests and clients to {to} first; once the control \
+                         plane stores {to}, rewrite them (kubectl get {res} -A -o json | \
+                         kubectl replace -f -) so etcd no longer holds {api}",
+                        res = st.resource,
+                        api = st.api_version
+                    ),
+                    None => format!(
+                        "{} has no successor: they stop working; remove them or replace \
+                         what they do before the upgrade",
+                        st.api_version
+                    ),
+                };
+                out.push(Finding {
+                    severity: Severity::Warning,
+                    id: "removed-api-stored".into(),
+                    message: format!(
+                        "{}: {} stored in etcd as {}, which {} stops serving: {then}",
+                        st.resource,
+                        if st.count == 1 {
+                            "1 object".to_string()
+                        } else {
+                            format!("{} objects", st.count)
+                        },
+                        st.api_version,
+                        r.removed_in
+                    ),
+                    nodes: Vec::new(),
+                    evidence: vec![format!(
+                        "etcd /registry/: {} {} encoded as {} {}",
+                        st.count, st.resource, st.api_version, kind
+                    )],
+                });
+            }
+        }
+        (None, Some(why)) => out.push(Finding {
+            severity: Severity::Info,
+            id: "stored-not-read".into(),
+            message: format!(
+                "objects stored in etcd were not read ({why}): run `kastellan etcd storage` \
+                 on a control plane to see which are stored as versions the target removes"
+            ),
+            nodes: Vec::new(),
+            evidence: Vec::new(),
+        }),
+        (None, None) => {}
+    }
     for n in &facts.nodes {
         if !n.ready {
             out.push(Finding {
@@ -740,6 +824,8 @@ mod tests {
             control_plane,
             budgets: Vec::new(),
             deprecated_calls: Vec::new(),
+            stored: None,
+            stored_unread: None,
         }
     }
 
@@ -880,6 +966,43 @@ mod tests {
             removed.message
         );
         assert!(ids(&to_22).contains(&"legacy-repository".to_string()));
+        // Objects stored as a version the target removes: a warning from 1.22 on (not
+        // for 1.21); objects stored in a served version say nothing.
+        f.stored = Some(vec![
+            StoredObjects {
+                resource: "ingresses".into(),
+                api_version: "networking.k8s.io/v1beta1".into(),
+                kind: Some("Ingress".into()),
+                count: 2,
+            },
+            StoredObjects {
+                resource: "configmaps".into(),
+                api_version: "v1".into(),
+                kind: Some("ConfigMap".into()),
+                count: 9,
+            },
+        ]);
+        assert!(
+            !ids(&plan(&f, &v("v1.21.0"), 1).unwrap()).contains(&"removed-api-stored".to_string())
+        );
+        let to_22 = plan(&f, &v("v1.22.0"), 1).unwrap();
+        let stored: Vec<&Finding> = to_22
+            .findings
+            .iter()
+            .filter(|x| x.id == "removed-api-stored")
+            .collect();
+        assert_eq!(stored.len(), 1);
+        assert!(
+            stored[0].message.starts_with(
+                "ingresses: 2 objects stored in etcd as networking.k8s.io/v1beta1, which 1.22 \
+                 stops serving: move their manifests and clients to networking.k8s.io/v1 first"
+            ),
+            "{}",
+            stored[0].message
+        );
+        f.stored = None;
+        f.stored_unread = Some("no node access".into());
+        assert!(ids(&plan(&f, &v("v1.22.0"), 1).unwrap()).contains(&"stored-not-read".to_string()));
         // The legacy node keeps its repository file; the others are switched.
         let w1 = &to_22.hops[0].nodes[1];
         assert!(

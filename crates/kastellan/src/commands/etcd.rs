@@ -36,6 +36,7 @@ mod inspect;
 mod maintenance;
 mod members;
 mod restore;
+mod storage;
 
 /// Runs `kastellan etcd ...`.
 pub fn run(
@@ -58,6 +59,7 @@ pub fn run(
         EtcdCommand::Member(MemberCommand::Remove(args)) => members::remove(&args, printer),
         EtcdCommand::Member(MemberCommand::Promote(args)) => members::promote(&args, printer),
         EtcdCommand::Defrag(args) => maintenance::defrag(&args, printer),
+        EtcdCommand::Storage(args) => storage::storage(&args, printer),
         EtcdCommand::Alarm(AlarmCommand::List(args)) => maintenance::alarm_list(&args, printer),
         EtcdCommand::Alarm(AlarmCommand::Disarm(args)) => maintenance::alarm_disarm(&args, printer),
     }

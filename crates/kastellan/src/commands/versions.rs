@@ -85,7 +85,12 @@ pub fn make_plan(
         anyhow::Ok(kastellan_upgrade::facts::gather(&kube.config, &v).await?)
     });
     spinner.finish_and_clear();
-    kastellan_upgrade::plan::plan(&facts?, &to, max_unavailable).map_err(|e| match e {
+    let mut facts = facts?;
+    match stored_objects(versions, &facts, printer) {
+        Ok(rows) => facts.stored = Some(rows),
+        Err(why) => facts.stored_unread = Some(why),
+    }
+    kastellan_upgrade::plan::plan(&facts, &to, max_unavailable).map_err(|e| match e {
         kastellan_upgrade::plan::PlanError::MaxUnavailable => {
             anyhow::anyhow!("--max-unavailable must be at least 1")
         }
@@ -112,6 +117,61 @@ fn gather(args: &VersionsArgs, global: &GlobalArgs, printer: &Printer) -> Result
     let today = args.date.unwrap_or_else(|| jiff::Zoned::now().date());
     v.add_support(today);
     Ok(v)
+}
+
+/// etcd's objects by the apiVersion they are stored as: `kastellan etcd storage` run on
+/// the first control plane over ssh (the lab's sshd when the lab is meant). `Err` says
+/// why they were not read.
+fn stored_objects(
+    args: &VersionsArgs,
+    facts: &kastellan_upgrade::plan::PlanFacts,
+    printer: &Printer,
+) -> std::result::Result<Vec<kastellan_upgrade::plan::StoredObjects>, String> {
+    let lab = node_access::unconfigured(&args.ssh) && node_access::lab_ssh_up();
+    if !lab && node_access::unconfigured(&args.ssh) {
+        return Err("no node access: give --inventory or --ssh-config".into());
+    }
+    let reach = node_access::ssh(&args.ssh, lab).map_err(|e| format!("{e:#}"))?;
+    let node = facts
+        .nodes
+        .iter()
+        .find(|n| n.control_plane)
+        .map(|n| n.name.clone())
+        .ok_or("no control-plane node")?;
+    let spinner = printer.spinner(&format!("{node}: objects stored in etcd"));
+    let cmd = kastellan_access::NodeCommand::new([
+        reach.kastellan.as_str(),
+        "etcd",
+        "storage",
+        "-o",
+        "json",
+    ])
+    .timeout(std::time::Duration::from_secs(120));
+    let answer = reach.access.run(&node, &cmd);
+    spinner.finish_and_clear();
+    let out = answer.map_err(|e| format!("{node}: {e}"))?;
+    if !out.success() {
+        return Err(format!(
+            "`kastellan etcd storage` on {node}: exit {}: {}",
+            out.status,
+            out.stderr_tail(2)
+        ));
+    }
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("`kastellan etcd storage` on {node}: {e}"))?;
+    Ok(doc["rows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| {
+            Some(kastellan_upgrade::plan::StoredObjects {
+                resource: r["resource"].as_str()?.to_string(),
+                api_version: r["apiVersion"].as_str()?.to_string(),
+                kind: r["kind"].as_str().map(str::to_string),
+                count: r["count"].as_u64()?,
+            })
+        })
+        .collect())
 }
 
 /// Runs the package script on every node over ssh.

@@ -383,6 +383,25 @@ spec:
     servicePort: 80
 "#,
     );
+    // An object that merely mentions the removed API in its last-applied annotation
+    // (kubectl create keeps the annotation as written): stored as v1, never reported.
+    let made = crate::kubectl_stdin(
+        &["create", "-f", "-"],
+        r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: mentions-old
+  namespace: plan-test
+  annotations:
+    kubectl.kubernetes.io/last-applied-configuration: '{"apiVersion":"extensions/v1beta1","kind":"Ingress","metadata":{"name":"x","namespace":"plan-test"}}'
+data: {note: "extensions/v1beta1"}
+"#,
+    );
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
     // The pod is scheduled on w2 and the budget's status counts it.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
@@ -418,7 +437,40 @@ spec:
         finding(&p, "removed-api-called").is_none(),
         "1.21 removes nothing: {p}"
     );
+    assert!(
+        finding(&p, "removed-api-stored").is_none(),
+        "1.21 removes nothing: {p}"
+    );
     let p = json(&plan("v1.22.0"));
+    // Stored: every Ingress is kept in etcd as networking.k8s.io/v1beta1 on 1.20
+    // (read on cp1 with `kastellan etcd storage` over the lab's sshd); the ConfigMap
+    // that mentions extensions/v1beta1 is not reported.
+    let stored: Vec<&serde_json::Value> = p["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["id"] == "removed-api-stored")
+        .collect();
+    assert_eq!(stored.len(), 1, "{p}");
+    assert!(
+        stored[0]["message"].as_str().unwrap().starts_with(
+            "ingresses: 1 object stored in etcd as networking.k8s.io/v1beta1, which 1.22 \
+             stops serving: move their manifests and clients to networking.k8s.io/v1 first"
+        ),
+        "{}",
+        stored[0]
+    );
+    assert_eq!(
+        stored[0]["evidence"][0],
+        "etcd /registry/: 1 ingresses encoded as networking.k8s.io/v1beta1 Ingress"
+    );
+    assert!(
+        p["facts"]["stored"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["resource"] == "configmaps" && r["apiVersion"] == "v1")
+    );
     let removed = finding(&p, "removed-api-called").unwrap_or_else(|| panic!("{p}"));
     let message = removed["message"].as_str().unwrap();
     assert!(
