@@ -309,6 +309,23 @@ mod tests {
         assert!(decrypt(&swapped, &key, "tc14").is_err());
     }
 
+    /// A blob sealed by the real kubeadm v1.20.2 (see testdata/README.md) opens.
+    #[test]
+    fn a_blob_sealed_by_kubeadm_opens() {
+        use base64::Engine as _;
+        let key: CertificateKey =
+            "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+                .parse()
+                .unwrap();
+        let blob = base64::engine::general_purpose::STANDARD
+            .decode(include_str!("testdata/kubeadm-sa.pub.b64").trim())
+            .unwrap();
+        let plain = decrypt(&blob, &key, "sa.pub").unwrap();
+        assert_eq!(plain, include_bytes!("testdata/sa.pub"));
+        let other = CertificateKey::generate().unwrap();
+        assert!(decrypt(&blob, &other, "sa.pub").is_err());
+    }
+
     #[test]
     fn files_are_kubeadms_with_dashes() {
         let f = files(Path::new("/etc/kubernetes/pki"), None);

@@ -110,7 +110,11 @@ pub struct ListedToken {
 
 /// Where a token stands at some moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(tag = "state", rename_all = "camelCase")]
+#[serde(
+    tag = "state",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum Life {
     /// It has no expiration.
     Forever,
@@ -206,6 +210,60 @@ impl ListedToken {
             }
         }
     }
+}
+
+/// Why `token` (whole, as given) cannot be used to join a node through its Secret
+/// `secret`, at `now`; empty when it can. A control plane also needs the node group,
+/// which alone may read the uploaded certificates.
+pub fn join_refusals(
+    secret: &Secret,
+    token: &Token,
+    control_plane: bool,
+    now: Timestamp,
+) -> Vec<String> {
+    let listed = match ListedToken::from_secret(secret) {
+        Ok(l) => l,
+        Err(e) => return vec![e.to_string()],
+    };
+    let mut why = Vec::new();
+    let stored = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(KEY_SECRET))
+        .map(|v| v.0.as_slice());
+    if stored != Some(token.secret().as_bytes()) {
+        why.push(format!(
+            "the secret given is not token {}'s secret",
+            token.id()
+        ));
+    }
+    if let Life::Expired { .. } = listed.life(now) {
+        why.push(format!("token {} has expired", token.id()));
+    }
+    for (usage, needed_for) in [
+        (Usage::Signing, "discovery (the signed cluster-info)"),
+        (Usage::Authentication, "the TLS bootstrap"),
+    ] {
+        if !listed.usages.contains(&usage) {
+            why.push(format!(
+                "token {} lacks the usage {usage}, needed for {needed_for}",
+                token.id()
+            ));
+        }
+    }
+    if control_plane
+        && !listed
+            .groups
+            .iter()
+            .any(|g| g == crate::token::DEFAULT_GROUP)
+    {
+        why.push(format!(
+            "token {} is not in the group {}, the only one that may read the uploaded certificates",
+            token.id(),
+            crate::token::DEFAULT_GROUP
+        ));
+    }
+    why
 }
 
 #[cfg(test)]
@@ -338,6 +396,29 @@ mod tests {
             .insert("token-secret".into(), ByteString(b"short".to_vec()));
         let e = ListedToken::from_secret(&s).unwrap_err().to_string();
         assert!(e.contains("malformed") && !e.contains("short"), "{e}");
+    }
+
+    #[test]
+    fn join_refusals_name_each_reason() {
+        let s = spec();
+        let secret = s.secret();
+        let before: Timestamp = "2026-12-03T09:00:00Z".parse().unwrap();
+        let after: Timestamp = "2026-12-03T11:00:00Z".parse().unwrap();
+        assert!(join_refusals(&secret, &s.token, true, before).is_empty());
+        let why = join_refusals(&secret, &s.token, false, after);
+        assert_eq!(why, ["token abcdef has expired"]);
+        let wrong: Token = "abcdef.ffffffffffffffff".parse().unwrap();
+        let why = join_refusals(&secret, &wrong, false, before);
+        assert_eq!(why, ["the secret given is not token abcdef's secret"]);
+        let mut narrow = spec();
+        narrow.usages = vec![Usage::Signing];
+        narrow.groups = vec!["system:bootstrappers:other".parse().unwrap()];
+        let why = join_refusals(&narrow.secret(), &narrow.token, false, before);
+        assert_eq!(why.len(), 1, "{why:?}");
+        assert!(why[0].contains("lacks the usage authentication"));
+        let why = join_refusals(&narrow.secret(), &narrow.token, true, before);
+        assert_eq!(why.len(), 2, "{why:?}");
+        assert!(why[1].contains("not in the group"));
     }
 
     #[test]

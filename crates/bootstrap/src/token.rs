@@ -82,7 +82,7 @@ impl FromStr for TokenId {
         }
         match s.parse::<Token>() {
             Ok(t) => Ok(t.id),
-            Err(_) => Err(Error::TokenId(s.to_string())),
+            Err(_) => Err(Error::TokenId(redact(s))),
         }
     }
 }
@@ -320,6 +320,11 @@ mod tests {
         );
         assert!("ABC123".parse::<TokenId>().is_err());
         assert!("abc12".parse::<TokenId>().is_err());
+        let e = "abcdef.0123456789abcdeF"
+            .parse::<TokenId>()
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("0123456789"), "{e}");
         let id: TokenId = "abc123".parse().unwrap();
         assert_eq!(id.secret_name(), "bootstrap-token-abc123");
         assert_eq!(

@@ -8,6 +8,7 @@ mod csr;
 mod etcd;
 mod exporter;
 mod generate;
+mod join;
 mod kube;
 mod lab;
 mod node;
@@ -16,6 +17,7 @@ mod restore;
 mod restore_agents;
 mod status;
 mod status_view;
+mod token;
 mod upgrade;
 mod versions;
 
@@ -48,6 +50,8 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<Outcome> {
         }
         Command::Node(cmd) => node::run(cmd, &cli.global, printer),
         Command::Csr(cmd) => csr::run(cmd, &cli.global, printer),
+        Command::Token(cmd) => token::run(cmd, &cli.global, printer),
+        Command::Join(args) => join::run(args, &cli.global, printer),
     }
 }
 
