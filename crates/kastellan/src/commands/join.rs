@@ -217,6 +217,96 @@ fn did(dry_run: bool, verb: &str) -> String {
     }
 }
 
+/// The writes of `join-command`, in order: the join token (unless given), then for a
+/// control plane the owner token, kubeadm-certs, the Role and the RoleBinding. Each
+/// write is described in `steps`; the token Secrets made are named in `created`.
+/// Returns the token, whether it is new, and the certificate key.
+async fn write(
+    client: &kube::Client,
+    args: &JoinCommandArgs,
+    files: &[(String, Option<Vec<u8>>)],
+    now: Timestamp,
+    steps: &mut Vec<String>,
+    created: &mut Vec<String>,
+) -> Result<(Token, bool, Option<CertificateKey>)> {
+    let (token, new_token) = match &args.token {
+        Some(t) => (t.clone(), false),
+        None => {
+            let spec = TokenSpec {
+                token: Token::generate()?,
+                description: Some(if args.control_plane {
+                    "kastellan join-command --control-plane".into()
+                } else {
+                    "kastellan join-command".into()
+                }),
+                expires: secret::expiry(now, SignedDuration::from_hours(24)),
+                usages: Usage::ALL.to_vec(),
+                groups: vec![DEFAULT_GROUP.parse()?],
+            };
+            create_secret(client, &spec, args.dry_run).await?;
+            created.push(spec.token.id().secret_name());
+            steps.push(format!(
+                "{} Secret {NAMESPACE}/{} (join token, 24h)",
+                did(args.dry_run, "create"),
+                spec.token.id().secret_name()
+            ));
+            (spec.token, true)
+        }
+    };
+    let key = if args.control_plane {
+        let key = CertificateKey::generate()?;
+        let owner = certs::owner_token(now)?;
+        let stored = create_secret(client, &owner, args.dry_run).await?;
+        let owner_name = owner.token.id().secret_name();
+        created.push(owner_name.clone());
+        steps.push(format!(
+            "{} Secret {NAMESPACE}/{owner_name} (owner of {}, 2h)",
+            did(args.dry_run, "create"),
+            certs::SECRET_NAME
+        ));
+        let uid = stored
+            .metadata
+            .uid
+            .clone()
+            .context("the apiserver gave the token's Secret no uid")?;
+        let secret = certs::secret(files, &key, certs::owner_reference(&owner_name, &uid))?;
+        let verb = create_or_replace(&secrets(client), &secret, args.dry_run).await?;
+        steps.push(format!(
+            "{} Secret {NAMESPACE}/{} ({} files encrypted with AES-256-GCM; deleted with its owner)",
+            did(args.dry_run, verb),
+            certs::SECRET_NAME,
+            files.iter().filter(|(_, c)| c.is_some()).count()
+        ));
+        let verb = create_or_replace(
+            &Api::<Role>::namespaced(client.clone(), NAMESPACE),
+            &certs::role(),
+            args.dry_run,
+        )
+        .await?;
+        steps.push(format!(
+            "{} Role {NAMESPACE}/{} (get Secret {})",
+            did(args.dry_run, verb),
+            certs::RBAC_NAME,
+            certs::SECRET_NAME
+        ));
+        let verb = create_or_replace(
+            &Api::<RoleBinding>::namespaced(client.clone(), NAMESPACE),
+            &certs::role_binding(),
+            args.dry_run,
+        )
+        .await?;
+        steps.push(format!(
+            "{} RoleBinding {NAMESPACE}/{} (group {DEFAULT_GROUP})",
+            did(args.dry_run, verb),
+            certs::RBAC_NAME
+        ));
+        Some(key)
+    } else {
+        None
+    };
+    Ok((token, new_token, key))
+}
+
 async fn join_command(kube: &Kube, args: &JoinCommandArgs, printer: &Printer) -> Result<Outcome> {
     let client = &kube.client;
     let d = Discovery::read(kube, args.cert_dir.as_deref()).await?;
@@ -278,78 +368,26 @@ async fn join_command(kube: &Kube, args: &JoinCommandArgs, printer: &Printer) ->
     }
 
     let mut steps = Vec::new();
-    let (token, new_token) = match &args.token {
-        Some(t) => (t.clone(), false),
-        None => {
-            let spec = TokenSpec {
-                token: Token::generate()?,
-                description: Some(if args.control_plane {
-                    "kastellan join-command --control-plane".into()
-                } else {
-                    "kastellan join-command".into()
-                }),
-                expires: secret::expiry(now, SignedDuration::from_hours(24)),
-                usages: Usage::ALL.to_vec(),
-                groups: vec![DEFAULT_GROUP.parse()?],
-            };
-            create_secret(client, &spec, args.dry_run).await?;
-            steps.push(format!(
-                "{} Secret {NAMESPACE}/{} (join token, 24h)",
-                did(args.dry_run, "create"),
-                spec.token.id().secret_name()
-            ));
-            (spec.token, true)
+    // The tokens this run created: removed again if a later write fails (the owner's
+    // removal takes kubeadm-certs with it).
+    let mut created: Vec<String> = Vec::new();
+    let written = write(client, args, &files, now, &mut steps, &mut created).await;
+    let (token, new_token, key) = match written {
+        Ok(w) => w,
+        Err(e) if !args.dry_run && !created.is_empty() => {
+            let api = secrets(client);
+            let mut undone = Vec::new();
+            for name in &created {
+                if api.delete(name, &Default::default()).await.is_ok() {
+                    undone.push(name.clone());
+                }
+            }
+            return Err(e.context(format!(
+                "the Secrets it had created were removed again: {}",
+                undone.join(", ")
+            )));
         }
-    };
-    let key = if args.control_plane {
-        let key = CertificateKey::generate()?;
-        let owner = certs::owner_token(now)?;
-        let stored = create_secret(client, &owner, args.dry_run).await?;
-        let owner_name = owner.token.id().secret_name();
-        steps.push(format!(
-            "{} Secret {NAMESPACE}/{owner_name} (owner of {}, 2h)",
-            did(args.dry_run, "create"),
-            certs::SECRET_NAME
-        ));
-        let uid = stored
-            .metadata
-            .uid
-            .clone()
-            .context("the apiserver gave the token's Secret no uid")?;
-        let secret = certs::secret(&files, &key, certs::owner_reference(&owner_name, &uid))?;
-        let verb = create_or_replace(&secrets(client), &secret, args.dry_run).await?;
-        steps.push(format!(
-            "{} Secret {NAMESPACE}/{} ({} files encrypted with AES-256-GCM; deleted with its owner)",
-            did(args.dry_run, verb),
-            certs::SECRET_NAME,
-            files.iter().filter(|(_, c)| c.is_some()).count()
-        ));
-        let verb = create_or_replace(
-            &Api::<Role>::namespaced(client.clone(), NAMESPACE),
-            &certs::role(),
-            args.dry_run,
-        )
-        .await?;
-        steps.push(format!(
-            "{} Role {NAMESPACE}/{} (get Secret {})",
-            did(args.dry_run, verb),
-            certs::RBAC_NAME,
-            certs::SECRET_NAME
-        ));
-        let verb = create_or_replace(
-            &Api::<RoleBinding>::namespaced(client.clone(), NAMESPACE),
-            &certs::role_binding(),
-            args.dry_run,
-        )
-        .await?;
-        steps.push(format!(
-            "{} RoleBinding {NAMESPACE}/{} (group {DEFAULT_GROUP})",
-            did(args.dry_run, verb),
-            certs::RBAC_NAME
-        ));
-        Some(key)
-    } else {
-        None
+        Err(e) => return Err(e),
     };
     let join = d.command(args.endpoint.as_deref(), token, key);
     let mut command = join.to_string();

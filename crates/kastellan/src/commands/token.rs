@@ -145,10 +145,14 @@ async fn create(
         None => Token::generate()?,
     };
     let now = Timestamp::now();
+    let expires = secret::expiry(now, ttl);
+    if expires.is_none() && !ttl.is_zero() {
+        bail!("--ttl {ttl:#} reaches past the year 9999");
+    }
     let spec = TokenSpec {
         token,
         description: args.description,
-        expires: secret::expiry(now, ttl),
+        expires,
         usages: args.usages,
         groups: args.groups,
     };
