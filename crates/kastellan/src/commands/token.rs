@@ -351,6 +351,59 @@ async fn delete(
 mod tests {
     use super::*;
 
+    fn listed() -> Listed {
+        let now: Timestamp = "2026-12-02T10:00:00Z".parse().unwrap();
+        let spec = |id: &str, expires: Option<&str>| TokenSpec {
+            token: Token::from_parts(id, "0123456789abcdef").unwrap(),
+            description: Some(format!("token {id}")),
+            expires: expires.map(|e| e.parse().unwrap()),
+            usages: kastellan_bootstrap::token::Usage::ALL.to_vec(),
+            groups: Vec::new(),
+        };
+        let tokens = [
+            spec("aaaaaa", Some("2026-12-02T12:00:00Z")),
+            spec("bbbbbb", Some("2020-01-01T00:00:00Z")),
+            spec("cccccc", None),
+        ]
+        .iter()
+        .map(|s| {
+            let token = ListedToken::from_secret(&s.secret()).unwrap();
+            Row {
+                life: token.life(now),
+                token,
+            }
+        })
+        .collect();
+        Listed {
+            tokens,
+            unreadable: vec![Unreadable {
+                secret: "bootstrap-token-dddddd".into(),
+                problem: "Secret bootstrap-token-dddddd: no token-id".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn the_list_flags_expired_and_forever_and_hides_secrets() {
+        let l = listed();
+        let mut table = String::new();
+        l.render(&mut table, &Style::plain());
+        let row = |id: &str| table.lines().find(|r| r.contains(id)).unwrap().to_string();
+        assert!(row("aaaaaa").contains(" 2h "), "{table}");
+        assert!(row("bbbbbb").contains("expired 2527d ago"), "{table}");
+        assert!(row("cccccc").contains("<forever>") && row("cccccc").contains("<never>"));
+        assert!(table.contains("unusable: Secret bootstrap-token-dddddd: no token-id"));
+        for format in [Format::Json, Format::Yaml] {
+            let text = Printer::new(format, false).render(&l).unwrap();
+            assert!(!text.contains("0123456789abcdef"), "{text}");
+            assert!(
+                text.contains("expired") && text.contains("secondsAgo"),
+                "{text}"
+            );
+        }
+        assert!(!table.contains("0123456789abcdef"));
+    }
+
     #[test]
     fn ttls_read_like_kubeadms() {
         assert_eq!(short(59), "59s");
