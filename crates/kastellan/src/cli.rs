@@ -118,6 +118,24 @@ pub enum Command {
     /// kubelet depends on counts), 2 no cluster.
     Ha(HaArgs),
 
+    /// Bootstrap tokens, as kubeadm makes them: create (with its join command), list
+    /// (never the secrets), delete.
+    ///
+    /// Exit codes: 0 done, 2 bad input (a malformed token, group or usage; an unknown
+    /// or taken ID) or no cluster.
+    #[command(subcommand)]
+    Token(TokenCommand),
+
+    /// Print the `kubeadm join` command for a new node: a bootstrap token (given, or a
+    /// new one of 24h), the CA pin from the cluster's cluster-info, the endpoint from
+    /// kubeadm's ClusterConfiguration. With --control-plane, also upload the shared
+    /// certificates encrypted (Secret kubeadm-certs, gone after 2h) and print their key.
+    ///
+    /// Exit 0 printed, 1 refused (the token given is expired, lacks a usage or the node
+    /// group; no controlPlaneEndpoint for a control plane), 2 bad input or no cluster.
+    #[command(name = "join-command")]
+    Join(JoinCommandArgs),
+
     /// Restore the control plane from an etcd snapshot or a backup bundle: stop the
     /// apiserver, controller-manager, scheduler and etcd (their manifests go to a holding
     /// dir), restore into a fresh data dir, point etcd.yaml at it, start everything again.
@@ -332,6 +350,98 @@ pub struct CsrApproveArgs {
     pub dry_run: bool,
 }
 
+/// `kastellan token ...`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a bootstrap token: Secret bootstrap-token-ID in kube-system, exactly as
+    /// `kubeadm token create` writes it. Prints the token (or, with
+    /// --print-join-command, the join command) once; it is not shown again.
+    Create(TokenCreateArgs),
+    /// Every bootstrap token: ID, time left, expiry, usages, groups, description.
+    /// Expired ones and ones that never expire are flagged. Secrets are not shown
+    /// (unlike `kubeadm token list`): a listing ends up in terminals, logs and tickets,
+    /// and the ID is all that `token delete` needs.
+    List,
+    /// Delete bootstrap tokens by ID (or ID.SECRET). Every ID is checked first: an
+    /// unknown one deletes nothing (exit 2).
+    Delete(TokenDeleteArgs),
+}
+
+/// Arguments of `token create`.
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// How long the token is valid; 0: it never expires (a standing credential to join
+    /// nodes: warned about).
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
+    pub ttl: std::time::Duration,
+    /// Free text shown by `token list`.
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+    /// What the token may be used for.
+    #[arg(
+        long,
+        value_name = "USAGE,...",
+        value_delimiter = ',',
+        default_value = "signing,authentication"
+    )]
+    pub usages: Vec<kastellan_bootstrap::token::Usage>,
+    /// Extra groups of a client authenticated with the token (each
+    /// system:bootstrappers:...).
+    #[arg(
+        long,
+        value_name = "GROUP,...",
+        value_delimiter = ',',
+        default_value = kastellan_bootstrap::token::DEFAULT_GROUP
+    )]
+    pub groups: Vec<kastellan_bootstrap::token::Group>,
+    /// This token instead of a random one ([a-z0-9]{6}.[a-z0-9]{16}).
+    #[arg(long, value_name = "ID.SECRET", value_parser = NoEcho::<kastellan_bootstrap::token::Token>::new())]
+    pub token: Option<kastellan_bootstrap::token::Token>,
+    /// Print the `kubeadm join` command with the new token instead of the token alone.
+    #[arg(long)]
+    pub print_join_command: bool,
+    /// Say what would be created (checked by the apiserver's own dry run); create nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Arguments of `token delete`.
+#[derive(Debug, Args)]
+pub struct TokenDeleteArgs {
+    /// The tokens' IDs (or whole tokens).
+    #[arg(required = true, value_name = "ID", value_parser = NoEcho::<kastellan_bootstrap::token::TokenId>::new())]
+    pub ids: Vec<kastellan_bootstrap::token::TokenId>,
+    /// Say what would be deleted; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Arguments of `join-command`.
+#[derive(Debug, Args)]
+pub struct JoinCommandArgs {
+    /// Join as a control plane: upload the shared CAs and service-account keys
+    /// encrypted (as `kubeadm init phase upload-certs --upload-certs`) and add
+    /// --control-plane --certificate-key to the command. Run it where those files are.
+    #[arg(long)]
+    pub control_plane: bool,
+    /// An existing token (default: a new one, 24h, for joining nodes).
+    #[arg(long, value_name = "ID.SECRET", value_parser = NoEcho::<kastellan_bootstrap::token::Token>::new())]
+    pub token: Option<kastellan_bootstrap::token::Token>,
+    /// The apiserver endpoint the node joins (default: the ClusterConfiguration's
+    /// controlPlaneEndpoint, else cluster-info's server).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub endpoint: Option<String>,
+    /// Where the certificates to upload are (default: the ClusterConfiguration's
+    /// certificatesDir, else /etc/kubernetes/pki); also the CA read when the cluster has
+    /// no cluster-info.
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
+    /// Say what would be created (checked by the apiserver's own dry run) and the
+    /// command's shape; create nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
 /// Node names.
 #[derive(Debug, Args)]
 pub struct NodeNamesArgs {
@@ -385,6 +495,53 @@ pub struct DrainArgs {
     /// primary: draining its node needs --force.
     #[arg(long, value_name = "KEY[=VALUE]", value_parser = parse_primary)]
     pub primary_label: Option<kastellan_drain::plan::PrimaryMarker>,
+}
+
+/// A value parser for flags that may carry a secret (a bootstrap token): clap's own
+/// message quotes the rejected value whole, this one says only what the type's error
+/// says (which keeps a secret out).
+#[derive(Debug)]
+pub struct NoEcho<T>(std::marker::PhantomData<fn() -> T>);
+
+impl<T> NoEcho<T> {
+    /// The parser.
+    pub fn new() -> Self {
+        NoEcho(std::marker::PhantomData)
+    }
+}
+
+impl<T> Clone for NoEcho<T> {
+    fn clone(&self) -> Self {
+        NoEcho::new()
+    }
+}
+
+impl<T> clap::builder::TypedValueParser for NoEcho<T>
+where
+    T: std::str::FromStr + Clone + Send + Sync + 'static,
+    T::Err: std::fmt::Display,
+{
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<T, clap::Error> {
+        let name = arg.map(|a| a.to_string()).unwrap_or_default();
+        let fail = |msg: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for '{name}': {msg}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let text = value
+            .to_str()
+            .ok_or_else(|| fail("not valid UTF-8".into()))?;
+        text.parse().map_err(|e: T::Err| fail(e.to_string()))
+    }
 }
 
 /// Parses `90`, `90s`, `5m`, `1h30m`, `500ms` into a duration.

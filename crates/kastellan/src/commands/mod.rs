@@ -9,6 +9,7 @@ mod etcd;
 mod exporter;
 mod generate;
 mod ha;
+mod join;
 mod kube;
 mod lab;
 mod node;
@@ -17,6 +18,7 @@ mod restore;
 mod restore_agents;
 mod status;
 mod status_view;
+mod token;
 mod upgrade;
 mod versions;
 
@@ -50,6 +52,8 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<Outcome> {
         Command::Node(cmd) => node::run(cmd, &cli.global, printer),
         Command::Csr(cmd) => csr::run(cmd, &cli.global, printer),
         Command::Ha(args) => ha::run(args, &cli.global, printer),
+        Command::Token(cmd) => token::run(cmd, &cli.global, printer),
+        Command::Join(args) => join::run(args, &cli.global, printer),
     }
 }
 

@@ -28,6 +28,7 @@ mod restore_systemd;
 mod schedule_systemd;
 mod snapshot_cli;
 mod status;
+mod tokens;
 mod tree;
 mod upgrade;
 mod versions;
