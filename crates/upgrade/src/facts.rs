@@ -102,6 +102,7 @@ pub async fn gather(config: &kube::Config, v: &Versions) -> Result<PlanFacts, cr
         deprecated_calls,
         stored: None,
         stored_unread: None,
+        health: None,
     })
 }
 

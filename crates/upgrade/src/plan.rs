@@ -36,6 +36,46 @@ pub struct PlanFacts {
     /// Why etcd's objects were not read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stored_unread: Option<String>,
+    /// The cluster's health as `kastellan status` saw it (`None`: not checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+}
+
+/// The cluster's health before the upgrade (from `kastellan status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    /// Whether every check was up and etcd had quorum.
+    pub healthy: bool,
+    /// The status's one-line summary.
+    pub summary: String,
+    /// The checks that were not up, as `node component: detail`.
+    pub problems: Vec<String>,
+    /// Failures etcd tolerates now (`None`: etcd not asked).
+    pub etcd_tolerated: Option<usize>,
+    /// Certificates and their days left (only those within 30 days, or expired).
+    pub expiring: Vec<ExpiringCert>,
+}
+
+/// A certificate close to its end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExpiringCert {
+    /// Its node.
+    pub node: String,
+    /// kubeadm's name for it.
+    pub name: String,
+    /// End of validity (RFC 3339).
+    pub not_after: String,
+    /// Whole days left when the plan was made (negative: expired).
+    pub days_left: i64,
+}
+
+/// Certificates that `kubeadm upgrade` renews itself (its certificateRenewal default):
+/// every leaf of the control plane's PKI and its kubeconfigs, not the CAs, not the
+/// kubelet's own.
+fn renewed_by_kubeadm(name: &str) -> bool {
+    !name.ends_with("-ca") && name != "ca" && !name.starts_with("kubelet")
 }
 
 /// Objects of one resource stored in etcd with one apiVersion (`kastellan etcd
@@ -641,6 +681,72 @@ fn findings(facts: &PlanFacts, target: Minor) -> Vec<Finding> {
             evidence,
         });
     }
+    if let Some(h) = &facts.health {
+        if !h.healthy {
+            out.push(Finding {
+                severity: Severity::Blocker,
+                id: "cluster-unhealthy".into(),
+                message: format!(
+                    "the cluster is not healthy ({}): an upgrade starts only from a \
+                     healthy control plane",
+                    h.summary
+                ),
+                nodes: Vec::new(),
+                evidence: h.problems.clone(),
+            });
+        }
+        if h.etcd_tolerated == Some(0) {
+            out.push(Finding {
+                severity: Severity::Blocker,
+                id: "etcd-no-tolerance".into(),
+                message: "etcd tolerates no failure now: each control plane's upgrade \
+                          restarts its etcd member, which would lose quorum"
+                    .into(),
+                nodes: Vec::new(),
+                evidence: vec!["kastellan status: etcd failures tolerated 0".into()],
+            });
+        }
+        for c in &h.expiring {
+            let (severity, message) = if c.days_left < 0 {
+                (
+                    Severity::Blocker,
+                    format!(
+                        "certificate {} on {} expired on {}: renew it first (`kastellan \
+                         certs renew {}`)",
+                        c.name, c.node, c.not_after, c.name
+                    ),
+                )
+            } else if renewed_by_kubeadm(&c.name) {
+                (
+                    Severity::Info,
+                    format!(
+                        "certificate {} on {} expires in {} days: `kubeadm upgrade` \
+                         renews it on that node",
+                        c.name, c.node, c.days_left
+                    ),
+                )
+            } else {
+                (
+                    Severity::Warning,
+                    format!(
+                        "certificate {} on {} expires in {} days and `kubeadm upgrade` \
+                         does not renew it: plan its renewal",
+                        c.name, c.node, c.days_left
+                    ),
+                )
+            };
+            out.push(Finding {
+                severity,
+                id: "certificate-expiry".into(),
+                message,
+                nodes: vec![c.node.clone()],
+                evidence: vec![format!(
+                    "{} on {}: notAfter {}",
+                    c.name, c.node, c.not_after
+                )],
+            });
+        }
+    }
     match (&facts.stored, &facts.stored_unread) {
         (Some(stored), _) => {
             for st in stored {
@@ -826,6 +932,7 @@ mod tests {
             deprecated_calls: Vec::new(),
             stored: None,
             stored_unread: None,
+            health: None,
         }
     }
 
@@ -1000,6 +1107,75 @@ mod tests {
             "{}",
             stored[0].message
         );
+        // Health: an unhealthy cluster and an expired certificate block; a leaf that
+        // kubeadm renews is only noted, a CA close to its end is a warning.
+        f.health = Some(Health {
+            healthy: false,
+            summary: "degraded: 1 of 30 checks not up".into(),
+            problems: vec!["cp2 kube-scheduler: connection refused".into()],
+            etcd_tolerated: Some(0),
+            expiring: vec![
+                ExpiringCert {
+                    node: "cp1".into(),
+                    name: "apiserver".into(),
+                    not_after: "2027-01-01T00:00:00Z".into(),
+                    days_left: 12,
+                },
+                ExpiringCert {
+                    node: "cp1".into(),
+                    name: "front-proxy-ca".into(),
+                    not_after: "2027-01-01T00:00:00Z".into(),
+                    days_left: 12,
+                },
+                ExpiringCert {
+                    node: "cp2".into(),
+                    name: "admin.conf".into(),
+                    not_after: "2026-11-01T00:00:00Z".into(),
+                    days_left: -3,
+                },
+            ],
+        });
+        let p = plan(&f, &v("v1.21.0"), 1).unwrap();
+        let health: Vec<(Severity, &str)> = p
+            .findings
+            .iter()
+            .filter(|x| {
+                ["certificate-expiry", "cluster-unhealthy", "etcd-no-tolerance"]
+                    .contains(&x.id.as_str())
+            })
+            .map(|x| (x.severity, x.message.as_str()))
+            .collect();
+        assert_eq!(
+            health,
+            [
+                (
+                    Severity::Blocker,
+                    "certificate admin.conf on cp2 expired on 2026-11-01T00:00:00Z: renew it \
+                     first (`kastellan certs renew admin.conf`)"
+                ),
+                (
+                    Severity::Blocker,
+                    "the cluster is not healthy (degraded: 1 of 30 checks not up): an \
+                     upgrade starts only from a healthy control plane"
+                ),
+                (
+                    Severity::Blocker,
+                    "etcd tolerates no failure now: each control plane's upgrade restarts \
+                     its etcd member, which would lose quorum"
+                ),
+                (
+                    Severity::Warning,
+                    "certificate front-proxy-ca on cp1 expires in 12 days and `kubeadm \
+                     upgrade` does not renew it: plan its renewal"
+                ),
+                (
+                    Severity::Info,
+                    "certificate apiserver on cp1 expires in 12 days: `kubeadm upgrade` \
+                     renews it on that node"
+                ),
+            ]
+        );
+        f.health = None;
         f.stored = None;
         f.stored_unread = Some("no node access".into());
         assert!(ids(&plan(&f, &v("v1.22.0"), 1).unwrap()).contains(&"stored-not-read".to_string()));

@@ -86,6 +86,7 @@ pub fn make_plan(
     });
     spinner.finish_and_clear();
     let mut facts = facts?;
+    facts.health = Some(health(versions, global, printer)?);
     match stored_objects(versions, &facts, printer) {
         Ok(rows) => facts.stored = Some(rows),
         Err(why) => facts.stored_unread = Some(why),
@@ -117,6 +118,50 @@ fn gather(args: &VersionsArgs, global: &GlobalArgs, printer: &Printer) -> Result
     let today = args.date.unwrap_or_else(|| jiff::Zoned::now().date());
     v.add_support(today);
     Ok(v)
+}
+
+/// The cluster's health as `kastellan status` sees it (the nodes reached as `status`
+/// reaches them: the lab, or ssh as `--inventory`/`--ssh-config` say), with the
+/// certificates that end within 30 days.
+fn health(
+    versions: &VersionsArgs,
+    global: &GlobalArgs,
+    printer: &Printer,
+) -> Result<kastellan_upgrade::plan::Health> {
+    #[derive(clap::Parser)]
+    struct Defaults {
+        #[command(flatten)]
+        probe: crate::cli::ProbeArgs,
+    }
+    let mut probe = <Defaults as clap::Parser>::parse_from(["kastellan"]).probe;
+    probe.ssh = versions.ssh.clone();
+    let spinner = printer.spinner("checking the cluster's health");
+    let rt = super::runtime()?;
+    let report = rt.block_on(super::status::gather(&probe, global));
+    spinner.finish_and_clear();
+    let report = report?;
+    Ok(kastellan_upgrade::plan::Health {
+        healthy: report.verdict == kastellan_health::Verdict::Healthy,
+        summary: report.summary.clone(),
+        problems: report
+            .checks
+            .iter()
+            .filter(|c| c.state != kastellan_health::State::Up)
+            .map(|c| format!("{} {}: {}", c.node, c.component, c.detail))
+            .collect(),
+        etcd_tolerated: report.etcd.as_ref().map(|q| q.failures_tolerated),
+        expiring: report
+            .certificates
+            .iter()
+            .filter(|c| c.days_left < 30.0)
+            .map(|c| kastellan_upgrade::plan::ExpiringCert {
+                node: c.node.clone(),
+                name: c.name.clone(),
+                not_after: c.not_after.clone(),
+                days_left: c.days_left.floor() as i64,
+            })
+            .collect(),
+    })
 }
 
 /// etcd's objects by the apiVersion they are stored as: `kastellan etcd storage` run on
