@@ -250,8 +250,16 @@ fn identity(f: &Facts, req: &Request) -> Check {
         if p.hostname.is_some() && p.hostname == me.hostname {
             clash.push(format!("hostname {name} also on another node"));
         }
-        for m in me.macs.iter().filter(|m| p.macs.contains(m)) {
-            clash.push(format!("MAC {m} also on {name}"));
+        let shared: Vec<&str> = me
+            .macs
+            .iter()
+            .filter(|m| p.macs.contains(m))
+            .map(String::as_str)
+            .collect();
+        match shared.as_slice() {
+            [] => {}
+            [m] => clash.push(format!("MAC {m} also on {name}")),
+            many => clash.push(format!("MACs {} also on {name}", many.join(", "))),
         }
         if me.product_uuid.is_some() && p.product_uuid == me.product_uuid {
             clash.push(format!(
@@ -902,6 +910,7 @@ fn advertise_address(f: &Facts, req: &Request) -> Check {
                 .flat_map(|i| {
                     i.addrs
                         .iter()
+                        .filter(|a| a.scope != "link")
                         .map(move |a| format!("{} ({})", a.cidr.addr(), i.name))
                 })
                 .collect();
@@ -953,7 +962,7 @@ fn kernel_modules(f: &Facts) -> Check {
         fail(
             ID,
             format!(
-                "{} not loaded (neither in /proc/modules nor /sys/module)",
+                "{} not loaded (not in /proc/modules or /sys/module)",
                 missing.join(", ")
             ),
             format!(

@@ -160,7 +160,9 @@ pub fn read(opts: &Options) -> Facts {
             loaded: proc_modules
                 .lines()
                 .any(|l| l.split_whitespace().next() == Some(m))
-                || opts.at(&format!("/sys/module/{m}")).exists(),
+                || opts.at(&format!("/sys/module/{m}")).exists()
+                // Built in without parameters: only its sysctls show it.
+                || (*m == "br_netfilter" && opts.at("/proc/sys/net/bridge").is_dir()),
         })
         .collect();
     f.sysctls = SYSCTLS
@@ -195,7 +197,17 @@ pub fn read(opts: &Options) -> Facts {
             .read("/sys/class/dmi/id/product_uuid")
             .map(|u| u.trim().to_lowercase())
             .filter(|u| !u.is_empty()),
-        macs: f.interfaces.iter().filter_map(|i| i.mac.clone()).collect(),
+        macs: f
+            .interfaces
+            .iter()
+            .filter_map(|i| i.mac.clone())
+            .fold(Vec::new(), |mut v, m| {
+                // A bridge shares its MAC with one of its ports.
+                if !v.contains(&m) {
+                    v.push(m);
+                }
+                v
+            }),
     };
     f
 }

@@ -12,6 +12,7 @@ mod kube;
 mod lab;
 mod node;
 mod node_access;
+mod preflight;
 mod restore;
 mod restore_agents;
 mod status;
@@ -48,6 +49,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<Outcome> {
         }
         Command::Node(cmd) => node::run(cmd, &cli.global, printer),
         Command::Csr(cmd) => csr::run(cmd, &cli.global, printer),
+        Command::Preflight(args) => preflight::run(&args, printer),
     }
 }
 

@@ -22,6 +22,7 @@ mod etcd_restore;
 mod etcd_save;
 mod inspect;
 mod lab;
+mod preflight;
 mod restore;
 mod restore_systemd;
 mod schedule_systemd;
