@@ -523,3 +523,102 @@ fn cli_preflight_facts_feed_peers() {
         );
     }
 }
+
+/// Tears the lab down when the test ends, also on failure.
+struct LabGuard;
+
+impl Drop for LabGuard {
+    fn drop(&mut self) {
+        let _ = kastellan().args(["lab", "down"]).status();
+    }
+}
+
+/// Whether this host has a container runtime a lab node would see (the nodes share the
+/// host's /etc and /run).
+fn host_has_a_runtime() -> bool {
+    [
+        "/etc/containerd/config.toml",
+        "/etc/crio/crio.conf",
+        "/etc/crio/crio.conf.d",
+        "/run/containerd/containerd.sock",
+        "/var/run/crio/crio.sock",
+        "/var/run/cri-dockerd.sock",
+    ]
+    .iter()
+    .any(|p| Path::new(p).exists())
+}
+
+/// `preflight` inside the lab's running control plane explains it: no container
+/// runtime (the lab's agent runs static pods as processes), the control plane's
+/// ports held by its own processes (the pids the agent reports), the kubeadm files
+/// present, so kubeadm would refuse; the node's hostname and the address a default
+/// kubeadm init would pick (its eth0, the default route's interface).
+#[test]
+fn lab_preflight_explains_the_lab_node() {
+    let _lock = crate::lab_lock();
+    let _guard = LabGuard;
+    let started = std::time::Instant::now();
+    let up = kastellan().args(["lab", "up"]).output().unwrap();
+    assert!(up.status.success(), "{}", text(&up));
+    let apiserver = crate::lab::pod_process("cp1", "kube-apiserver").proc.pid;
+    let etcd = crate::lab::pod_process("cp1", "etcd").proc.pid;
+
+    let out = kastellan()
+        .args(["lab", "exec", "cp1", "--"])
+        .arg(bin())
+        .args(["preflight", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let r = report(&out);
+    assert_eq!(r["verdict"], "fail");
+
+    let (v, evidence, fix) = check(&r, "ports");
+    assert_eq!(v, "fail");
+    assert!(
+        evidence.starts_with(&format!(
+            "6443 (kube-apiserver) is in use by kube-apiserver (pid {apiserver}) on "
+        )),
+        "{evidence}"
+    );
+    assert!(
+        evidence.contains(&format!(
+            "2379 (etcd client) is in use by etcd (pid {etcd}) on 10.77.0.11"
+        )),
+        "{evidence}"
+    );
+    assert!(
+        fix.starts_with("Kubernetes already runs here: kubeadm would refuse ([ERROR Port-6443])"),
+        "{fix}"
+    );
+    let (v, evidence, _) = check(&r, "kubeadm-state");
+    assert_eq!(v, "fail");
+    assert!(
+        evidence.starts_with(
+            "this node was set up before: /etc/kubernetes/manifests/kube-apiserver.yaml, "
+        ) && evidence.contains("kubeadm init or join would refuse"),
+        "{evidence}"
+    );
+    if host_has_a_runtime() {
+        eprintln!("this host has a container runtime; the lab node sees it: not asserted");
+    } else {
+        for id in ["runtime-socket", "runtime-cgroup-driver"] {
+            let (v, evidence, _) = check(&r, id);
+            assert_eq!(v, "fail", "{id}");
+            assert!(
+                evidence.starts_with("no container runtime found"),
+                "{id}: {evidence}"
+            );
+        }
+    }
+    let (v, evidence, _) = check(&r, "hostname");
+    assert_eq!(v, "pass");
+    assert!(evidence.starts_with("cp1: "), "{evidence}");
+    let (v, evidence, _) = check(&r, "advertise-address");
+    assert_eq!(v, "pass");
+    assert_eq!(
+        evidence,
+        "a default kubeadm init would pick 10.77.0.11 (eth0, the default route's interface)"
+    );
+    eprintln!("lab up and preflight took {:?}", started.elapsed());
+}
