@@ -544,6 +544,30 @@ fn holder(l: &Listener) -> String {
     }
 }
 
+/// Who holds one port: each process once, with every address it listens on
+/// (`etcd (pid 5) on 10.0.0.1, 127.0.0.1`).
+fn holders(listeners: &[&Listener]) -> String {
+    let mut by: Vec<(Option<&Process>, Vec<IpAddr>)> = Vec::new();
+    for l in listeners {
+        match by.iter_mut().find(|(p, _)| *p == l.process.as_ref()) {
+            Some((_, addrs)) => addrs.push(l.addr),
+            None => by.push((l.process.as_ref(), vec![l.addr])),
+        }
+    }
+    by.into_iter()
+        .map(|(p, mut addrs)| {
+            addrs.sort();
+            addrs.dedup();
+            let on: Vec<String> = addrs.iter().map(IpAddr::to_string).collect();
+            match p {
+                Some(p) => format!("{} (pid {}) on {}", p.name, p.pid, on.join(", ")),
+                None => format!("a process not found in /proc on {}", on.join(", ")),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
 fn ports(f: &Facts, role: Role) -> Check {
     const ID: &str = "ports";
     let mut held = Vec::new();
@@ -551,13 +575,17 @@ fn ports(f: &Facts, role: Role) -> Check {
     let mut kubernetes = false;
     for (port, who) in required_ports(role) {
         let holders: Vec<&Listener> = f.listeners.iter().filter(|l| l.port == *port).collect();
-        if let Some(l) = holders.first() {
-            kubernetes |= l
-                .process
-                .as_ref()
-                .is_some_and(|p| KUBERNETES_PROCESSES.contains(&p.name.as_str()));
+        if !holders.is_empty() {
+            kubernetes |= holders.iter().any(|l| {
+                l.process
+                    .as_ref()
+                    .is_some_and(|p| KUBERNETES_PROCESSES.contains(&p.name.as_str()))
+            });
             first.get_or_insert(*port);
-            held.push(format!("{port} ({who}) is in use by {}", holder(l)));
+            held.push(format!(
+                "{port} ({who}) is in use by {}",
+                self::holders(&holders)
+            ));
         }
     }
     let mut node_ports: Vec<&Listener> = f

@@ -583,7 +583,7 @@ fn lab_preflight_explains_the_lab_node() {
     );
     assert!(
         evidence.contains(&format!(
-            "2379 (etcd client) is in use by etcd (pid {etcd}) on 10.77.0.11"
+            "2379 (etcd client) is in use by etcd (pid {etcd}) on 10.77.0.11, 127.0.0.1;"
         )),
         "{evidence}"
     );

@@ -304,6 +304,25 @@ fn ports_name_the_port_and_the_holder() {
     let c = verdict(&f, &w, "ports");
     assert_eq!(c.verdict, Verdict::Warn);
     assert!(c.evidence.contains("31000 by a process not found"), "{c:?}");
+    // One process on two addresses is named once; two processes each.
+    f.listeners = vec![
+        Listener {
+            addr: "127.0.0.1".parse().unwrap(),
+            ..listener(2379, Some("etcd"))
+        },
+        Listener {
+            addr: "10.0.0.5".parse().unwrap(),
+            ..listener(2379, Some("etcd"))
+        },
+        Listener {
+            addr: "::1".parse().unwrap(),
+            ..listener(2379, None)
+        },
+    ];
+    assert_eq!(
+        verdict(&f, &cp(), "ports").evidence,
+        "2379 (etcd client) is in use by etcd (pid 4242) on 10.0.0.5, 127.0.0.1 and a process not found in /proc on ::1"
+    );
     // A running control plane: kubeadm would refuse.
     f.listeners = vec![
         listener(6443, Some("kube-apiserver")),
