@@ -472,6 +472,13 @@ fn kubelet_cgroup_driver(f: &Facts) -> Check {
 fn swap(f: &Facts) -> Check {
     const ID: &str = "swap";
     if f.swaps.is_empty() {
+        if f.unreadable.iter().any(|u| u == "/proc/swaps") {
+            return warn(
+                ID,
+                "swap unknown: /proc/swaps is unreadable",
+                "check with swapon --show",
+            );
+        }
         return pass(ID, "no active swap (/proc/swaps lists none)");
     }
     let areas: Vec<String> = f
@@ -632,6 +639,16 @@ fn ports(f: &Facts, role: Role) -> Check {
                 list.join("; ")
             ),
             "move the listener out of 30000-32767, or keep Services' nodePorts off its port",
+        );
+    }
+    if f.unreadable.iter().any(|u| u == "/proc/net/tcp") {
+        return warn(
+            ID,
+            format!(
+                "listening sockets unknown: /proc/net/tcp and tcp6 are unreadable ({} needed{range})",
+                wanted.join(", ")
+            ),
+            "check with ss -ltnp",
         );
     }
     pass(ID, format!("{}{range} free", wanted.join(", ")))

@@ -1,7 +1,5 @@
 //! The one error type of this crate.
 
-use std::path::PathBuf;
-
 /// What went wrong while parsing input or reading facts. Every variant names the
 /// value or file it is about; none names a command-line flag (the binary adds that).
 #[derive(Debug, thiserror::Error)]
@@ -13,15 +11,6 @@ pub enum Error {
         input: String,
         /// What is wrong with it.
         reason: String,
-    },
-    /// A file could not be read.
-    #[error("reading {}: {source}", path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
     },
     /// A file (or a command's output) does not hold what it should.
     #[error("{what}: {reason}")]

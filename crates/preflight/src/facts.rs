@@ -28,6 +28,9 @@ pub struct Facts {
     pub swaps: Vec<Swap>,
     /// Listening TCP sockets (`/proc/net/tcp` and `tcp6`).
     pub listeners: Vec<Listener>,
+    /// Files every Linux node has that could not be read (`/proc/swaps`,
+    /// `/proc/net/tcp`): what they would tell is unknown, not absent.
+    pub unreadable: Vec<String>,
     /// Network interfaces with their addresses.
     pub interfaces: Vec<Interface>,
     /// Routes of the main table.

@@ -133,14 +133,20 @@ pub fn read(opts: &Options) -> Facts {
     f.kubelet = opts
         .read(kubelet_file)
         .map(|t| facts::parse_kubelet_config(kubelet_file, &t));
-    f.swaps = opts
-        .read("/proc/swaps")
-        .map(|t| facts::parse_swaps(&t))
-        .unwrap_or_default();
-    f.listeners = ["/proc/net/tcp", "/proc/net/tcp6"]
+    match opts.read("/proc/swaps") {
+        Some(t) => f.swaps = facts::parse_swaps(&t),
+        None => f.unreadable.push("/proc/swaps".into()),
+    }
+    let tcp: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
         .iter()
         .filter_map(|p| opts.read(p))
-        .flat_map(|t| facts::parse_proc_net_tcp(&t))
+        .collect();
+    if tcp.is_empty() {
+        f.unreadable.push("/proc/net/tcp".into());
+    }
+    f.listeners = tcp
+        .iter()
+        .flat_map(|t| facts::parse_proc_net_tcp(t))
         .collect();
     find_processes(opts, &mut f.listeners);
     if opts.network {

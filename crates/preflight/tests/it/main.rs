@@ -84,6 +84,14 @@ fn an_empty_root_names_what_is_missing() {
         c.evidence
             .contains("not on the search path: kubeadm, kubelet, kubectl")
     );
+    // An empty root has no /proc: swap and ports are unknown, not fine.
+    let c = r.check("swap");
+    assert_eq!(c.verdict, Verdict::Warn);
+    assert_eq!(c.evidence, "swap unknown: /proc/swaps is unreadable");
+    let c = r.check("ports");
+    assert_eq!(c.verdict, Verdict::Warn);
+    assert!(c.evidence.starts_with("listening sockets unknown"), "{c:?}");
+    r.write("/proc/swaps", "Filename\tType\tSize\tUsed\tPriority\n");
     assert_eq!(r.check("swap").verdict, Verdict::Pass);
     assert_eq!(r.check("hostname").verdict, Verdict::Fail);
     let c = r.check("kernel-modules");
@@ -192,6 +200,7 @@ fn kubelet_config_and_swap() {
 fn proc_net_tcp_listeners() {
     let r = Root::new();
     r.write("/proc/net/tcp", TCP);
+    r.write("/proc/net/tcp6", "  sl  local_address remote_address st\n");
     let c = r.check("ports");
     assert_eq!(c.verdict, Verdict::Fail);
     assert!(
