@@ -424,6 +424,7 @@ pub struct PreflightArgs {
     #[arg(long, value_name = "IP")]
     pub apiserver_advertise_address: Option<std::net::IpAddr>,
     /// Read the node's files under this directory (a mounted image, a test tree).
+    /// kubeadm, kubelet and kubectl found under it are run for their versions.
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub root: PathBuf,
     /// Other nodes' facts (`kastellan preflight --facts -o json` on each, one document

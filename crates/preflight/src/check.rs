@@ -237,7 +237,7 @@ fn identity(f: &Facts, req: &Request) -> Check {
             None => warn(
                 ID,
                 "product_uuid unreadable (/sys/class/dmi/id/product_uuid): uniqueness cannot be shown",
-                "compare the nodes' MACs and product_uuid by hand, or run as root",
+                "run as root (the file is root-only), or compare the nodes' MACs and product_uuid by hand",
             ),
         };
     };

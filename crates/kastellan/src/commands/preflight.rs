@@ -106,7 +106,8 @@ impl Report for View<'_> {
         let problems: Vec<_> = r
             .checks
             .iter()
-            .filter(|c| c.verdict != Verdict::Pass)
+            // -o wide: every check's whole evidence, the passed ones too.
+            .filter(|c| style.wide || c.verdict != Verdict::Pass)
             .collect();
         for c in &problems {
             out.push('\n');

@@ -288,6 +288,22 @@ fn netns_preflight_pod_cidr_against_the_hosts_routes() {
     );
     let (_, evidence, _) = check(&r, "ports");
     assert_eq!(evidence, "6443, 2379, 2380, 10250, 10257, 10259 free");
+    // What a user sees on an 80-column terminal.
+    let mut table = Command::new("ip");
+    table
+        .args(["netns", "exec", &ns.name])
+        .arg(bin())
+        .arg("preflight")
+        .args(&args[..args.len() - 2])
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+        .env("NO_COLOR", "1")
+        .env("COLUMNS", "80");
+    let table = table.output().unwrap();
+    assert_eq!(table.status.code(), Some(0), "{}", text(&table));
+    insta::assert_snapshot!(
+        "preflight_ready_table",
+        String::from_utf8_lossy(&table.stdout)
+    );
 
     ns.ip(&[
         "route",
