@@ -136,6 +136,20 @@ pub enum Command {
     #[command(name = "join-command")]
     Join(JoinCommandArgs),
 
+    /// Check this node before `kubeadm init` or `join`: cgroup drivers (PID 1, the
+    /// container runtime, the kubelet), swap, free ports, the pod and Service CIDRs
+    /// against each other and the host's addresses and routes, the advertise address,
+    /// kernel modules and sysctls, the CRI socket, kubeadm/kubelet/kubectl and their
+    /// version skew, held packages, time sync, the hostname, and (with --peers) unique
+    /// hostname, MACs and product_uuid among the nodes.
+    ///
+    /// Each check passes, warns or fails, with its evidence and a one-line fix. Files
+    /// are read under --root; addresses, routes and listening ports are those of the
+    /// network namespace it runs in.
+    ///
+    /// Exit codes: 0 every check passed or warned, 1 one failed, 2 bad input.
+    Preflight(PreflightArgs),
+
     /// Restore the control plane from an etcd snapshot or a backup bundle: stop the
     /// apiserver, controller-manager, scheduler and etcd (their manifests go to a holding
     /// dir), restore into a fresh data dir, point etcd.yaml at it, start everything again.
@@ -542,6 +556,60 @@ where
             .ok_or_else(|| fail("not valid UTF-8".into()))?;
         text.parse().map_err(|e: T::Err| fail(e.to_string()))
     }
+}
+
+/// The role `preflight` checks a node for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PreflightRole {
+    /// `kubeadm init`, or `kubeadm join --control-plane`: ports 6443, 2379-2380, 10250,
+    /// 10257, 10259.
+    ControlPlane,
+    /// `kubeadm join`: port 10250 and the NodePort range 30000-32767.
+    Worker,
+}
+
+/// Arguments of `preflight`.
+#[derive(Debug, Args)]
+pub struct PreflightArgs {
+    /// The node's role.
+    #[arg(long, value_enum, default_value_t = PreflightRole::ControlPlane)]
+    pub role: PreflightRole,
+    /// The pod network kubeadm will get (--pod-network-cidr): it must overlap neither
+    /// the Service network nor any address or route of this host, and have room for
+    /// --nodes subnets of --node-cidr-mask-size.
+    #[arg(long, value_name = "CIDR", value_parser = parse_cidr)]
+    pub pod_network_cidr: Option<kastellan_preflight::Cidr>,
+    /// The Service network kubeadm will get (--service-cidr).
+    #[arg(long, value_name = "CIDR", default_value = "10.96.0.0/12", value_parser = parse_cidr)]
+    pub service_cidr: kastellan_preflight::Cidr,
+    /// The prefix length of each node's pod subnet (the controller-manager's
+    /// --node-cidr-mask-size; default 24 for IPv4, 64 for IPv6).
+    #[arg(long, value_name = "N", requires = "pod_network_cidr", value_parser = clap::value_parser!(u8).range(1..=128))]
+    pub node_cidr_mask_size: Option<u8>,
+    /// How many nodes the pod network must have room for (default 1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub nodes: Option<u32>,
+    /// The address kube-apiserver will advertise: it must be on a local interface and
+    /// not loopback (without it: the address a default kubeadm init would pick).
+    #[arg(long, value_name = "IP")]
+    pub apiserver_advertise_address: Option<std::net::IpAddr>,
+    /// Read the node's files under this directory (a mounted image, a test tree).
+    /// kubeadm, kubelet and kubectl found under it are run for their versions.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// Other nodes' facts (`kastellan preflight --facts -o json` on each, one document
+    /// or a list, JSON or YAML): their hostnames, MACs and product_uuid must differ
+    /// from this node's.
+    #[arg(long, value_name = "FILE")]
+    pub peers: Option<PathBuf>,
+    /// Print this node's facts instead of checking them (for another node's --peers).
+    #[arg(long)]
+    pub facts: bool,
+}
+
+fn parse_cidr(s: &str) -> Result<kastellan_preflight::Cidr, String> {
+    s.parse()
+        .map_err(|e: kastellan_preflight::Error| e.to_string())
 }
 
 /// Parses `90`, `90s`, `5m`, `1h30m`, `500ms` into a duration.

@@ -1140,8 +1140,12 @@ mod tests {
             .findings
             .iter()
             .filter(|x| {
-                ["certificate-expiry", "cluster-unhealthy", "etcd-no-tolerance"]
-                    .contains(&x.id.as_str())
+                [
+                    "certificate-expiry",
+                    "cluster-unhealthy",
+                    "etcd-no-tolerance",
+                ]
+                .contains(&x.id.as_str())
             })
             .map(|x| (x.severity, x.message.as_str()))
             .collect();

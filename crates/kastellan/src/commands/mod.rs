@@ -14,6 +14,7 @@ mod kube;
 mod lab;
 mod node;
 mod node_access;
+mod preflight;
 mod restore;
 mod restore_agents;
 mod status;
@@ -54,6 +55,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<Outcome> {
         Command::Ha(args) => ha::run(args, &cli.global, printer),
         Command::Token(cmd) => token::run(cmd, &cli.global, printer),
         Command::Join(args) => join::run(args, &cli.global, printer),
+        Command::Preflight(args) => preflight::run(&args, printer),
     }
 }
 

@@ -10,6 +10,7 @@ fn cli_help_lists_the_command_groups() {
     for word in [
         "lab",
         "generate",
+        "preflight",
         "--kubeconfig",
         "--context",
         "--output",
