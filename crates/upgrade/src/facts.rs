@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::Node;
 use kube::Api;
 use kube::api::ListParams;
 
-use crate::plan::{Budget, DeprecatedCall, Instance, NodeFacts, PlanFacts, PodRef};
+use crate::plan::{Budget, DeprecatedCall, DrainRefusal, Instance, NodeFacts, PlanFacts, PodRef};
 use crate::versions::{Component, Versions, apiserver_urls, instance_client, node_of_ip};
 
 /// The labels that mark a control-plane node (`master` before 1.24).
@@ -94,16 +94,62 @@ pub async fn gather(config: &kube::Config, v: &Versions) -> Result<PlanFacts, cr
         };
         deprecated_calls.extend(deprecated(&apiserver, &body));
     }
+    let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+    let drain_refusals = drain_refusals(&client, &names).await?;
     Ok(PlanFacts {
         nodes,
         apiservers,
         control_plane,
+        drain_refusals,
         budgets: budgets(&client).await?,
         deprecated_calls,
         stored: None,
         stored_unread: None,
         health: None,
     })
+}
+
+/// The pods that kubectl's rules refuse to evict, node by node, as the upgrade's own
+/// drain judges them (DaemonSet pods left in place, emptyDir data not deleted, no
+/// force): each stops `upgrade apply` at that node's drain.
+pub async fn drain_refusals(
+    client: &kube::Client,
+    nodes: &[String],
+) -> Result<Vec<DrainRefusal>, crate::Error> {
+    use kastellan_drain::classify::Rules;
+    let discovery = kastellan_drain::api::discover(client).await?;
+    let facts = kastellan_drain::api::gather(client, &discovery, nodes, None).await?;
+    let request = kastellan_drain::plan::Request {
+        nodes: nodes.to_vec(),
+        rules: Rules {
+            ignore_daemonsets: true,
+            delete_emptydir_data: false,
+            force: false,
+        },
+        max_unavailable: 1,
+        nodes_stay_up: true,
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    for node in nodes {
+        let plan = kastellan_drain::plan::plan_node(&facts, &request, node, &[node.clone()]);
+        for p in plan.refuse {
+            out.push(DrainRefusal {
+                node: node.clone(),
+                pod: p.pod.to_string(),
+                reason: p
+                    .reasons
+                    .first()
+                    .map(|r| r.describe())
+                    .unwrap_or("refused")
+                    .into(),
+                local_storage: p
+                    .reasons
+                    .contains(&kastellan_drain::classify::Reason::LocalStorage),
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// Every PodDisruptionBudget with the pods it covers and their nodes (read with the

@@ -27,6 +27,9 @@ pub struct PlanFacts {
     pub control_plane: Vec<Instance>,
     /// PodDisruptionBudgets and where their pods run.
     pub budgets: Vec<Budget>,
+    /// Pods the upgrade's drains would refuse (kubectl's rules).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drain_refusals: Vec<DrainRefusal>,
     /// Calls to deprecated APIs that each apiserver counted since it started.
     pub deprecated_calls: Vec<DeprecatedCall>,
     /// Objects in etcd by the apiVersion they are stored as (`None`: not read; see
@@ -76,6 +79,21 @@ pub struct ExpiringCert {
 /// kubelet's own.
 fn renewed_by_kubeadm(name: &str) -> bool {
     !name.ends_with("-ca") && name != "ca" && !name.starts_with("kubelet")
+}
+
+/// A pod that a node's drain would refuse.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DrainRefusal {
+    /// The node.
+    pub node: String,
+    /// `namespace/name`.
+    pub pod: String,
+    /// Why (kubectl's rule, in words).
+    pub reason: String,
+    /// Whether it is refused for its emptyDir data (`upgrade apply
+    /// --delete-emptydir-data` goes past it; nothing goes past the other reasons).
+    pub local_storage: bool,
 }
 
 /// Objects of one resource stored in etcd with one apiVersion (`kastellan etcd
@@ -681,6 +699,42 @@ fn findings(facts: &PlanFacts, target: Minor) -> Vec<Finding> {
             evidence,
         });
     }
+    let mut refused: std::collections::BTreeMap<(&str, bool), Vec<String>> = Default::default();
+    for r in &facts.drain_refusals {
+        refused
+            .entry((r.node.as_str(), r.local_storage))
+            .or_default()
+            .push(format!("{} ({})", r.pod, r.reason));
+    }
+    for ((node, local), pods) in refused {
+        let (severity, then) = if local {
+            (
+                Severity::Warning,
+                "`upgrade apply` stops there unless given --delete-emptydir-data (their \
+                 emptyDir data is lost)",
+            )
+        } else {
+            (
+                Severity::Blocker,
+                "`upgrade apply` stops there: delete them or give them a controller first",
+            )
+        };
+        out.push(Finding {
+            severity,
+            id: if local {
+                "drain-local-storage".into()
+            } else {
+                "drain-refused".into()
+            },
+            message: format!(
+                "draining {node} would refuse {} pod{}: {then}",
+                pods.len(),
+                if pods.len() == 1 { "" } else { "s" }
+            ),
+            nodes: vec![node.to_string()],
+            evidence: pods,
+        });
+    }
     if let Some(h) = &facts.health {
         if !h.healthy {
             out.push(Finding {
@@ -762,11 +816,11 @@ fn findings(facts: &PlanFacts, target: Minor) -> Vec<Finding> {
                 };
                 let then = match r.replacement {
                     Some(to) => format!(
-                        "move their manifests and clients to {to} first; once the control \
-                         plane stores {to}, rewrite them (kubectl get {res} -A -o json | \
-                         kubectl replace -f -) so etcd no longer holds {api}",
+                        "the apiserver converts them when it reads them, so the upgrade \
+                         goes on; once the control plane stores {to}, rewrite them \
+                         (kubectl get {res} -A -o json | kubectl replace -f -) so etcd no \
+                         longer depends on the old encoding",
                         res = st.resource,
-                        api = st.api_version
                     ),
                     None => format!(
                         "{} has no successor: they stop working; remove them or replace \
@@ -929,6 +983,7 @@ mod tests {
             apiservers,
             control_plane,
             budgets: Vec::new(),
+            drain_refusals: Vec::new(),
             deprecated_calls: Vec::new(),
             stored: None,
             stored_unread: None,
@@ -1102,7 +1157,7 @@ mod tests {
         assert!(
             stored[0].message.starts_with(
                 "ingresses: 2 objects stored in etcd as networking.k8s.io/v1beta1, which 1.22 \
-                 stops serving: move their manifests and clients to networking.k8s.io/v1 first"
+                 stops serving: the apiserver converts them when it reads them"
             ),
             "{}",
             stored[0].message
@@ -1180,6 +1235,41 @@ mod tests {
             ]
         );
         f.health = None;
+        // Pods the drains would refuse: a bare pod blocks, emptyDir data warns.
+        f.drain_refusals = vec![
+            DrainRefusal {
+                node: "w1".into(),
+                pod: "default/bare".into(),
+                reason: "no controller recreates it".into(),
+                local_storage: false,
+            },
+            DrainRefusal {
+                node: "w1".into(),
+                pod: "shop/cache-1".into(),
+                reason: "emptyDir data is lost".into(),
+                local_storage: true,
+            },
+        ];
+        let p = plan(&f, &v("v1.21.0"), 1).unwrap();
+        let refused = p.findings.iter().find(|x| x.id == "drain-refused").unwrap();
+        assert_eq!(refused.severity, Severity::Blocker);
+        assert_eq!(
+            refused.message,
+            "draining w1 would refuse 1 pod: `upgrade apply` stops there: delete them or \
+             give them a controller first"
+        );
+        assert_eq!(
+            refused.evidence,
+            ["default/bare (no controller recreates it)"]
+        );
+        let local = p
+            .findings
+            .iter()
+            .find(|x| x.id == "drain-local-storage")
+            .unwrap();
+        assert_eq!(local.severity, Severity::Warning);
+        assert_eq!(local.nodes, ["w1"]);
+        f.drain_refusals.clear();
         f.stored = None;
         f.stored_unread = Some("no node access".into());
         assert!(ids(&plan(&f, &v("v1.22.0"), 1).unwrap()).contains(&"stored-not-read".to_string()));
