@@ -132,7 +132,8 @@ pub async fn drain_refusals(
     };
     let mut out = Vec::new();
     for node in nodes {
-        let plan = kastellan_drain::plan::plan_node(&facts, &request, node, &[node.clone()]);
+        let plan =
+            kastellan_drain::plan::plan_node(&facts, &request, node, std::slice::from_ref(node));
         for p in plan.refuse {
             out.push(DrainRefusal {
                 node: node.clone(),
