@@ -3,6 +3,59 @@
 # bookworm (as root). Idempotent: packages already present are left alone.
 set -euo pipefail
 
+# Debian source packages: the lab builds Kubernetes from bookworm's `kubernetes` source.
+# The deb-src entries are derived from this machine's own apt sources (same URIs,
+# suites, components and keys), so a mirror or proxy configured here keeps being used.
+deb_src_from_sources() {
+  # deb822 files: each enabled `Types: deb` stanza of a bookworm suite, as one line.
+  local apt=${KASTELLAN_APT_DIR:-/etc/apt}
+  for f in "$apt"/sources.list.d/*.sources; do
+    [ -e "$f" ] || continue
+    case "$f" in */kastellan-deb-src.*) continue ;; esac
+    awk '
+      function flush() {
+        if (types ~ /(^| )deb( |$)/ && enabled != "no" && uris != "" && suites != "") {
+          n = split(suites, s, " ")
+          for (i = 1; i <= n; i++) if (s[i] ~ /^bookworm(-updates|-security)?$/) {
+            m = split(uris, u, " ")
+            for (j = 1; j <= m; j++)
+              print "deb-src" (key != "" ? " [signed-by=" key "]" : "") " " u[j] " " s[i] " " comps
+          }
+        }
+        types = ""; uris = ""; suites = ""; comps = ""; key = ""; enabled = ""
+      }
+      /^[ \t]*$/ { flush(); next }
+      /^#/ { next }
+      /^Types:/ { sub(/^Types:[ \t]*/, ""); types = $0 }
+      /^URIs:/ { sub(/^URIs:[ \t]*/, ""); uris = $0 }
+      /^Suites:/ { sub(/^Suites:[ \t]*/, ""); suites = $0 }
+      /^Components:/ { sub(/^Components:[ \t]*/, ""); comps = $0 }
+      /^Signed-By:/ { sub(/^Signed-By:[ \t]*/, ""); key = $0 }
+      /^Enabled:/ { sub(/^Enabled:[ \t]*/, ""); enabled = $0 }
+      END { flush() }
+    ' "$f"
+  done
+  # One-line files: each `deb` line of a bookworm suite becomes a `deb-src` line.
+  for f in "$apt"/sources.list "$apt"/sources.list.d/*.list; do
+    [ -e "$f" ] || continue
+    case "$f" in */kastellan-deb-src.*) continue ;; esac
+    awk '$1 == "deb" {
+      line = $0; sub(/^deb/, "deb-src", line)
+      # the suite is the field after the URI (options in [] come first)
+      n = split(line, w, " "); i = 2
+      if (w[i] ~ /^\[/) { while (i <= n && w[i] !~ /\]$/) i++; i++ }
+      if (w[i + 1] ~ /^bookworm(-updates|-security)?$/) print line
+    }' "$f"
+  done
+}
+
+# `--print-deb-src`: print the deb-src entries this machine's sources give, and stop
+# (KASTELLAN_APT_DIR reads another apt directory; used by the tests).
+if [ "${1:-}" = "--print-deb-src" ]; then
+  deb_src_from_sources | sort -u
+  exit 0
+fi
+
 if [ "$(id -u)" != 0 ]; then
   echo "install-deps: must run as root (apt-get, network namespaces)" >&2
   exit 2
@@ -10,16 +63,16 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 
-# Debian source packages: the lab builds Kubernetes from bookworm's `kubernetes` source.
 if ! grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ /etc/apt/sources.list 2>/dev/null \
-   && ! grep -qs '^deb-src ' /etc/apt/sources.list 2>/dev/null; then
-  cat > /etc/apt/sources.list.d/kastellan-deb-src.sources <<'SRC'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm bookworm-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
+   && ! grep -rqs '^deb-src ' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null; then
+  entries=$(deb_src_from_sources | sort -u)
+  if [ -z "$entries" ]; then
+    echo "install-deps: no bookworm 'deb' entry in /etc/apt/sources.list{,.d}: add a" \
+      "deb-src entry for bookworm main (the lab builds Kubernetes from source)" >&2
+    exit 2
+  fi
+  printf '# Written by kastellan scripts/install-deps.sh from this machine'"'"'s apt sources.\n%s\n' \
+    "$entries" > /etc/apt/sources.list.d/kastellan-deb-src.list
   need_update=1
 fi
 

@@ -286,3 +286,54 @@ fn cli_exporter_coalesces_concurrent_scrapes() {
     );
     drop(hung);
 }
+
+/// `scripts/install-deps.sh` derives its deb-src entries from the machine's own apt
+/// sources (one-line and deb822, options kept, disabled and non-bookworm entries left
+/// out), so a mirror or proxy configured there keeps being used.
+#[test]
+fn cli_install_deps_derives_deb_src_from_the_apt_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("sources.list.d")).unwrap();
+    std::fs::write(
+        dir.path().join("sources.list"),
+        "# a comment\n\
+         deb [arch=amd64 signed-by=/k.gpg] http://mirror.example.internal/debian bookworm main contrib\n\
+         deb http://mirror.example.internal/debian bookworm-updates main\n\
+         deb http://apt.example.com/other stable main\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("sources.list.d/local.sources"),
+        "Types: deb\nURIs: http://proxy.internal:3142/debian\nSuites: bookworm bookworm-security\n\
+         Components: main\nSigned-By: /k.gpg\n\n\
+         Types: deb\nURIs: http://disabled.example/debian\nSuites: bookworm\nComponents: main\n\
+         Enabled: no\n",
+    )
+    .unwrap();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/install-deps.sh");
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .arg("--print-deb-src")
+        .env("KASTELLAN_APT_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "deb-src [arch=amd64 signed-by=/k.gpg] http://mirror.example.internal/debian bookworm main contrib\n\
+         deb-src [signed-by=/k.gpg] http://proxy.internal:3142/debian bookworm main\n\
+         deb-src [signed-by=/k.gpg] http://proxy.internal:3142/debian bookworm-security main\n\
+         deb-src http://mirror.example.internal/debian bookworm-updates main\n"
+    );
+    // The script names no mirror host of its own.
+    let text = std::fs::read_to_string(&script).unwrap();
+    assert!(
+        !text.contains("deb.debian.org"),
+        "a mirror host in install-deps.sh"
+    );
+}
