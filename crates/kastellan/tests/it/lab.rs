@@ -663,6 +663,8 @@ fn lab_three_control_planes_two_workers_up_check_down() {
     crate::versions::versions_and_skew_on_the_3_2_lab();
     // The HA report, taints and etcd membership (members change on cp3).
     crate::ha::ha_and_etcd_membership_on_the_3_2_lab();
+    // The Grafana dashboard's queries against the exporter's real scrape.
+    crate::dashboard::dashboard_matches_the_exporter_on_the_lab();
 
     // Down: every process that ran in a node's namespace is gone (so nothing of the lab
     // listens any more), no namespace, bridge, address or socket of 10.77.0.0/24 is left.

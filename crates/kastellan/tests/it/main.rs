@@ -17,6 +17,7 @@ mod certs;
 mod cli;
 mod crash;
 mod csr;
+mod dashboard;
 mod drain;
 mod etcd_members;
 mod etcd_restore;
