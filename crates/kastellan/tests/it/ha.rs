@@ -155,7 +155,7 @@ impl Writer {
             while !s.load(Ordering::SeqCst) {
                 let out = kubectl()
                     .args(["create", "configmap", &format!("ha-writer-{run}-{n}")])
-                    .args(["--from-literal", "n=1", "--request-timeout", "5s"])
+                    .args(["--from-literal", "n=1", "--request-timeout", "20s"])
                     .output()
                     .unwrap();
                 if !out.status.success() {
@@ -403,11 +403,40 @@ pub fn ha_and_etcd_membership_on_the_3_2_lab() {
         assert!(now + 2_000_000 < b, "{}: {now} now, {b} before", m["name"]);
     }
 
+    // Healthy again after the leader's defragmentation before anything else starts.
+    let healthy = |n: usize| {
+        move || {
+            members_json()["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| m["health"] == "healthy")
+                .count()
+                == n
+        }
+    };
+    wait_until("every member healthy", Duration::from_secs(30), healthy(3));
     let writer = Writer::start();
-    // cp3's etcd stopped for real (SIGSTOP): removing cp2 would leave 2 members of
-    // which 1 is healthy: refused, nothing changed; the HA report says the next failure
-    // loses quorum.
-    let pid = etcd_pid("cp3");
+    // A follower's etcd stopped for real (SIGSTOP; never the leader, whose loss would
+    // leave no leader until an election): removing another member would leave 2
+    // members of which 1 is healthy: refused, nothing changed; the HA report says the
+    // next failure loses quorum.
+    let now = members_json();
+    // The commands go through cp1, so cp1 stays up: the member stopped is a follower
+    // other than cp1, the one whose removal is refused is the third.
+    let down = now["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["leader"] != true && m["name"] != "cp1")
+        .map(|m| m["name"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| panic!("{now}"));
+    let victim = ["cp2", "cp3"]
+        .into_iter()
+        .find(|n| *n != down)
+        .unwrap()
+        .to_string();
+    let pid = etcd_pid(&down);
     let stop = |sig: &str| {
         assert!(
             Command::new("kill")
@@ -418,7 +447,12 @@ pub fn ha_and_etcd_membership_on_the_3_2_lab() {
         );
     };
     stop("-STOP");
-    let out = on("cp1", &["etcd", "member", "remove", "cp2"]);
+    wait_until(
+        "the stopped member seen down",
+        Duration::from_secs(30),
+        healthy(2),
+    );
+    let out = on("cp1", &["etcd", "member", "remove", &victim]);
     let said = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{said}{}", text(&out.stderr));
     assert!(said.contains("refused, nothing changed"), "{said}");
@@ -432,13 +466,17 @@ pub fn ha_and_etcd_membership_on_the_3_2_lab() {
         ["error: 2 of 3 etcd members healthy: the next failure loses quorum"]
     );
     stop("-CONT");
-    wait_until("cp3 healthy again", Duration::from_secs(30), || {
-        members_json()["members"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|m| m["health"] == "healthy")
-    });
+    wait_until(
+        "the stopped member healthy again",
+        Duration::from_secs(30),
+        || {
+            members_json()["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|m| m["health"] == "healthy")
+        },
+    );
 
     // cp3 removed (an even count: --force), then added back as a learner, started on
     // an empty data dir with the printed flags, and promoted once caught up.
