@@ -220,10 +220,7 @@ impl FromStr for Selector {
             };
             let req = if let Some((k, v)) = part.split_once("!=") {
                 Requirement::NotEquals(k.trim().into(), v.trim().into())
-            } else if let Some((k, v)) = part
-                .split_once("==")
-                .or_else(|| part.split_once('='))
-            {
+            } else if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
                 Requirement::Equals(k.trim().into(), v.trim().into())
             } else if let Some(k) = part.strip_prefix('!') {
                 Requirement::Absent(k.trim().into())
@@ -382,7 +379,8 @@ impl fmt::Display for Skip {
 }
 
 /// The namespaces every cluster has.
-pub const SYSTEM_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const SYSTEM_NAMESPACES: [&str; 4] =
+    ["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// The rules of what is never restored, with what they need to know about the other
 /// objects of the bundle (the Services whose Endpoints their controller maintains).
@@ -430,7 +428,9 @@ impl SkipRules {
                     "the cluster CA, published into every namespace by the controller-manager",
                 );
             }
-            (true, "Secret") if obj.str_at("/type") == Some("kubernetes.io/service-account-token") => {
+            (true, "Secret")
+                if obj.str_at("/type") == Some("kubernetes.io/service-account-token") =>
+            {
                 return system(
                     "a ServiceAccount token: the controller-manager mints a new one for its ServiceAccount",
                 );
@@ -469,7 +469,10 @@ impl SkipRules {
             });
         }
         if k.group == "rbac.authorization.k8s.io"
-            && obj.labels().get("kubernetes.io/bootstrapping").map(String::as_str)
+            && obj
+                .labels()
+                .get("kubernetes.io/bootstrapping")
+                .map(String::as_str)
                 == Some("rbac-defaults")
         {
             return system("default RBAC, reconciled by the apiserver when it starts");
@@ -482,7 +485,8 @@ impl SkipRules {
             return system("registered by the apiserver for a built-in API");
         }
         if k.group.starts_with("flowcontrol.apiserver.k8s.io")
-            && obj.str_at("/metadata/annotations/apf.kubernetes.io~1autoupdate-spec") == Some("true")
+            && obj.str_at("/metadata/annotations/apf.kubernetes.io~1autoupdate-spec")
+                == Some("true")
         {
             return system("a built-in flow-control object, kept by the apiserver");
         }
@@ -552,7 +556,8 @@ fn strip(v: &mut Value, all_annotations: bool) {
             }
         }
     }
-    if core && kind == "Service"
+    if core
+        && kind == "Service"
         && let Some(spec) = map.get_mut("spec").and_then(Value::as_object_mut)
     {
         let headless = spec.get("clusterIP").and_then(Value::as_str) == Some("None");
@@ -866,7 +871,11 @@ mod tests {
         let keys: Vec<String> = objs.iter().map(|o| o.key.to_string()).collect();
         assert_eq!(
             keys,
-            ["ConfigMap shop/a", "ConfigMap shop/b", "Deployment.apps shop/web"]
+            [
+                "ConfigMap shop/a",
+                "ConfigMap shop/b",
+                "Deployment.apps shop/web"
+            ]
         );
         assert_eq!(objs[2].key.group, "apps");
         assert_eq!(objs[2].plural, "deployments");
@@ -877,7 +886,10 @@ mod tests {
             b"---\nkind: Namespace\n".to_vec(),
         );
         let err = parse_resources(&m).unwrap_err().to_string();
-        assert!(err.contains("resources/cluster/core/namespaces.yaml"), "{err}");
+        assert!(
+            err.contains("resources/cluster/core/namespaces.yaml"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -916,7 +928,10 @@ mod tests {
         assert!(normalize(&v)["metadata"].get("annotations").is_none());
         // Keys are sorted in the YAML.
         let y = normalized_yaml(&backup);
-        assert!(y.find("apiVersion").unwrap() < y.find("kind").unwrap(), "{y}");
+        assert!(
+            y.find("apiVersion").unwrap() < y.find("kind").unwrap(),
+            "{y}"
+        );
     }
 
     #[test]
@@ -987,7 +1002,14 @@ mod tests {
             ..Filter::default()
         };
         assert!(f.matches(&ns) && f.matches(&a) && !f.matches(&d));
-        for k in ["ConfigMap", "configmaps", "configmap", "cm", "configmaps.core", "cm."] {
+        for k in [
+            "ConfigMap",
+            "configmaps",
+            "configmap",
+            "cm",
+            "configmaps.core",
+            "cm.",
+        ] {
             let f = Filter {
                 kinds: vec![k.into()],
                 ..Filter::default()
@@ -1036,8 +1058,18 @@ mod tests {
             ("ReplicaSet", "replicasets", "apps/v1", "Deployment"),
             ("Pod", "pods", "v1", "ReplicaSet"),
             ("Pod", "pods", "v1", "Job"),
-            ("ControllerRevision", "controllerrevisions", "apps/v1", "StatefulSet"),
-            ("EndpointSlice", "endpointslices", "discovery.k8s.io/v1", "Service"),
+            (
+                "ControllerRevision",
+                "controllerrevisions",
+                "apps/v1",
+                "StatefulSet",
+            ),
+            (
+                "EndpointSlice",
+                "endpointslices",
+                "discovery.k8s.io/v1",
+                "Service",
+            ),
         ] {
             let r = rules.reason(&owned(kind, plural, api, owner)).unwrap();
             assert_eq!(
@@ -1232,7 +1264,10 @@ mod tests {
             decide(None, &backup, Some(&live), false, Some(later)).changed_after_backup,
             None
         );
-        assert_eq!(decide(None, &backup, None, false, None).action, Action::Create);
+        assert_eq!(
+            decide(None, &backup, None, false, None).action,
+            Action::Create
+        );
         assert_eq!(
             decide(None, &backup, Some(&backup), true, None).action,
             Action::Unchanged

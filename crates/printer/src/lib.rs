@@ -260,11 +260,16 @@ impl Printer {
         self.line(&format!("{prefix}: {}", msg.as_ref()));
     }
 
+    /// Whether [`Printer::confirm`] can ask: stdin and stderr are terminals.
+    pub fn can_confirm(&self) -> bool {
+        std::io::stdin().is_terminal() && self.stderr_tty
+    }
+
     /// Asks `question` on stderr and reads the answer from stdin: `Some(true)` for
     /// `y`/`yes`, `Some(false)` for anything else, `None` when stdin or stderr is not a
     /// terminal (nobody to ask: the caller refuses instead of guessing).
     pub fn confirm(&self, question: &str) -> Result<Option<bool>, Error> {
-        if !std::io::stdin().is_terminal() || !self.stderr_tty {
+        if !self.can_confirm() {
             return Ok(None);
         }
         {

@@ -24,6 +24,7 @@ mod etcd_save;
 mod ha;
 mod inspect;
 mod lab;
+mod objects;
 mod preflight;
 mod restore;
 mod restore_systemd;
