@@ -722,7 +722,8 @@ pub struct Decision {
     pub compared: Option<Compared>,
     /// Why it is skipped.
     pub skip: Option<Skip>,
-    /// When the live object was last written, if after the backup was taken.
+    /// When the live object was last written, if at or after the second the backup
+    /// was made (both times are to the second).
     pub changed_after_backup: Option<jiff::Timestamp>,
 }
 
@@ -744,7 +745,9 @@ pub fn decide(
     }
     let compared = compare(backup, live);
     let changed_after_backup = match (live.and_then(last_written), backup_time) {
-        (Some(w), Some(b)) if w > b => Some(w),
+        // Both are to the second, and the bundle's time is taken after its export:
+        // a write in that same second may have come after the export.
+        (Some(w), Some(b)) if w >= b => Some(w),
         _ => None,
     };
     let action = match (&compared, overwrite) {
@@ -1259,6 +1262,12 @@ mod tests {
         let d = decide(None, &backup, Some(&live), true, Some(taken));
         assert_eq!(d.action, Action::Overwrite);
         assert!(d.changed_after_backup.is_some());
+        let same_second: jiff::Timestamp = "2026-12-02T10:00:00Z".parse().unwrap();
+        assert!(
+            decide(None, &backup, Some(&live), false, Some(same_second))
+                .changed_after_backup
+                .is_some()
+        );
         let later: jiff::Timestamp = "2026-12-03T00:00:00Z".parse().unwrap();
         assert_eq!(
             decide(None, &backup, Some(&live), false, Some(later)).changed_after_backup,

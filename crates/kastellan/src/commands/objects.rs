@@ -271,7 +271,7 @@ async fn plan_item(
     item.row.changed_after_backup = d.changed_after_backup;
     let after = d
         .changed_after_backup
-        .map(|t| format!("; written {t}, after the backup"))
+        .map(|t| format!("; written {t}, after the backup was made"))
         .unwrap_or_default();
     match d.compared {
         Some(Compared::Missing) => {
@@ -282,7 +282,7 @@ async fn plan_item(
         Some(Compared::Same) => {
             item.row.state = State::Same;
             item.row.result = Fate::Unchanged;
-            item.row.reason = format!("same as the backup{after}");
+            item.row.reason = "same as the backup".into();
         }
         Some(Compared::Changed { diff }) => {
             item.row.state = State::Changed;
