@@ -241,6 +241,7 @@ fn lab_restore_objects_brings_back_a_deleted_namespace_16() {
     let table = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(table.lines().all(|l| l.chars().count() <= 80), "{table}");
     assert!(table.contains("dry run, nothing changed"), "{table}");
+    eprintln!("{table}");
     let out = ours(&[
         "restore",
         "objects",
@@ -494,4 +495,59 @@ fn lab_restore_objects_brings_back_a_deleted_namespace_16() {
     let table = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(table.contains("1 added, 1 removed, 1 changed"), "{table}");
     eprintln!("done after {:?}", started.elapsed());
+}
+
+/// Tier `cli`: `restore objects` lives beside `restore`'s own flags without changing
+/// them, and bad input (a missing or damaged bundle, a bad selector, the two forms
+/// mixed) exits 2 before any cluster is asked.
+#[test]
+fn cli_restore_objects_and_backup_diff_refuse_bad_input_16() {
+    let run = |args: &[&str]| {
+        kastellan()
+            .env("KUBECONFIG", "/nonexistent/kubeconfig")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["restore", "objects", "--help"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("kastellan-restore"), "{}", text(&out));
+
+    // `restore` alone still wants a snapshot or a bundle.
+    let out = run(&["restore", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--snapshot"), "{}", text(&out));
+    // The two forms do not mix.
+    let out = run(&["restore", "--snapshot", "x.db", "objects", "--from", "b"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = run(&["restore", "objects"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--from"), "{}", text(&out));
+    let out = run(&["restore", "objects", "--from", "b", "--selector", "a b"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--selector"), "{}", text(&out));
+
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.tar.zst");
+    let out = run(&[
+        "restore",
+        "objects",
+        "--from",
+        missing.to_str().unwrap(),
+        "--dry-run",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("missing.tar.zst"), "{}", text(&out));
+    // A damaged bundle is refused by its verification, before the kubeconfig is read.
+    let damaged = dir
+        .path()
+        .join("kastellan-backup-x-20261201T000000Z.tar.zst");
+    std::fs::write(&damaged, b"not a bundle at all").unwrap();
+    let damaged = damaged.to_str().unwrap();
+    let out = run(&["restore", "objects", "--from", damaged, "--dry-run"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(!text(&out).contains("kubeconfig"), "{}", text(&out));
+    let out = run(&["backup", "diff", damaged, damaged]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains(damaged), "{}", text(&out));
 }
