@@ -779,6 +779,9 @@ pub enum RestoreCommand {
     /// A changed object is left alone (conflicted) unless --overwrite; either way the
     /// report says when the live object was written after the backup was made.
     ///
+    /// The table fits the terminal (reasons cut with …); -o wide prints whole lines,
+    /// -o json|yaml every field and the whole diffs.
+    ///
     /// Asks before changing anything, on a terminal; elsewhere needs --yes.
     /// Exit codes: 0 every object created, unchanged or skipped; 1 one conflicted or
     /// failed, or the change was refused; 2 bad input or an unreadable bundle.

@@ -30,6 +30,10 @@ use serde_json::Value;
 use crate::Outcome;
 use crate::cli::{BackupDiffArgs, GlobalArgs, RestoreObjectsArgs};
 
+/// How long custom resources wait for the API to serve the kind of a CRD this run
+/// created.
+const CRD_WAIT: Duration = Duration::from_secs(30);
+
 /// Diff lines shown per object in the table view (JSON and YAML carry them all).
 const DIFF_LINES: usize = 30;
 
@@ -145,14 +149,21 @@ impl Report for RestoreReport {
                 Fate::Created | Fate::Overwritten => style.good(r.result.label()),
                 _ => r.result.label().to_string(),
             };
+            // The kind without its group: the width goes to the reason (`-o json`
+            // has the group).
             t.row([
-                r.key.qualified_kind(),
+                r.key.kind.clone(),
                 r.key.namespaced_name(),
                 result,
                 r.reason.clone(),
             ]);
         }
-        t.render_into(out, style);
+        if style.wide {
+            // -o wide: whole reasons, whatever the width.
+            t.render_width(out, None);
+        } else {
+            t.render_into(out, style);
+        }
         for r in self.objects.iter().filter(|r| !r.diff.is_empty()) {
             let _ = writeln!(
                 out,
@@ -475,25 +486,23 @@ pub fn restore(
             }
         }
         report.dry_run = false;
-        let mut rediscovered = false;
+        // Custom resources whose CRD this run created wait, all together, at most this
+        // long for the API to serve their kind.
+        let mut crd_deadline: Option<tokio::time::Instant> = None;
         for item in &mut items {
             match item.row.result {
                 Fate::WouldCreate | Fate::WouldOverwrite => {}
                 _ => continue,
             }
             if item.resource.is_none() {
-                // A custom resource whose CRD this run created: wait for the API to
-                // serve it.
-                if !rediscovered {
-                    rediscovered = true;
-                    for _ in 0..30 {
-                        if let Ok(d) = Discovery::new(client.clone()).run().await {
-                            discovery = d;
-                        }
-                        if resolve(&discovery, item.obj).is_some() {
-                            break;
-                        }
-                        tokio::time::sleep(Duration::from_secs(1)).await;
+                let deadline =
+                    *crd_deadline.get_or_insert_with(|| tokio::time::Instant::now() + CRD_WAIT);
+                while resolve(&discovery, item.obj).is_none()
+                    && tokio::time::Instant::now() < deadline
+                {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    if let Ok(d) = Discovery::new(client.clone()).run().await {
+                        discovery = d;
                     }
                 }
                 item.resource = resolve(&discovery, item.obj);

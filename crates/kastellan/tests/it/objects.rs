@@ -68,6 +68,31 @@ apiVersion: v1
 kind: ConfigMap
 metadata: {name: settings, namespace: default}
 data: {mode: calm}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.shop.example}
+spec:
+  group: shop.example
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: {type: object, properties: {size: {type: integer}}}
+"#;
+
+/// A custom resource, applied once its CRD is served.
+const WIDGET: &str = r#"
+apiVersion: shop.example/v1
+kind: Widget
+metadata: {name: w1, namespace: shop}
+spec: {size: 3}
 "#;
 
 fn text(o: &Output) -> String {
@@ -154,8 +179,9 @@ fn result_of(doc: &Value, kind: &str, object: &str) -> (String, String, String) 
 }
 
 /// The user's objects of namespace shop, as the restore reports them.
-const RESTORED: [(&str, &str); 6] = [
+const RESTORED: [(&str, &str); 7] = [
     ("Namespace", "/shop"),
+    ("Widget", "shop/w1"),
     ("ConfigMap", "shop/catalog"),
     ("ConfigMap", "shop/banner"),
     ("Secret", "shop/db"),
@@ -182,6 +208,11 @@ fn lab_restore_objects_brings_back_a_deleted_namespace_16() {
 
     let out = kubectl_stdin(&["apply", "-f", "-"], SHOP);
     assert!(out.status.success(), "{}", text(&out));
+    wait_for("the Widget CRD to be served", 30, || {
+        kubectl_stdin(&["apply", "-f", "-"], WIDGET)
+            .status
+            .success()
+    });
     // The Deployment's ReplicaSet and Pod exist before the backup, so that the bundle
     // holds them.
     wait_for("the ReplicaSet and Pod of shop/web", 60, || {
@@ -302,6 +333,36 @@ fn lab_restore_objects_brings_back_a_deleted_namespace_16() {
         get(&["namespace", "shop"]).is_none(),
         "the refused run created shop"
     );
+    // On a terminal it shows the plan and asks; "n" changes nothing.
+    let cmd = format!(
+        "{} restore objects --from {before} -n shop",
+        kastellan().get_program().to_str().unwrap()
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &cmd, "/dev/null"])
+        .env("KUBECONFIG", ADMIN)
+        .env("COLUMNS", "80")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("util-linux `script`");
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"n\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let shown = text(&out).replace("\r\n", "\n");
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("would create"), "{shown}");
+    assert!(shown.contains("object(s) from"), "{shown}");
+    assert!(shown.contains("[y/N]"), "{shown}");
+    assert!(shown.contains("not confirmed"), "{shown}");
+    assert!(
+        get(&["namespace", "shop"]).is_none(),
+        "the declined run created shop"
+    );
 
     // The real run.
     let out = ours(&[
@@ -330,6 +391,8 @@ fn lab_restore_objects_brings_back_a_deleted_namespace_16() {
         .map(|m| m["manager"].as_str().unwrap().to_string())
         .collect();
     assert!(managers.contains("kastellan-restore"), "{managers:?}");
+    let widget = get(&["widgets.shop.example", "w1", "-n", "shop"]).unwrap();
+    assert_eq!(widget["spec"]["size"], 3);
     let svc = get(&["service", "web", "-n", "shop"]).unwrap();
     assert_eq!(svc["spec"]["ports"][0]["targetPort"], 8080);
     assert!(
@@ -417,6 +480,42 @@ fn lab_restore_objects_brings_back_a_deleted_namespace_16() {
     assert_eq!(
         get(&["configmap", "settings", "-n", "default"]).unwrap()["data"]["mode"],
         "calm"
+    );
+
+    // A CRD and its custom resource restored in one run: the resource waits until the
+    // API serves its kind.
+    let out = kubectl()
+        .args([
+            "delete",
+            "crd",
+            "widgets.shop.example",
+            "--wait=true",
+            "--timeout=60s",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let out = ours(&[
+        "restore",
+        "objects",
+        "--from",
+        &before,
+        "--kind",
+        "crd,widgets.shop.example",
+        "--yes",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let crd = json_of(&out);
+    assert_eq!(
+        result_of(&crd, "CustomResourceDefinition", "/widgets.shop.example").1,
+        "created"
+    );
+    assert_eq!(result_of(&crd, "Widget", "shop/w1").1, "created", "{crd:#}");
+    assert_eq!(
+        get(&["widgets.shop.example", "w1", "-n", "shop"]).unwrap()["spec"]["size"],
+        3
     );
 
     // Two bundles: the same one has no difference; before and after differ by exactly
