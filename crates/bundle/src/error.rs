@@ -82,6 +82,15 @@ pub enum Error {
         message: String,
     },
 
+    /// A `resources/` member of a verified bundle is not the YAML kastellan writes.
+    #[error("{member}: {message}")]
+    BadResource {
+        /// The member.
+        member: String,
+        /// What is wrong.
+        message: String,
+    },
+
     /// A value could not be encoded.
     #[error("encoding {what}: {message}")]
     Encode {

@@ -30,6 +30,7 @@ mod collect;
 mod create;
 mod error;
 pub mod manifest;
+pub mod objects;
 mod resources;
 pub mod retention;
 pub mod schedule;
@@ -43,6 +44,9 @@ pub use crate::error::{Error, Result};
 pub use crate::manifest::{FileEntry, Manifest, Sidecar};
 pub use crate::resources::{Export, clean_object, export_resources};
 pub use crate::store::{BundleInfo, PruneOutcome, list, prune};
-pub use crate::verify::{Decryption, Verified, verify, verify_and_extract, verify_and_extract_pki};
+pub use crate::verify::{
+    Decryption, Verified, verify, verify_and_extract, verify_and_extract_pki,
+    verify_and_read_resources,
+};
 /// The passphrase type of [`Encryption::Passphrase`] and [`Decryption::Passphrase`].
 pub use age::secrecy::SecretString;

@@ -89,7 +89,19 @@ pub struct Verified {
 
 /// Verifies a bundle; on success records it in the sidecar (creating one if missing).
 pub fn verify(bundle: &Path, decryption: &Decryption) -> Result<Verified> {
-    verify_keeping(bundle, decryption, None, None, true)
+    verify_keeping(bundle, decryption, None, None, true, None)
+}
+
+/// Verifies a bundle like [`verify`] (without recording it in the sidecar: reading
+/// changes nothing beside the bundle) and returns its `resources/` members (path and
+/// bytes), only once every member has verified.
+pub fn verify_and_read_resources(
+    bundle: &Path,
+    decryption: &Decryption,
+) -> Result<(Verified, BTreeMap<String, Vec<u8>>)> {
+    let mut resources = BTreeMap::new();
+    let v = verify_keeping(bundle, decryption, None, None, false, Some(&mut resources))?;
+    Ok((v, resources))
 }
 
 /// Verifies a bundle like [`verify`] and copies its (checked) etcd snapshot to
@@ -99,7 +111,7 @@ pub fn verify_and_extract(
     decryption: &Decryption,
     snapshot_to: &Path,
 ) -> Result<Verified> {
-    verify_keeping(bundle, decryption, Some(snapshot_to), None, true)
+    verify_keeping(bundle, decryption, Some(snapshot_to), None, true, None)
 }
 
 /// Like [`verify_and_extract`], and also writes the bundle's `pki/` members into
@@ -113,7 +125,14 @@ pub fn verify_and_extract_pki(
     pki_to: &Path,
     record: bool,
 ) -> Result<Verified> {
-    verify_keeping(bundle, decryption, Some(snapshot_to), Some(pki_to), record)
+    verify_keeping(
+        bundle,
+        decryption,
+        Some(snapshot_to),
+        Some(pki_to),
+        record,
+        None,
+    )
 }
 
 fn verify_keeping(
@@ -122,6 +141,7 @@ fn verify_keeping(
     keep: Option<&Path>,
     pki_to: Option<&Path>,
     record: bool,
+    mut resources: Option<&mut BTreeMap<String, Vec<u8>>>,
 ) -> Result<Verified> {
     let corrupt = |message: String| Error::Corrupt {
         path: bundle.to_path_buf(),
@@ -249,6 +269,7 @@ fn verify_keeping(
         } else {
             None
         };
+        let mut kept = (resources.is_some() && path.starts_with("resources/")).then(Vec::new);
         let mut h = Sha256::new();
         let mut n = 0u64;
         let mut buf = vec![0u8; 1 << 20];
@@ -265,12 +286,18 @@ fn verify_keeping(
                 f.write_all(&buf[..k])
                     .map_err(io_err("writing", &snap_path))?;
             }
+            if let Some(b) = kept.as_mut() {
+                b.extend_from_slice(&buf[..k]);
+            }
         }
         let got = hex::encode(h.finalize());
         if n != size || got != sha {
             return Err(corrupt(format!(
                 "{path}: sha256 {got} ({n} bytes), the manifest says {sha} ({size} bytes)"
             )));
+        }
+        if let (Some(b), Some(r)) = (kept, resources.as_deref_mut()) {
+            r.insert(path, b);
         }
         seen += 1;
         bytes += n;

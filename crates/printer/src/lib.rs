@@ -260,6 +260,29 @@ impl Printer {
         self.line(&format!("{prefix}: {}", msg.as_ref()));
     }
 
+    /// Whether [`Printer::confirm`] can ask: stdin and stderr are terminals.
+    pub fn can_confirm(&self) -> bool {
+        std::io::stdin().is_terminal() && self.stderr_tty
+    }
+
+    /// Asks `question` on stderr and reads the answer from stdin: `Some(true)` for
+    /// `y`/`yes`, `Some(false)` for anything else, `None` when stdin or stderr is not a
+    /// terminal (nobody to ask: the caller refuses instead of guessing).
+    pub fn confirm(&self, question: &str) -> Result<Option<bool>, Error> {
+        if !self.can_confirm() {
+            return Ok(None);
+        }
+        {
+            let mut err = std::io::stderr().lock();
+            write!(err, "{question} [y/N] ")?;
+            err.flush()?;
+        }
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        let a = answer.trim().to_ascii_lowercase();
+        Ok(Some(a == "y" || a == "yes"))
+    }
+
     /// Writes `text` to stdout as it is: generated files (manifests, completions) that
     /// the user redirects. Not suppressed by `--quiet`: it was asked for.
     pub fn raw(&self, text: impl AsRef<[u8]>) -> Result<(), Error> {

@@ -26,6 +26,7 @@ pub fn run(cmd: BackupCommand, global: &GlobalArgs, printer: &Printer) -> Result
     match cmd {
         BackupCommand::Create(args) => create(&args, global, printer),
         BackupCommand::Verify(args) => verify(&args, printer),
+        BackupCommand::Diff(args) => super::objects::diff(&args, printer),
         BackupCommand::List(args) => {
             let bundles = kastellan_bundle::list(&args.dir)?;
             printer.report(&ListReport(bundles))?;

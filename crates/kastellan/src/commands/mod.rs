@@ -14,6 +14,7 @@ mod kube;
 mod lab;
 mod node;
 mod node_access;
+mod objects;
 mod preflight;
 mod restore;
 mod restore_agents;

@@ -196,7 +196,10 @@ impl Done {
 }
 
 /// Runs `restore`.
-pub fn run(args: RestoreArgs, global: &GlobalArgs, printer: &Printer) -> Result<Outcome> {
+pub fn run(mut args: RestoreArgs, global: &GlobalArgs, printer: &Printer) -> Result<Outcome> {
+    if let Some(crate::cli::RestoreCommand::Objects(o)) = args.command.take() {
+        return super::objects::restore(o, global, printer);
+    }
     if let Some(file) = &args.node_request {
         return node_request(file, &args, printer);
     }

@@ -25,6 +25,7 @@ mod etcd_save;
 mod ha;
 mod inspect;
 mod lab;
+mod objects;
 mod preflight;
 mod restore;
 mod restore_systemd;
