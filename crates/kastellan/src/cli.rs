@@ -1599,9 +1599,10 @@ pub struct CertsCheckArgs {
 #[derive(Debug, Args)]
 pub struct CertsRenewArgs {
     /// `all`, or certificate names as kubeadm spells them (apiserver, etcd-server, admin.conf, ...).
-    #[arg(required = true, value_name = "all|NAME")]
+    #[arg(value_name = "all|NAME", required_unless_present_any = ["resume", "plan"])]
     pub names: Vec<String>,
-    /// Print exactly what would be renewed and written, and change nothing.
+    /// Print exactly the steps that would run (no key material: keys are read and made
+    /// only while a step runs), and change nothing. `-o json` is a plan for --plan.
     #[arg(long)]
     pub dry_run: bool,
     /// Generate new private keys (same type and size) instead of keeping the old ones.
@@ -1610,6 +1611,22 @@ pub struct CertsRenewArgs {
     /// Afterwards restart the affected static pods by moving their manifests out and back.
     #[arg(long)]
     pub restart: bool,
+    /// Apply a plan saved from `--dry-run -o json`, once this node's certificates (which
+    /// exist, their serials and expiry, the CAs' fingerprints) are checked to be as they
+    /// were; refused with every difference named otherwise.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["names", "new_key", "restart", "backup_dir"])]
+    pub plan: Option<PathBuf>,
+    /// Continue a run that was interrupted, at the step it was on (steps done are not
+    /// done again).
+    #[arg(long, conflicts_with_all = ["names", "plan", "new_key", "restart", "backup_dir", "dry_run"])]
+    pub resume: bool,
+    /// Where the run's journal is kept (mode 0600; no key material).
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/var/lib/kastellan/certs-renew"
+    )]
+    pub state_dir: PathBuf,
     /// The kubelet's static pod manifest directory (for --restart).
     #[arg(long, value_name = "DIR", default_value = "/etc/kubernetes/manifests")]
     pub manifests_dir: PathBuf,

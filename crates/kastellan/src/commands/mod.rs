@@ -34,7 +34,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<Outcome> {
     match cli.command {
         Command::Lab(cmd) => lab::run(cmd, &cli.global, printer),
         Command::Generate(cmd) => generate::run(cmd, printer),
-        Command::Certs(cmd) => certs::run(cmd, printer),
+        Command::Certs(cmd) => certs::run(cmd, &cli.global, printer),
         Command::Etcd(cmd) => etcd::run(cmd, &cli.global, printer),
         Command::Backup(cmd) => backup::run(cmd, &cli.global, printer),
         Command::Status(args) => status::run(args, &cli.global, printer),
