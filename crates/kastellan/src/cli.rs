@@ -24,8 +24,9 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options shared by every command.
+/// Options shared by every command, shown under their own heading in every `--help`.
 #[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Path to the kubeconfig file [env: KUBECONFIG].
     #[arg(long, global = true, value_name = "FILE")]
@@ -1648,6 +1649,43 @@ mod tests {
     #[test]
     fn definitions_are_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    /// Every command's `--help` shows the global options, under one heading.
+    #[test]
+    fn every_help_shows_the_global_options() {
+        fn walk(cmd: &clap::Command, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+            out.push(path.clone());
+            for sub in cmd.get_subcommands() {
+                path.push(sub.get_name().to_string());
+                walk(sub, path, out);
+                path.pop();
+            }
+        }
+        let mut paths = Vec::new();
+        walk(&super::Cli::command(), &mut Vec::new(), &mut paths);
+        assert!(paths.len() > 20, "{paths:?}");
+        for path in paths {
+            let args = std::iter::once("kastellan".to_string())
+                .chain(path.iter().cloned())
+                .chain(std::iter::once("--help".to_string()));
+            let help = match super::Cli::command().try_get_matches_from(args) {
+                Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => e.to_string(),
+                other => panic!("{path:?} --help: {other:?}"),
+            };
+            let (_, global) = help
+                .split_once("Global options:")
+                .unwrap_or_else(|| panic!("{path:?} --help has no global options:\n{help}"));
+            for flag in [
+                "--kubeconfig",
+                "--context",
+                "--output",
+                "--quiet",
+                "--verbose",
+            ] {
+                assert!(global.contains(flag), "{path:?} --help: {flag}:\n{help}");
+            }
+        }
     }
 
     #[test]

@@ -757,3 +757,58 @@ fn kubeadm_real_certs_renew_saved_plan_is_checked_against_the_node() {
         .code(2)
         .stderr(predicate::str::contains("edited by hand"));
 }
+
+/// Issue 10: `certs renew apiserver --restart` killed while the static pod manifests
+/// are held out (after the hold step) resumes and puts them back; a resumed hold keeps
+/// those already out.
+#[test]
+fn kubeadm_real_certs_renew_killed_while_the_manifests_are_out_resumes() {
+    let node = Node::init();
+    let manifests = node.etc().join("manifests");
+    std::fs::write(manifests.join("kube-apiserver.yaml"), "# kube-apiserver\n").unwrap();
+    let md = format!("--manifests-dir={}", manifests.display());
+    let state = node.root.join("state");
+    let sd = format!("--state-dir={}", state.display());
+    let mut cmd = StdCommand::new(assert_cmd::cargo::cargo_bin!("kastellan"));
+    // Steps: 1 backup, 2 renew apiserver, 3 hold, 4 release.
+    cmd.env("NO_COLOR", "1")
+        .env("KASTELLAN_EXEC_PAUSE_AFTER", "3")
+        .args([
+            "certs",
+            "renew",
+            "apiserver",
+            "--restart",
+            "--restart-wait",
+            "0",
+            &md,
+            &sd,
+        ])
+        .args(node.dirs())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let journal = state.join("journal.json");
+    wait_for_done(&mut child, &journal, 3);
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+    child.wait().unwrap();
+    assert!(
+        !manifests.join("kube-apiserver.yaml").exists(),
+        "held out at the kill"
+    );
+    node.kastellan(&["certs", "renew", "--resume", &sd])
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains("at step 4 of 4"));
+    assert_eq!(
+        std::fs::read_to_string(manifests.join("kube-apiserver.yaml")).unwrap(),
+        "# kube-apiserver\n"
+    );
+    let staging: Vec<_> = std::fs::read_dir(node.etc().join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("kastellan-restart-"))
+        .collect();
+    assert!(staging.is_empty(), "staging removed: {staging:?}");
+}
