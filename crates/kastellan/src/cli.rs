@@ -83,7 +83,7 @@ pub enum Command {
     #[command(subcommand)]
     Generate(GenerateCommand),
 
-    /// Check and renew the node's kubeadm certificates.
+    /// Check and renew the node's kubeadm certificates (local files; no API access).
     #[command(subcommand)]
     Certs(CertsCommand),
 
@@ -1567,7 +1567,12 @@ pub enum CertsCommand {
     /// Re-sign certificates with the existing CAs (subject, SANs, usages and key kept).
     ///
     /// New certificates are valid for one year, as kubeadm makes them. CA certificates
-    /// are not renewed (kubeadm does not either). Old files are backed up first.
+    /// are not renewed (kubeadm does not either). Steps: the old files are backed up,
+    /// then each certificate is re-signed (keys are read and made only while its step
+    /// runs), then with --restart the static pods are restarted. A failed renewal puts
+    /// back the files renewed before it. Each step is journalled in --state-dir: a run
+    /// that was killed continues with --resume. Works on this node's files only
+    /// (--kubeconfig and --context do not apply).
     Renew(CertsRenewArgs),
 }
 
