@@ -466,8 +466,9 @@ impl kastellan_exec::Action for Action {
         match self {
             Action::Backup { dir, files } => {
                 let mut s = format!(
-                    "back up {} files into {} (mode 0700), modes and owners kept",
+                    "back up {} {} into {} (mode 0700), modes and owners kept",
                     files.len(),
+                    if files.len() == 1 { "file" } else { "files" },
                     dir.display()
                 );
                 for f in files {
