@@ -24,8 +24,9 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options shared by every command.
+/// Options shared by every command, shown under their own heading in every `--help`.
 #[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Path to the kubeconfig file [env: KUBECONFIG].
     #[arg(long, global = true, value_name = "FILE")]
@@ -82,7 +83,7 @@ pub enum Command {
     #[command(subcommand)]
     Generate(GenerateCommand),
 
-    /// Check and renew the node's kubeadm certificates.
+    /// Check and renew the node's kubeadm certificates (local files; no API access).
     #[command(subcommand)]
     Certs(CertsCommand),
 
@@ -1678,7 +1679,12 @@ pub enum CertsCommand {
     /// Re-sign certificates with the existing CAs (subject, SANs, usages and key kept).
     ///
     /// New certificates are valid for one year, as kubeadm makes them. CA certificates
-    /// are not renewed (kubeadm does not either). Old files are backed up first.
+    /// are not renewed (kubeadm does not either). Steps: the old files are backed up,
+    /// then each certificate is re-signed (keys are read and made only while its step
+    /// runs), then with --restart the static pods are restarted. A failed renewal puts
+    /// back the files renewed before it. Each step is journalled in --state-dir: a run
+    /// that was killed continues with --resume. Works on this node's files only
+    /// (--kubeconfig and --context do not apply).
     Renew(CertsRenewArgs),
 }
 
@@ -1711,9 +1717,10 @@ pub struct CertsCheckArgs {
 #[derive(Debug, Args)]
 pub struct CertsRenewArgs {
     /// `all`, or certificate names as kubeadm spells them (apiserver, etcd-server, admin.conf, ...).
-    #[arg(required = true, value_name = "all|NAME")]
+    #[arg(value_name = "all|NAME", required_unless_present_any = ["resume", "plan"])]
     pub names: Vec<String>,
-    /// Print exactly what would be renewed and written, and change nothing.
+    /// Print exactly the steps that would run (no key material: keys are read and made
+    /// only while a step runs), and change nothing. `-o json` is a plan for --plan.
     #[arg(long)]
     pub dry_run: bool,
     /// Generate new private keys (same type and size) instead of keeping the old ones.
@@ -1722,6 +1729,22 @@ pub struct CertsRenewArgs {
     /// Afterwards restart the affected static pods by moving their manifests out and back.
     #[arg(long)]
     pub restart: bool,
+    /// Apply a plan saved from `--dry-run -o json`, once this node's certificates (which
+    /// exist, their serials and expiry, the CAs' fingerprints) are checked to be as they
+    /// were; refused with every difference named otherwise.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["names", "new_key", "restart", "backup_dir"])]
+    pub plan: Option<PathBuf>,
+    /// Continue a run that was interrupted, at the step it was on (steps done are not
+    /// done again).
+    #[arg(long, conflicts_with_all = ["names", "plan", "new_key", "restart", "backup_dir", "dry_run"])]
+    pub resume: bool,
+    /// Where the run's journal is kept (mode 0600; no key material).
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/var/lib/kastellan/certs-renew"
+    )]
+    pub state_dir: PathBuf,
     /// The kubelet's static pod manifest directory (for --restart).
     #[arg(long, value_name = "DIR", default_value = "/etc/kubernetes/manifests")]
     pub manifests_dir: PathBuf,
@@ -1743,6 +1766,43 @@ mod tests {
     #[test]
     fn definitions_are_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    /// Every command's `--help` shows the global options, under one heading.
+    #[test]
+    fn every_help_shows_the_global_options() {
+        fn walk(cmd: &clap::Command, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+            out.push(path.clone());
+            for sub in cmd.get_subcommands() {
+                path.push(sub.get_name().to_string());
+                walk(sub, path, out);
+                path.pop();
+            }
+        }
+        let mut paths = Vec::new();
+        walk(&super::Cli::command(), &mut Vec::new(), &mut paths);
+        assert!(paths.len() > 20, "{paths:?}");
+        for path in paths {
+            let args = std::iter::once("kastellan".to_string())
+                .chain(path.iter().cloned())
+                .chain(std::iter::once("--help".to_string()));
+            let help = match super::Cli::command().try_get_matches_from(args) {
+                Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => e.to_string(),
+                other => panic!("{path:?} --help: {other:?}"),
+            };
+            let (_, global) = help
+                .split_once("Global options:")
+                .unwrap_or_else(|| panic!("{path:?} --help has no global options:\n{help}"));
+            for flag in [
+                "--kubeconfig",
+                "--context",
+                "--output",
+                "--quiet",
+                "--verbose",
+            ] {
+                assert!(global.contains(flag), "{path:?} --help: {flag}:\n{help}");
+            }
+        }
     }
 
     #[test]

@@ -4,12 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use crate::Component;
 
 /// The three directories a kubeadm node keeps certificates in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Layout {
     /// The PKI directory (`certificatesDir`), default `/etc/kubernetes/pki`.
     pub cert_dir: PathBuf,
@@ -30,7 +30,7 @@ impl Default for Layout {
 }
 
 /// The certificate authorities of a kubeadm cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum CaId {
     /// The cluster CA (`ca.crt`).
     #[serde(rename = "ca")]
@@ -67,7 +67,7 @@ impl CaId {
 }
 
 /// What sort of certificate an entry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     /// A certificate authority.

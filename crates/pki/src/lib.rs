@@ -6,6 +6,9 @@
 //!   check-expiration` computes them; a [`CheckReport`] (data; the command line renders it).
 //! - [`renew`]: a serialisable [`RenewPlan`], in-memory signing with the existing CA
 //!   (subject, extensions and, by default, key kept), then backup and atomic writes.
+//! - [`steps`]: the renewal as typed steps of the executor (`kastellan-exec`): backup,
+//!   one re-signing step per certificate (keys made only while it runs), restart;
+//!   journalled, resumable, a saved plan checked against the node's facts.
 //! - [`restart`]: restarting static pods by holding their manifests out until they
 //!   stop, then putting them back.
 
@@ -19,6 +22,7 @@ pub mod kubeconfig;
 pub mod pem;
 pub mod renew;
 pub mod restart;
+pub mod steps;
 pub mod x509;
 
 pub use check::{CheckReport, Verdict, check};

@@ -85,10 +85,9 @@ pub fn encode(label: &str, der: &[u8]) -> String {
     )
 }
 
-/// `rsaEncryption` (1.2.840.113549.1.1.1), as the encoded OBJECT IDENTIFIER.
-const RSA_OID: &[u8] = &[
-    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
-];
+/// `rsaEncryption`.
+const RSA_OID: der::asn1::ObjectIdentifier =
+    der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 
 /// Extracts the PKCS#1 `RSAPrivateKey` from a PKCS#8 `PrivateKeyInfo` holding an RSA key,
 /// so that a new key can be written in the same encoding as the one it replaces.
@@ -101,8 +100,16 @@ pub fn pkcs8_to_pkcs1(pkcs8: &[u8]) -> Option<Vec<u8>> {
     let info = AnyRef::from_der(pkcs8).ok()?;
     let mut r = der::SliceReader::new(info.value()).ok()?;
     let _version: u8 = r.decode().ok()?;
+    // AlgorithmIdentifier ::= SEQUENCE { algorithm OBJECT IDENTIFIER, parameters ANY }
     let algorithm: AnyRef<'_> = r.decode().ok()?;
-    if algorithm.tag() != der::Tag::Sequence || !algorithm.value().starts_with(RSA_OID) {
+    if algorithm.tag() != der::Tag::Sequence {
+        return None;
+    }
+    let oid: der::asn1::ObjectIdentifier = der::SliceReader::new(algorithm.value())
+        .ok()?
+        .decode()
+        .ok()?;
+    if oid != RSA_OID {
         return None;
     }
     let key: OctetStringRef<'_> = r.decode().ok()?;

@@ -15,7 +15,7 @@ use rcgen::{
     CertificateParams, CustomExtension, DistinguishedName, DnType, DnValue, Issuer, KeyPair,
     PublicKeyData as _,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use x509_parser::prelude::X509Certificate;
 
 use crate::error::{Error, Result};
@@ -53,7 +53,7 @@ pub struct RenewRequest {
 }
 
 /// One certificate the plan renews.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlannedRenewal {
     /// kubeadm's name.
     pub name: String,
@@ -81,7 +81,7 @@ pub struct PlannedRenewal {
 }
 
 /// A certificate the plan leaves alone, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Skipped {
     /// Its name.
     pub name: String,
@@ -90,7 +90,7 @@ pub struct Skipped {
 }
 
 /// A reviewed, serialisable renewal plan: what will be signed, written and restarted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RenewPlan {
     /// When the plan was made (the new certificates' validity counts from here).
     pub created_at: Timestamp,
@@ -385,6 +385,40 @@ pub fn sign(inv: &Inventory, plan: &RenewPlan, generate_keys: bool) -> Result<Si
         writes.extend(out);
     }
     Ok(Signed { writes, serials })
+}
+
+/// Signs one planned renewal with what is on disk now (its CA's key, its current
+/// certificate and key), verifies the result and returns the files' new content and the
+/// new serial. Nothing is written. With `generate_key` a new key of the same type and
+/// size is made; it exists only in the returned writes.
+pub fn sign_item(
+    inv: &Inventory,
+    item: &PlannedRenewal,
+    generate_key: bool,
+) -> Result<(Vec<FileWrite>, String)> {
+    let (ca_key, ca_cert) = load_ca(inv, item.ca)?;
+    let entry = inv
+        .entry(&item.name)
+        .and_then(|e| e.found())
+        .ok_or_else(|| Error::Absent {
+            name: item.name.clone(),
+            path: item.cert_file.clone(),
+        })?;
+    sign_one(item, entry, &ca_key, &ca_cert, item.new_key && generate_key)
+}
+
+/// Replaces `path` (through a symlink, the file it points to) with `data` atomically,
+/// keeping its owner and its mode unless `mode` says otherwise; returns the file
+/// written.
+pub fn write_keeping_mode(path: &Path, data: &[u8], mode: Option<u32>) -> Result<PathBuf> {
+    let real = std::fs::canonicalize(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let own = kastellan_kubeadm::fs::ownership(&real)?;
+    let mode = mode.or(own.map(|o| o.mode)).unwrap_or(0o600);
+    kastellan_kubeadm::fs::write_owned(&real, data, mode, own)?;
+    Ok(real)
 }
 
 fn load_ca(inv: &Inventory, ca: CaId) -> Result<(KeyPair, Cert)> {
@@ -885,6 +919,16 @@ pub struct RenewReport {
     pub dry_run: bool,
     /// The plan.
     pub plan: RenewPlan,
+    /// The executor's steps, described by the actions that run (what a dry run shows
+    /// is what runs).
+    pub steps: Vec<kastellan_exec::Described>,
+    /// The executor's plan: `--dry-run -o json` saved to a file is applied later with
+    /// `--plan FILE` while the node's facts are unchanged. It holds no key material.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exec_plan: Option<crate::steps::ExecPlan>,
+    /// The run's journal (after a run: where it was archived).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub journal: Option<PathBuf>,
     /// What was written, unless a dry run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub applied: Option<Applied>,

@@ -41,7 +41,7 @@ pub fn staging_dir(manifests_dir: &Path, stamp: &str) -> PathBuf {
 /// The port `c` serves, from its manifest in `dir`; `None` when it has no manifest. A
 /// manifest that is there but does not parse is still moved (the kubelet reads it as it
 /// is), and the component's default port is watched.
-fn port_of(dir: &Path, c: Component) -> Option<u16> {
+pub fn port_of(dir: &Path, c: Component) -> Option<u16> {
     let path = dir.join(c.manifest());
     if !path.is_file() {
         return None;

@@ -171,6 +171,36 @@ impl Report for RenewView<'_> {
             }
             t.render_into(out, style);
         }
+        if report.dry_run && !report.steps.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n{}",
+                style.bold(
+                    "Steps (exactly what runs; keys are read and made only while a step runs):"
+                )
+            );
+            for d in &report.steps {
+                let mut lines = d.does.lines();
+                let _ = writeln!(
+                    out,
+                    "{:>3}. [{}] {}{}",
+                    d.step,
+                    d.phase,
+                    lines.next().unwrap_or_default(),
+                    if d.commit {
+                        " (point of no return)"
+                    } else {
+                        ""
+                    }
+                );
+                for l in lines {
+                    let _ = writeln!(out, "       {}", l.trim_start());
+                }
+                if let Some(u) = &d.undo {
+                    let _ = writeln!(out, "       if a later step fails: {u}");
+                }
+            }
+        }
         match &report.applied {
             Some(a) => {
                 let _ = writeln!(out, "\nOld files backed up in {}", a.backup_dir.display());

@@ -34,8 +34,8 @@ use crate::cli::{Cli, Command};
 pub fn run(cli: Cli, printer: &Printer) -> Result<Outcome> {
     match cli.command {
         Command::Lab(cmd) => lab::run(cmd, &cli.global, printer),
-        Command::Generate(cmd) => generate::run(cmd, printer),
-        Command::Certs(cmd) => certs::run(cmd, printer),
+        Command::Generate(cmd) => generate::run(cmd, &cli.global, printer),
+        Command::Certs(cmd) => certs::run(cmd, &cli.global, printer),
         Command::Etcd(cmd) => etcd::run(cmd, &cli.global, printer),
         Command::Backup(cmd) => backup::run(cmd, &cli.global, printer),
         Command::Status(args) => status::run(args, &cli.global, printer),

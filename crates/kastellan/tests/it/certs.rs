@@ -150,6 +150,7 @@ fn kubeadm_real_certs_renew_with_restart() {
     assert_eq!(read(&crt), before);
 
     // The real thing, with a restart that keeps the manifests out for 0 s.
+    let sd = format!("--state-dir={}", node.root.join("state").display());
     node.kastellan(&[
         "certs",
         "renew",
@@ -158,6 +159,7 @@ fn kubeadm_real_certs_renew_with_restart() {
         "--restart-wait",
         "0",
         &md,
+        &sd,
     ])
     .assert()
     .code(0)
@@ -357,6 +359,7 @@ fn kubeadm_real_rendered_check_and_plan() {
         (root.as_str(), "[ROOT]"),
         (r"[A-Z][a-z]{2} \d{2}, \d{4} \d{2}:\d{2} UTC", "[DATE]"),
         (r"kastellan-certs-\d{8}T\d{6}Z", "kastellan-certs-[STAMP]"),
+        (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", "[TIME]"),
     ]}, {
         insta::assert_snapshot!("check_table", table);
         insta::assert_snapshot!("renew_dry_run", rendered);
@@ -398,4 +401,414 @@ fn kubeadm_real_certs_renew_dry_run_leaves_the_tree_as_it_was_18() {
             &format!("certs renew all --dry-run {extra:?}"),
         );
     }
+}
+
+/// The certificate files `certs renew all` replaces (the PEM of each, from its file or
+/// its kubeconfig) with the key beside it, and every file with its mode.
+struct Renewed {
+    /// name -> (certificate PEM, key PEM)
+    certs: std::collections::BTreeMap<String, (Vec<u8>, Vec<u8>)>,
+    /// file -> mode
+    modes: std::collections::BTreeMap<PathBuf, u32>,
+}
+
+const LEAVES: [(&str, &str, &str); 7] = [
+    ("apiserver", "pki/apiserver", "pki/ca.crt"),
+    (
+        "apiserver-kubelet-client",
+        "pki/apiserver-kubelet-client",
+        "pki/ca.crt",
+    ),
+    (
+        "apiserver-etcd-client",
+        "pki/apiserver-etcd-client",
+        "pki/etcd/ca.crt",
+    ),
+    (
+        "front-proxy-client",
+        "pki/front-proxy-client",
+        "pki/front-proxy-ca.crt",
+    ),
+    ("etcd-server", "pki/etcd/server", "pki/etcd/ca.crt"),
+    ("etcd-peer", "pki/etcd/peer", "pki/etcd/ca.crt"),
+    (
+        "etcd-healthcheck-client",
+        "pki/etcd/healthcheck-client",
+        "pki/etcd/ca.crt",
+    ),
+];
+const CONFS: [&str; 3] = ["admin.conf", "controller-manager.conf", "scheduler.conf"];
+
+fn renewed(node: &Node) -> Renewed {
+    use std::os::unix::fs::PermissionsExt as _;
+    let etc = node.etc();
+    let mut certs = std::collections::BTreeMap::new();
+    let mut modes = std::collections::BTreeMap::new();
+    let mut mode = |p: &Path| {
+        modes.insert(
+            p.to_path_buf(),
+            std::fs::metadata(p).unwrap().permissions().mode() & 0o7777,
+        );
+    };
+    for (name, base, _) in LEAVES {
+        let (crt, key) = (
+            etc.join(format!("{base}.crt")),
+            etc.join(format!("{base}.key")),
+        );
+        mode(&crt);
+        mode(&key);
+        certs.insert(name.to_string(), (read(&crt), read(&key)));
+    }
+    for conf in CONFS {
+        let p = etc.join(conf);
+        mode(&p);
+        let creds = kastellan_pki::kubeconfig::client_credentials(
+            &p,
+            &std::fs::read_to_string(&p).unwrap(),
+        )
+        .unwrap();
+        let pem = |c: Option<kastellan_pki::kubeconfig::Credential>| match c {
+            Some(kastellan_pki::kubeconfig::Credential::Embedded { pem, .. }) => pem,
+            other => panic!("{conf}: not embedded: {other:?}"),
+        };
+        certs.insert(
+            conf.to_string(),
+            (pem(Some(creds.certificate)), pem(creds.key)),
+        );
+    }
+    Renewed { certs, modes }
+}
+
+/// `openssl verify` of `cert_pem` against `ca`, and whether `key_pem` is its key.
+fn verify_pair(dir: &Path, name: &str, cert_pem: &[u8], key_pem: &[u8], ca: &Path) {
+    let (c, k) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    std::fs::write(&c, cert_pem).unwrap();
+    std::fs::write(&k, key_pem).unwrap();
+    let run = |args: &[&str]| {
+        let out = StdCommand::new("openssl").args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let verified = run(&[
+        "verify",
+        "-CAfile",
+        ca.to_str().unwrap(),
+        c.to_str().unwrap(),
+    ]);
+    assert!(verified.contains(": OK"), "{name}: {verified}");
+    assert_eq!(
+        run(&["x509", "-noout", "-pubkey", "-in", c.to_str().unwrap()]),
+        run(&["pkey", "-pubout", "-in", k.to_str().unwrap()]),
+        "{name}: the key is the certificate's"
+    );
+}
+
+/// Waits until the journal records `done` steps done, while `child` lives.
+fn wait_for_done(child: &mut std::process::Child, journal: &Path, done: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        if let Ok(b) = std::fs::read(journal)
+            && let Ok(j) = serde_json::from_slice::<serde_json::Value>(&b)
+            && j["done"].as_u64() == Some(done)
+        {
+            return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run ended ({status}) before step {done} was done");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "step {done} was not done within 120 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Issue 10: `certs renew all --new-key` killed with SIGKILL at a step boundary (the
+/// executor's debug pause point, then `kill -9` of the process the test started), then
+/// `--resume` finishes: every certificate renewed exactly once (one `done` per step in
+/// the journal), each verifies against its CA with its key, modes kept, the old files
+/// in the backup directory, and no key material in the journal nor in
+/// `--dry-run -o json`.
+#[test]
+fn kubeadm_real_certs_renew_resumes_after_sigkill() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let node = Node::init();
+    let state = node.root.join("state");
+    let sd = format!("--state-dir={}", state.display());
+    let before = renewed(&node);
+
+    // The dry run: the executor's steps, no key material, nothing written.
+    let out = node
+        .kastellan(&[
+            "certs",
+            "renew",
+            "all",
+            "--new-key",
+            "--dry-run",
+            "-o",
+            "json",
+            &sd,
+        ])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(!text.contains("PRIVATE KEY"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let steps = json["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 11, "a backup and 10 renewals: {json}");
+    assert_eq!(json["exec_plan"]["kind"], "certs-renew");
+    assert!(!state.exists(), "a dry run writes no journal");
+
+    // The run, paused after step 4 (the backup and three renewals), killed there.
+    let mut cmd = StdCommand::new(assert_cmd::cargo::cargo_bin!("kastellan"));
+    cmd.env("NO_COLOR", "1")
+        .env("KASTELLAN_EXEC_PAUSE_AFTER", "4")
+        .args(["certs", "renew", "all", "--new-key", &sd])
+        .args(node.dirs())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let journal = state.join("journal.json");
+    wait_for_done(&mut child, &journal, 4);
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+    let mode = std::fs::metadata(&journal).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the journal is private");
+    assert!(
+        !String::from_utf8(read(&journal))
+            .unwrap()
+            .contains("PRIVATE KEY")
+    );
+    let half = renewed(&node);
+    let changed = |r: &Renewed| {
+        r.certs
+            .iter()
+            .filter(|(n, v)| before.certs[*n] != **v)
+            .count()
+    };
+    assert_eq!(
+        changed(&half),
+        3,
+        "three certificates renewed before the kill"
+    );
+
+    // A new run is refused while the journal is there.
+    node.kastellan(&["certs", "renew", "all", &sd])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--resume"));
+
+    // The resume finishes at step 5.
+    node.kastellan(&["certs", "renew", "--resume", &sd])
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains("at step 5 of 11"))
+        .stdout(predicate::str::contains("Old files backed up in"));
+    assert!(!journal.exists(), "the journal is archived");
+    let archived: Vec<PathBuf> = std::fs::read_dir(&state)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    assert_eq!(archived.len(), 1, "{archived:?}");
+    let text = String::from_utf8(read(&archived[0])).unwrap();
+    assert!(!text.contains("PRIVATE KEY"));
+    let j: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for step in 1..=11u64 {
+        let done = j["log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["step"] == step && e["event"] == "done")
+            .count();
+        assert_eq!(done, 1, "step {step} done exactly once: {}", j["log"]);
+    }
+
+    // Every certificate renewed once more than before: the three done before the kill
+    // kept, the rest new; each verifies with its CA and its (new) key; modes kept.
+    let after = renewed(&node);
+    assert_eq!(after.modes, before.modes, "modes kept");
+    let scratch = tempfile::tempdir().unwrap();
+    let etc = node.etc();
+    for (name, (crt, key)) in &after.certs {
+        assert_ne!(crt, &before.certs[name].0, "{name} renewed");
+        assert_ne!(key, &before.certs[name].1, "{name} has a new key");
+        if half.certs[name] != before.certs[name] {
+            assert_eq!(
+                &half.certs[name],
+                &(crt.clone(), key.clone()),
+                "{name} once"
+            );
+        }
+        let ca = LEAVES
+            .iter()
+            .find(|(n, ..)| n == name)
+            .map_or(etc.join("pki/ca.crt"), |(_, _, ca)| etc.join(ca));
+        verify_pair(scratch.path(), name, crt, key, &ca);
+    }
+    // The old files are in the backup directory.
+    let backup = std::fs::read_dir(etc.join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("kastellan-certs-")
+        })
+        .unwrap();
+    assert_eq!(
+        read(&backup.join("pki/apiserver.crt")),
+        before.certs["apiserver"].0
+    );
+    assert_eq!(
+        read(&backup.join("pki/apiserver.key")),
+        before.certs["apiserver"].1
+    );
+    node.kastellan(&["certs", "check"]).assert().code(0);
+}
+
+/// Issue 10: a plan saved from `--dry-run -o json` applies with `--plan` while the
+/// node's certificates are as they were, and is refused once they changed, with the
+/// difference named.
+#[test]
+fn kubeadm_real_certs_renew_saved_plan_is_checked_against_the_node() {
+    let node = Node::init();
+    let state = node.root.join("state");
+    let sd = format!("--state-dir={}", state.display());
+    let out = node
+        .kastellan(&[
+            "certs",
+            "renew",
+            "apiserver",
+            "admin.conf",
+            "--dry-run",
+            "-o",
+            "json",
+            &sd,
+        ])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let plan = node.root.join("plan.json");
+    std::fs::write(&plan, &out).unwrap();
+    let pf = format!("--plan={}", plan.display());
+    let crt = node.etc().join("pki/apiserver.crt");
+    let old = read(&crt);
+    // --plan --dry-run checks and shows, changes nothing.
+    node.kastellan(&["certs", "renew", &pf, "--dry-run", &sd])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("renew apiserver: re-sign"));
+    assert_eq!(read(&crt), old);
+    node.kastellan(&["certs", "renew", &pf, &sd])
+        .assert()
+        .code(0);
+    assert_ne!(read(&crt), old);
+    // Applied again: the serials changed since, and the refusal names them.
+    node.kastellan(&["certs", "renew", &pf, &sd])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("refused").and(predicate::str::contains(
+                "certificates.apiserver.serial: was",
+            )),
+        );
+    // A plan edited by hand is refused.
+    let out = node
+        .kastellan(&[
+            "certs",
+            "renew",
+            "apiserver",
+            "--dry-run",
+            "-o",
+            "json",
+            &sd,
+        ])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let mut json: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    json["exec_plan"]["steps"][1]["action"]["renewal"]["writes"][0] = "/etc/hostname".into();
+    std::fs::write(&plan, serde_json::to_vec(&json).unwrap()).unwrap();
+    node.kastellan(&["certs", "renew", &pf, &sd])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("edited by hand"));
+}
+
+/// Issue 10: `certs renew apiserver --restart` killed while the static pod manifests
+/// are held out (after the hold step) resumes and puts them back; a resumed hold keeps
+/// those already out.
+#[test]
+fn kubeadm_real_certs_renew_killed_while_the_manifests_are_out_resumes() {
+    let node = Node::init();
+    let manifests = node.etc().join("manifests");
+    std::fs::write(manifests.join("kube-apiserver.yaml"), "# kube-apiserver\n").unwrap();
+    let md = format!("--manifests-dir={}", manifests.display());
+    let state = node.root.join("state");
+    let sd = format!("--state-dir={}", state.display());
+    let mut cmd = StdCommand::new(assert_cmd::cargo::cargo_bin!("kastellan"));
+    // Steps: 1 backup, 2 renew apiserver, 3 hold, 4 release.
+    cmd.env("NO_COLOR", "1")
+        .env("KASTELLAN_EXEC_PAUSE_AFTER", "3")
+        .args([
+            "certs",
+            "renew",
+            "apiserver",
+            "--restart",
+            "--restart-wait",
+            "0",
+            &md,
+            &sd,
+        ])
+        .args(node.dirs())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let journal = state.join("journal.json");
+    wait_for_done(&mut child, &journal, 3);
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+    child.wait().unwrap();
+    assert!(
+        !manifests.join("kube-apiserver.yaml").exists(),
+        "held out at the kill"
+    );
+    node.kastellan(&["certs", "renew", "--resume", &sd])
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains("at step 4 of 4"));
+    assert_eq!(
+        std::fs::read_to_string(manifests.join("kube-apiserver.yaml")).unwrap(),
+        "# kube-apiserver\n"
+    );
+    let staging: Vec<_> = std::fs::read_dir(node.etc().join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("kastellan-restart-"))
+        .collect();
+    assert!(staging.is_empty(), "staging removed: {staging:?}");
 }

@@ -63,6 +63,34 @@ fn cli_completions_and_man_pages_come_from_the_definitions() {
         dir.path().join("kastellan-lab-up.1").is_file(),
         "one page per subcommand"
     );
+    // Global options: -o json reports the pages; a script has no JSON form.
+    let out = kastellan()
+        .args(["generate", "man", "-o", "json"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        v["pages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "kastellan-certs-renew.1"),
+        "{v}"
+    );
+    let out = kastellan()
+        .args(["generate", "man", "-q"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success() && out.stdout.is_empty());
+    let out = kastellan()
+        .args(["generate", "completions", "bash", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not apply"));
 }
 
 #[test]

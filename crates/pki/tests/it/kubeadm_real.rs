@@ -846,3 +846,45 @@ fn kubeadm_real_kubelet_certificates_are_reported() {
     .unwrap_err();
     assert!(err.to_string().contains("kubelet"), "{err}");
 }
+
+/// Issue 10: the renewal's executor steps. A renewal step that fails (here: the key of
+/// the ninth certificate no longer loads) puts back every file the steps before it
+/// replaced, and the journal goes: the node is exactly as it was, apart from the backup
+/// directory.
+#[test]
+fn kubeadm_real_renew_steps_failure_puts_every_file_back() {
+    use kastellan_pki::steps::{self, Action, Basis, Context, NodeFacts};
+    let node = Node::init();
+    let inv = Inventory::load(&node.layout());
+    let req = RenewRequest {
+        targets: Targets::All,
+        new_key: true,
+        backup_dir: Some(node.root.join("backup")),
+    };
+    let plan = renew::plan(&inv, &req, Timestamp::now()).unwrap();
+    let exec = steps::exec_plan("t", "cp1", NodeFacts::of(&inv), plan, None);
+    assert_eq!(exec.steps.len(), 11);
+    assert_eq!(
+        exec.steps[9].phase, "renew",
+        "step 10 renews front-proxy-client"
+    );
+    // Break the key of step 10's certificate after planning.
+    let key = node.pki().join("front-proxy-client.key");
+    let broken = "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n";
+    std::fs::write(&key, broken).unwrap();
+    let before = snapshot(&node.etc());
+    let journal = node.root.join("state/journal.json");
+    let run = kastellan_exec::Run::<Action, Basis>::start(exec, &journal).unwrap();
+    let ctx = Context::new(node.layout(), Box::new(|_| true));
+    let failure = run.run_all(&ctx, |_, _| {}).unwrap_err();
+    assert_eq!(failure.step, 10);
+    assert_eq!(failure.undone, [9, 8, 7, 6, 5, 4, 3, 2]);
+    assert!(failure.rolled_back);
+    assert!(failure.error.to_string().contains("front-proxy-client.key"));
+    assert!(!journal.exists());
+    let mut after = snapshot(&node.etc());
+    after.retain(|p, _| !p.starts_with("tmp"));
+    assert_eq!(after, before, "every file as it was, modes too");
+    // The backup directory holds the old files.
+    assert!(node.root.join("backup/pki/apiserver.key").is_file());
+}
