@@ -8,17 +8,10 @@ use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use crate::LabGuard;
 use crate::{kastellan, kubectl, lab_lock};
 
 const ETC: &str = "/var/lib/kastellan/lab/nodes/cp1/etc-kubernetes";
-
-struct LabGuard;
-
-impl Drop for LabGuard {
-    fn drop(&mut self) {
-        let _ = kastellan().args(["lab", "down"]).status();
-    }
-}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()

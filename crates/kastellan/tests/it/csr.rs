@@ -6,15 +6,8 @@ use std::process::Output;
 
 use base64::Engine as _;
 
+use crate::LabGuard;
 use crate::{kastellan, kubectl, kubectl_stdin, lab_lock};
-
-struct LabGuard;
-
-impl Drop for LabGuard {
-    fn drop(&mut self) {
-        let _ = kastellan().args(["lab", "down"]).status();
-    }
-}
 
 /// A PEM certificate request as a kubelet makes it: CN=system:node:NODE,
 /// O=system:nodes, with these names.

@@ -12,18 +12,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::LabGuard;
 use crate::{kastellan, kubectl, lab_lock};
 
 const ADMIN: &str = "/var/lib/kastellan/lab/admin.conf";
 const NS: &str = "drain-test";
-
-struct LabGuard;
-
-impl Drop for LabGuard {
-    fn drop(&mut self) {
-        let _ = kastellan().args(["lab", "down"]).status();
-    }
-}
 
 const SETUP: &str = r#"
 apiVersion: apps/v1

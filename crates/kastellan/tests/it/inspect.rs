@@ -9,18 +9,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::LabGuard;
 use crate::{kastellan, kubectl, lab_lock};
 
 const MANIFESTS: &str = "/var/lib/kastellan/lab/nodes/cp1/etc-kubernetes/manifests";
 const NS: &str = "inspect-it";
-
-struct LabGuard;
-
-impl Drop for LabGuard {
-    fn drop(&mut self) {
-        let _ = kastellan().args(["lab", "down"]).status();
-    }
-}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()

@@ -4,16 +4,8 @@ use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 use std::time::Duration;
 
+use crate::LabGuard;
 use crate::{kastellan, kubectl, lab_lock};
-
-/// Tears the lab down when the test ends, also on failure.
-struct LabGuard;
-
-impl Drop for LabGuard {
-    fn drop(&mut self) {
-        let _ = kastellan().args(["lab", "down"]).status();
-    }
-}
 
 fn run_ok(cmd: &mut Command) -> String {
     let out = cmd.output().expect("command starts");

@@ -40,6 +40,15 @@ mod versions;
 use std::path::PathBuf;
 use std::process::Command;
 
+/// Takes the lab down when dropped (at the end of a lab test, passed or not).
+pub struct LabGuard;
+
+impl Drop for LabGuard {
+    fn drop(&mut self) {
+        let _ = kastellan().args(["lab", "down"]).status();
+    }
+}
+
 /// The `kastellan` binary under test.
 pub fn kastellan() -> Command {
     Command::new(assert_cmd::cargo::cargo_bin!("kastellan"))

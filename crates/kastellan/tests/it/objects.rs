@@ -11,18 +11,11 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::Value;
 
+use crate::LabGuard;
 use crate::{kastellan, kubectl, kubectl_stdin, lab_lock};
 
 const ETC: &str = "/var/lib/kastellan/lab/nodes/cp1/etc-kubernetes";
 const ADMIN: &str = "/var/lib/kastellan/lab/admin.conf";
-
-struct LabGuard;
-
-impl Drop for LabGuard {
-    fn drop(&mut self) {
-        let _ = kastellan().args(["lab", "down"]).status();
-    }
-}
 
 const SHOP: &str = r#"
 apiVersion: v1

@@ -10,6 +10,7 @@ use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
 
+use crate::LabGuard;
 use crate::kastellan;
 
 /// The kastellan binary under test.
@@ -537,15 +538,6 @@ fn cli_preflight_facts_feed_peers() {
                 && evidence.ends_with("; product_uuid abcd-1 also on node-b"),
             "{name}: {evidence}"
         );
-    }
-}
-
-/// Tears the lab down when the test ends, also on failure.
-struct LabGuard;
-
-impl Drop for LabGuard {
-    fn drop(&mut self) {
-        let _ = kastellan().args(["lab", "down"]).status();
     }
 }
 

@@ -7,17 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+use crate::LabGuard;
 use crate::{kastellan, kubectl, lab_lock};
 
 const NODES: &str = "/var/lib/kastellan/lab/nodes";
-
-struct LabGuard;
-
-impl Drop for LabGuard {
-    fn drop(&mut self) {
-        let _ = kastellan().args(["lab", "down"]).status();
-    }
-}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()

@@ -10,18 +10,11 @@ use serde_json::Value;
 
 use nix::sys::signal::Signal;
 
+use crate::LabGuard;
 use crate::lab::{PodProc, pod_process};
 use crate::{kastellan, lab_lock};
 
 const LAB: &str = "/var/lib/kastellan/lab";
-
-struct LabGuard;
-
-impl Drop for LabGuard {
-    fn drop(&mut self) {
-        let _ = kastellan().args(["lab", "down"]).status();
-    }
-}
 
 fn status() -> (i32, Value) {
     let out = kastellan()

@@ -9,18 +9,11 @@ use std::process::{Command, Output};
 
 use kastellan_bootstrap::certs::{self, CertificateKey};
 
+use crate::LabGuard;
 use crate::{cache_dir, kastellan, kubectl, kubectl_stdin, lab_lock};
 
 const ADMIN: &str = "/var/lib/kastellan/lab/admin.conf";
 const PKI: &str = "/var/lib/kastellan/lab/nodes/cp1/etc-kubernetes/pki";
-
-struct LabGuard;
-
-impl Drop for LabGuard {
-    fn drop(&mut self) {
-        let _ = kastellan().args(["lab", "down"]).status();
-    }
-}
 
 fn ours(args: &[&str]) -> Output {
     kastellan()

@@ -3,16 +3,8 @@
 
 use std::process::{Command, Output};
 
+use crate::LabGuard;
 use crate::{cache_dir, kastellan, kubectl, kubectl_stdin, lab_lock};
-
-/// Tears the lab down when the test ends, also on failure.
-struct LabGuard;
-
-impl Drop for LabGuard {
-    fn drop(&mut self) {
-        let _ = kastellan().args(["lab", "down"]).status();
-    }
-}
 
 /// Debug builds pause here for crash tests (`kastellan_exec::PAUSE_ENV`).
 const PAUSE: &str = "KASTELLAN_EXEC_PAUSE_AFTER";
