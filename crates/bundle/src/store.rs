@@ -97,9 +97,9 @@ fn sha256_of(path: &Path) -> Result<String> {
 /// `dry_run`. The newest verified bundle is re-hashed first: only one whose bytes still
 /// match is protected as such (a damaged one is no backup).
 pub fn prune(dir: &Path, rules: Rules, dry_run: bool) -> Result<PruneOutcome> {
-    if rules.keep_last + rules.keep_daily + rules.keep_weekly == 0 {
+    if rules.is_empty() {
         return Err(crate::Error::Usage(
-            "no retention rule: give --keep-last, --keep-daily or --keep-weekly (at least one above 0)".into(),
+            "no retention rule: give --keep-last, --keep-hourly, --keep-daily, --keep-weekly or --keep-monthly (at least one above 0)".into(),
         ));
     }
     let mut bundles = list(dir)?;

@@ -1533,17 +1533,11 @@ pub struct BackupScheduleArgs {
     /// Print the unit files, change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// After each bundle, keep the N newest (see `backup prune`).
-    #[arg(long, value_name = "N")]
-    pub keep_last: Option<usize>,
-    /// After each bundle, keep the newest of each of the D most recent days.
-    #[arg(long, value_name = "D")]
-    pub keep_daily: Option<usize>,
-    /// After each bundle, keep the newest of each of the W most recent ISO weeks.
-    #[arg(long, value_name = "W")]
-    pub keep_weekly: Option<usize>,
-    /// The flags of `backup create` the service runs with.
+    /// After each bundle, `backup prune` with these rules (when one is given).
     #[command(flatten)]
+    pub keep: RetentionArgs,
+    /// The flags of `backup create` the service runs with.
+    #[command(flatten, next_help_heading = "Each run (the flags of `backup create`)")]
     pub create: BackupCreateArgs,
 }
 
@@ -1632,24 +1626,67 @@ pub struct BackupDiffArgs {
     pub passphrase_file: Option<PathBuf>,
 }
 
+/// Retention rules, restic's model (all periods in UTC): a bundle stays when any rule
+/// keeps it, and the newest verified bundle always stays.
+#[derive(Debug, Args, Clone, Copy, Default)]
+#[command(next_help_heading = "Retention (a bundle stays when any rule keeps it)")]
+pub struct RetentionArgs {
+    /// Keep the N newest bundles.
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<usize>,
+    /// Keep the newest bundle of each of the H most recent hours that have one.
+    #[arg(long, value_name = "H")]
+    pub keep_hourly: Option<usize>,
+    /// Keep the newest bundle of each of the D most recent days that have one.
+    #[arg(long, value_name = "D")]
+    pub keep_daily: Option<usize>,
+    /// Keep the newest bundle of each of the W most recent ISO weeks that have one.
+    #[arg(long, value_name = "W")]
+    pub keep_weekly: Option<usize>,
+    /// Keep the newest bundle of each of the M most recent months that have one.
+    #[arg(long, value_name = "M")]
+    pub keep_monthly: Option<usize>,
+}
+
+impl RetentionArgs {
+    /// The flags given, as `backup prune` takes them (`--keep-daily 7`, ...).
+    pub fn flags(&self) -> Vec<(&'static str, usize)> {
+        [
+            ("--keep-last", self.keep_last),
+            ("--keep-hourly", self.keep_hourly),
+            ("--keep-daily", self.keep_daily),
+            ("--keep-weekly", self.keep_weekly),
+            ("--keep-monthly", self.keep_monthly),
+        ]
+        .into_iter()
+        .filter_map(|(flag, n)| n.map(|n| (flag, n)))
+        .collect()
+    }
+
+    /// The rules (a rule not given keeps nothing).
+    pub fn rules(&self) -> kastellan_bundle::retention::Rules {
+        kastellan_bundle::retention::Rules {
+            keep_last: self.keep_last.unwrap_or(0),
+            keep_hourly: self.keep_hourly.unwrap_or(0),
+            keep_daily: self.keep_daily.unwrap_or(0),
+            keep_weekly: self.keep_weekly.unwrap_or(0),
+            keep_monthly: self.keep_monthly.unwrap_or(0),
+        }
+    }
+}
+
 /// Arguments of `backup prune`.
 #[derive(Debug, Args)]
 pub struct BackupPruneArgs {
     /// Where bundles are kept.
     #[command(flatten)]
     pub dir: BackupDirArgs,
-    /// Keep the N newest bundles.
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub keep_last: usize,
-    /// Keep the newest bundle of each of the D most recent days.
-    #[arg(long, value_name = "D", default_value_t = 0)]
-    pub keep_daily: usize,
-    /// Keep the newest bundle of each of the W most recent ISO weeks.
-    #[arg(long, value_name = "W", default_value_t = 0)]
-    pub keep_weekly: usize,
     /// Print what would be deleted, delete nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// The retention rules (at least one).
+    #[command(flatten)]
+    pub keep: RetentionArgs,
 }
 
 /// `kastellan generate ...`

@@ -11,7 +11,6 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use kastellan_bundle::retention::Rules;
 use kastellan_bundle::{
     BundleInfo, CreateRequest, Decryption, Encryption, PruneOutcome, SecretString, Sidecar,
 };
@@ -34,12 +33,7 @@ pub fn run(cmd: BackupCommand, global: &GlobalArgs, printer: &Printer) -> Result
         }
         BackupCommand::Schedule(args) => super::backup_schedule::run(&args, global, printer),
         BackupCommand::Prune(args) => {
-            let rules = Rules {
-                keep_last: args.keep_last,
-                keep_daily: args.keep_daily,
-                keep_weekly: args.keep_weekly,
-            };
-            let outcome = kastellan_bundle::prune(&args.dir.dir, rules, args.dry_run)?;
+            let outcome = kastellan_bundle::prune(&args.dir.dir, args.keep.rules(), args.dry_run)?;
             printer.report(&PruneReport(outcome))?;
             Ok(Outcome::Ok)
         }

@@ -203,19 +203,13 @@ fn create_args(args: &BackupScheduleArgs, global: &GlobalArgs) -> Result<Vec<Str
 
 /// The flags of `backup prune` after each run, when a `--keep-*` flag is given.
 fn prune_args(args: &BackupScheduleArgs) -> Result<Option<Vec<String>>> {
-    let keeps = [
-        ("--keep-last", args.keep_last),
-        ("--keep-daily", args.keep_daily),
-        ("--keep-weekly", args.keep_weekly),
-    ];
-    if keeps.iter().all(|(_, v)| v.is_none()) {
+    let keeps = args.keep.flags();
+    if keeps.is_empty() {
         return Ok(None);
     }
     let mut out = vec!["--dir".to_string(), absolute(&args.create.dir.dir)?];
-    for (flag, v) in keeps {
-        if let Some(n) = v {
-            out.extend([flag.to_string(), n.to_string()]);
-        }
+    for (flag, n) in keeps {
+        out.extend([flag.to_string(), n.to_string()]);
     }
     Ok(Some(out))
 }

@@ -287,6 +287,86 @@ fn cli_backup_prune_dry_run_leaves_the_tree_as_it_was_18() {
     );
 }
 
+/// Issue 17, tiered retention (restic's model), tier `cli`: hourly, daily and monthly
+/// tiers over bundles named for their times (no sidecar: the name is the time), as the
+/// table and JSON say them, then deleted as planned.
+#[test]
+fn cli_backup_prune_by_tier_17() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().to_str().unwrap();
+    let at = [
+        "20260310T104000Z", // hour 10, 10 March, March
+        "20260310T101000Z", // same hour, older: goes
+        "20260310T093000Z", // hour 9
+        "20260309T230000Z", // 9 March
+        "20260220T120000Z", // February
+        "20260115T120000Z", // January
+        "20251231T120000Z", // the 4th month back: goes
+    ];
+    let name = |at: &str| format!("kastellan-backup-kubernetes-{at}.tar.zst");
+    for a in at {
+        std::fs::write(tmp.path().join(name(a)), a).unwrap();
+    }
+    let rules = [
+        "--keep-hourly",
+        "2",
+        "--keep-daily",
+        "2",
+        "--keep-monthly",
+        "3",
+    ];
+    let prune = |extra: &[&str]| {
+        let mut args = vec!["prune", "--dir", d];
+        args.extend(rules);
+        args.extend(extra);
+        ok(backup(&args))
+    };
+    let table = text(&prune(&["--dry-run"]).stdout);
+    let why = |a: &str| {
+        table
+            .lines()
+            .find(|l| l.contains(&name(a)))
+            .unwrap_or_else(|| panic!("{a} not listed:\n{table}"))
+            .split_whitespace()
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(why(at[0]), "keep hourly, daily, monthly", "{table}");
+    assert_eq!(why(at[1]), "would delete", "{table}");
+    assert_eq!(why(at[2]), "keep hourly", "{table}");
+    assert_eq!(why(at[3]), "keep daily", "{table}");
+    assert_eq!(why(at[4]), "keep monthly", "{table}");
+    assert_eq!(why(at[5]), "keep monthly", "{table}");
+    assert_eq!(why(at[6]), "would delete", "{table}");
+
+    let out = prune(&["-o", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["rules"]["keepHourly"], 2, "{json}");
+    assert_eq!(json["rules"]["keepMonthly"], 3, "{json}");
+    assert_eq!(json["deleted"], true, "{json}");
+    let mut left: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    let mut want: Vec<String> = [at[0], at[2], at[3], at[4], at[5]]
+        .iter()
+        .map(|a| name(a))
+        .collect();
+    want.sort();
+    assert_eq!(left, want);
+
+    // No rule at all is refused, naming the flags.
+    let out = backup(&["prune", "--dir", d]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--keep-hourly"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 /// `backup schedule --systemd --dry-run` prints both units with the create and prune
 /// flags and writes nothing into the unit directory or the bundle directory.
 #[test]
