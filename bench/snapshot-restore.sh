@@ -72,14 +72,19 @@ cmds = {
     "etcdutl": [etcdutl, "snapshot", "restore", snapshot, "--data-dir", f"{out}/etcdutl", *flags],
 }
 times = {name: [] for name in cmds}
+peak = {name: 0 for name in cmds}
 for i in range(int(runs)):
     order = list(cmds) if i % 2 == 0 else list(reversed(cmds))
     for name in order:
         shutil.rmtree(f"{out}/{name}", ignore_errors=True)
         subprocess.run(["sync"], check=True)
         t = time.perf_counter()
-        subprocess.run(cmds[name], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        p = subprocess.Popen(cmds[name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(p.pid, 0)
         times[name].append(time.perf_counter() - t)
+        if os.waitstatus_to_exitcode(status) != 0:
+            sys.exit(f"{name} failed")
+        peak[name] = max(peak[name], usage.ru_maxrss // 1024)
     print(f"round {i + 1}: " + ", ".join(f"{n} {times[n][-1]:.2f} s" for n in cmds), file=sys.stderr)
 k, e = statistics.median(times["kastellan"]), statistics.median(times["etcdutl"])
 size = os.path.getsize(snapshot)
@@ -88,4 +93,5 @@ print(f"input: {snapshot} ({size / 2**20:.0f} MiB; backend hash revision totalKe
 print(f"kastellan etcd snapshot restore: median {k:.2f} s (min {min(times['kastellan']):.2f}, max {max(times['kastellan']):.2f})")
 print(f"etcdutl snapshot restore (3.5.1): median {e:.2f} s (min {min(times['etcdutl']):.2f}, max {max(times['etcdutl']):.2f})")
 print(f"ratio etcdutl/kastellan: {e / k:.2f}x")
+print(f"peak resident: kastellan {peak['kastellan']} MiB, etcdutl {peak['etcdutl']} MiB")
 EOF

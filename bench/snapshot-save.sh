@@ -111,7 +111,14 @@ hyperfine --style basic --warmup 1 --runs "$runs" --export-json "$out/h.json" \
     -n kastellan "$ours_cmd" \
     -n etcdctl "env ETCDCTL_API=3 $theirs_cmd" >&2
 
-python3 - "$out/h.json" "$size" "$a" <<'EOF'
+# Peak resident set of one run each.
+rm -f "$out/kastellan.db" "$out/etcdctl.db"
+# shellcheck disable=SC2086 # the commands are word lists
+rss_ours="$(peak_rss_mib $ours_cmd)"
+# shellcheck disable=SC2086
+rss_theirs="$(peak_rss_mib env ETCDCTL_API=3 $theirs_cmd)"
+
+python3 - "$out/h.json" "$size" "$a" "$rss_ours" "$rss_theirs" <<'EOF'
 import json, os, sys
 res = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
 k, e = res["kastellan"]["median"], res["etcdctl"]["median"]
@@ -121,4 +128,5 @@ print(f"snapshot: {size / 2**20:.0f} MiB over mutual TLS from one etcd 3.5.1 mem
 print(f"kastellan etcd snapshot save (sha256 + structure checked): median {k:.2f} s ({size / 2**20 / k:.0f} MiB/s)")
 print(f"etcdctl snapshot save (3.5.1):                                median {e:.2f} s ({size / 2**20 / e:.0f} MiB/s)")
 print(f"ratio etcdctl/kastellan: {e / k:.2f}x")
+print(f"peak resident: kastellan {sys.argv[4]} MiB, etcdctl {sys.argv[5]} MiB")
 EOF

@@ -50,7 +50,12 @@ hyperfine --style basic --warmup 1 --runs "$runs" --export-json "$out/h.json" \
     -n kastellan "$kastellan -o json etcd snapshot status $snapshot" \
     -n etcdutl "$etcdbin/etcdutl -w json snapshot status $snapshot" >&2
 
-python3 - "$out/h.json" "$snapshot" "$ours" <<'EOF'
+# Peak resident set of one run each (the file is mapped: without care its pages would
+# all count).
+rss_ours="$(peak_rss_mib "$kastellan" -o json etcd snapshot status "$snapshot")"
+rss_theirs="$(peak_rss_mib "$etcdbin/etcdutl" -w json snapshot status "$snapshot")"
+
+python3 - "$out/h.json" "$snapshot" "$ours" "$rss_ours" "$rss_theirs" <<'EOF'
 import json, os, sys
 res = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
 k, e = res["kastellan"], res["etcdutl"]
@@ -62,4 +67,5 @@ print(f"input: {sys.argv[2]} ({size / 2**20:.0f} MiB; hash revision totalKey tot
 print(f"kastellan etcd snapshot status: median {k['median'] * 1000:.1f} ms, min {k['min'] * 1000:.1f} ms, cpu {cpu(k):.0f} ms")
 print(f"etcdutl snapshot status (3.5):  median {e['median'] * 1000:.1f} ms, min {e['min'] * 1000:.1f} ms, cpu {cpu(e):.0f} ms")
 print(f"ratio etcdutl/kastellan: median {e['median'] / k['median']:.2f}x, min {e['min'] / k['min']:.2f}x, cpu {cpu(e) / cpu(k):.2f}x")
+print(f"peak resident: kastellan {sys.argv[4]} MiB, etcdutl {sys.argv[5]} MiB")
 EOF

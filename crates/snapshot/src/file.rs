@@ -1,18 +1,79 @@
 //! The I/O layer: opens a snapshot file read-only, maps it into memory, and names it
 //! in errors.
+//!
+//! A mapped file's pages count in the process's resident set as they are read, so a
+//! walk of a 1 GiB snapshot would otherwise end near 1 GiB resident, which a CronJob's
+//! memory limit counts against. While a large file is open, a trimmer thread drops the
+//! mapping's pages from this process's page tables every few milliseconds
+//! (`MADV_DONTNEED`): the kernel's page cache keeps them, so reading one again is a
+//! minor fault, and the resident set stays near what is read between two trims.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
 
 use crate::{Error, Inspection, Options, Status, inspect};
 
 /// Files below this size are read into memory rather than mapped.
 const MAP_THRESHOLD: u64 = 1 << 20;
 
+/// How often the trimmer drops the mapping's pages.
+const TRIM_EVERY: Duration = Duration::from_millis(5);
+
 #[derive(Debug)]
 enum Bytes {
     Owned(Vec<u8>),
-    Mapped(memmap2::Mmap),
+    Mapped {
+        map: Arc<memmap2::Mmap>,
+        _trimmer: Trimmer,
+    },
+}
+
+/// The thread that keeps a mapping's resident pages few; stopped and joined on drop.
+#[derive(Debug)]
+struct Trimmer {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Trimmer {
+    fn start(map: Arc<memmap2::Mmap>) -> Trimmer {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("snapshot-trim".into())
+            .spawn(move || {
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(TRIM_EVERY) {
+                    drop_resident(&map);
+                }
+            })
+            .ok();
+        Trimmer {
+            stop: Some(stop),
+            thread,
+        }
+    }
+}
+
+impl Drop for Trimmer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Drops the mapping's pages from this process's page tables (they stay in the page
+/// cache). A failure only means more stays resident, so it is ignored.
+#[allow(unsafe_code)]
+fn drop_resident(map: &memmap2::Mmap) {
+    // SAFETY: the mapping is shared, read-only and backed by a file that this process
+    // never writes: after MADV_DONTNEED, the next read of a page faults it in again from
+    // the page cache with the same content, so every slice borrowed from the mapping
+    // (in any thread) keeps reading the same bytes.
+    let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
 }
 
 /// A snapshot file, opened read-only. Large files are memory-mapped (read-only, shared);
@@ -38,7 +99,11 @@ impl SnapshotFile {
         let mut file = std::fs::File::open(&path).map_err(read_err)?;
         let meta = file.metadata().map_err(read_err)?;
         let bytes = if meta.is_file() && meta.len() >= MAP_THRESHOLD {
-            Bytes::Mapped(map(&file).map_err(read_err)?)
+            let map = Arc::new(map(&file).map_err(read_err)?);
+            Bytes::Mapped {
+                _trimmer: Trimmer::start(Arc::clone(&map)),
+                map,
+            }
         } else {
             let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
             file.read_to_end(&mut bytes).map_err(read_err)?;
@@ -56,7 +121,7 @@ impl SnapshotFile {
     pub fn bytes(&self) -> &[u8] {
         match &self.bytes {
             Bytes::Owned(v) => v,
-            Bytes::Mapped(m) => m,
+            Bytes::Mapped { map, .. } => map,
         }
     }
 
@@ -93,4 +158,63 @@ fn map(file: &std::fs::File) -> std::io::Result<memmap2::Mmap> {
     // truncating the file while it is mapped, which `SnapshotFile` documents (bbolt and
     // etcdutl map the file the same way). Every read of the slice is bounds-checked.
     unsafe { memmap2::MmapOptions::new().map(file) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The resident size, in KiB, of this process's mapping that starts at `addr`, read
+    /// from `/proc/self/smaps`.
+    fn resident_kib(addr: usize) -> u64 {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut inside = false;
+        for line in smaps.lines() {
+            let first = line.split_whitespace().next().unwrap_or_default();
+            if !first.ends_with(':') {
+                // A mapping's header: `start-end perms offset dev inode path`.
+                let start = first.split('-').next().unwrap_or_default();
+                inside = usize::from_str_radix(start, 16) == Ok(addr);
+            } else if inside && first == "Rss:" {
+                let kib = line.split_whitespace().nth(1).unwrap_or_default();
+                return kib.parse().unwrap();
+            }
+        }
+        panic!("no mapping at {addr:#x} in /proc/self/smaps");
+    }
+
+    #[test]
+    fn a_mapped_file_does_not_stay_resident_once_read() {
+        const SIZE: usize = 32 << 20;
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        let chunk: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+        for _ in 0..SIZE >> 20 {
+            std::io::Write::write_all(&mut f, &chunk).unwrap();
+        }
+        let file = SnapshotFile::open(f.path()).unwrap();
+        let bytes = file.bytes();
+        assert_eq!(bytes.len(), SIZE);
+        // Every page read, and the content is what was written.
+        let sum: u64 = bytes.iter().step_by(4096).map(|&b| u64::from(b)).sum();
+        let want: u64 = (0..SIZE)
+            .step_by(4096)
+            .map(|i| ((i % (1 << 20)) % 251) as u64)
+            .sum();
+        assert_eq!(sum, want);
+        // Once reading stops, the trimmer drops the pages within a few periods.
+        let addr = bytes.as_ptr() as usize;
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let mut rss = resident_kib(addr);
+        while rss > 1024 && std::time::Instant::now() < deadline {
+            std::thread::sleep(TRIM_EVERY * 4);
+            rss = resident_kib(addr);
+        }
+        assert!(
+            rss <= 1024,
+            "{rss} KiB of the 32 MiB mapping still resident"
+        );
+        // And the bytes read again are the same.
+        let again: u64 = bytes.iter().step_by(4096).map(|&b| u64::from(b)).sum();
+        assert_eq!(again, want);
+    }
 }
