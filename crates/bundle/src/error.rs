@@ -100,6 +100,31 @@ pub enum Error {
         message: String,
     },
 
+    /// A request to the object store failed.
+    #[error("s3://{bucket}/{key}: {action}: {source}")]
+    Remote {
+        /// What was being done (`uploading`, `listing`, ...).
+        action: &'static str,
+        /// The bucket.
+        bucket: String,
+        /// The object's key (or the prefix listed).
+        key: String,
+        /// The store's error.
+        #[source]
+        source: object_store::Error,
+    },
+
+    /// A remote copy is not what it should be (no sidecar, another sha256, ...).
+    #[error("s3://{bucket}/{key}: {message}")]
+    RemoteState {
+        /// The bucket.
+        bucket: String,
+        /// The object's key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+
     /// Invalid request (flags).
     #[error("{0}")]
     Usage(String),
