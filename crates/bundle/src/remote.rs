@@ -322,7 +322,7 @@ impl Remote {
             action: "configuring the client for",
             bucket: location.bucket.clone(),
             key: location.prefix.clone(),
-            source: e,
+            cause: Box::new(e),
         })?;
         Ok(Remote {
             store: Arc::new(store),
@@ -343,7 +343,7 @@ impl Remote {
             action,
             bucket,
             key,
-            source,
+            cause: Box::new(source),
         }
     }
 
@@ -471,10 +471,9 @@ impl Remote {
             Some(j) => match self.upload(bundle, &local, &key, j, progress).await {
                 Ok((parts, sent, from)) => (Pushed::Resumed { from }, parts, sent),
                 // The upload id is gone (aborted, expired or completed): start over.
-                Err(Error::Remote {
-                    source: object_store::Error::NotFound { .. },
-                    ..
-                }) => {
+                Err(Error::Remote { cause, .. })
+                    if matches!(*cause, object_store::Error::NotFound { .. }) =>
+                {
                     tracing::warn!("{url}: the interrupted upload is gone; uploading again");
                     let j = self.start(&local, &key).await?;
                     let (parts, sent, _) = self.upload(bundle, &local, &key, j, progress).await?;
@@ -501,6 +500,7 @@ impl Remote {
                 ));
             }
         }
+        pause_before_sidecar();
         self.put_sidecar(&local).await?;
         remove_journal(&journal_file)?;
         Ok(outcome(pushed, parts, sent))
@@ -824,6 +824,21 @@ fn pause_after_part(index: usize) {
 
 #[cfg(not(debug_assertions))]
 fn pause_after_part(_index: usize) {}
+
+/// Debug builds only: with `KASTELLAN_S3_PAUSE_BEFORE_SIDECAR` set, waits forever once
+/// the bundle's object is complete and read back, before its sidecar is uploaded.
+#[cfg(debug_assertions)]
+fn pause_before_sidecar() {
+    if std::env::var_os("KASTELLAN_S3_PAUSE_BEFORE_SIDECAR").is_some() {
+        tracing::warn!("paused before uploading the sidecar for a crash test");
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn pause_before_sidecar() {}
 
 #[cfg(test)]
 mod tests {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use kastellan_etcd::testing::{EtcdCluster, etcd35};
 
-use crate::crash::FakeApi;
+use crate::crash::{FakeApi, kill_9, spawn_paused, wait_for_file};
 use crate::kastellan;
 
 const BUCKET: &str = "kastellan-it";
@@ -203,6 +203,35 @@ impl Node {
     }
 }
 
+/// The upload journal in `dir`, if there is one.
+fn journal_in(dir: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(dir).ok().and_then(|it| {
+        it.flatten()
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().ends_with(".s3-upload.json"))
+    })
+}
+
+/// Waits until the journal lists `n` finished parts.
+fn wait_for_parts(journal: &Path, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let parts = std::fs::read(journal)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|j| j["parts"].as_array().map(Vec::len));
+        if parts == Some(n) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: not {n} parts in 60 s",
+            journal.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn names(list: &serde_json::Value) -> Vec<String> {
     list.as_array()
         .unwrap()
@@ -234,7 +263,7 @@ fn real_etcd_cli_s3_copy_list_verify_restore_prune_17() {
         "list --remote",
         node.remote(&["backup", "list", "--remote", &at, "-o", "json"]),
     );
-    assert_eq!(names(&list), [name1.clone()]);
+    assert_eq!(names(&list), [name1.as_str()]);
     assert_eq!(list[0]["size"], size);
     assert_eq!(list[0]["sidecar"]["sha256"], one["sha256"]);
     assert_eq!(list[0]["verified"], true);
@@ -328,7 +357,7 @@ fn real_etcd_cli_s3_copy_list_verify_restore_prune_17() {
         "list --remote",
         node.remote(&["backup", "list", "--remote", &at, "-o", "json"]),
     );
-    assert_eq!(names(&list), [name2.clone()]);
+    assert_eq!(names(&list), [name2.as_str()]);
     assert_eq!(
         node.moto
             .request("GET", &format!("/{BUCKET}/clusters/a/{name1}.json"), b""),
@@ -348,44 +377,18 @@ fn real_etcd_cli_s3_upload_killed_then_the_next_run_completes_the_copy_17() {
     let started = Instant::now();
 
     // Run 1 pauses after its first part is uploaded and journaled; SIGKILL.
-    let out = std::fs::File::create(node.root.join("one.stdout")).unwrap();
-    let err = std::fs::File::create(node.root.join("one.stderr")).unwrap();
-    let mut one = node
-        .create(&at)
-        .env("KASTELLAN_S3_PAUSE_AFTER_PART", "0")
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .unwrap();
-    let journal = {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let found = std::fs::read_dir(node.dir()).ok().and_then(|it| {
-                it.flatten()
-                    .map(|e| e.path())
-                    .find(|p| p.to_string_lossy().ends_with(".s3-upload.json"))
-            });
-            if let Some(j) = found {
-                break j;
-            }
-            if let Some(s) = one.try_wait().unwrap() {
-                panic!(
-                    "run 1 ended ({s}) before its upload journal appeared: {}",
-                    std::fs::read_to_string(node.root.join("one.stderr")).unwrap()
-                );
-            }
-            assert!(Instant::now() < deadline, "no upload journal in 120 s");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(one.id()).unwrap());
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
-    let status = one.wait().unwrap();
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&status),
-        Some(9)
+    let mut one = spawn_paused(
+        node.create(&at),
+        "KASTELLAN_S3_PAUSE_AFTER_PART",
+        &node.root,
+        "one",
     );
+    let journal = wait_for_file(&mut one, "run 1's upload journal", || {
+        journal_in(&node.dir())
+    });
+    // The pause comes right after the journal is written: wait for its first part.
+    wait_for_parts(&journal, 1);
+    kill_9(one);
     let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&journal).unwrap()).unwrap();
     assert_eq!(j["parts"].as_array().unwrap().len(), 1, "{j}");
     let name1 = journal
@@ -432,6 +435,65 @@ fn real_etcd_cli_s3_upload_killed_then_the_next_run_completes_the_copy_17() {
         "verify the resumed copy",
         node.remote(&["backup", "verify", &format!("{at}/{name1}"), "-o", "json"]),
     );
+
+    // Run 3 is killed once its bundle's object is complete, before its sidecar.
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut three = spawn_paused(
+        node.create(&at),
+        "KASTELLAN_S3_PAUSE_BEFORE_SIDECAR",
+        &node.root,
+        "three",
+    );
+    let journal = wait_for_file(&mut three, "run 3's upload journal", || {
+        journal_in(&node.dir())
+    });
+    let name3 = journal
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .trim_end_matches(".s3-upload.json")
+        .to_string();
+    let object = format!("/{BUCKET}/interrupted/{name3}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while node.moto.request("HEAD", &object, b"") != Some(200) {
+        assert!(Instant::now() < deadline, "{object} not complete in 60 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    kill_9(three);
+    // Without its sidecar it is no whole copy: listed as unverified, refused by verify.
+    let list = ok(
+        "list --remote",
+        node.remote(&["backup", "list", "--remote", &at, "-o", "json"]),
+    );
+    let listed = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == name3.as_str())
+        .unwrap();
+    assert_eq!(listed["verified"], false, "{list}");
+    assert_eq!(listed["sidecar"], serde_json::Value::Null, "{list}");
+    let out = node.remote(&["backup", "verify", &format!("{at}/{name3}")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no sidecar"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Run 4 sees the object whole (size and sha256) and uploads only the sidecar.
+    std::thread::sleep(Duration::from_millis(1100));
+    let four = ok(
+        "create --to after run 3",
+        node.create(&at).output().unwrap(),
+    );
+    let copies = four["copies"].as_array().unwrap();
+    assert_eq!(copies[0]["bundle"], name3.as_str(), "{four}");
+    assert_eq!(copies[0]["pushed"], "sidecar-only", "{four}");
+    assert_eq!(copies[0]["bytesSent"], 0);
+    ok(
+        "verify the copy whose sidecar came later",
+        node.remote(&["backup", "verify", &format!("{at}/{name3}"), "-o", "json"]),
+    );
     eprintln!("s3 interrupted upload test: {:?}", started.elapsed());
 }
 
@@ -449,6 +511,7 @@ fn real_etcd_cli_s3_bucket_refusing_writes_keeps_the_local_bundle_17() {
         .collect();
     assert_eq!(local.len(), 1, "{local:?}");
     let name = &local[0];
+    eprintln!("refused: {}", err.trim());
     assert!(
         err.contains(&format!("s3://no-such-bucket/x/{name}")),
         "the error names the bucket and key: {err}"
@@ -460,6 +523,7 @@ fn real_etcd_cli_s3_bucket_refusing_writes_keeps_the_local_bundle_17() {
         )),
         "{err}"
     );
+    assert!(err.contains("NoSuchBucket"), "the server's answer: {err}");
     assert!(node.dir().join(format!("{name}.json")).is_file());
 
     // A bad URL is refused before anything is made.
