@@ -7,9 +7,10 @@
 //! [`Remote::list`] and [`Remote::prune`] see only whole copies (plus those without a
 //! sidecar, which they mark as not verified and never protect).
 //!
-//! Uploads resume: the multipart upload's id and every finished part are journaled
-//! beside the local bundle (`<bundle>.s3-upload.json`, 0600) after each part, so a run
-//! killed half-way is continued by the next push of the same bundle at the next part. A
+//! Uploads resume: a journal beside the local bundle (`<bundle>.s3-upload.json`, 0600)
+//! is written before the first request and after each part (the multipart upload's id
+//! and every finished part), so a run that failed or was killed half-way is continued
+//! by the next push of the same bundle at the next part ([`interrupted`] finds them). A
 //! push of a bundle whose remote copy already has the same size and sha256 uploads
 //! nothing (or only the missing sidecar). Every push hashes the whole local file and
 //! completes the upload only when the hash is the sidecar's; the completed object's
@@ -267,7 +268,8 @@ pub fn journal_path(bundle: &Path) -> PathBuf {
     bundle.with_file_name(name)
 }
 
-/// Local bundles in `dir` whose upload was interrupted (a journal is beside them).
+/// Local bundles in `dir` whose copy was started and did not finish (a journal is
+/// beside them: written before the first request, removed once the sidecar is up).
 pub fn interrupted(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).map_err(io_err("listing", dir))? {
@@ -430,6 +432,23 @@ impl Remote {
             bytes_sent,
         };
 
+        // Marked as to be copied before the first request, so that a run that fails
+        // (or is killed) before its upload starts is still picked up by the next one.
+        if !journal_file.exists() {
+            write_journal(
+                &journal_file,
+                &Journal {
+                    bucket: self.location.bucket.clone(),
+                    key: key.clone(),
+                    upload_id: String::new(),
+                    part_size: self.part_size,
+                    size: local.size,
+                    sha256: local.sha256.clone(),
+                    parts: Vec::new(),
+                },
+            )?;
+        }
+
         // Already whole there?
         let remote_side = self.sidecar(&name).await?;
         if let Some(s) = &remote_side
@@ -466,6 +485,7 @@ impl Remote {
                     && j.size == local.size
                     && j.sha256 == local.sha256
                     && j.part_size >= MIN_PART_SIZE
+                    && !j.upload_id.is_empty()
             });
         let (pushed, parts, sent) = match journal {
             Some(j) => match self.upload(bundle, &local, &key, j, progress).await {

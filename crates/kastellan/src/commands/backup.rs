@@ -98,10 +98,13 @@ pub(crate) fn remote(loc: &Location, args: &S3Args) -> Result<Remote> {
     Ok(Remote::new(loc.clone(), &s3_settings(args)?)?)
 }
 
-/// Copies `bundles` to the store, one after the other, with a progress bar each.
+/// Copies `bundles` to the store, one after the other, with a progress bar each. A
+/// failed copy does not stop the next ones; the last failure is returned (the others
+/// are printed as warnings) once every bundle was tried.
 fn push_all(remote: &Remote, bundles: &[PathBuf], printer: &Printer) -> Result<Vec<PushOutcome>> {
     let rt = super::runtime()?;
     let mut out = Vec::new();
+    let mut failed = Vec::new();
     for b in bundles {
         let name = b
             .file_name()
@@ -117,13 +120,19 @@ fn push_all(remote: &Remote, bundles: &[PathBuf], printer: &Printer) -> Result<V
         };
         let r = rt.block_on(remote.push(b, &mut progress));
         bar.finish_and_clear();
-        let pushed = r.with_context(|| {
+        let pushed = match r.with_context(|| {
             format!(
-                "copying {name} to {}: the local bundle is kept at {}",
+                "copying {name} to {}: the local bundle is kept at {} (the next run with --to tries again)",
                 remote.location(),
                 b.display()
             )
-        })?;
+        }) {
+            Ok(p) => p,
+            Err(e) => {
+                failed.push(e);
+                continue;
+            }
+        };
         printer.note(match pushed.pushed {
             Pushed::AlreadyThere => format!("{}: already there, same sha256", pushed.url),
             Pushed::SidecarOnly => format!("{}: was there; its sidecar uploaded", pushed.url),
@@ -140,6 +149,12 @@ fn push_all(remote: &Remote, bundles: &[PathBuf], printer: &Printer) -> Result<V
             ),
         });
         out.push(pushed);
+    }
+    if let Some(last) = failed.pop() {
+        for e in &failed {
+            printer.warn(format!("{e:#}"));
+        }
+        return Err(last);
     }
     Ok(out)
 }

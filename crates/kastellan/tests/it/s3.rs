@@ -525,6 +525,16 @@ fn real_etcd_cli_s3_bucket_refusing_writes_keeps_the_local_bundle_17() {
     );
     assert!(err.contains("NoSuchBucket"), "the server's answer: {err}");
     assert!(node.dir().join(format!("{name}.json")).is_file());
+    // Marked for the next run, which tries it again (and fails again, naming it).
+    assert!(node.dir().join(format!("{name}.s3-upload.json")).is_file());
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = node.create(at).output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("s3://no-such-bucket/x/{name}")),
+        "{err}"
+    );
 
     // A bad URL is refused before anything is made.
     let out = node.create("https://example.invalid/x").output().unwrap();
