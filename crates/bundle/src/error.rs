@@ -100,9 +100,58 @@ pub enum Error {
         message: String,
     },
 
+    /// A request to the object store failed.
+    #[error("s3://{bucket}/{key}: {action}: {}", summary(cause))]
+    Remote {
+        /// What was being done (`uploading`, `listing`, ...).
+        action: &'static str,
+        /// The bucket.
+        bucket: String,
+        /// The object's key (or the prefix listed).
+        key: String,
+        /// The store's error (boxed: it is large). Not a `#[source]`: its chain repeats
+        /// the server's answer at every level, so the message carries its summary.
+        cause: Box<object_store::Error>,
+    },
+
+    /// A remote copy is not what it should be (no sidecar, another sha256, ...).
+    #[error("s3://{bucket}/{key}: {message}")]
+    RemoteState {
+        /// The bucket.
+        bucket: String,
+        /// The object's key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+
     /// Invalid request (flags).
     #[error("{0}")]
     Usage(String),
+}
+
+/// The store's error in one line: the server's error code and message when it sent
+/// one (`NoSuchBucket: The specified bucket does not exist`), else the innermost cause
+/// (`Connection refused`).
+fn summary(e: &object_store::Error) -> String {
+    let mut chain = vec![e.to_string()];
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(c) = cur {
+        chain.push(c.to_string());
+        cur = c.source();
+    }
+    let all = chain.join(" ");
+    let tag = |t: &str| {
+        let open = format!("<{t}>");
+        let from = all.find(&open)? + open.len();
+        let len = all[from..].find(&format!("</{t}>"))?;
+        Some(all[from..from + len].to_string())
+    };
+    match (tag("Code"), tag("Message")) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code,
+        _ => chain.pop().unwrap_or_default(),
+    }
 }
 
 /// Result type of this crate.
@@ -116,5 +165,29 @@ pub(crate) fn io_err<'a>(
         action,
         path: path.to_path_buf(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_errors_are_summarised() {
+        let e = object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(std::io::Error::other(
+                "Server returned 404: <?xml version=\"1.0\"?><Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message></Error>",
+            )),
+        };
+        assert_eq!(
+            summary(&e),
+            "NoSuchBucket: The specified bucket does not exist"
+        );
+        let e = object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(std::io::Error::other("Connection refused")),
+        };
+        assert_eq!(summary(&e), "Connection refused");
     }
 }

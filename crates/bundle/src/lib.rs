@@ -17,6 +17,9 @@
 //! whether it is encrypted, and when it was last verified; it holds no secret, so
 //! `list` and `prune` work without the key.
 //!
+//! Copies go to S3 or an S3-compatible store with [`remote::Remote`] (bundle first,
+//! sidecar last; multipart, resumable, checked against the sidecar's sha256).
+//!
 //! Bundles are written as `.part` (mode 0600), fsynced, renamed, and the directory
 //! fsynced. The `.part` and the staging directory are locked (`flock`) while a run
 //! lives; `create` first removes those a dead run left (their lock is free) and
@@ -31,6 +34,7 @@ mod create;
 mod error;
 pub mod manifest;
 pub mod objects;
+pub mod remote;
 mod resources;
 pub mod retention;
 pub mod schedule;

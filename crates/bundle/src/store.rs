@@ -44,25 +44,65 @@ pub fn list(dir: &Path) -> Result<Vec<BundleInfo>> {
         let sidecar: Option<Sidecar> = std::fs::read(manifest::sidecar_path(&path))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
-        let created = sidecar
-            .as_ref()
-            .and_then(|s| s.created_at.parse().ok())
-            .or_else(|| manifest::time_from_name(&name));
-        let verified = sidecar
-            .as_ref()
-            .is_some_and(|s| s.verified_at.is_some() && s.size == size);
-        out.push(BundleInfo {
-            encrypted: name.ends_with(manifest::AGE_SUFFIX),
-            name,
-            path,
-            size,
-            created,
-            sidecar,
-            verified,
-        });
+        out.push(info(name, path, size, sidecar));
     }
-    out.sort_by(|a, b| b.created.cmp(&a.created).then(b.name.cmp(&a.name)));
+    sort(&mut out);
     Ok(out)
+}
+
+/// A bundle as `list` shows it, from its name, where it is, its size and its sidecar
+/// (local and remote bundles alike).
+pub(crate) fn info(name: String, path: PathBuf, size: u64, sidecar: Option<Sidecar>) -> BundleInfo {
+    let created = sidecar
+        .as_ref()
+        .and_then(|s| s.created_at.parse().ok())
+        .or_else(|| manifest::time_from_name(&name));
+    let verified = sidecar
+        .as_ref()
+        .is_some_and(|s| s.verified_at.is_some() && s.size == size);
+    BundleInfo {
+        encrypted: name.ends_with(manifest::AGE_SUFFIX),
+        name,
+        path,
+        size,
+        created,
+        sidecar,
+        verified,
+    }
+}
+
+/// Newest first.
+pub(crate) fn sort(bundles: &mut [BundleInfo]) {
+    bundles.sort_by(|a, b| b.created.cmp(&a.created).then(b.name.cmp(&a.name)));
+}
+
+/// At least one rule keeps something.
+pub(crate) fn check_rules(rules: Rules) -> Result<()> {
+    if rules.is_empty() {
+        return Err(crate::Error::Usage(
+            "no retention rule: give --keep-last, --keep-hourly, --keep-daily, --keep-weekly or --keep-monthly (at least one above 0)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The rules' decisions over `bundles` (local or remote), `newest_verified` protected.
+pub(crate) fn decide(
+    bundles: &[BundleInfo],
+    newest_verified: Option<&str>,
+    rules: Rules,
+) -> Vec<Decision> {
+    let items: Vec<Item> = bundles
+        .iter()
+        .filter_map(|b| {
+            b.created.map(|created| Item {
+                name: b.name.clone(),
+                created,
+                verified: Some(b.name.as_str()) == newest_verified,
+            })
+        })
+        .collect();
+    retention::plan(&items, rules)
 }
 
 /// What `prune` decided and did.
@@ -97,11 +137,7 @@ fn sha256_of(path: &Path) -> Result<String> {
 /// `dry_run`. The newest verified bundle is re-hashed first: only one whose bytes still
 /// match is protected as such (a damaged one is no backup).
 pub fn prune(dir: &Path, rules: Rules, dry_run: bool) -> Result<PruneOutcome> {
-    if rules.is_empty() {
-        return Err(crate::Error::Usage(
-            "no retention rule: give --keep-last, --keep-hourly, --keep-daily, --keep-weekly or --keep-monthly (at least one above 0)".into(),
-        ));
-    }
+    check_rules(rules)?;
     let mut bundles = list(dir)?;
     let mut newest_verified = None;
     for b in bundles.iter_mut() {
@@ -116,31 +152,25 @@ pub fn prune(dir: &Path, rules: Rules, dry_run: bool) -> Result<PruneOutcome> {
         tracing::warn!("{}: its sha256 no longer matches its sidecar", b.name);
         b.verified = false;
     }
-    let items: Vec<Item> = bundles
-        .iter()
-        .filter_map(|b| {
-            b.created.map(|created| Item {
-                name: b.name.clone(),
-                created,
-                verified: Some(&b.name) == newest_verified.as_ref(),
-            })
-        })
-        .collect();
-    let decisions = retention::plan(&items, rules);
+    let decisions = decide(&bundles, newest_verified.as_deref(), rules);
     if !dry_run {
         for d in decisions.iter().filter(|d| d.keep.is_empty()) {
             let path = dir.join(&d.name);
             std::fs::remove_file(&path).map_err(io_err("deleting", &path))?;
-            let side = manifest::sidecar_path(&path);
-            match std::fs::remove_file(&side) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(crate::Error::Io {
-                        action: "deleting",
-                        path: side,
-                        source: e,
-                    });
+            for side in [
+                manifest::sidecar_path(&path),
+                crate::remote::journal_path(&path),
+            ] {
+                match std::fs::remove_file(&side) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(crate::Error::Io {
+                            action: "deleting",
+                            path: side,
+                            source: e,
+                        });
+                    }
+                    _ => {}
                 }
-                _ => {}
             }
         }
         crate::create::sync_dir(&dir.join("x"))?;

@@ -673,6 +673,8 @@ pub struct RestoreArgs {
     #[arg(long, value_name = "FILE", required_unless_present_any = ["bundle", "resume", "node_request", "plan"], conflicts_with = "bundle")]
     pub snapshot: Option<PathBuf>,
     /// A backup bundle (`kastellan backup create`): verified, its snapshot restored.
+    /// s3://BUCKET/PREFIX/NAME is downloaded first (into the run's private scratch
+    /// directory, 0600, its sha256 checked against its remote sidecar).
     #[arg(long, value_name = "BUNDLE")]
     pub bundle: Option<PathBuf>,
     /// age identity file for a bundle encrypted to a recipient.
@@ -757,6 +759,9 @@ pub struct RestoreArgs {
     /// still held while etcd is restored.
     #[arg(long, value_name = "UNIT")]
     pub etcd_unit: Option<String>,
+    /// How to reach the store of an s3:// --bundle.
+    #[command(flatten)]
+    pub s3: S3Args,
 }
 
 /// `kastellan restore ...` subcommands.
@@ -1459,8 +1464,19 @@ pub enum BackupCommand {
     /// A killed run's .part files and staging directories in --dir are removed first,
     /// with a note (a running one's are locked and left alone).
     /// On a lab from the host: --etc-kubernetes /var/lib/kastellan/lab/nodes/cp1/etc-kubernetes.
+    ///
+    /// --to s3://BUCKET/PREFIX copies the bundle off the node once it is written: the
+    /// bundle first (multipart, its sha256 in the object's metadata, read back), its
+    /// sidecar last, so a copy counts only once its sidecar is there. An upload that a
+    /// killed run left half-done (journaled beside the bundle) is continued by the next
+    /// run with --to; a bundle already there with the same sha256 is skipped. A failed
+    /// copy keeps the local bundle and exits 2.
     Create(BackupCreateArgs),
     /// Check every member's sha256, the bundle's own, and the snapshot inside.
+    ///
+    /// BUNDLE may be s3://BUCKET/PREFIX/NAME: it is downloaded into a private temp
+    /// directory (0600), its sha256 checked against its remote sidecar, verified, and
+    /// the verification recorded in the remote sidecar.
     ///
     /// Exit 0 intact, 2 damaged or unreadable.
     Verify(BackupVerifyArgs),
@@ -1474,9 +1490,10 @@ pub enum BackupCommand {
     ///
     /// Exit 0 no difference, 1 differences, 2 bad input or an unreadable bundle.
     Diff(BackupDiffArgs),
-    /// The bundles in a directory, newest first.
-    List(BackupDirArgs),
-    /// Delete bundles beyond the retention rules (never the newest verified one).
+    /// The bundles in a directory (or at --remote s3://BUCKET/PREFIX), newest first.
+    List(BackupListArgs),
+    /// Delete bundles beyond the retention rules (never the newest verified one), in a
+    /// directory or at --remote s3://BUCKET/PREFIX (the sidecar first, then the bundle).
     Prune(BackupPruneArgs),
     /// Run `backup create` on a schedule: a systemd service and timer on this node.
     ///
@@ -1559,6 +1576,72 @@ pub struct ScheduleStatusArgs {
     pub name: String,
 }
 
+/// Parses `s3://BUCKET/PREFIX`.
+fn parse_location(s: &str) -> Result<kastellan_bundle::remote::Location, String> {
+    s.parse()
+        .map_err(|e: kastellan_bundle::Error| e.to_string())
+}
+
+/// How to reach an S3 or S3-compatible store for `s3://` locations. Credentials come
+/// from --s3-credentials-file, else from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
+/// AWS_SESSION_TOKEN; without any, requests are not signed.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "S3 options (for s3:// locations)")]
+pub struct S3Args {
+    /// The S3-compatible server (https://HOST:PORT; http:// allowed when written so);
+    /// default AWS's endpoint of --s3-region.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "AWS_ENDPOINT_URL",
+        hide_env_values = true
+    )]
+    pub s3_endpoint: Option<String>,
+    /// The region.
+    #[arg(
+        long,
+        value_name = "REGION",
+        env = "AWS_REGION",
+        hide_env_values = true,
+        default_value = "us-east-1"
+    )]
+    pub s3_region: String,
+    /// Address buckets as https://BUCKET.HOST/KEY (virtual-hosted style) instead of
+    /// https://HOST/BUCKET/KEY (path style, the default: what MinIO, Ceph and most
+    /// S3-compatible servers expect, and AWS accepts).
+    #[arg(long)]
+    pub s3_virtual_hosted_style: bool,
+    /// A shared credentials file (the ~/.aws/credentials format).
+    #[arg(long, value_name = "FILE")]
+    pub s3_credentials_file: Option<PathBuf>,
+    /// The profile to read from --s3-credentials-file.
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "AWS_PROFILE",
+        hide_env_values = true,
+        default_value = "default"
+    )]
+    pub s3_profile: String,
+    /// The size of each uploaded part, in MiB (5 to 5120).
+    #[arg(long, value_name = "MIB", default_value_t = 16, value_parser = clap::value_parser!(u64).range(5..=5120))]
+    pub s3_part_size: u64,
+}
+
+/// Arguments of `backup list`.
+#[derive(Debug, Args)]
+pub struct BackupListArgs {
+    /// Where bundles are kept.
+    #[command(flatten)]
+    pub dir: BackupDirArgs,
+    /// List the copies at s3://BUCKET/PREFIX instead of --dir.
+    #[arg(long, value_name = "S3_URL", value_parser = parse_location)]
+    pub remote: Option<kastellan_bundle::remote::Location>,
+    /// How to reach the store.
+    #[command(flatten)]
+    pub s3: S3Args,
+}
+
 /// The bundle directory.
 #[derive(Debug, Args, Clone)]
 pub struct BackupDirArgs {
@@ -1589,12 +1672,19 @@ pub struct BackupCreateArgs {
     /// How to reach etcd (default: discovered from <etc-kubernetes>/manifests).
     #[command(flatten)]
     pub etcd: EtcdConnectArgs,
+    /// Copy the bundle to s3://BUCKET/PREFIX once written (and finish the copies that
+    /// an interrupted run left in --dir).
+    #[arg(long, value_name = "S3_URL", value_parser = parse_location)]
+    pub to: Option<kastellan_bundle::remote::Location>,
+    /// How to reach the store.
+    #[command(flatten)]
+    pub s3: S3Args,
 }
 
 /// Arguments of `backup verify`.
 #[derive(Debug, Args)]
 pub struct BackupVerifyArgs {
-    /// The bundle.
+    /// The bundle: a file, or s3://BUCKET/PREFIX/NAME.
     #[arg(value_name = "BUNDLE")]
     pub bundle: PathBuf,
     /// age identity file for bundles encrypted to a recipient.
@@ -1603,6 +1693,9 @@ pub struct BackupVerifyArgs {
     /// The passphrase file for passphrase-encrypted bundles.
     #[arg(long, value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
+    /// How to reach the store of an s3:// BUNDLE.
+    #[command(flatten)]
+    pub s3: S3Args,
 }
 
 /// Arguments of `backup diff`.
@@ -1684,9 +1777,15 @@ pub struct BackupPruneArgs {
     /// Print what would be deleted, delete nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Prune the copies at s3://BUCKET/PREFIX instead of --dir.
+    #[arg(long, value_name = "S3_URL", value_parser = parse_location)]
+    pub remote: Option<kastellan_bundle::remote::Location>,
     /// The retention rules (at least one).
     #[command(flatten)]
     pub keep: RetentionArgs,
+    /// How to reach the store.
+    #[command(flatten)]
+    pub s3: S3Args,
 }
 
 /// `kastellan generate ...`

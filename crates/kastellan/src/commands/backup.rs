@@ -6,11 +6,15 @@
 //! run's `.part` or staging directory removed first); `verify` prints `path`, `files`, `bytes`,
 //! `encrypted`, `revision`, `totalKey`, `clusterName`, `createdAt`; `list` an array of
 //! bundles; `prune` the rules, one decision per bundle and whether it deleted.
+//! With `--to`, `create` adds `copies`: one per bundle copied (`bundle`, `url`, `pushed`:
+//! `already-there`, `sidecar-only`, `uploaded` or `{"resumed": {"from": PART}}`,
+//! `parts`, `bytesSent`); remote bundles' `path` is their `s3://` URL.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use kastellan_bundle::remote::{Credentials, Location, PushOutcome, Pushed, Remote, Settings};
 use kastellan_bundle::{
     BundleInfo, CreateRequest, Decryption, Encryption, PruneOutcome, SecretString, Sidecar,
 };
@@ -18,7 +22,7 @@ use kastellan_printer::{Printer, Report, Style, Table};
 use serde::Serialize;
 
 use crate::Outcome;
-use crate::cli::{BackupCommand, BackupCreateArgs, BackupVerifyArgs, GlobalArgs};
+use crate::cli::{BackupCommand, BackupCreateArgs, BackupVerifyArgs, GlobalArgs, S3Args};
 
 /// Runs `kastellan backup ...`.
 pub fn run(cmd: BackupCommand, global: &GlobalArgs, printer: &Printer) -> Result<Outcome> {
@@ -27,17 +31,127 @@ pub fn run(cmd: BackupCommand, global: &GlobalArgs, printer: &Printer) -> Result
         BackupCommand::Verify(args) => verify(&args, printer),
         BackupCommand::Diff(args) => super::objects::diff(&args, printer),
         BackupCommand::List(args) => {
-            let bundles = kastellan_bundle::list(&args.dir)?;
+            let bundles = match &args.remote {
+                Some(loc) => {
+                    let remote = remote(loc, &args.s3)?;
+                    super::runtime()?.block_on(remote.list())?
+                }
+                None => kastellan_bundle::list(&args.dir.dir)?,
+            };
             printer.report(&ListReport(bundles))?;
             Ok(Outcome::Ok)
         }
         BackupCommand::Schedule(args) => super::backup_schedule::run(&args, global, printer),
         BackupCommand::Prune(args) => {
-            let outcome = kastellan_bundle::prune(&args.dir.dir, args.keep.rules(), args.dry_run)?;
+            let rules = args.keep.rules();
+            let outcome = match &args.remote {
+                Some(loc) => {
+                    let remote = remote(loc, &args.s3)?;
+                    super::runtime()?.block_on(remote.prune(rules, args.dry_run))?
+                }
+                None => kastellan_bundle::prune(&args.dir.dir, rules, args.dry_run)?,
+            };
             printer.report(&PruneReport(outcome))?;
             Ok(Outcome::Ok)
         }
     }
+}
+
+/// The store's settings from the S3 flags and the usual environment variables.
+pub(crate) fn s3_settings(args: &S3Args) -> Result<Settings> {
+    let credentials = match &args.s3_credentials_file {
+        Some(f) => Some(
+            Credentials::from_file(f, &args.s3_profile)
+                .with_context(|| "--s3-credentials-file".to_string())?,
+        ),
+        None => {
+            let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+            match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+                (Some(access_key_id), Some(secret_access_key)) => Some(Credentials {
+                    access_key_id,
+                    secret_access_key,
+                    session_token: var("AWS_SESSION_TOKEN"),
+                }),
+                (None, None) => None,
+                _ => anyhow::bail!(
+                    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together (or use --s3-credentials-file)"
+                ),
+            }
+        }
+    };
+    Ok(Settings {
+        endpoint: args.s3_endpoint.clone().filter(|e| !e.is_empty()),
+        region: Some(args.s3_region.clone()),
+        virtual_hosted_style: args.s3_virtual_hosted_style,
+        credentials,
+        part_size: usize::try_from(args.s3_part_size << 20).ok(),
+    })
+}
+
+/// A client of the store at `loc`.
+pub(crate) fn remote(loc: &Location, args: &S3Args) -> Result<Remote> {
+    Ok(Remote::new(loc.clone(), &s3_settings(args)?)?)
+}
+
+/// Copies `bundles` to the store, one after the other, with a progress bar each. A
+/// failed copy does not stop the next ones; the last failure is returned (the others
+/// are printed as warnings) once every bundle was tried.
+fn push_all(remote: &Remote, bundles: &[PathBuf], printer: &Printer) -> Result<Vec<PushOutcome>> {
+    let rt = super::runtime()?;
+    let mut out = Vec::new();
+    let mut failed = Vec::new();
+    for b in bundles {
+        let name = b
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        let bar = printer.bytes_progress(None, &format!("upload {name}"));
+        let mut progress = |done: u64, total: u64| {
+            if bar.length().is_none() {
+                bar.set_length(total);
+            }
+            bar.set_position(done);
+        };
+        let r = rt.block_on(remote.push(b, &mut progress));
+        bar.finish_and_clear();
+        let pushed = match r.with_context(|| {
+            format!(
+                "copying {name} to {}: the local bundle is kept at {} (the next run with --to tries again)",
+                remote.location(),
+                b.display()
+            )
+        }) {
+            Ok(p) => p,
+            Err(e) => {
+                failed.push(e);
+                continue;
+            }
+        };
+        printer.note(match pushed.pushed {
+            Pushed::AlreadyThere => format!("{}: already there, same sha256", pushed.url),
+            Pushed::SidecarOnly => format!("{}: was there; its sidecar uploaded", pushed.url),
+            Pushed::Uploaded => format!(
+                "copied to {} ({} bytes in {} part(s))",
+                pushed.url, pushed.bytes_sent, pushed.parts
+            ),
+            Pushed::Resumed { from } => format!(
+                "copied to {}: continued an interrupted upload at part {} ({} bytes sent now, {} part(s))",
+                pushed.url,
+                from + 1,
+                pushed.bytes_sent,
+                pushed.parts
+            ),
+        });
+        out.push(pushed);
+    }
+    if let Some(last) = failed.pop() {
+        for e in &failed {
+            printer.warn(format!("{e:#}"));
+        }
+        return Err(last);
+    }
+    Ok(out)
 }
 
 fn read_passphrase(path: &Path) -> Result<SecretString> {
@@ -55,6 +169,12 @@ fn create(args: &BackupCreateArgs, global: &GlobalArgs, printer: &Printer) -> Re
         (r, _) => Encryption::Recipients(r.to_vec()),
     };
     let unencrypted = matches!(encryption, Encryption::None);
+    // The store's settings are checked before the bundle is made.
+    let target = args
+        .to
+        .as_ref()
+        .map(|loc| remote(loc, &args.s3))
+        .transpose()?;
     let found = super::etcd::discover(&args.etcd, &args.etc_kubernetes.join("manifests"))?;
     let req = CreateRequest {
         dir: args.dir.dir.clone(),
@@ -96,7 +216,20 @@ fn create(args: &BackupCreateArgs, global: &GlobalArgs, printer: &Printer) -> Re
             created.manifest.sensitive.describe()
         ));
     }
+    let copies = match &target {
+        Some(remote) => {
+            // The interrupted copies of earlier runs first, then this bundle.
+            let mut todo: Vec<PathBuf> = kastellan_bundle::remote::interrupted(&args.dir.dir)?
+                .into_iter()
+                .filter(|p| *p != created.path)
+                .collect();
+            todo.push(created.path.clone());
+            push_all(remote, &todo, printer)?
+        }
+        None => Vec::new(),
+    };
     printer.report(&CreateReport {
+        copies,
         path: created.path.clone(),
         sidecar: created.sidecar.clone(),
         files: created.manifest.files.len(),
@@ -114,7 +247,26 @@ fn verify(args: &BackupVerifyArgs, printer: &Printer) -> Result<Outcome> {
         (None, Some(f)) => Decryption::Passphrase(read_passphrase(f)?),
         (None, None) => Decryption::None,
     };
-    let v = kastellan_bundle::verify(&args.bundle, &decryption)?;
+    let url = args.bundle.to_str().filter(|s| s.starts_with("s3://"));
+    let v = match url {
+        Some(url) => {
+            let (loc, name) = Location::of_bundle(url)?;
+            let remote = remote(&loc, &args.s3)?;
+            let bar = printer.bytes_progress(None, &format!("download {name}"));
+            let mut progress = |done: u64, total: u64| {
+                if bar.length().is_none() {
+                    bar.set_length(total);
+                }
+                bar.set_position(done);
+            };
+            let r = super::runtime()?.block_on(remote.verify(&name, &decryption, &mut progress));
+            bar.finish_and_clear();
+            let mut v = r?;
+            v.path = PathBuf::from(url);
+            v
+        }
+        None => kastellan_bundle::verify(&args.bundle, &decryption)?,
+    };
     printer.report(&VerifyReport {
         path: v.path.clone(),
         files: v.files,
@@ -140,6 +292,7 @@ struct CreateReport {
     member: String,
     warnings: Vec<String>,
     removed_leftovers: Vec<super::LeftoverReport>,
+    copies: Vec<PushOutcome>,
 }
 
 impl Report for CreateReport {
@@ -165,6 +318,9 @@ impl Report for CreateReport {
         );
         let _ = writeln!(out, "snapshot from {}", self.member);
         let _ = writeln!(out, "sha256 {}", self.sidecar.sha256);
+        for c in &self.copies {
+            let _ = writeln!(out, "{}", style.good(&format!("copy at {}", c.url)));
+        }
     }
 }
 

@@ -198,6 +198,24 @@ fn create_args(args: &BackupScheduleArgs, global: &GlobalArgs) -> Result<Vec<Str
     if e.from_cluster {
         out.push("--from-cluster".into());
     }
+    // The off-node copy: the service reads its credentials from a file (never from the
+    // unit), so --s3-credentials-file is passed on, made absolute.
+    if let Some(to) = &c.to {
+        let s3 = &c.s3;
+        out.extend(["--to".into(), to.to_string()]);
+        if let Some(e) = &s3.s3_endpoint {
+            out.extend(["--s3-endpoint".into(), e.clone()]);
+        }
+        out.extend(["--s3-region".into(), s3.s3_region.clone()]);
+        if s3.s3_virtual_hosted_style {
+            out.push("--s3-virtual-hosted-style".into());
+        }
+        if let Some(f) = &s3.s3_credentials_file {
+            out.extend(["--s3-credentials-file".into(), absolute(f)?]);
+            out.extend(["--s3-profile".into(), s3.s3_profile.clone()]);
+        }
+        out.extend(["--s3-part-size".into(), s3.s3_part_size.to_string()]);
+    }
     Ok(out)
 }
 

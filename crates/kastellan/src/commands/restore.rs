@@ -43,6 +43,15 @@ struct Job {
     bump: Option<BumpAsk>,
     /// One node of a multi-member restore.
     part: Option<Part>,
+    /// How to reach the store of an `s3://` bundle.
+    s3: Option<kastellan_bundle::remote::Settings>,
+}
+
+/// Whether the bundle given is an `s3://` URL.
+fn is_s3(bundle: &Path) -> bool {
+    bundle
+        .to_str()
+        .is_some_and(|s| s.starts_with(kastellan_bundle::remote::SCHEME))
 }
 
 /// What makes a node's run one part of a multi-member restore.
@@ -54,12 +63,12 @@ struct Part {
 
 impl Job {
     /// The job of the command line (a single node).
-    fn of(args: &RestoreArgs) -> Job {
+    fn of(args: &RestoreArgs) -> Result<Job> {
         let state_file = args
             .state_file
             .clone()
             .unwrap_or_else(|| default_state_file(&args.manifests_dir));
-        Job {
+        Ok(Job {
             snapshot: args.snapshot.clone(),
             bundle: args.bundle.clone(),
             identity: args.identity.clone(),
@@ -75,7 +84,13 @@ impl Job {
             dry_run: args.dry_run,
             bump: args.no_bump_revision.then_some(BumpAsk::Off),
             part: None,
-        }
+            s3: args
+                .bundle
+                .as_deref()
+                .filter(|b| is_s3(b))
+                .map(|_| super::backup::s3_settings(&args.s3))
+                .transpose()?,
+        })
     }
 
     /// The job a coordinator asks of this node (its state file beside its manifests dir).
@@ -117,6 +132,7 @@ impl Job {
                 initial_cluster: run.initial_cluster.clone(),
                 until: run.until,
             }),
+            s3: None,
         }
     }
 }
@@ -203,7 +219,7 @@ pub fn run(mut args: RestoreArgs, global: &GlobalArgs, printer: &Printer) -> Res
     if let Some(file) = &args.node_request {
         return node_request(file, &args, printer);
     }
-    let job = Job::of(&args);
+    let job = Job::of(&args)?;
     let done = if args.resume {
         let run = Run::resume(&job.state_file)?;
         printer.note(resume_note(&run));
@@ -691,6 +707,22 @@ fn snapshot_file(job: &Job) -> Result<(PathBuf, Option<tempfile_guard::Guard>)> 
     };
     let guard = tempfile_guard::Guard::new(&job.holding_root)?;
     let to = guard.path().join("snapshot.db");
+    // An s3:// bundle is downloaded into the scratch dir (0600, sha256 checked against
+    // its remote sidecar) and restored from there.
+    let downloaded;
+    let bundle = if is_s3(bundle) {
+        let url = bundle.to_str().unwrap_or_default();
+        let (loc, name) = kastellan_bundle::remote::Location::of_bundle(url)?;
+        let settings = job.s3.clone().unwrap_or_default();
+        let remote = kastellan_bundle::remote::Remote::new(loc, &settings)?;
+        let fetched = super::runtime()?
+            .block_on(remote.fetch(&name, guard.path(), &mut |_, _| {}))
+            .with_context(|| format!("downloading {url}"))?;
+        downloaded = fetched;
+        &downloaded
+    } else {
+        bundle
+    };
     // A dry run does not record the verification in the bundle's sidecar.
     kastellan_bundle::verify_and_extract_pki(
         bundle,
@@ -890,6 +922,12 @@ fn all_nodes(args: &RestoreArgs, global: &GlobalArgs, printer: &Printer) -> Resu
             path: absolute(snapshot)?,
         }
     } else if let Some(bundle) = &args.bundle {
+        if is_s3(bundle) {
+            bail!(
+                "--all-nodes restores a bundle that every node reads at the same path: download {} first (kastellan backup verify shows it is whole)",
+                bundle.display()
+            );
+        }
         remote::Source::Bundle {
             path: absolute(bundle)?,
             identity: args.identity.as_deref().map(absolute).transpose()?,

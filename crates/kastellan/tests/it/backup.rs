@@ -418,6 +418,58 @@ fn cli_backup_schedule_systemd_dry_run_leaves_the_tree_as_it_was_17() {
     );
 }
 
+/// `backup schedule --to s3://...` passes the copy's flags on to the service, the
+/// credentials by file (made absolute), never their content.
+#[test]
+fn cli_backup_schedule_passes_the_s3_copy_on_17() {
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("credentials");
+    std::fs::write(
+        &creds,
+        "[default]\naws_access_key_id = AKIDEXAMPLE\naws_secret_access_key = very-secret\n",
+    )
+    .unwrap();
+    let out = ok(backup(&[
+        "schedule",
+        "--every",
+        "6h",
+        "--systemd",
+        "--dry-run",
+        "--unit-dir",
+        &dir.path().display().to_string(),
+        "--allow-unencrypted-secrets",
+        "--to",
+        "s3://backups/prod/",
+        "--s3-endpoint",
+        "https://s3.example:9000",
+        "--s3-credentials-file",
+        &creds.display().to_string(),
+    ]));
+    let stdout = text(&out.stdout);
+    for want in [
+        "--to s3://backups/prod ",
+        "--s3-endpoint https://s3.example:9000",
+        &format!("--s3-credentials-file {}", creds.display()),
+        "--s3-part-size 16",
+    ] {
+        assert!(stdout.contains(want), "{want} missing:\n{stdout}");
+    }
+    assert!(!stdout.contains("very-secret"), "{stdout}");
+
+    // A URL that is no s3:// location is refused, naming the flag.
+    let out = backup(&[
+        "schedule",
+        "--every",
+        "6h",
+        "--systemd",
+        "--dry-run",
+        "--to",
+        "/mnt/x",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--to"), "{}", text(&out.stderr));
+}
+
 /// `backup schedule --cronjob` prints a CronJob for the control-plane nodes; the lab
 /// cannot run containers, so it is checked as YAML here, not applied.
 #[test]

@@ -41,7 +41,7 @@ fn big_etcd() -> EtcdCluster {
 }
 
 /// Starts `cmd` paused by `pause_env`, its output in files under `dir`.
-fn spawn_paused(mut cmd: Command, pause_env: &str, dir: &Path, name: &str) -> Child {
+pub(crate) fn spawn_paused(mut cmd: Command, pause_env: &str, dir: &Path, name: &str) -> Child {
     let out = std::fs::File::create(dir.join(format!("{name}.stdout"))).unwrap();
     let err = std::fs::File::create(dir.join(format!("{name}.stderr"))).unwrap();
     cmd.env(pause_env, "1")
@@ -53,7 +53,11 @@ fn spawn_paused(mut cmd: Command, pause_env: &str, dir: &Path, name: &str) -> Ch
 }
 
 /// Waits until `find` returns a file of more than 0 bytes, while `child` lives.
-fn wait_for_file(child: &mut Child, what: &str, find: impl Fn() -> Option<PathBuf>) -> PathBuf {
+pub(crate) fn wait_for_file(
+    child: &mut Child,
+    what: &str,
+    find: impl Fn() -> Option<PathBuf>,
+) -> PathBuf {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(p) = find()
@@ -70,7 +74,7 @@ fn wait_for_file(child: &mut Child, what: &str, find: impl Fn() -> Option<PathBu
 }
 
 /// SIGKILL to the process the test started, by its pid, and reaps it.
-fn kill_9(mut child: Child) {
+pub(crate) fn kill_9(mut child: Child) {
     let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
     let status = child.wait().unwrap();

@@ -29,6 +29,7 @@ mod objects;
 mod preflight;
 mod restore;
 mod restore_systemd;
+mod s3;
 mod schedule_systemd;
 mod snapshot_cli;
 mod status;

@@ -851,7 +851,7 @@ fn lab_restore_three_control_planes_from_one_bundle() {
 // --- tier cli_: refusals and the dry run, on temp dirs ---
 
 /// A manifests dir like kubeadm's, with the given apiserver port.
-fn node_dir(root: &Path, apiserver_port: u16) -> PathBuf {
+pub(crate) fn node_dir(root: &Path, apiserver_port: u16) -> PathBuf {
     let m = root.join("kubernetes/manifests");
     std::fs::create_dir_all(&m).unwrap();
     std::fs::write(
