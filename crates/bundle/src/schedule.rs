@@ -32,8 +32,9 @@ pub struct ScheduleRequest {
     pub binary: PathBuf,
     /// The arguments of `backup create` (after `backup create`).
     pub create_args: Vec<String>,
-    /// The arguments of `backup prune` (after `backup prune`), when retention is asked.
-    pub prune_args: Option<Vec<String>>,
+    /// The arguments of each `backup prune` (after `backup prune`) to run after a good
+    /// bundle, when retention is asked: the local directory's, then the remote copies'.
+    pub prune_args: Vec<Vec<String>>,
 }
 
 /// The two unit files.
@@ -153,7 +154,7 @@ pub fn systemd_units(req: &ScheduleRequest) -> Result<Units> {
          ExecStart={}\n",
         command_line(&req.binary, &["backup", "create"], &req.create_args)
     );
-    if let Some(prune) = &req.prune_args {
+    for prune in &req.prune_args {
         service.push_str(&format!(
             "ExecStartPost={}\n",
             command_line(&req.binary, &["backup", "prune"], prune)
@@ -219,8 +220,9 @@ pub struct CronJobRequest {
     pub host_files: Vec<PathBuf>,
     /// The arguments of `backup create` (after `backup create`).
     pub create_args: Vec<String>,
-    /// The arguments of `backup prune`, when retention is asked.
-    pub prune_args: Option<Vec<String>>,
+    /// The arguments of each `backup prune`, when retention is asked (local, then
+    /// remote).
+    pub prune_args: Vec<Vec<String>>,
 }
 
 /// A CronJob running `backup create` (then `backup prune`) on a control-plane node:
@@ -279,9 +281,19 @@ pub fn cronjob_yaml(req: &CronJobRequest) -> Result<String> {
         })
     };
     let create = container("backup-create", "create", &req.create_args);
-    let (init, main) = match &req.prune_args {
-        Some(p) => (vec![create], container("backup-prune", "prune", p)),
-        None => (Vec::new(), create),
+    let (init, main) = if req.prune_args.is_empty() {
+        (Vec::new(), vec![create])
+    } else {
+        let prunes = req.prune_args.iter().map(|p| {
+            let remote = p.iter().any(|a| a == "--remote");
+            let name = if remote {
+                "backup-prune-remote"
+            } else {
+                "backup-prune"
+            };
+            container(name, "prune", p)
+        });
+        (vec![create], prunes.collect())
     };
     let mut pod_spec = serde_json::json!({
         "restartPolicy": "Never",
@@ -292,7 +304,7 @@ pub fn cronjob_yaml(req: &CronJobRequest) -> Result<String> {
             {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"},
             {"key": "node-role.kubernetes.io/master", "operator": "Exists", "effect": "NoSchedule"},
         ],
-        "containers": [main],
+        "containers": main,
         "volumes": volumes,
     });
     if !init.is_empty() {
@@ -483,12 +495,12 @@ mod tests {
                 "--passphrase-file".into(),
                 "/etc/kastellan/pass phrase".into(),
             ],
-            prune_args: Some(vec![
+            prune_args: vec![vec![
                 "--dir".into(),
                 "/var/backups/kastellan".into(),
                 "--keep-last".into(),
                 "4".into(),
-            ]),
+            ]],
         }
     }
 
@@ -533,7 +545,7 @@ WantedBy=timers.target
 "
         );
         let mut no_prune = request();
-        no_prune.prune_args = None;
+        no_prune.prune_args = Vec::new();
         assert!(
             !systemd_units(&no_prune)
                 .unwrap()
@@ -573,7 +585,7 @@ WantedBy=timers.target
             dir: "/var/backups/kastellan".into(),
             host_files: vec!["/etc/kastellan/passphrase".into()],
             create_args: vec!["--dir".into(), "/var/backups/kastellan".into()],
-            prune_args: Some(vec!["--keep-last".into(), "4".into()]),
+            prune_args: vec![vec!["--keep-last".into(), "4".into()]],
         };
         let yaml = cronjob_yaml(&req).unwrap();
         let doc: serde_json::Value = serde_saphyr::from_str(&yaml).unwrap();
@@ -630,7 +642,7 @@ WantedBy=timers.target
         assert!(!yaml.contains("passphrase:"), "no secret inline");
 
         // Without retention, create is the one container.
-        req.prune_args = None;
+        req.prune_args = Vec::new();
         let doc: serde_json::Value = serde_saphyr::from_str(&cronjob_yaml(&req).unwrap()).unwrap();
         let pod = &doc["spec"]["jobTemplate"]["spec"]["template"]["spec"];
         assert!(pod.get("initContainers").is_none());

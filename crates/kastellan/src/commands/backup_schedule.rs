@@ -21,7 +21,7 @@ use kastellan_printer::{Printer, Report, Style};
 use serde::Serialize;
 
 use crate::Outcome;
-use crate::cli::{BackupScheduleArgs, GlobalArgs, ScheduleCommand};
+use crate::cli::{BackupScheduleArgs, GlobalArgs, S3Args, ScheduleCommand};
 
 /// Runs `kastellan backup schedule ...`.
 pub fn run(args: &BackupScheduleArgs, global: &GlobalArgs, printer: &Printer) -> Result<Outcome> {
@@ -201,35 +201,55 @@ fn create_args(args: &BackupScheduleArgs, global: &GlobalArgs) -> Result<Vec<Str
     // The off-node copy: the service reads its credentials from a file (never from the
     // unit), so --s3-credentials-file is passed on, made absolute.
     if let Some(to) = &c.to {
-        let s3 = &c.s3;
         out.extend(["--to".into(), to.to_string()]);
-        if let Some(e) = &s3.s3_endpoint {
-            out.extend(["--s3-endpoint".into(), e.clone()]);
-        }
-        out.extend(["--s3-region".into(), s3.s3_region.clone()]);
-        if s3.s3_virtual_hosted_style {
-            out.push("--s3-virtual-hosted-style".into());
-        }
-        if let Some(f) = &s3.s3_credentials_file {
-            out.extend(["--s3-credentials-file".into(), absolute(f)?]);
-            out.extend(["--s3-profile".into(), s3.s3_profile.clone()]);
-        }
+        out.extend(s3_args(&c.s3, true)?);
+    }
+    Ok(out)
+}
+
+/// The flags that reach the S3 store (`--s3-part-size` only where something is
+/// uploaded).
+fn s3_args(s3: &S3Args, upload: bool) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    if let Some(e) = &s3.s3_endpoint {
+        out.extend(["--s3-endpoint".into(), e.clone()]);
+    }
+    out.extend(["--s3-region".into(), s3.s3_region.clone()]);
+    if s3.s3_virtual_hosted_style {
+        out.push("--s3-virtual-hosted-style".into());
+    }
+    if let Some(f) = &s3.s3_credentials_file {
+        out.extend(["--s3-credentials-file".into(), absolute(f)?]);
+        out.extend(["--s3-profile".into(), s3.s3_profile.clone()]);
+    }
+    if upload {
         out.extend(["--s3-part-size".into(), s3.s3_part_size.to_string()]);
     }
     Ok(out)
 }
 
-/// The flags of `backup prune` after each run, when a `--keep-*` flag is given.
-fn prune_args(args: &BackupScheduleArgs) -> Result<Option<Vec<String>>> {
+/// The flags of each `backup prune` after a good run, when a `--keep-*` flag is given:
+/// the local directory's, then (with `--to`) the same rules on the remote copies.
+fn prune_args(args: &BackupScheduleArgs) -> Result<Vec<Vec<String>>> {
     let keeps = args.keep.flags();
     if keeps.is_empty() {
-        return Ok(None);
+        return Ok(Vec::new());
     }
-    let mut out = vec!["--dir".to_string(), absolute(&args.create.dir.dir)?];
-    for (flag, n) in keeps {
-        out.extend([flag.to_string(), n.to_string()]);
+    let rules: Vec<String> = keeps
+        .iter()
+        .flat_map(|(flag, n)| [flag.to_string(), n.to_string()])
+        .collect();
+    let c = &args.create;
+    let mut local = vec!["--dir".to_string(), absolute(&c.dir.dir)?];
+    local.extend(rules.iter().cloned());
+    let mut out = vec![local];
+    if let Some(to) = &c.to {
+        let mut remote = vec!["--remote".to_string(), to.to_string()];
+        remote.extend(s3_args(&c.s3, false)?);
+        remote.extend(rules);
+        out.push(remote);
     }
-    Ok(Some(out))
+    Ok(out)
 }
 
 /// One change to the node: what `--dry-run` prints is what runs.

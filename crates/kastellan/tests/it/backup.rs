@@ -444,6 +444,10 @@ fn cli_backup_schedule_passes_the_s3_copy_on_17() {
         "https://s3.example:9000",
         "--s3-credentials-file",
         &creds.display().to_string(),
+        "--keep-hourly",
+        "6",
+        "--keep-daily",
+        "7",
     ]));
     let stdout = text(&out.stdout);
     for want in [
@@ -455,6 +459,24 @@ fn cli_backup_schedule_passes_the_s3_copy_on_17() {
         assert!(stdout.contains(want), "{want} missing:\n{stdout}");
     }
     assert!(!stdout.contains("very-secret"), "{stdout}");
+    // The same tiers prune the local bundles, then the remote copies.
+    let posts: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("ExecStartPost="))
+        .collect();
+    assert_eq!(posts.len(), 2, "{stdout}");
+    assert!(
+        posts[0].contains("backup prune --dir /var/backups/kastellan --keep-hourly 6 --keep-daily 7"),
+        "{}",
+        posts[0]
+    );
+    assert!(
+        posts[1].contains("backup prune --remote s3://backups/prod --s3-endpoint https://s3.example:9000")
+            && posts[1].ends_with("--keep-hourly 6 --keep-daily 7")
+            && !posts[1].contains("--s3-part-size"),
+        "{}",
+        posts[1]
+    );
 
     // A URL that is no s3:// location is refused, naming the flag.
     let out = backup(&[
