@@ -93,6 +93,8 @@ pkgs=(
   openssl curl python3-pip jq
   # restore --etcd-unit tests: a real systemd in namespaces of its own
   systemd
+  # the schedule test moves its service's clock on (libfaketime, LD_PRELOAD)
+  faketime
 )
 missing=()
 for p in "${pkgs[@]}"; do

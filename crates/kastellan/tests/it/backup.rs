@@ -466,13 +466,15 @@ fn cli_backup_schedule_passes_the_s3_copy_on_17() {
         .collect();
     assert_eq!(posts.len(), 2, "{stdout}");
     assert!(
-        posts[0].contains("backup prune --dir /var/backups/kastellan --keep-hourly 6 --keep-daily 7"),
+        posts[0]
+            .contains("backup prune --dir /var/backups/kastellan --keep-hourly 6 --keep-daily 7"),
         "{}",
         posts[0]
     );
     assert!(
-        posts[1].contains("backup prune --remote s3://backups/prod --s3-endpoint https://s3.example:9000")
-            && posts[1].ends_with("--keep-hourly 6 --keep-daily 7")
+        posts[1].contains(
+            "backup prune --remote s3://backups/prod --s3-endpoint https://s3.example:9000"
+        ) && posts[1].ends_with("--keep-hourly 6 --keep-daily 7")
             && !posts[1].contains("--s3-part-size"),
         "{}",
         posts[1]

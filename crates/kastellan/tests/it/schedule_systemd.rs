@@ -197,6 +197,8 @@ fn systemd_backup_schedule_writes_enables_runs_and_reports_17() {
         "{human}"
     );
 
+    clock_moves_on_copies_and_prunes_by_tier(&sd, &units, r, &bin, &backups, &etc_s);
+
     // A run that fails (etcd stopped) is reported as failed, exit 1.
     sd.ok(&["systemctl", "stop", "kl-etcd.service"]);
     let out = sd.run(&["systemctl", "start", "kl-backup.service"]);
@@ -206,6 +208,231 @@ fn systemd_backup_schedule_writes_enables_runs_and_reports_17() {
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["lastResult"], "exit-code", "{doc}");
     assert_eq!(doc["lastExitStatus"], 2, "{doc}");
-    assert_eq!(files(&backups).len(), 2, "the failed run left nothing");
+    assert_eq!(
+        files(&backups).len(),
+        4,
+        "the failed run left nothing: {:?}",
+        files(&backups)
+    );
     eprintln!("schedule under systemd: {:?}", started.elapsed());
+}
+
+/// libfaketime, which the test preloads into its service to move its clock.
+const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// The schedule with an off-node copy and hourly and daily tiers, run four times as the
+/// test's clock moves on: the service's clock is moved with libfaketime (a drop-in of
+/// the test's, `LD_PRELOAD` and `FAKETIME`; the unit itself is as kastellan writes it),
+/// so each bundle is named and dated at that time. After each run, the bundles left
+/// locally and in the bucket (moto's S3 server, started in systemd's network namespace)
+/// are exactly the ones the tiers keep.
+fn clock_moves_on_copies_and_prunes_by_tier(
+    sd: &Systemd,
+    units: &Path,
+    r: &Path,
+    bin: &str,
+    backups: &Path,
+    etc: &str,
+) {
+    assert!(
+        Path::new(FAKETIME).exists(),
+        "{FAKETIME} missing: install Debian's faketime (scripts/install-deps.sh)"
+    );
+    // moto in systemd's namespaces (its pid namespace ends with the test's systemd);
+    // its own pid is written down there and it is killed by it at the end.
+    let pidfile = r.join("moto.pid");
+    let log = r.join("moto.log");
+    let mut moto = sd
+        .command(&[
+            "sh",
+            "-c",
+            &format!(
+                "echo $$ > {} && exec moto_server -H 127.0.0.1 -p 9000 >{} 2>&1",
+                pidfile.display(),
+                log.display()
+            ),
+        ])
+        .spawn()
+        .unwrap();
+    // Up, and the bucket made (moto does not check signatures).
+    let made = sd.run(&[
+        "python3",
+        "-c",
+        "import http.client, time\n\
+         for _ in range(150):\n\
+         \ttry:\n\
+         \t\tc = http.client.HTTPConnection('127.0.0.1', 9000, timeout=5)\n\
+         \t\tc.request('PUT', '/kl-sched')\n\
+         \t\tprint(c.getresponse().status); break\n\
+         \texcept OSError:\n\
+         \t\ttime.sleep(0.2)\n",
+    ]);
+    assert_eq!(
+        text(&made.stdout).trim(),
+        "200",
+        "moto: {} {}",
+        text(&made.stderr),
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let creds = r.join("s3-credentials");
+    std::fs::write(
+        &creds,
+        "[default]\naws_access_key_id = kastellan-test\naws_secret_access_key = kastellan-test\n",
+    )
+    .unwrap();
+    let creds = creds.display().to_string();
+    let backups_s = backups.display().to_string();
+    let s3 = [
+        "--s3-endpoint",
+        "http://127.0.0.1:9000",
+        "--s3-credentials-file",
+        creds.as_str(),
+    ];
+    let mut cmd = vec![
+        bin,
+        "backup",
+        "schedule",
+        "--every",
+        "1h",
+        "--keep-hourly",
+        "2",
+        "--keep-daily",
+        "2",
+        "--systemd",
+        "--name",
+        "kl-backup",
+        "--dir",
+        &backups_s,
+        "--etc-kubernetes",
+        etc,
+        "--allow-unencrypted-secrets",
+        "--endpoints",
+        "http://127.0.0.1:2379",
+        "--to",
+        "s3://kl-sched/node1",
+    ];
+    cmd.extend(s3);
+    sd.ok(&cmd);
+
+    let dropin = units.join("kl-backup.service.d");
+    std::fs::create_dir_all(&dropin).unwrap();
+    let remote = || -> Vec<String> {
+        let mut cmd = vec![
+            bin,
+            "backup",
+            "list",
+            "--remote",
+            "s3://kl-sched/node1",
+            "-o",
+            "json",
+        ];
+        cmd.extend(s3);
+        let list: serde_json::Value = serde_json::from_str(&sd.ok(&cmd)).unwrap();
+        let mut names: Vec<String> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["name"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    let local = || -> Vec<String> {
+        files(backups)
+            .into_iter()
+            .filter(|f| f.ends_with(".tar.zst"))
+            .collect()
+    };
+    // Bundle names carry their UTC time: YYYYMMDDTHHMMSSZ.
+    let stamps = |names: &[String]| -> Vec<String> {
+        let mut v: Vec<String> = names
+            .iter()
+            .filter_map(|n| n.split('-').next_back())
+            .map(|t| t.get(..13).unwrap_or(t).to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let real_run = stamps(&local());
+    assert_eq!(real_run.len(), 1, "{real_run:?}");
+    let real = real_run[0].clone();
+    // (the clock, what stays locally, what stays in the bucket): hourly 2 and daily 2.
+    let steps: [(&str, Vec<&str>, Vec<&str>); 4] = [
+        (
+            "2030-01-01 10:05:00",
+            vec![&real, "20300101T1005"],
+            vec!["20300101T1005"],
+        ),
+        // Same hour and day as 10:05, newer: 10:05 goes.
+        (
+            "2030-01-01 10:40:00",
+            vec![&real, "20300101T1040"],
+            vec!["20300101T1040"],
+        ),
+        // A new hour: 10:40 stays as the second hour, the first run as the second day.
+        (
+            "2030-01-01 11:10:00",
+            vec![&real, "20300101T1040", "20300101T1110"],
+            vec!["20300101T1040", "20300101T1110"],
+        ),
+        // A new day: hours 09 (2 Jan) and 11 (1 Jan), days 2 and 1 Jan.
+        (
+            "2030-01-02 09:00:00",
+            vec!["20300101T1110", "20300102T0900"],
+            vec!["20300101T1110", "20300102T0900"],
+        ),
+    ];
+    for (at, want_local, want_remote) in steps {
+        std::fs::write(
+            dropin.join("clock.conf"),
+            format!(
+                "# The test's clock (libfaketime), not kastellan's.\n[Service]\nEnvironment=LD_PRELOAD={FAKETIME} \"FAKETIME=@{at}\" FAKETIME_DONT_FAKE_MONOTONIC=1\n"
+            ),
+        )
+        .unwrap();
+        sd.ok(&["systemctl", "daemon-reload"]);
+        let out = sd.run(&["systemctl", "start", "kl-backup.service"]);
+        assert!(
+            out.status.success(),
+            "run at {at}: {}\n{}",
+            text(&out.stderr),
+            sd.run(&[
+                "journalctl",
+                "-u",
+                "kl-backup.service",
+                "-n",
+                "30",
+                "--no-pager"
+            ])
+            .stdout
+            .iter()
+            .map(|&b| b as char)
+            .collect::<String>()
+        );
+        let stamp = |v: Vec<&str>| -> Vec<String> {
+            let mut v: Vec<String> = v
+                .into_iter()
+                .map(|s| s.get(..13).unwrap_or(s).to_string())
+                .collect();
+            v.sort();
+            v
+        };
+        let (l, rm) = (local(), remote());
+        assert_eq!(
+            stamps(&l),
+            stamp(want_local),
+            "local after the run at {at}: {l:?}"
+        );
+        assert_eq!(
+            stamps(&rm),
+            stamp(want_remote),
+            "remote after the run at {at}: {rm:?}"
+        );
+    }
+    std::fs::remove_file(dropin.join("clock.conf")).unwrap();
+    sd.ok(&["systemctl", "daemon-reload"]);
+
+    let pid = std::fs::read_to_string(&pidfile).unwrap();
+    sd.run(&["kill", "-9", pid.trim()]);
+    let _ = moto.wait();
 }
