@@ -28,6 +28,7 @@ mod error;
 pub mod etcd;
 pub mod fault;
 mod file;
+pub mod hashkv;
 pub mod kube;
 pub mod mvcc;
 pub mod trailer;

@@ -153,8 +153,24 @@ pub enum ViewError {
 /// Opens the snapshot given as bytes (trailer included), checks that its page tree can
 /// be walked, and builds the view; see [`view`].
 pub fn view_of_file(file: &[u8], select: &Select, at: Option<i64>) -> Result<View, ViewError> {
+    with_tree(file, |tree| view(tree, select, at)).map_err(|(opened, fault)| {
+        if opened {
+            ViewError::Fault(fault)
+        } else {
+            ViewError::NotBbolt(fault)
+        }
+    })?
+}
+
+/// Opens the snapshot given as bytes (trailer included), checks that its page tree can
+/// be walked, and runs `f` on it. The error says whether the file opened as bbolt
+/// (`true`: the tree is damaged) and the first fault.
+pub(crate) fn with_tree<R>(
+    file: &[u8],
+    f: impl FnOnce(&Tree<'_, '_>) -> R,
+) -> Result<R, (bool, Fault)> {
     let (data, _) = crate::trailer::split(file);
-    let db = crate::bbolt::Db::open(data).map_err(ViewError::NotBbolt)?;
+    let db = crate::bbolt::Db::open(data).map_err(|fault| (false, fault))?;
     let checked = crate::bbolt::check(&db);
     let Some(tree) = checked.tree() else {
         let fault = checked
@@ -162,9 +178,9 @@ pub fn view_of_file(file: &[u8], select: &Select, at: Option<i64>) -> Result<Vie
             .first()
             .cloned()
             .unwrap_or_else(|| Fault::file(crate::fault::FaultKind::TooDeep));
-        return Err(ViewError::Fault(fault));
+        return Err((true, fault));
     };
-    view(&tree, select, at)
+    Ok(f(&tree))
 }
 
 /// Builds the view at `at` (the latest revision when `None`) of the selected keys.

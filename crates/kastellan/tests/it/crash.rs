@@ -181,6 +181,14 @@ pub(crate) struct FakeApi {
 }
 
 impl FakeApi {
+    /// A kubeconfig (no credentials) for this server, e.g. a stand-in node's admin.conf.
+    pub(crate) fn kubeconfig(&self) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:{}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user: {{}}\n",
+            self.port
+        )
+    }
+
     pub(crate) fn start() -> FakeApi {
         FakeApi::start_in(None)
     }
@@ -279,14 +287,7 @@ fn real_etcd_cli_backup_create_killed_then_the_next_run_removes_only_dead_leftov
     let etc = scratch.join("etc-kubernetes");
     std::fs::create_dir_all(etc.join("pki")).unwrap();
     std::fs::write(etc.join("pki/ca.crt"), b"not a real certificate").unwrap();
-    std::fs::write(
-        etc.join("admin.conf"),
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:{}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user: {{}}\n",
-            api.port
-        ),
-    )
-    .unwrap();
+    std::fs::write(etc.join("admin.conf"), api.kubeconfig()).unwrap();
     let dir = scratch.join("backups");
     let args = etcd_args(&etcd);
     let create = || {

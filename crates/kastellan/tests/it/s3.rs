@@ -145,14 +145,7 @@ impl Node {
             })
             .collect();
         std::fs::write(etc.join("pki/random.bin"), big).unwrap();
-        std::fs::write(
-            etc.join("admin.conf"),
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:{}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user: {{}}\n",
-                api.port
-            ),
-        )
-        .unwrap();
+        std::fs::write(etc.join("admin.conf"), api.kubeconfig()).unwrap();
         let p = |f: &str| etcd.pki.path(f).display().to_string();
         let etcd_args = vec![
             format!("--endpoints={}", etcd.endpoints().join(",")),

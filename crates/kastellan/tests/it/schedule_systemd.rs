@@ -68,14 +68,7 @@ fn systemd_backup_schedule_writes_enables_runs_and_reports_17() {
     let etc = r.join("etc-kubernetes");
     std::fs::create_dir_all(etc.join("pki")).unwrap();
     std::fs::write(etc.join("pki/ca.crt"), b"not a real certificate").unwrap();
-    std::fs::write(
-        etc.join("admin.conf"),
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:{}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user: {{}}\n",
-            api.port
-        ),
-    )
-    .unwrap();
+    std::fs::write(etc.join("admin.conf"), api.kubeconfig()).unwrap();
     let backups = r.join("backups");
     let bin = kastellan_in(r).display().to_string();
     let (backups_s, etc_s) = (backups.display().to_string(), etc.display().to_string());

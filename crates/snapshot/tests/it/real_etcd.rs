@@ -102,12 +102,57 @@ fn assert_same_figures(release: &EtcdRelease, path: &Path) -> kastellan_snapshot
     report
 }
 
+/// etcd's HashKV at `revision` (0: the current one), from `etcdctl endpoint hashkv`:
+/// (hash, revision hashed at, compacted revision).
+fn their_hash_kv(server: &EtcdServer, revision: i64) -> (u32, i64, i64) {
+    let out = server.etcdctl(&[
+        "endpoint",
+        "hashkv",
+        "--rev",
+        &revision.to_string(),
+        "-w",
+        "json",
+    ]);
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let r = &doc[0]["HashKV"];
+    let hash = u32::try_from(r["hash"].as_u64().unwrap_or(0)).unwrap();
+    let at = if revision == 0 {
+        r["header"]["revision"].as_i64().unwrap()
+    } else {
+        revision
+    };
+    (hash, at, r["compact_revision"].as_i64().unwrap_or(0))
+}
+
+/// Our HashKV, computed from the snapshot file, equals the member's own at the latest
+/// revision and at an older one after the compaction.
+fn assert_same_hash_kv(path: &Path, latest: (u32, i64, i64), older: (u32, i64, i64)) {
+    let file = SnapshotFile::open(path).unwrap();
+    for (theirs, at) in [(latest, None), (older, Some(older.1))] {
+        let ours = kastellan_snapshot::hashkv::hash_kv_of_file(file.bytes(), at).unwrap();
+        assert_eq!(
+            (
+                ours.hash,
+                ours.revision,
+                ours.compact_revision.unwrap_or(-1)
+            ),
+            theirs,
+            "HashKV of {} at {at:?}",
+            path.display()
+        );
+    }
+}
+
 /// The whole scenario for one release.
 fn snapshot_and_raw_copy_match(release: &EtcdRelease) {
     let mut server = EtcdServer::start(release);
     write_known_data(&server);
     let snap = server.scratch().join("snapshot.db");
     server.etcdctl(&["snapshot", "save", snap.to_str().unwrap()]);
+    let latest = their_hash_kv(&server, 0);
+    let older = their_hash_kv(&server, latest.1 - 5);
+    assert!(latest.2 > 0, "the scenario compacts: {latest:?}");
+    assert_same_hash_kv(&snap, latest, older);
 
     let report = assert_same_figures(release, &snap);
     assert_eq!(report.trailer.matches(), Some(true));
@@ -130,6 +175,7 @@ fn snapshot_and_raw_copy_match(release: &EtcdRelease) {
     server.stop();
     let raw = server.scratch().join("raw.db");
     std::fs::copy(server.db_path(), &raw).unwrap();
+    assert_same_hash_kv(&raw, latest, older);
     let report = assert_same_figures(release, &raw);
     assert_eq!(report.trailer, Trailer::Absent);
     let sha = report
