@@ -147,11 +147,8 @@ pub async fn create(
         .choose_for_snapshot(req.etcd.endpoints_discovered())
         .await?;
     note(format!("etcd snapshot from {}", choice.describe()));
-    let stream = cluster
-        .snapshot_client(&choice.endpoint)
-        .await?
-        .snapshot()
-        .await?;
+    let mut member = cluster.snapshot_client(&choice.endpoint).await?;
+    let stream = member.snapshot().await?;
     let snap_path = staging.path().join("snapshot.db");
     let saved = kastellan_etcd::snapshot::save(
         stream,
@@ -160,6 +157,22 @@ pub async fn create(
         progress,
     )
     .await?;
+    // The member's own hash of the keyspace at the snapshot's revision: evidence from
+    // etcd, not from the file, that `backup verify` checks the snapshot against.
+    let hash_kv = match member.hash_kv(saved.status.revision).await {
+        Ok((hash, revision, compact_revision)) => Some(manifest::HashKvRecord {
+            hash,
+            revision,
+            compact_revision,
+        }),
+        Err(e) => {
+            note(format!(
+                "etcd's keyspace hash at revision {} not recorded: {e}",
+                saved.status.revision
+            ));
+            None
+        }
+    };
     members.push(Member {
         path: manifest::SNAPSHOT_PATH.into(),
         content: Content::File(snap_path.clone()),
@@ -184,6 +197,7 @@ pub async fn create(
             revision: saved.status.revision,
             total_key: saved.status.total_key,
             hash: saved.status.hash,
+            hash_kv,
         },
         sensitive,
         resources,

@@ -77,6 +77,23 @@ pub struct SnapshotInfo {
     pub total_key: u64,
     /// etcd's `snapshot status` hash.
     pub hash: u32,
+    /// The member's own hash of the keyspace at the snapshot's revision, asked right
+    /// after the snapshot (absent in bundles of older kastellan versions, or when the
+    /// member could not answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash_kv: Option<HashKvRecord>,
+}
+
+/// What etcd's `HashKV` answered: a restored member must answer the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HashKvRecord {
+    /// The CRC-32C of the keyspace.
+    pub hash: u32,
+    /// The revision hashed at.
+    pub revision: i64,
+    /// The member's compacted revision then.
+    pub compact_revision: i64,
 }
 
 /// What a bundle holds that needs protecting.

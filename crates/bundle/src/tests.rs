@@ -56,6 +56,7 @@ fn make(dir: &Path, at: &str, encryption: Encryption) -> PathBuf {
             revision: status.revision,
             total_key: status.total_key,
             hash: status.hash,
+            hash_kv: None,
         },
         sensitive: Sensitive::default(),
         resources: 1,

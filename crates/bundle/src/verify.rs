@@ -337,6 +337,15 @@ fn verify_keeping(
             snapshot.revision, manifest_doc.snapshot.revision
         )));
     }
+    if let Some(theirs) = manifest_doc.snapshot.hash_kv {
+        let ours = hash_kv(bundle, &snap_path, theirs.revision)?;
+        if ours != theirs.hash {
+            return Err(corrupt(format!(
+                "the snapshot's keyspace hash at revision {} is {ours}, but etcd answered {} when the snapshot was taken: its content changed after that",
+                theirs.revision, theirs.hash
+            )));
+        }
+    }
 
     if let Some(to) = keep {
         let mut out = std::fs::OpenOptions::new()
@@ -389,6 +398,25 @@ fn verify_keeping(
         encrypted,
         snapshot,
         sidecar_checked: sidecar.is_some(),
+    })
+}
+
+/// etcd's HashKV at `revision`, computed from the snapshot file.
+fn hash_kv(bundle: &Path, snap: &Path, revision: i64) -> Result<u32> {
+    let file = kastellan_snapshot::SnapshotFile::open(snap).map_err(|e| Error::BadSnapshot {
+        path: bundle.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    // The latest revision is hashed as "the current one" (etcd refuses an explicit
+    // revision at or below the compacted one, which the current one may be).
+    let latest = kastellan_snapshot::hashkv::hash_kv_of_file(file.bytes(), None);
+    let at = match latest {
+        Ok(h) if h.revision == revision => Ok(h),
+        _ => kastellan_snapshot::hashkv::hash_kv_of_file(file.bytes(), Some(revision)),
+    };
+    at.map(|h| h.hash).map_err(|e| Error::BadSnapshot {
+        path: bundle.to_path_buf(),
+        message: format!("computing its keyspace hash: {e}"),
     })
 }
 

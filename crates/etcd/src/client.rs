@@ -350,6 +350,20 @@ impl MemberClient {
         Ok((kvs, resp.more()))
     }
 
+    /// etcd's hash of the keyspace at `revision` (0: the current one), as this member
+    /// computes it (`etcdctl endpoint hashkv`): (hash, revision hashed at, compacted
+    /// revision).
+    pub async fn hash_kv(&mut self, revision: i64) -> Result<(u32, i64, i64)> {
+        let mut c = self.inner.clone();
+        let r = self.timed("hashkv", c.hash_kv(revision)).await?;
+        let at = if revision == 0 {
+            r.header().map_or(0, |h| h.revision())
+        } else {
+            revision
+        };
+        Ok((r.hash(), at, r.compact_version()))
+    }
+
     /// This member's status.
     pub async fn status(&mut self) -> Result<MemberStatus> {
         let mut c = self.inner.clone();

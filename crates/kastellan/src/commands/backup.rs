@@ -277,6 +277,7 @@ fn verify(args: &BackupVerifyArgs, printer: &Printer) -> Result<Outcome> {
         cluster_name: v.manifest.cluster_name.clone(),
         created_at: v.manifest.created_at.clone(),
         sidecar_checked: v.sidecar_checked,
+        keyspace_hash: v.manifest.snapshot.hash_kv.map(|h| h.hash),
     })?;
     Ok(Outcome::Ok)
 }
@@ -336,6 +337,8 @@ struct VerifyReport {
     cluster_name: String,
     created_at: String,
     sidecar_checked: bool,
+    /// etcd's keyspace hash recorded at the snapshot, and found again in it.
+    keyspace_hash: Option<u32>,
 }
 
 impl Report for VerifyReport {
@@ -360,6 +363,21 @@ impl Report for VerifyReport {
             "cluster {}, made {}, etcd snapshot verified: revision {}, {} keys",
             self.cluster_name, self.created_at, self.revision, self.total_key
         );
+        match self.keyspace_hash {
+            Some(h) => {
+                let _ = writeln!(
+                    out,
+                    "keyspace hash {h}: the one etcd gave when the snapshot was taken"
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    style.warn("no keyspace hash recorded (a bundle of an older kastellan)")
+                );
+            }
+        }
     }
 }
 

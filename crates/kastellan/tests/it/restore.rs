@@ -1275,6 +1275,16 @@ fn lab_restore_from_bundle_checks_the_pki() {
 /// A bundle written the way `backup create` writes one (manifest.json first, then the
 /// members it lists), with `snapshot` and the given `pki/` files, no sidecar.
 fn hand_bundle(dir: &Path, snapshot: &Path, pki: &[(&str, &[u8])]) -> PathBuf {
+    hand_bundle_with(dir, snapshot, pki, None)
+}
+
+/// [`hand_bundle`] with the member's keyspace hash recorded as `backup create` records it.
+fn hand_bundle_with(
+    dir: &Path,
+    snapshot: &Path,
+    pki: &[(&str, &[u8])],
+    hash_kv: Option<kastellan_bundle::manifest::HashKvRecord>,
+) -> PathBuf {
     use kastellan_bundle::manifest::{self, FileEntry, Manifest, Sensitive, SnapshotInfo};
     use sha2::{Digest, Sha256};
     let snap = std::fs::read(snapshot).unwrap();
@@ -1303,6 +1313,7 @@ fn hand_bundle(dir: &Path, snapshot: &Path, pki: &[(&str, &[u8])]) -> PathBuf {
             revision: status.revision,
             total_key: status.total_key,
             hash: status.hash,
+            hash_kv,
         },
         sensitive: Sensitive::default(),
         resources: 0,
@@ -1334,6 +1345,127 @@ fn hand_bundle(dir: &Path, snapshot: &Path, pki: &[(&str, &[u8])]) -> PathBuf {
     }
     tar.into_inner().unwrap().finish().unwrap();
     path
+}
+
+/// Issue 16, tier `real_etcd`: a bundle records etcd's own hash of the keyspace at the
+/// snapshot's revision (`etcdctl endpoint hashkv`, as `backup create` asks the member),
+/// and `backup verify` computes the same hash from the snapshot inside. A snapshot whose
+/// content was changed after it was taken (one value rewritten in place, the sha256
+/// trailer and every sha256 of the bundle recomputed: the file is structurally valid
+/// and every checksum agrees) fails verification with the reason.
+#[test]
+fn real_etcd_cli_backup_verify_catches_a_snapshot_changed_after_it_was_taken_16() {
+    use kastellan_etcd::testing::{EtcdCluster, etcd35};
+    use sha2::{Digest, Sha256};
+    let etcd = EtcdCluster::start(&etcd35(), 1);
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(etcd.put_known_data(50, 10));
+    let ep = etcd.endpoints()[0].clone();
+    let put = etcd
+        .etcdctl_on(&ep)
+        .args([
+            "put",
+            "/registry/kastellan/it/marker",
+            "value-before-alteration",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let snapshot = tmp.path().join("taken.db");
+    etcd.etcdctl_snapshot(&ep, &snapshot);
+    let revision = kastellan_snapshot::SnapshotFile::open(&snapshot)
+        .unwrap()
+        .status()
+        .unwrap()
+        .revision;
+    let out = etcd
+        .etcdctl_on(&ep)
+        .args([
+            "endpoint",
+            "hashkv",
+            "--rev",
+            &revision.to_string(),
+            "-w",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let record = kastellan_bundle::manifest::HashKvRecord {
+        hash: u32::try_from(doc[0]["HashKV"]["hash"].as_u64().unwrap()).unwrap(),
+        revision,
+        compact_revision: doc[0]["HashKV"]["compact_revision"].as_i64().unwrap_or(0),
+    };
+    let ca = b"-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n";
+    let verify = |bundle: &Path| {
+        kastellan()
+            .args(["backup", "verify"])
+            .arg(bundle)
+            .output()
+            .unwrap()
+    };
+
+    // As taken: verified, the keyspace hash included.
+    let good = hand_bundle_with(
+        &tmp.path().join("good"),
+        &snapshot,
+        &[("ca.crt", ca)],
+        Some(record),
+    );
+    let out = verify(&good);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // One value rewritten in place, the trailer recomputed: every structural check and
+    // every sha256 passes; only etcd's hash disagrees.
+    let mut bytes = std::fs::read(&snapshot).unwrap();
+    let at = bytes
+        .windows(23)
+        .position(|w| w == b"value-before-alteration")
+        .expect("the marker's value is in the snapshot");
+    bytes[at..at + 23].copy_from_slice(b"VALUE-AFTER-ALTERATION!");
+    let data = bytes.len() - 32;
+    let trailer = Sha256::digest(&bytes[..data]);
+    bytes[data..].copy_from_slice(&trailer);
+    let altered = tmp.path().join("altered.db");
+    std::fs::write(&altered, &bytes).unwrap();
+    let report = kastellan_snapshot::SnapshotFile::open(&altered)
+        .unwrap()
+        .inspect(&kastellan_snapshot::Options {
+            verify_trailer: true,
+        })
+        .unwrap();
+    assert!(
+        report.is_clean(),
+        "still a valid snapshot: {:?}",
+        report.faults
+    );
+    let bad = hand_bundle_with(
+        &tmp.path().join("bad"),
+        &altered,
+        &[("ca.crt", ca)],
+        Some(record),
+    );
+    let out = verify(&bad);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "damaged: {stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "but etcd answered {} when the snapshot was taken",
+            record.hash
+        )),
+        "{stderr}"
+    );
 }
 
 /// Issue 18, "Dry runs change nothing": `restore --dry-run` from a snapshot, from a

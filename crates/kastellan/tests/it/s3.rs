@@ -272,6 +272,8 @@ fn real_etcd_cli_s3_copy_list_verify_restore_prune_17() {
     assert_eq!(v["path"], format!("{at}/{name1}"));
     assert_eq!(v["sidecarChecked"], true);
     assert_eq!(v["clusterName"], "crashtest");
+    // etcd's keyspace hash, asked when the snapshot was taken, found again in it.
+    assert!(v["keyspaceHash"].is_u64(), "{v}");
     let list = ok(
         "list --remote",
         node.remote(&["backup", "list", "--remote", &at, "-o", "json"]),
