@@ -232,6 +232,42 @@ fn package_deb_installs_and_purges_in_a_scratch_root() {
             .unwrap(),
         std::fs::read_to_string(workspace().join("deploy/kastellan-exporter.service")).unwrap()
     );
+    // systemd 252 reads the unit without a complaint: its own root holding the unit,
+    // the installed binary (ExecStart must exist) and empty stand-ins of the targets
+    // the unit and its default dependencies name.
+    let sd = tempfile::tempdir().unwrap();
+    let units = sd.path().join("usr/lib/systemd/system");
+    std::fs::create_dir_all(&units).unwrap();
+    std::fs::create_dir_all(sd.path().join("usr/bin")).unwrap();
+    std::fs::copy(
+        root.join("usr/bin/kastellan"),
+        sd.path().join("usr/bin/kastellan"),
+    )
+    .unwrap();
+    std::fs::copy(
+        root.join("usr/lib/systemd/system/kastellan-exporter.service"),
+        units.join("kastellan-exporter.service"),
+    )
+    .unwrap();
+    for t in [
+        "sysinit",
+        "basic",
+        "shutdown",
+        "network-online",
+        "multi-user",
+    ] {
+        std::fs::write(units.join(format!("{t}.target")), "[Unit]\n").unwrap();
+    }
+    let verify = ok(Command::new("systemd-analyze")
+        .arg("verify")
+        .arg("--man=no")
+        .arg(format!("--root={}", sd.path().display()))
+        .arg("kastellan-exporter.service"));
+    assert_eq!(
+        String::from_utf8_lossy(&verify.stderr),
+        "",
+        "systemd-analyze verify"
+    );
     // Every file dpkg says it installed is there.
     let listed = stdout(&ok(dpkg().args(["--listfiles", "kastellan"])));
     for path in listed.lines().filter(|l| l.starts_with('/')) {
