@@ -11,8 +11,8 @@
 #
 # Usage: scripts/package.sh [--profile release|package-test]
 #   release (default): what to ship (optimised, thin LTO).
-#   package-test: an unoptimised build of the same (what the tests' tier builds; about
-#   three times faster to build, several times larger before stripping).
+#   package-test: an unoptimised build of the same (what the tests' tier builds:
+#   no LTO, no optimisation; a larger binary, a much shorter build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +21,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --profile) profile=${2:?--profile needs a value}; shift 2 ;;
     --profile=*) profile=${1#--profile=}; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "package: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
