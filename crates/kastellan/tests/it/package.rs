@@ -150,13 +150,26 @@ fn package_deb_control_fields_and_contents() {
             assert_eq!(mode, "-rw-r--r--", "{path}");
         }
     }
-    // One man page per command, all compressed.
-    let pages = entries
+    // Exactly the man pages the binary writes (one per command), compressed.
+    let pages: Vec<String> = entries
         .keys()
         .filter(|p| p.starts_with("usr/share/man/man1/"))
-        .collect::<Vec<_>>();
-    assert!(pages.len() > 50, "{pages:?}");
-    assert!(pages.iter().all(|p| p.ends_with(".1.gz")), "{pages:?}");
+        .cloned()
+        .collect();
+    let generated = tempfile::tempdir().unwrap();
+    ok(Command::new(package_dir().join("kastellan"))
+        .args(["--quiet", "generate", "man"])
+        .arg(generated.path()));
+    let mut want: Vec<String> = std::fs::read_dir(generated.path())
+        .unwrap()
+        .map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            format!("usr/share/man/man1/{name}.gz")
+        })
+        .collect();
+    want.sort();
+    assert!(want.len() > 50, "{want:?}");
+    assert_eq!(pages, want);
 }
 
 #[test]
