@@ -77,8 +77,12 @@ if ! grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ /etc/apt/sources.list
 fi
 
 pkgs=(
-  # build
-  build-essential pkg-config protobuf-compiler libprotobuf-dev cmake
+  # build; musl-tools: musl-gcc for the C parts (aws-lc-sys, zstd-sys) of the static
+  # x86_64-unknown-linux-musl build (scripts/package.sh)
+  build-essential pkg-config protobuf-compiler libprotobuf-dev cmake musl-tools
+  # packages tier: `file` (the static binary's ELF check); dpkg, dpkg-deb and readelf
+  # come with build-essential
+  file
   # lab: Kubernetes build from source
   dpkg-dev golang-go golang-github-modern-go-reflect2-dev rsync
   # lab: nodes in network namespaces, kube-proxy; util-linux's `script` also gives the

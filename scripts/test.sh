@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs prerequisites, builds (or reuses) the lab's Kubernetes
 # binaries, checks formatting, lints and unused dependencies, and runs every test tier
-# (unit, cli/real etcd/kubeadm, systemd, lab), printing each tier's time. Needs root on
+# (unit, packages, cli/real etcd/kubeadm, systemd, lab), printing each tier's time. Needs root on
 # Debian bookworm. This is what CI runs (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,9 +48,18 @@ run() {
   # Every tier runs even when an earlier one failed; the exit status says if any did.
   "$@" 2>&1 | tee -a "$log" || failed=1
 }
+# The packages: scripts/package.sh builds the static (musl) binary, its krew archive and
+# manifest and the .deb with an unoptimised profile (package-test: a release build would
+# cost several more minutes), then the package_ tests install and purge the .deb in a
+# scratch dpkg root and run the static binary in an empty root.
+packages() {
+  bash scripts/package.sh --profile package-test &&
+    cargo test -p kastellan --test it --no-fail-fast -- package_
+}
+tier "packages (.deb, static musl, krew)" run packages
 tier "unit (lib, bins)" run cargo test --workspace --lib --bins --no-fail-fast
 tier "doc tests" run cargo test --workspace --doc --no-fail-fast
-tier "cli, real etcd, kubeadm, local" run cargo test --workspace --test '*' --no-fail-fast -- --skip lab_ --skip systemd_
+tier "cli, real etcd, kubeadm, local" run cargo test --workspace --test '*' --no-fail-fast -- --skip lab_ --skip systemd_ --skip package_
 tier "systemd" run cargo test -p kastellan --test it --no-fail-fast -- systemd_
 tier "lab" run cargo test --workspace --test '*' --no-fail-fast -- lab_
 

@@ -26,6 +26,7 @@ mod ha;
 mod inspect;
 mod lab;
 mod objects;
+mod package;
 mod preflight;
 mod restore;
 mod restore_systemd;
