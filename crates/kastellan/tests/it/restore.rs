@@ -1314,6 +1314,7 @@ fn hand_bundle(dir: &Path, snapshot: &Path, pki: &[(&str, &[u8])]) -> PathBuf {
                 sha256: hex::encode(Sha256::digest(bytes)),
             })
             .collect(),
+        volume_snapshots: None,
     };
     std::fs::create_dir_all(dir).unwrap();
     let name = manifest::bundle_name("kubernetes", created_at.parse().unwrap(), false);
