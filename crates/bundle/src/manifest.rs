@@ -290,7 +290,10 @@ mod tests {
             }],
         });
         let json = serde_json::to_string(&m).unwrap();
-        assert!(json.contains(r#""volumeSnapshot":"kastellan-data-20261121-102030""#), "{json}");
+        assert!(
+            json.contains(r#""volumeSnapshot":"kastellan-data-20261121-102030""#),
+            "{json}"
+        );
         assert!(json.contains(r#""snapshotHandle":"handle-1""#), "{json}");
         let back: Manifest = serde_json::from_str(&json).unwrap();
         assert_eq!(back, m);

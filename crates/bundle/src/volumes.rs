@@ -199,7 +199,11 @@ pub fn select(
                     (several, _) => Err(format!(
                         "{} VolumeSnapshotClasses marked default for driver {driver} ({}); name one",
                         several.len(),
-                        several.iter().map(|k| k.name.as_str()).collect::<Vec<_>>().join(", ")
+                        several
+                            .iter()
+                            .map(|k| k.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )),
                 }
             }
@@ -406,7 +410,10 @@ pub async fn take(
             Api::<DynamicObject>::namespaced_with(client.clone(), &p.namespace, &ar)
                 .create(&PostParams::default(), &obj)
                 .await
-                .map_err(kerr(format!("create VolumeSnapshot {}/{name}", p.namespace)))?;
+                .map_err(kerr(format!(
+                    "create VolumeSnapshot {}/{name}",
+                    p.namespace
+                )))?;
             note(format!(
                 "VolumeSnapshot {}/{name} of PVC {} ({})",
                 p.namespace, p.pvc, p.class
@@ -546,10 +553,14 @@ mod tests {
     }
 
     fn provisioners() -> BTreeMap<String, String> {
-        [("fast", "a.csi"), ("slow", "b.csi"), ("local", "kubernetes.io/no-provisioner")]
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        [
+            ("fast", "a.csi"),
+            ("slow", "b.csi"),
+            ("local", "kubernetes.io/no-provisioner"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
     }
 
     fn chosen(planned: &[Planned]) -> Vec<(&str, &str)> {
@@ -562,7 +573,10 @@ mod tests {
     #[test]
     fn the_only_class_of_a_driver_is_taken() {
         let claims = [claim("data", Some("fast"), Some(Some("a.csi")))];
-        let classes = [class("a-snap", "a.csi", false), class("b-snap", "b.csi", true)];
+        let classes = [
+            class("a-snap", "a.csi", false),
+            class("b-snap", "b.csi", true),
+        ];
         let (p, s) = select(&claims, &provisioners(), &classes, None);
         assert_eq!(chosen(&p), [("data", "a-snap")]);
         assert_eq!(p[0].driver, "a.csi");
@@ -620,9 +634,15 @@ mod tests {
             reasons,
             [
                 ("none", "no VolumeSnapshotClass for driver b.csi"),
-                ("hostpath", "PersistentVolume pv-hostpath is not a CSI volume"),
+                (
+                    "hostpath",
+                    "PersistentVolume pv-hostpath is not a CSI volume"
+                ),
                 ("new", "not bound (phase Pending)"),
-                ("gone", "StorageClass nosuch not found, and no CSI volume bound"),
+                (
+                    "gone",
+                    "StorageClass nosuch not found, and no CSI volume bound"
+                ),
             ]
         );
     }
@@ -666,7 +686,10 @@ mod tests {
             driver: "a.csi".into(),
         };
         let o = snapshot_object(&p, &n, "kastellan-backup-k-20261202T080000Z.tar.zst", at);
-        assert_eq!(o["metadata"]["labels"][BUNDLE_TIME_LABEL], "20261202T080000Z");
+        assert_eq!(
+            o["metadata"]["labels"][BUNDLE_TIME_LABEL],
+            "20261202T080000Z"
+        );
         assert_eq!(o["spec"]["source"]["persistentVolumeClaimName"], "data");
         assert_eq!(o["spec"]["volumeSnapshotClassName"], "a-1");
     }
