@@ -11,7 +11,8 @@
 //! VolumeSnapshotContent with a snapshotHandle and sets both objects' status
 //! (bound content, `readyToUse`, `restoreSize`) through the status subresource, as the
 //! real controller would. No volume data is copied: what is tested is kastellan's side
-//! of the API. A re-created PVC stays Pending (no provisioner): the test checks what
+//! of the API. For a PVC named `broken` the stand-in reports a driver error instead. A
+//! re-created PVC stays Pending (no provisioner): the test checks what
 //! the API accepted.
 //!
 //! Runs inside `lab_restore_objects_brings_back_a_deleted_namespace_16` (in `objects`),
@@ -91,6 +92,29 @@ spec:
   resources: {requests: {storage: 1Gi}}
 "#;
 
+/// A PVC whose snapshot the test's driver fails.
+const BROKEN: &str = r#"
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: vault-broken}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: test-csi
+  csi: {driver: test.csi.kastellan.dev, volumeHandle: vol-vault-broken-1}
+  claimRef: {namespace: vault, name: broken}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: broken, namespace: vault}
+spec:
+  storageClassName: test-csi
+  volumeName: vault-broken
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
+"#;
+
 const SNAPSHOT_CLASS: &str = r#"
 apiVersion: snapshot.storage.k8s.io/v1
 kind: VolumeSnapshotClass
@@ -143,6 +167,22 @@ impl FakeSnapshotter {
     fn play_driver(vs: &Value) {
         let ns = vs["metadata"]["namespace"].as_str().unwrap_or_default();
         let name = vs["metadata"]["name"].as_str().unwrap_or_default();
+        if vs.pointer("/spec/source/persistentVolumeClaimName") == Some(&json!("broken")) {
+            // The storage refuses: the controller reports the driver's error.
+            if vs.pointer("/status/error").is_none() {
+                let mut vs = vs.clone();
+                vs["status"] = json!({"readyToUse": false, "error": {
+                    "message": "fake driver: the storage refused the snapshot",
+                    "time": "2026-12-02T08:00:00Z"}});
+                put_status(
+                    &format!(
+                        "/apis/snapshot.storage.k8s.io/v1/namespaces/{ns}/volumesnapshots/{name}/status"
+                    ),
+                    &vs,
+                );
+            }
+            return;
+        }
         let uid = vs["metadata"]["uid"].as_str().unwrap_or_default();
         let content = format!("snapcontent-{uid}");
         let handle = format!("snap-handle-{name}");
@@ -383,6 +423,36 @@ pub(crate) fn volume_snapshots_on_the_lab(dir: &str) {
         "{doc:#}"
     );
     assert!(get(&["pvc", "-n", "vault", "data"]).is_none());
+
+    // A snapshot that the driver fails: the run fails with its message, deletes the
+    // VolumeSnapshots it made and writes no bundle.
+    let out = kubectl_stdin(&["apply", "-f", "-"], BROKEN);
+    assert!(out.status.success(), "{}", text(&out));
+    wait_for("the PV binder to bind vault/broken", 90, || {
+        get(&["pvc", "-n", "vault", "broken"])
+            .is_some_and(|v| v.pointer("/status/phase") == Some(&json!("Bound")))
+    });
+    let bundles = std::fs::read_dir(dir).unwrap().count();
+    let snapshotter = FakeSnapshotter::start();
+    let out = create_with_snapshots(dir);
+    drop(snapshotter);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("(of PVC broken) failed: fake driver: the storage refused the snapshot"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir).unwrap().count(),
+        bundles,
+        "no bundle"
+    );
+    let left = get(&["volumesnapshots", "-n", "vault"]).unwrap();
+    assert_eq!(
+        left["items"],
+        json!([]),
+        "the run's VolumeSnapshots deleted: {left:#}"
+    );
     eprintln!("volume snapshots done in {:?}", started.elapsed());
 }
 
