@@ -73,6 +73,8 @@ pub struct CreateRequest {
     pub encryption: Encryption,
     /// Accept private keys and Secrets in an unencrypted bundle.
     pub allow_unencrypted_secrets: bool,
+    /// Take a CSI VolumeSnapshot of every bound PVC that has a class for its driver.
+    pub volume_snapshots: Option<crate::volumes::Options>,
 }
 
 /// A bundle written.
@@ -132,6 +134,13 @@ pub async fn create(
     };
     refuse(&sensitive)?;
 
+    // Volume snapshots: discovery and the plan before anything is made, so that an
+    // unserved snapshot API stops the run before the etcd snapshot.
+    let volume_plan = match &req.volume_snapshots {
+        Some(opts) => Some(crate::volumes::plan(client, opts).await?),
+        None => None,
+    };
+
     note("exporting API resources".into());
     let export = crate::resources::export_resources(client).await?;
     sensitive.secrets = export.secrets;
@@ -183,6 +192,18 @@ pub async fn create(
     let created_at = now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
     let dir = req.dir.clone();
     let cluster_name = export.cluster_name.clone();
+    let name = manifest::bundle_name(&cluster_name, now, encrypted);
+    let volume_snapshots = match (&volume_plan, &req.volume_snapshots) {
+        (Some(plan), Some(opts)) => {
+            note(format!(
+                "taking {} volume snapshot(s), {} PVC(s) skipped",
+                plan.planned.len(),
+                plan.skipped.len()
+            ));
+            Some(crate::volumes::take(client, plan, opts.timeout, &name, now, note).await?)
+        }
+        _ => None,
+    };
     let manifest_doc = Manifest {
         format: manifest::FORMAT.into(),
         kastellan_version: env!("CARGO_PKG_VERSION").into(),
@@ -202,8 +223,8 @@ pub async fn create(
         sensitive,
         resources,
         files: Vec::new(),
+        volume_snapshots,
     };
-    let name = manifest::bundle_name(&cluster_name, now, encrypted);
     let dest = dir.join(&name);
     type Written = (Manifest, u64, String, Option<kastellan_fs::Leftover>);
     let written = tokio::task::spawn_blocking(move || -> Result<Written> {

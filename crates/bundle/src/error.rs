@@ -125,6 +125,46 @@ pub enum Error {
         message: String,
     },
 
+    /// The cluster does not serve the volume snapshot API.
+    #[error(
+        "the cluster does not serve {group_version} (VolumeSnapshot, VolumeSnapshotClass): the external-snapshotter's CRDs and snapshot controller are not installed"
+    )]
+    SnapshotApiMissing {
+        /// `snapshot.storage.k8s.io/v1`.
+        group_version: String,
+    },
+
+    /// The VolumeSnapshotClass asked for does not exist.
+    #[error("no VolumeSnapshotClass {name} in the cluster (it has: {})", if have.is_empty() { "none".to_string() } else { have.join(", ") })]
+    UnknownSnapshotClass {
+        /// The class asked for.
+        name: String,
+        /// The classes the cluster has.
+        have: Vec<String>,
+    },
+
+    /// A VolumeSnapshot reported an error.
+    #[error("VolumeSnapshot {namespace}/{name} (of PVC {pvc}) failed: {message}")]
+    VolumeSnapshotFailed {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// The PVC it snapshots.
+        pvc: String,
+        /// `status.error.message`.
+        message: String,
+    },
+
+    /// VolumeSnapshots did not become ready in time.
+    #[error("VolumeSnapshots not ready to use after {}s: {}", waited.as_secs(), pending.join(", "))]
+    VolumeSnapshotTimeout {
+        /// How long was waited.
+        waited: std::time::Duration,
+        /// `namespace/name` of each one not ready.
+        pending: Vec<String>,
+    },
+
     /// Invalid request (flags).
     #[error("{0}")]
     Usage(String),

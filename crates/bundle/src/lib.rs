@@ -17,6 +17,10 @@
 //! whether it is encrypted, and when it was last verified; it holds no secret, so
 //! `list` and `prune` work without the key.
 //!
+//! With [`CreateRequest::volume_snapshots`], every bound PVC whose CSI driver has a
+//! VolumeSnapshotClass gets a VolumeSnapshot, ready to use before the bundle is
+//! written, and recorded in its manifest ([`volumes`]).
+//!
 //! Copies go to S3 or an S3-compatible store with [`remote::Remote`] (bundle first,
 //! sidecar last; multipart, resumable, checked against the sidecar's sha256).
 //!
@@ -42,6 +46,7 @@ mod store;
 #[cfg(test)]
 mod tests;
 mod verify;
+pub mod volumes;
 
 pub use crate::create::{CreateRequest, Created, Encryption, STAGING_PREFIX, create};
 pub use crate::error::{Error, Result};

@@ -157,6 +157,10 @@ pub struct Manifest {
     pub resources: u64,
     /// Every other member of the archive, sorted by path.
     pub files: Vec<FileEntry>,
+    /// CSI volume snapshots taken with the bundle (absent when none were asked for;
+    /// bundles written before volume snapshots existed have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_snapshots: Option<crate::volumes::VolumeSnapshots>,
 }
 
 /// The sidecar `<bundle>.json`: no secrets, readable without the key.
@@ -268,5 +272,47 @@ mod tests {
             "2 private key(s) (CA keys included) and 3 Secret(s)"
         );
         assert!(!Sensitive::default().any());
+    }
+
+    /// A manifest as written before volume snapshots existed.
+    const OLD: &str = r#"{"format":"kastellan-backup/v1","kastellanVersion":"0.1.0",
+        "kubernetesVersion":"v1.20.2","etcdVersion":"3.5.1","clusterName":"kubernetes",
+        "createdAt":"2026-11-21T10:20:30Z","snapshot":{"endpoint":"https://10.77.0.11:2379",
+        "memberId":"1","memberName":"cp1","revision":42,"totalKey":7,"hash":1},
+        "sensitive":{"privateKeys":[],"secrets":0},"resources":3,"files":[]}"#;
+
+    #[test]
+    fn old_manifests_read_and_volume_snapshots_round_trip() {
+        let mut m: Manifest = serde_json::from_str(OLD).unwrap();
+        assert_eq!(m.volume_snapshots, None);
+        let plain = serde_json::to_value(&m).unwrap();
+        assert!(plain.get("volumeSnapshots").is_none(), "{plain}");
+
+        m.volume_snapshots = Some(crate::volumes::VolumeSnapshots {
+            taken: vec![crate::volumes::Recorded {
+                namespace: "shop".into(),
+                pvc: "data".into(),
+                volume_snapshot: "kastellan-data-20261121-102030".into(),
+                class: "csi-snap".into(),
+                driver: "test.csi.kastellan.dev".into(),
+                content: Some("snapcontent-1".into()),
+                snapshot_handle: Some("handle-1".into()),
+                restore_size: Some("1Gi".into()),
+                ready_at: "2026-11-21T10:20:35Z".into(),
+            }],
+            skipped: vec![crate::volumes::Skipped {
+                namespace: "shop".into(),
+                pvc: "scratch".into(),
+                reason: "no VolumeSnapshotClass for driver b.csi".into(),
+            }],
+        });
+        let json = serde_json::to_string(&m).unwrap();
+        assert!(
+            json.contains(r#""volumeSnapshot":"kastellan-data-20261121-102030""#),
+            "{json}"
+        );
+        assert!(json.contains(r#""snapshotHandle":"handle-1""#), "{json}");
+        let back: Manifest = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, m);
     }
 }

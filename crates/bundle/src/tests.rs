@@ -64,6 +64,7 @@ fn make(dir: &Path, at: &str, encryption: Encryption) -> PathBuf {
             .iter()
             .map(|m| crate::create::entry_of(m).unwrap())
             .collect(),
+        volume_snapshots: None,
     };
     let json = serde_json::to_vec(&m).unwrap();
     let name = manifest::bundle_name("kubernetes", now, encrypted);

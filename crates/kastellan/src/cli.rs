@@ -825,6 +825,10 @@ pub struct RestoreObjectsArgs {
     /// force: the backup's fields win).
     #[arg(long)]
     pub overwrite: bool,
+    /// Re-create a missing PVC from the VolumeSnapshot the bundle recorded for it
+    /// (`spec.dataSource`), when that VolumeSnapshot still exists.
+    #[arg(long)]
+    pub pvc_from_snapshot: bool,
     /// age identity file for a bundle encrypted to a recipient.
     #[arg(long, value_name = "FILE", conflicts_with = "passphrase_file")]
     pub identity: Option<PathBuf>,
@@ -1679,6 +1683,19 @@ pub struct BackupCreateArgs {
     /// How to reach the store.
     #[command(flatten)]
     pub s3: S3Args,
+    /// Take a CSI VolumeSnapshot of every bound PVC whose driver has a
+    /// VolumeSnapshotClass, wait until each is ready to use, and record them in the
+    /// bundle (needs snapshot.storage.k8s.io/v1, the external-snapshotter's API).
+    #[arg(long)]
+    pub volume_snapshots: bool,
+    /// The VolumeSnapshotClass to use (default: each driver's default class, else its
+    /// only one).
+    #[arg(long, value_name = "CLASS", requires = "volume_snapshots")]
+    pub volume_snapshot_class: Option<String>,
+    /// How long to wait for the VolumeSnapshots to be ready to use (e.g. 10m, 90s).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration,
+          requires = "volume_snapshots")]
+    pub volume_snapshot_timeout: std::time::Duration,
 }
 
 /// Arguments of `backup verify`.

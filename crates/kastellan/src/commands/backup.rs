@@ -8,13 +8,18 @@
 //! bundles; `prune` the rules, one decision per bundle and whether it deleted.
 //! With `--to`, `create` adds `copies`: one per bundle copied (`bundle`, `url`, `pushed`:
 //! `already-there`, `sidecar-only`, `uploaded` or `{"resumed": {"from": PART}}`,
-//! `parts`, `bytesSent`); remote bundles' `path` is their `s3://` URL.
+//! `parts`, `bytesSent`); remote bundles' `path` is their `s3://` URL. With
+//! `--volume-snapshots`, `create` adds `volumeSnapshots`: `taken` (each: `namespace`,
+//! `pvc`, `volumeSnapshot`, `class`, `driver`, `content`, `snapshotHandle`,
+//! `restoreSize`, `readyAt`) and `skipped` (`namespace`, `pvc`, `reason`), as the
+//! bundle's manifest records them.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use kastellan_bundle::remote::{Credentials, Location, PushOutcome, Pushed, Remote, Settings};
+use kastellan_bundle::volumes::VolumeSnapshots;
 use kastellan_bundle::{
     BundleInfo, CreateRequest, Decryption, Encryption, PruneOutcome, SecretString, Sidecar,
 };
@@ -55,6 +60,20 @@ pub fn run(cmd: BackupCommand, global: &GlobalArgs, printer: &Printer) -> Result
             Ok(Outcome::Ok)
         }
     }
+}
+
+/// The flag behind a volume snapshot error, named for the user (the library's errors
+/// name no flags).
+fn volume_hint(e: kastellan_bundle::Error) -> anyhow::Error {
+    use kastellan_bundle::Error as E;
+    let flag = match &e {
+        E::SnapshotApiMissing { .. } => "--volume-snapshots",
+        E::UnknownSnapshotClass { .. } => "--volume-snapshot-class",
+        E::VolumeSnapshotTimeout { .. } => "--volume-snapshot-timeout",
+        E::VolumeSnapshotFailed { .. } => "--volume-snapshots (no bundle written)",
+        _ => return e.into(),
+    };
+    anyhow::Error::new(e).context(flag)
 }
 
 /// The store's settings from the S3 flags and the usual environment variables.
@@ -183,6 +202,12 @@ fn create(args: &BackupCreateArgs, global: &GlobalArgs, printer: &Printer) -> Re
         etcd_timeouts: super::etcd::timeouts(&args.etcd),
         encryption,
         allow_unencrypted_secrets: args.allow_unencrypted_secrets,
+        volume_snapshots: args
+            .volume_snapshots
+            .then(|| kastellan_bundle::volumes::Options {
+                class: args.volume_snapshot_class.clone(),
+                timeout: args.volume_snapshot_timeout,
+            }),
     };
     let created = super::runtime()?.block_on(async {
         let client = super::kube::client(
@@ -202,7 +227,7 @@ fn create(args: &BackupCreateArgs, global: &GlobalArgs, printer: &Printer) -> Re
         };
         let r = kastellan_bundle::create(req, &client, &note, &mut progress).await;
         bar.finish_and_clear();
-        anyhow::Ok(r?)
+        anyhow::Ok(r.map_err(volume_hint)?)
     })?;
     super::note_leftovers(printer, &created.leftovers);
     for w in &created.warnings {
@@ -237,6 +262,7 @@ fn create(args: &BackupCreateArgs, global: &GlobalArgs, printer: &Printer) -> Re
         member: created.choice.describe(),
         warnings: created.warnings.clone(),
         removed_leftovers: super::LeftoverReport::all(&created.leftovers),
+        volume_snapshots: created.manifest.volume_snapshots.clone(),
     })?;
     Ok(Outcome::Ok)
 }
@@ -294,6 +320,8 @@ struct CreateReport {
     warnings: Vec<String>,
     removed_leftovers: Vec<super::LeftoverReport>,
     copies: Vec<PushOutcome>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    volume_snapshots: Option<VolumeSnapshots>,
 }
 
 impl Report for CreateReport {
@@ -321,6 +349,37 @@ impl Report for CreateReport {
         let _ = writeln!(out, "sha256 {}", self.sidecar.sha256);
         for c in &self.copies {
             let _ = writeln!(out, "{}", style.good(&format!("copy at {}", c.url)));
+        }
+        if let Some(v) = &self.volume_snapshots {
+            let _ = writeln!(
+                out,
+                "{} volume snapshot(s), {} PVC(s) skipped",
+                v.taken.len(),
+                v.skipped.len()
+            );
+            if !v.taken.is_empty() {
+                let mut t = Table::new(["NAMESPACE", "PVC", "VOLUMESNAPSHOT", "CLASS", "SIZE"]);
+                for r in &v.taken {
+                    t.row([
+                        r.namespace.clone(),
+                        r.pvc.clone(),
+                        r.volume_snapshot.clone(),
+                        r.class.clone(),
+                        r.restore_size.clone().unwrap_or_default(),
+                    ]);
+                }
+                t.render_into(out, style);
+            }
+            for k in &v.skipped {
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    style.warn(&format!(
+                        "skipped PVC {}/{}: {}",
+                        k.namespace, k.pvc, k.reason
+                    ))
+                );
+            }
         }
     }
 }

@@ -198,6 +198,16 @@ fn create_args(args: &BackupScheduleArgs, global: &GlobalArgs) -> Result<Vec<Str
     if e.from_cluster {
         out.push("--from-cluster".into());
     }
+    if c.volume_snapshots {
+        out.push("--volume-snapshots".into());
+        if let Some(class) = &c.volume_snapshot_class {
+            out.extend(["--volume-snapshot-class".into(), class.clone()]);
+        }
+        out.extend([
+            "--volume-snapshot-timeout".into(),
+            format!("{}ms", c.volume_snapshot_timeout.as_millis()),
+        ]);
+    }
     // The off-node copy: the service reads its credentials from a file (never from the
     // unit), so --s3-credentials-file is passed on, made absolute.
     if let Some(to) = &c.to {

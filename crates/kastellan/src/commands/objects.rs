@@ -7,7 +7,9 @@
 //! `overwrite`, `objects` (each: `group`, `kind`, `namespace`, `name`, `apiVersion`,
 //! `state` — missing, same, changed, skipped, unknownKind —, `result` — created,
 //! wouldCreate, unchanged, skipped, conflicted, overwritten, wouldOverwrite, failed —,
-//! `reason`, `changedAfterBackup`, `diff`) and `counts` (objects per result); `backup
+//! `reason`, `changedAfterBackup`, `diff`, `fromVolumeSnapshot`: with
+//! `--pvc-from-snapshot`, the VolumeSnapshot a PVC is re-created from) and `counts`
+//! (objects per result); `backup
 //! diff` prints `a`, `b`, their `createdAt`, `added`, `removed`, `changed` and
 //! `differences` (each: `group`, `kind`, `namespace`, `name`, `change`, `diff`).
 
@@ -53,9 +55,58 @@ fn decryption(identity: &Option<PathBuf>, passphrase: &Option<PathBuf>) -> Resul
 
 /// A verified bundle's objects and when it was made.
 fn read_bundle(path: &Path, dec: &Decryption) -> Result<(Vec<Object>, String)> {
+    let (objs, manifest) = read_bundle_manifest(path, dec)?;
+    Ok((objs, manifest.created_at))
+}
+
+/// A verified bundle's objects and its manifest.
+fn read_bundle_manifest(
+    path: &Path,
+    dec: &Decryption,
+) -> Result<(Vec<Object>, kastellan_bundle::Manifest)> {
     let (verified, members) = kastellan_bundle::verify_and_read_resources(path, dec)?;
     let objs = objects::parse_resources(&members)?;
-    Ok((objs, verified.manifest.created_at))
+    Ok((objs, verified.manifest))
+}
+
+/// `namespace/pvc` -> the VolumeSnapshot the bundle recorded for it.
+type Recorded = BTreeMap<(String, String), String>;
+
+fn is_pvc(obj: &Object) -> bool {
+    obj.key.group.is_empty() && obj.key.kind == "PersistentVolumeClaim"
+}
+
+/// The PVC as re-created from `snapshot`: `spec.dataSource` names it; the old
+/// volume's binding (`spec.volumeName`, the binder's annotations) is dropped so that
+/// the provisioner makes a new volume from the snapshot.
+fn pvc_from_snapshot(mut v: Value, snapshot: &str) -> Value {
+    if let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.remove("volumeName");
+        spec.remove("dataSourceRef");
+        spec.insert(
+            "dataSource".into(),
+            serde_json::json!({
+                "apiGroup": kastellan_bundle::volumes::GROUP,
+                "kind": "VolumeSnapshot",
+                "name": snapshot,
+            }),
+        );
+    }
+    if let Some(a) = v
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        for k in [
+            "pv.kubernetes.io/bind-completed",
+            "pv.kubernetes.io/bound-by-controller",
+            "volume.beta.kubernetes.io/storage-provisioner",
+            "volume.kubernetes.io/storage-provisioner",
+            "volume.kubernetes.io/selected-node",
+        ] {
+            a.remove(k);
+        }
+    }
+    v
 }
 
 /// What became of one object.
@@ -113,6 +164,9 @@ struct Row {
     changed_after_backup: Option<jiff::Timestamp>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     diff: Vec<String>,
+    /// The VolumeSnapshot a PVC is (to be) re-created from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from_volume_snapshot: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -310,6 +364,45 @@ async fn plan_item(
     }
 }
 
+/// With `--pvc-from-snapshot`: a missing PVC with a recorded VolumeSnapshot that still
+/// exists is re-created from it; one whose VolumeSnapshot is gone fails (re-creating it
+/// bound to its old volume is not what was asked for).
+async fn plan_from_snapshot(client: &kube::Client, item: &mut Item<'_>, recorded: &Recorded) {
+    if !is_pvc(item.obj) || item.row.state != State::Missing {
+        return;
+    }
+    let ns = item.obj.key.namespace.clone().unwrap_or_default();
+    let Some(snap) = recorded.get(&(ns.clone(), item.obj.key.name.clone())) else {
+        item.row.reason = "missing; the bundle records no VolumeSnapshot of it: re-created \
+                           as backed up"
+            .into();
+        return;
+    };
+    let ar = kastellan_bundle::volumes::resource("VolumeSnapshot", "volumesnapshots");
+    match Api::<DynamicObject>::namespaced_with(client.clone(), &ns, &ar)
+        .get_opt(snap)
+        .await
+    {
+        Ok(Some(_)) => {
+            item.row.reason = format!("missing; from VolumeSnapshot {ns}/{snap}");
+            item.row.from_volume_snapshot = Some(snap.clone());
+        }
+        Ok(None) => {
+            item.action = None;
+            item.row.result = Fate::Failed;
+            item.row.reason = format!("missing; its VolumeSnapshot {ns}/{snap} no longer exists");
+        }
+        Err(e) => {
+            item.action = None;
+            item.row.result = Fate::Failed;
+            item.row.reason = format!(
+                "missing; reading its VolumeSnapshot {ns}/{snap}: {}",
+                api_reason(&e)
+            );
+        }
+    }
+}
+
 /// The backup's object as applied: server-owned fields dropped, ownerReferences
 /// pointed at the live owners' uids (a reference to an owner the cluster does not have
 /// is dropped: the API refuses one without a uid).
@@ -370,7 +463,26 @@ pub fn restore(
     printer: &Printer,
 ) -> Result<Outcome> {
     let dec = decryption(&args.identity, &args.passphrase_file)?;
-    let (all, created_at) = read_bundle(&args.from, &dec)?;
+    let (all, manifest) = read_bundle_manifest(&args.from, &dec)?;
+    let created_at = manifest.created_at.clone();
+    let recorded: Recorded = manifest
+        .volume_snapshots
+        .iter()
+        .flat_map(|v| &v.taken)
+        .map(|r| {
+            (
+                (r.namespace.clone(), r.pvc.clone()),
+                r.volume_snapshot.clone(),
+            )
+        })
+        .collect();
+    if args.pvc_from_snapshot && recorded.is_empty() {
+        anyhow::bail!(
+            "--pvc-from-snapshot: {} records no volume snapshot (made without \
+             --volume-snapshots, or no PVC had a VolumeSnapshotClass)",
+            args.from.display()
+        );
+    }
     let filter = Filter {
         namespaces: args.namespace.clone(),
         kinds: args.kind.clone(),
@@ -415,6 +527,7 @@ pub fn restore(
                     reason: String::new(),
                     changed_after_backup: None,
                     diff: Vec::new(),
+                    from_volume_snapshot: None,
                 },
             })
             .collect();
@@ -429,6 +542,9 @@ pub fn restore(
             .collect();
         for item in &mut items {
             plan_item(&client, item, &rules, args.overwrite, backup_time).await;
+            if args.pvc_from_snapshot {
+                plan_from_snapshot(&client, item, &recorded).await;
+            }
             if item.row.state == State::UnknownKind && crds.contains(&item.obj.key.qualified_kind())
             {
                 item.row.result = Fate::WouldCreate;
@@ -519,7 +635,10 @@ pub fn restore(
                 continue;
             };
             let mut notes = Vec::new();
-            let value = applied_value(&client, &discovery, item.obj, &mut notes).await;
+            let mut value = applied_value(&client, &discovery, item.obj, &mut notes).await;
+            if let Some(snap) = &item.row.from_volume_snapshot {
+                value = pvc_from_snapshot(value, snap);
+            }
             let api = api_for(&client, item.obj, &ar, &scope);
             let overwrite = item.row.result == Fate::WouldOverwrite;
             let mut params = PatchParams::apply(FIELD_MANAGER);
@@ -647,4 +766,35 @@ pub fn diff(args: &BackupDiffArgs, printer: &Printer) -> Result<Outcome> {
     } else {
         Outcome::Unhealthy
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pvc_from_a_snapshot_names_it_and_drops_the_old_binding() {
+        let backed_up = serde_json::json!({
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "data", "namespace": "vault", "annotations": {
+                "pv.kubernetes.io/bind-completed": "yes",
+                "pv.kubernetes.io/bound-by-controller": "yes",
+                "team": "vault"}},
+            "spec": {"storageClassName": "test-csi", "volumeName": "vault-data",
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "1Gi"}}},
+        });
+        let v = pvc_from_snapshot(backed_up, "kastellan-data-20261202-080000");
+        assert_eq!(
+            v["spec"]["dataSource"],
+            serde_json::json!({"apiGroup": "snapshot.storage.k8s.io",
+                "kind": "VolumeSnapshot", "name": "kastellan-data-20261202-080000"})
+        );
+        assert!(v["spec"].get("volumeName").is_none());
+        assert_eq!(
+            v["metadata"]["annotations"],
+            serde_json::json!({"team": "vault"})
+        );
+        assert_eq!(v["spec"]["resources"]["requests"]["storage"], "1Gi");
+    }
 }

@@ -494,6 +494,43 @@ fn cli_backup_schedule_passes_the_s3_copy_on_17() {
     assert!(text(&out.stderr).contains("--to"), "{}", text(&out.stderr));
 }
 
+/// `backup schedule` passes the volume snapshot flags on to each run, as it does the
+/// others (issue 17): a schedule never drops them in silence.
+#[test]
+fn cli_backup_schedule_passes_the_volume_snapshots_on_17() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(backup(&[
+        "schedule",
+        "--every",
+        "6h",
+        "--systemd",
+        "--dry-run",
+        "--unit-dir",
+        &dir.path().display().to_string(),
+        "--allow-unencrypted-secrets",
+        "--volume-snapshots",
+        "--volume-snapshot-class",
+        "csi-snap",
+        "--volume-snapshot-timeout",
+        "90s",
+    ]));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(
+            "--volume-snapshots --volume-snapshot-class csi-snap --volume-snapshot-timeout 90000ms"
+        ),
+        "{stdout}"
+    );
+    // Without --volume-snapshots, its companions are refused (exit 2, naming it).
+    let out = backup(&["create", "--volume-snapshot-class", "csi-snap"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--volume-snapshots"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 /// `backup schedule --cronjob` prints a CronJob for the control-plane nodes; the lab
 /// cannot run containers, so it is checked as YAML here, not applied.
 #[test]

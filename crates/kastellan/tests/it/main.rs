@@ -38,6 +38,7 @@ mod tokens;
 mod tree;
 mod upgrade;
 mod versions;
+mod volumes;
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::LabGuard;
 use crate::{kastellan, kubectl, kubectl_stdin, lab_lock};
 
-const ETC: &str = "/var/lib/kastellan/lab/nodes/cp1/etc-kubernetes";
+pub(crate) const ETC: &str = "/var/lib/kastellan/lab/nodes/cp1/etc-kubernetes";
 const ADMIN: &str = "/var/lib/kastellan/lab/admin.conf";
 
 const SHOP: &str = r#"
@@ -88,7 +88,7 @@ metadata: {name: w1, namespace: shop}
 spec: {size: 3}
 "#;
 
-fn text(o: &Output) -> String {
+pub(crate) fn text(o: &Output) -> String {
     format!(
         "exit {:?}\n{}{}",
         o.status.code(),
@@ -97,7 +97,7 @@ fn text(o: &Output) -> String {
     )
 }
 
-fn ours(args: &[&str]) -> Output {
+pub(crate) fn ours(args: &[&str]) -> Output {
     kastellan()
         .env("KUBECONFIG", ADMIN)
         .env("COLUMNS", "80")
@@ -106,11 +106,11 @@ fn ours(args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn json_of(o: &Output) -> Value {
+pub(crate) fn json_of(o: &Output) -> Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)))
 }
 
-fn get(args: &[&str]) -> Option<Value> {
+pub(crate) fn get(args: &[&str]) -> Option<Value> {
     let out = kubectl()
         .args(["get"])
         .args(args)
@@ -122,7 +122,7 @@ fn get(args: &[&str]) -> Option<Value> {
         .then(|| serde_json::from_slice(&out.stdout).unwrap())
 }
 
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
         assert!(
@@ -586,6 +586,10 @@ fn lab_restore_objects_brings_back_a_deleted_namespace_16() {
     let out = ours(&["backup", "diff", &before, &changed]);
     let table = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(table.contains("1 added, 1 removed, 1 changed"), "{table}");
+    eprintln!("backup diff done after {:?}", started.elapsed());
+
+    // Issue 17: volume snapshots, on the same lab.
+    crate::volumes::volume_snapshots_on_the_lab(d);
     eprintln!("done after {:?}", started.elapsed());
 }
 

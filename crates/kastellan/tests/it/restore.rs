@@ -1325,6 +1325,7 @@ fn hand_bundle_with(
                 sha256: hex::encode(Sha256::digest(bytes)),
             })
             .collect(),
+        volume_snapshots: None,
     };
     std::fs::create_dir_all(dir).unwrap();
     let name = manifest::bundle_name("kubernetes", created_at.parse().unwrap(), false);
