@@ -4,7 +4,7 @@
 //! A mapped file's pages count in the process's resident set as they are read, so a
 //! walk of a 1 GiB snapshot would otherwise end near 1 GiB resident, which a CronJob's
 //! memory limit counts against. While a large file is open, a trimmer thread drops the
-//! mapping's pages from this process's page tables every few milliseconds
+//! mapping's pages from this process's page tables every millisecond
 //! (`MADV_DONTNEED`): the kernel's page cache keeps them, so reading one again is a
 //! minor fault, and the resident set stays near what is read between two trims.
 
@@ -19,8 +19,9 @@ use crate::{Error, Inspection, Options, Status, inspect};
 /// Files below this size are read into memory rather than mapped.
 const MAP_THRESHOLD: u64 = 1 << 20;
 
-/// How often the trimmer drops the mapping's pages.
-const TRIM_EVERY: Duration = Duration::from_millis(5);
+/// How often the trimmer drops the mapping's pages. At 5 ms a restore, whose two
+/// threads read the mapping at once, still peaked near 90 MiB; at 1 ms, near 43 MiB.
+const TRIM_EVERY: Duration = Duration::from_millis(1);
 
 #[derive(Debug)]
 enum Bytes {
