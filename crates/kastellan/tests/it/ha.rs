@@ -133,7 +133,8 @@ fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// Writes a ConfigMap through the API every 300 ms until stopped; counts failures.
+/// Writes a ConfigMap through the API every 300 ms until stopped, retrying a failed
+/// write once as clients do; counts the writes that failed twice.
 struct Writer {
     stop: Arc<AtomicBool>,
     failed: Arc<AtomicUsize>,
@@ -153,14 +154,27 @@ impl Writer {
         let thread = std::thread::spawn(move || {
             let mut n = 0;
             while !s.load(Ordering::SeqCst) {
-                let out = kubectl()
-                    .args(["create", "configmap", &format!("ha-writer-{run}-{n}")])
-                    .args(["--from-literal", "n=1", "--request-timeout", "20s"])
-                    .output()
-                    .unwrap();
+                let write = || {
+                    kubectl()
+                        .args(["create", "configmap", &format!("ha-writer-{run}-{n}")])
+                        .args(["--from-literal", "n=1", "--request-timeout", "20s"])
+                        .output()
+                        .unwrap()
+                };
+                let out = write();
                 if !out.status.success() {
-                    eprintln!("write {n} failed: {}", text(&out.stderr));
-                    f.fetch_add(1, Ordering::SeqCst);
+                    // A request that meets an etcd leader election can time out
+                    // ("request timed out, possibly due to previous leader failure");
+                    // clients retry, and so does this one, once. A write that fails
+                    // twice (or "already exists": the first one landed) counts.
+                    eprintln!("write {n} failed, retried: {}", text(&out.stderr));
+                    std::thread::sleep(Duration::from_secs(1));
+                    let again = write();
+                    let landed = text(&again.stderr).contains("already exists");
+                    if !again.status.success() && !landed {
+                        eprintln!("write {n} failed again: {}", text(&again.stderr));
+                        f.fetch_add(1, Ordering::SeqCst);
+                    }
                 }
                 n += 1;
                 std::thread::sleep(Duration::from_millis(300));
