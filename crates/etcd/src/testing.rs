@@ -89,6 +89,34 @@ pub fn etcd35() -> EtcdRelease {
     }
 }
 
+/// The arguments of `etcdctl endpoint hashkv` at `revision` (0: the current one), JSON.
+pub fn hashkv_args(revision: i64) -> Vec<String> {
+    [
+        "endpoint",
+        "hashkv",
+        "--rev",
+        &revision.to_string(),
+        "-w",
+        "json",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// What `etcdctl endpoint hashkv -w json` printed for one endpoint, asked at
+/// `revision`: (hash, revision hashed at, compacted revision).
+pub fn parse_hashkv(stdout: &[u8], revision: i64) -> (u32, i64, i64) {
+    let doc: serde_json::Value = serde_json::from_slice(stdout).expect("hashkv JSON");
+    let r = &doc[0]["HashKV"];
+    let hash = u32::try_from(r["hash"].as_u64().unwrap_or(0)).expect("a 32-bit hash");
+    let at = if revision == 0 {
+        r["header"]["revision"].as_i64().expect("a revision")
+    } else {
+        revision
+    };
+    (hash, at, r["compact_revision"].as_i64().unwrap_or(0))
+}
+
 /// The figures of `snapshot status -w json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -1387,21 +1387,14 @@ fn real_etcd_cli_backup_verify_catches_a_snapshot_changed_after_it_was_taken_16(
         .revision;
     let out = etcd
         .etcdctl_on(&ep)
-        .args([
-            "endpoint",
-            "hashkv",
-            "--rev",
-            &revision.to_string(),
-            "-w",
-            "json",
-        ])
+        .args(kastellan_etcd::testing::hashkv_args(revision))
         .output()
         .unwrap();
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (hash, _, compact_revision) = kastellan_etcd::testing::parse_hashkv(&out.stdout, revision);
     let record = kastellan_bundle::manifest::HashKvRecord {
-        hash: u32::try_from(doc[0]["HashKV"]["hash"].as_u64().unwrap()).unwrap(),
+        hash,
         revision,
-        compact_revision: doc[0]["HashKV"]["compact_revision"].as_i64().unwrap_or(0),
+        compact_revision,
     };
     let ca = b"-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n";
     let verify = |bundle: &Path| {

@@ -105,23 +105,9 @@ fn assert_same_figures(release: &EtcdRelease, path: &Path) -> kastellan_snapshot
 /// etcd's HashKV at `revision` (0: the current one), from `etcdctl endpoint hashkv`:
 /// (hash, revision hashed at, compacted revision).
 fn their_hash_kv(server: &EtcdServer, revision: i64) -> (u32, i64, i64) {
-    let out = server.etcdctl(&[
-        "endpoint",
-        "hashkv",
-        "--rev",
-        &revision.to_string(),
-        "-w",
-        "json",
-    ]);
-    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let r = &doc[0]["HashKV"];
-    let hash = u32::try_from(r["hash"].as_u64().unwrap_or(0)).unwrap();
-    let at = if revision == 0 {
-        r["header"]["revision"].as_i64().unwrap()
-    } else {
-        revision
-    };
-    (hash, at, r["compact_revision"].as_i64().unwrap_or(0))
+    let args = kastellan_etcd::testing::hashkv_args(revision);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    kastellan_etcd::testing::parse_hashkv(server.etcdctl(&args).as_bytes(), revision)
 }
 
 /// Our HashKV, computed from the snapshot file, equals the member's own at the latest
