@@ -256,6 +256,7 @@ pub async fn create(
         revision: saved.status.revision,
         verified_at: Some(created_at),
         verified_by: Some("create".into()),
+        restore_test: None,
     };
     let path = dir.join(&name);
     write_sidecar(&path, &sidecar)?;

@@ -38,6 +38,7 @@ mod create;
 mod error;
 pub mod manifest;
 pub mod objects;
+pub mod proof;
 pub mod remote;
 mod resources;
 pub mod retention;

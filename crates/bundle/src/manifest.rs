@@ -186,6 +186,10 @@ pub struct Sidecar {
     pub verified_at: Option<String>,
     /// "create" or "verify".
     pub verified_by: Option<String>,
+    /// The last restore test (`backup verify --restore-test`): its verdict and figures
+    /// (absent when none ran).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_test: Option<crate::proof::RestoreTest>,
 }
 
 /// The sidecar path of a bundle.

@@ -82,6 +82,7 @@ fn make(dir: &Path, at: &str, encryption: Encryption) -> PathBuf {
             revision: status.revision,
             verified_at: Some(at.into()),
             verified_by: Some("create".into()),
+            restore_test: None,
         },
     )
     .unwrap();

@@ -385,6 +385,7 @@ fn verify_keeping(
             revision: manifest_doc.snapshot.revision,
             verified_at: Some(now),
             verified_by: Some("verify".into()),
+            restore_test: None,
         },
     };
     if record && let Err(e) = crate::create::write_sidecar(bundle, &updated) {

@@ -350,6 +350,43 @@ impl MemberClient {
         Ok((kvs, resp.more()))
     }
 
+    /// How many keys this member holds now (a serializable count of the whole keyspace,
+    /// `etcdctl get "" --prefix --count-only`), and the revision it answered at.
+    pub async fn count_keys(&mut self) -> Result<(u64, i64)> {
+        let mut c = self.inner.clone();
+        let options = etcd_client::GetOptions::new()
+            .with_all_keys()
+            .with_count_only()
+            .with_serializable();
+        let resp = self.timed("range", c.get(vec![0u8], Some(options))).await?;
+        let revision = resp.header().map_or(0, |h| h.revision());
+        Ok((u64::try_from(resp.count()).unwrap_or(0), revision))
+    }
+
+    /// One key as this member holds it now (serializable read), with its revisions;
+    /// `None` when it does not exist.
+    pub async fn get_key(
+        &mut self,
+        key: &[u8],
+    ) -> Result<Option<kastellan_snapshot::mvcc::KeyValue>> {
+        let mut c = self.inner.clone();
+        let options = etcd_client::GetOptions::new().with_serializable();
+        let resp = self
+            .timed("range", c.get(key.to_vec(), Some(options)))
+            .await?;
+        Ok(resp
+            .kvs()
+            .first()
+            .map(|kv| kastellan_snapshot::mvcc::KeyValue {
+                key: kv.key().to_vec(),
+                create_revision: kv.create_revision(),
+                mod_revision: kv.mod_revision(),
+                version: kv.version(),
+                value: kv.value().to_vec(),
+                lease: kv.lease(),
+            }))
+    }
+
     /// etcd's hash of the keyspace at `revision` (0: the current one), as this member
     /// computes it (`etcdctl endpoint hashkv`): (hash, revision hashed at, compacted
     /// revision).

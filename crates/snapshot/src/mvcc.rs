@@ -250,6 +250,91 @@ pub fn view(tree: &Tree<'_, '_>, select: &Select, at: Option<i64>) -> Result<Vie
     Ok(v)
 }
 
+/// The live keys at the latest revision, counted, with an evenly spread sample of them:
+/// what a member started on this snapshot must serve (see [`live_keys`]).
+#[derive(Debug, Clone, Default)]
+pub struct LiveKeys {
+    /// The latest main revision.
+    pub revision: i64,
+    /// How many keys are live at it.
+    pub count: u64,
+    /// Up to the number asked for, spread evenly over the live keys in key order, each
+    /// with its latest revision.
+    pub sample: Vec<KeyValue>,
+}
+
+/// Counts the live keys at the latest revision and samples up to `sample` of them,
+/// spread evenly in key order. Two passes over the `key` bucket; only the keys (not
+/// their values) are held in memory, plus the sampled values.
+pub fn live_keys(tree: &Tree<'_, '_>, sample: usize) -> Result<LiveKeys, ViewError> {
+    let bucket = match tree
+        .get(tree.root(), KEY_BUCKET)
+        .map_err(ViewError::Fault)?
+    {
+        Some(Entry::Bucket(b)) => b,
+        _ => return Err(ViewError::NoKeyBucket),
+    };
+    // Pass 1: per key, whether its latest revision is a tombstone.
+    let mut alive: BTreeMap<Vec<u8>, bool> = BTreeMap::new();
+    let mut revision = 0i64;
+    tree.for_each(bucket, &mut |rev_key, entry| {
+        let (Some(rev), Entry::Value(bytes)) = (Revision::parse(rev_key), entry) else {
+            return Ok(());
+        };
+        revision = revision.max(rev.main);
+        if let Ok(kv) = <KeyValue as prost::Message>::decode(bytes) {
+            alive.insert(kv.key, !rev.tombstone);
+        }
+        Ok(())
+    })
+    .map_err(ViewError::Fault)?;
+    let live: Vec<Vec<u8>> = alive
+        .into_iter()
+        .filter_map(|(k, a)| a.then_some(k))
+        .collect();
+    let count = live.len() as u64;
+    let n = sample.min(live.len());
+    let wanted: std::collections::HashSet<&[u8]> = (0..n)
+        .map(|i| live[i * live.len() / n].as_slice())
+        .collect();
+    // Pass 2: the sampled keys' latest values (the last revision seen wins).
+    let mut found: BTreeMap<Vec<u8>, KeyValue> = BTreeMap::new();
+    if !wanted.is_empty() {
+        tree.for_each(bucket, &mut |rev_key, entry| {
+            let (Some(rev), Entry::Value(bytes)) = (Revision::parse(rev_key), entry) else {
+                return Ok(());
+            };
+            if rev.tombstone {
+                return Ok(());
+            }
+            if let Ok(kv) = <KeyValue as prost::Message>::decode(bytes)
+                && wanted.contains(kv.key.as_slice())
+            {
+                found.insert(kv.key.clone(), kv);
+            }
+            Ok(())
+        })
+        .map_err(ViewError::Fault)?;
+    }
+    Ok(LiveKeys {
+        revision,
+        count,
+        sample: found.into_values().collect(),
+    })
+}
+
+/// Opens the snapshot given as bytes (trailer included), checks that its page tree can
+/// be walked, and runs [`live_keys`].
+pub fn live_keys_of_file(file: &[u8], sample: usize) -> Result<LiveKeys, ViewError> {
+    with_tree(file, |tree| live_keys(tree, sample)).map_err(|(opened, fault)| {
+        if opened {
+            ViewError::Fault(fault)
+        } else {
+            ViewError::NotBbolt(fault)
+        }
+    })?
+}
+
 /// `meta/finishedCompactRev`: a revision key whose main revision is the compacted one.
 fn compact_revision(tree: &Tree<'_, '_>) -> Option<i64> {
     let Ok(Some(Entry::Bucket(meta))) = tree.get(tree.root(), META_BUCKET) else {

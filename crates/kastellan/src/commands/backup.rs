@@ -18,6 +18,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use kastellan_bundle::proof::RestoreTest;
 use kastellan_bundle::remote::{Credentials, Location, PushOutcome, Pushed, Remote, Settings};
 use kastellan_bundle::volumes::VolumeSnapshots;
 use kastellan_bundle::{
@@ -188,6 +189,14 @@ fn create(args: &BackupCreateArgs, global: &GlobalArgs, printer: &Printer) -> Re
         (r, _) => Encryption::Recipients(r.to_vec()),
     };
     let unencrypted = matches!(encryption, Encryption::None);
+    anyhow::ensure!(
+        !(args.proof.restore_test && matches!(encryption, Encryption::Recipients(_))),
+        "--restore-test with --recipient: the bundle cannot be read back without an identity; run `kastellan backup verify --restore-test --identity FILE BUNDLE` once it is written"
+    );
+    let decryption = match &encryption {
+        Encryption::Passphrase(p) => Decryption::Passphrase(p.clone()),
+        _ => Decryption::None,
+    };
     // The store's settings are checked before the bundle is made.
     let target = args
         .to
@@ -241,6 +250,12 @@ fn create(args: &BackupCreateArgs, global: &GlobalArgs, printer: &Printer) -> Re
             created.manifest.sensitive.describe()
         ));
     }
+    // Proven before it is copied, so that the copy's sidecar carries the verdict.
+    let proof = if args.proof.restore_test {
+        Some(restore_test(&created.path, &decryption, &args.proof, printer)?.1)
+    } else {
+        None
+    };
     let copies = match &target {
         Some(remote) => {
             // The interrupted copies of earlier runs first, then this bundle.
@@ -253,7 +268,9 @@ fn create(args: &BackupCreateArgs, global: &GlobalArgs, printer: &Printer) -> Re
         }
         None => Vec::new(),
     };
+    let passed = proof.as_ref().is_none_or(|t| t.passed);
     printer.report(&CreateReport {
+        restore_test: proof,
         copies,
         path: created.path.clone(),
         sidecar: created.sidecar.clone(),
@@ -264,7 +281,11 @@ fn create(args: &BackupCreateArgs, global: &GlobalArgs, printer: &Printer) -> Re
         removed_leftovers: super::LeftoverReport::all(&created.leftovers),
         volume_snapshots: created.manifest.volume_snapshots.clone(),
     })?;
-    Ok(Outcome::Ok)
+    Ok(if passed {
+        Outcome::Ok
+    } else {
+        Outcome::Unhealthy
+    })
 }
 
 fn verify(args: &BackupVerifyArgs, printer: &Printer) -> Result<Outcome> {
@@ -274,6 +295,21 @@ fn verify(args: &BackupVerifyArgs, printer: &Printer) -> Result<Outcome> {
         (None, None) => Decryption::None,
     };
     let url = args.bundle.to_str().filter(|s| s.starts_with("s3://"));
+    if args.proof.restore_test {
+        anyhow::ensure!(
+            url.is_none(),
+            "--restore-test: {} is remote; download it first (restore --bundle takes it) or restore-test it where it was made",
+            args.bundle.display()
+        );
+        let (v, test) = restore_test(&args.bundle, &decryption, &args.proof, printer)?;
+        let passed = test.passed;
+        printer.report(&VerifyReport::new(&v, Some(test)))?;
+        return Ok(if passed {
+            Outcome::Ok
+        } else {
+            Outcome::Unhealthy
+        });
+    }
     let v = match url {
         Some(url) => {
             let (loc, name) = Location::of_bundle(url)?;
@@ -293,19 +329,30 @@ fn verify(args: &BackupVerifyArgs, printer: &Printer) -> Result<Outcome> {
         }
         None => kastellan_bundle::verify(&args.bundle, &decryption)?,
     };
-    printer.report(&VerifyReport {
-        path: v.path.clone(),
-        files: v.files,
-        bytes: v.bytes,
-        encrypted: v.encrypted,
-        revision: v.snapshot.revision,
-        total_key: v.snapshot.total_key,
-        cluster_name: v.manifest.cluster_name.clone(),
-        created_at: v.manifest.created_at.clone(),
-        sidecar_checked: v.sidecar_checked,
-        keyspace_hash: v.manifest.snapshot.hash_kv.map(|h| h.hash),
-    })?;
+    printer.report(&VerifyReport::new(&v, None))?;
     Ok(Outcome::Ok)
+}
+
+/// Runs the restore test of a local bundle, with a spinner and a note per step.
+fn restore_test(
+    bundle: &Path,
+    decryption: &Decryption,
+    args: &crate::cli::RestoreTestArgs,
+    printer: &Printer,
+) -> Result<(kastellan_bundle::Verified, RestoreTest)> {
+    let options = kastellan_bundle::proof::Options {
+        etcd_binary: args.etcd_binary.clone(),
+        timeout: args.restore_test_timeout,
+        ..Default::default()
+    };
+    let note = |s: String| printer.note(s);
+    let r = kastellan_bundle::proof::restore_test(bundle, decryption, &options, &note);
+    r.map_err(|e| match e {
+        kastellan_bundle::Error::Usage(_) if args.etcd_binary.is_none() => {
+            anyhow::Error::new(e).context("--restore-test")
+        }
+        e => e.into(),
+    })
 }
 
 #[derive(Debug, Serialize)]
@@ -322,6 +369,8 @@ struct CreateReport {
     copies: Vec<PushOutcome>,
     #[serde(skip_serializing_if = "Option::is_none")]
     volume_snapshots: Option<VolumeSnapshots>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    restore_test: Option<RestoreTest>,
 }
 
 impl Report for CreateReport {
@@ -381,6 +430,9 @@ impl Report for CreateReport {
                 );
             }
         }
+        if let Some(t) = &self.restore_test {
+            render_restore_test(t, out, style);
+        }
     }
 }
 
@@ -388,6 +440,9 @@ impl Report for CreateReport {
 #[serde(rename_all = "camelCase")]
 struct VerifyReport {
     path: PathBuf,
+    /// The restore test's verdict and figures, when one ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    restore_test: Option<RestoreTest>,
     files: usize,
     bytes: u64,
     encrypted: bool,
@@ -398,6 +453,60 @@ struct VerifyReport {
     sidecar_checked: bool,
     /// etcd's keyspace hash recorded at the snapshot, and found again in it.
     keyspace_hash: Option<u32>,
+}
+
+impl VerifyReport {
+    fn new(v: &kastellan_bundle::Verified, restore_test: Option<RestoreTest>) -> VerifyReport {
+        VerifyReport {
+            path: v.path.clone(),
+            restore_test,
+            files: v.files,
+            bytes: v.bytes,
+            encrypted: v.encrypted,
+            revision: v.snapshot.revision,
+            total_key: v.snapshot.total_key,
+            cluster_name: v.manifest.cluster_name.clone(),
+            created_at: v.manifest.created_at.clone(),
+            sidecar_checked: v.sidecar_checked,
+            keyspace_hash: v.manifest.snapshot.hash_kv.map(|h| h.hash),
+        }
+    }
+}
+
+/// The restore test's lines (verify and create).
+fn render_restore_test(t: &RestoreTest, out: &mut String, style: &Style) {
+    let figures = format!(
+        "served revision {}, {} keys, keyspace hash {}, {} keys compared",
+        t.revision,
+        t.keys,
+        t.hash_kv.map_or_else(|| "-".into(), |h| h.to_string()),
+        t.sampled
+    );
+    if t.passed {
+        let _ = writeln!(
+            out,
+            "{}",
+            style.good(&format!(
+                "restore test passed in {:.1}s: a restored etcd serves the snapshot",
+                t.millis as f64 / 1000.0
+            ))
+        );
+        let _ = writeln!(out, "{figures}");
+    } else {
+        let _ = writeln!(
+            out,
+            "{}",
+            style.bad(&format!(
+                "restore test FAILED ({} problem(s))",
+                t.problems.len()
+            ))
+        );
+        for p in &t.problems {
+            let _ = writeln!(out, "  {p}");
+        }
+        let _ = writeln!(out, "{figures}");
+    }
+    let _ = writeln!(out, "etcd {}", t.etcd);
 }
 
 impl Report for VerifyReport {
@@ -437,6 +546,9 @@ impl Report for VerifyReport {
                 );
             }
         }
+        if let Some(t) = &self.restore_test {
+            render_restore_test(t, out, style);
+        }
     }
 }
 
@@ -446,8 +558,20 @@ struct ListReport(Vec<BundleInfo>);
 
 impl Report for ListReport {
     fn render(&self, out: &mut String, style: &Style) {
-        let mut t = Table::new(["BUNDLE", "CREATED", "SIZE", "ENCRYPTED", "VERIFIED"]);
+        let mut t = Table::new([
+            "BUNDLE",
+            "CREATED",
+            "SIZE",
+            "ENCRYPTED",
+            "VERIFIED",
+            "PROVEN",
+        ]);
         for b in &self.0 {
+            let proven = match b.sidecar.as_ref().and_then(|s| s.restore_test.as_ref()) {
+                Some(t) if t.passed && b.verified => t.at.clone(),
+                Some(t) if !t.passed => style.bad(&format!("FAILED {}", t.at)),
+                _ => "no".into(),
+            };
             t.row([
                 b.name.clone(),
                 b.created
@@ -460,6 +584,7 @@ impl Report for ListReport {
                     .and_then(|s| s.verified_at.clone())
                     .filter(|_| b.verified)
                     .unwrap_or_else(|| "no".into()),
+                proven,
             ]);
         }
         t.render_into(out, style);

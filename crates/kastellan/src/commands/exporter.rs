@@ -33,6 +33,7 @@ pub fn run(args: ExporterArgs, global: &GlobalArgs, printer: &Printer) -> Result
         args.probe.clone(),
         global.clone(),
         Sweeper::new(Duration::from_secs(args.min_interval)),
+        args.backup_dir.clone(),
     ));
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -47,7 +48,7 @@ pub fn run(args: ExporterArgs, global: &GlobalArgs, printer: &Printer) -> Result
                 "/metrics",
                 axum::routing::get(move || {
                     let state = state.clone();
-                    async move { scrape(&state.0, &state.1, &state.2).await }
+                    async move { scrape(&state.0, &state.1, &state.2, state.3.as_deref()).await }
                 }),
             )
             .route("/healthz", axum::routing::get(|| async { "ok" }));
@@ -141,13 +142,59 @@ async fn scrape(
     p: &ProbeArgs,
     global: &GlobalArgs,
     sweeper: &Sweeper,
+    backup_dir: Option<&std::path::Path>,
 ) -> ([(axum::http::HeaderName, &'static str); 1], String) {
     let (report, stats) = sweeper.report(p, global).await;
     let ct = (
         axum::http::header::CONTENT_TYPE,
         "application/openmetrics-text; version=1.0.0; charset=utf-8",
     );
-    ([ct], encode_swept(&report, Some(stats)))
+    let backups = backup_dir.map(|d| BackupFigures::of(d, jiff::Timestamp::now()));
+    ([ct], encode_swept(&report, Some(stats), backups.as_ref()))
+}
+
+/// What the exporter says of the bundles in `--backup-dir`.
+#[derive(Debug, Clone, Default)]
+pub struct BackupFigures {
+    /// Whether the directory could be listed.
+    pub readable: bool,
+    /// Bundles in it.
+    pub bundles: usize,
+    /// Age of the newest bundle, in seconds.
+    pub newest: Option<f64>,
+    /// Age of the newest bundle verified (and unchanged since).
+    pub newest_verified: Option<f64>,
+    /// Age of the newest bundle proven by a restore test that passed (and unchanged
+    /// since).
+    pub newest_proven: Option<f64>,
+}
+
+impl BackupFigures {
+    /// Lists `dir` now.
+    pub fn of(dir: &std::path::Path, now: jiff::Timestamp) -> BackupFigures {
+        let Ok(list) = kastellan_bundle::list(dir) else {
+            return BackupFigures::default();
+        };
+        let age = |b: &kastellan_bundle::BundleInfo| {
+            b.created
+                .map(|c| (now.as_millisecond() - c.as_millisecond()) as f64 / 1000.0)
+        };
+        let proven = |b: &&kastellan_bundle::BundleInfo| {
+            b.verified
+                && b.sidecar
+                    .as_ref()
+                    .and_then(|s| s.restore_test.as_ref())
+                    .is_some_and(|t| t.passed)
+        };
+        // `list` is newest first.
+        BackupFigures {
+            readable: true,
+            bundles: list.len(),
+            newest: list.first().and_then(age),
+            newest_verified: list.iter().find(|b| b.verified).and_then(age),
+            newest_proven: list.iter().find(proven).and_then(age),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -178,9 +225,16 @@ struct LeaseLabels {
 type G = Gauge<f64, AtomicU64>;
 
 /// Encodes a report in the OpenMetrics text format, with the sweep's age, duration and
-/// count when it comes from one.
-pub fn encode_swept(r: &StatusReport, sweep: Option<SweepStats>) -> String {
+/// count when it comes from one, and the bundles' figures when a directory is watched.
+pub fn encode_swept(
+    r: &StatusReport,
+    sweep: Option<SweepStats>,
+    backups: Option<&BackupFigures>,
+) -> String {
     let mut reg = Registry::with_prefix("kastellan");
+    if let Some(b) = backups {
+        register_backups(&mut reg, b);
+    }
     if let Some(sw) = sweep {
         let age = G::default();
         let took = G::default();
@@ -327,6 +381,49 @@ pub fn encode_swept(r: &StatusReport, sweep: Option<SweepStats>) -> String {
     out
 }
 
+/// The `backup_*` gauges (an age only when such a bundle exists).
+fn register_backups(reg: &mut Registry, b: &BackupFigures) {
+    let gauge = |reg: &mut Registry, name: &str, help: &str, v: f64| {
+        let g = G::default();
+        g.set(v);
+        reg.register(name, help, g);
+    };
+    gauge(
+        reg,
+        "backup_dir_readable",
+        "1 when --backup-dir could be listed",
+        if b.readable { 1.0 } else { 0.0 },
+    );
+    gauge(
+        reg,
+        "backup_bundles",
+        "Bundles in --backup-dir",
+        b.bundles as f64,
+    );
+    let ages = [
+        (
+            "backup_newest_age_seconds",
+            "Age of the newest bundle",
+            b.newest,
+        ),
+        (
+            "backup_newest_verified_age_seconds",
+            "Age of the newest bundle verified and unchanged since",
+            b.newest_verified,
+        ),
+        (
+            "backup_newest_proven_age_seconds",
+            "Age of the newest bundle whose restore test passed (backup verify --restore-test)",
+            b.newest_proven,
+        ),
+    ];
+    for (name, help, age) in ages {
+        if let Some(a) = age {
+            gauge(reg, name, help, a);
+        }
+    }
+}
+
 /// The renew age from a lease check's detail ("renewed 3s ago", "last renewed 40s ago").
 fn renew_age(detail: &str) -> Option<f64> {
     let i = detail.find("renewed ")?;
@@ -370,7 +467,7 @@ mod tests {
             ..Default::default()
         }];
         let q = kastellan_health::quorum::assess(&members, Some(1));
-        let text = encode_swept(&StatusReport::new(checks, Some(q), vec![]), None);
+        let text = encode_swept(&StatusReport::new(checks, Some(q), vec![]), None, None);
         assert!(text.contains(r#"kastellan_probe_up{node="cp1",component="etcd",endpoint="http://127.0.0.1:2381/health",source="local-probe"} 1"#), "{text}");
         assert!(
             text.contains(

@@ -104,11 +104,17 @@ fn lab_backup_create_verify_list_prune() {
         ETC,
         "--passphrase-file",
         pass_s,
+        "--restore-test",
         "-o",
         "json",
     ]));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["encrypted"], true, "{doc}");
+    // Proven at once: restored and served by an etcd found on this host (PATH).
+    let proof = &doc["restoreTest"];
+    assert_eq!(proof["passed"], true, "{doc}");
+    assert_eq!(proof["revision"], doc["revision"], "{doc}");
+    assert!(proof["keys"].as_u64().unwrap() > 100, "{doc}");
     let encrypted = doc["path"].as_str().unwrap().to_string();
     assert!(encrypted.ends_with(".tar.zst.age"));
     assert!(

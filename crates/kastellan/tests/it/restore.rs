@@ -1288,10 +1288,15 @@ fn hand_bundle_with(
     use kastellan_bundle::manifest::{self, FileEntry, Manifest, Sensitive, SnapshotInfo};
     use sha2::{Digest, Sha256};
     let snap = std::fs::read(snapshot).unwrap();
-    let status = kastellan_snapshot::SnapshotFile::open(snapshot)
+    let file = kastellan_snapshot::SnapshotFile::open(snapshot).unwrap();
+    let status = file.status().unwrap();
+    // The etcd that wrote it, as its own keyspace says (3.4.0, 3.5.0).
+    let etcd_version = file
+        .inspect(&kastellan_snapshot::Options::default())
         .unwrap()
-        .status()
-        .unwrap();
+        .versions
+        .cluster_version
+        .unwrap_or_else(|| "3.5.0".into());
     let mut members: Vec<(String, &[u8])> = pki
         .iter()
         .map(|(name, bytes)| (format!("pki/{name}"), *bytes))
@@ -1303,7 +1308,7 @@ fn hand_bundle_with(
         format: manifest::FORMAT.into(),
         kastellan_version: "test".into(),
         kubernetes_version: Some("v1.20.2".into()),
-        etcd_version: "3.5.1".into(),
+        etcd_version,
         cluster_name: "kubernetes".into(),
         created_at: created_at.into(),
         snapshot: SnapshotInfo {
@@ -1459,6 +1464,314 @@ fn real_etcd_cli_backup_verify_catches_a_snapshot_changed_after_it_was_taken_16(
             record.hash
         )),
         "{stderr}"
+    );
+}
+
+/// A bundle of a real etcd's snapshot with etcd's own HashKV recorded, and the live
+/// key count that etcd served when the snapshot was taken.
+fn proven_bundle_fixture(
+    etcd: &kastellan_etcd::testing::EtcdCluster,
+    dir: &Path,
+) -> (PathBuf, kastellan_bundle::manifest::HashKvRecord, u64) {
+    let ep = etcd.endpoints()[0].clone();
+    let snapshot = dir.join("taken.db");
+    etcd.etcdctl_snapshot(&ep, &snapshot);
+    let revision = kastellan_snapshot::SnapshotFile::open(&snapshot)
+        .unwrap()
+        .status()
+        .unwrap()
+        .revision;
+    let out = etcd
+        .etcdctl_on(&ep)
+        .args(kastellan_etcd::testing::hashkv_args(revision))
+        .output()
+        .unwrap();
+    let (hash, _, compact_revision) = kastellan_etcd::testing::parse_hashkv(&out.stdout, revision);
+    let out = etcd
+        .etcdctl_on(&ep)
+        // etcd's range count is every matching key, whatever the limit (3.4's etcdctl
+        // has no --count-only).
+        .args(["get", "", "--prefix", "--limit", "1", "-w", "json"])
+        .output()
+        .unwrap();
+    let counted: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let keys = counted["count"].as_u64().unwrap();
+    let record = kastellan_bundle::manifest::HashKvRecord {
+        hash,
+        revision,
+        compact_revision,
+    };
+    let ca = b"-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n";
+    let bundle = hand_bundle_with(
+        &dir.join("backups"),
+        &snapshot,
+        &[("ca.crt", ca)],
+        Some(record),
+    );
+    (bundle, record, keys)
+}
+
+/// The pids of the etcd members a restore test said it started ("... (pid N)").
+fn started_pids(stderr: &str) -> Vec<i32> {
+    stderr
+        .match_indices("(pid ")
+        .filter_map(|(i, m)| {
+            let rest = &stderr[i + m.len()..];
+            rest[..rest.find(')')?].parse().ok()
+        })
+        .collect()
+}
+
+/// Issue 16, "backups proven by restoring them", for one etcd release: the bundle's
+/// snapshot is restored, served by that release's etcd on loopback and compared; the
+/// figures are etcd's own (revision, live keys, HashKV as recorded when the snapshot
+/// was taken); the verdict lands in the sidecar and `backup list`; the member is gone
+/// and nothing is left beside the bundle.
+fn restore_test_proves_a_bundle(release: &kastellan_etcd::testing::EtcdRelease) {
+    use kastellan_etcd::testing::EtcdCluster;
+    let etcd = EtcdCluster::start(release, 1);
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(etcd.put_known_data(300, 200));
+    let tmp = tempfile::tempdir().unwrap();
+    let (bundle, record, keys) = proven_bundle_fixture(&etcd, tmp.path());
+    let backups = bundle.parent().unwrap().to_path_buf();
+
+    let out = kastellan()
+        .args(["backup", "verify", "--restore-test", "--etcd-binary"])
+        .arg(&release.etcd)
+        .arg(&bundle)
+        .args(["-o", "json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{}: {stderr}", release.name);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let t = &v["restoreTest"];
+    assert_eq!(t["passed"], true, "{v:#}");
+    assert_eq!(t["revision"], record.revision, "{v:#}");
+    assert_eq!(t["keys"], keys, "etcd's own count: {v:#}");
+    assert_eq!(t["hashKv"], record.hash, "etcd's own HashKV: {v:#}");
+    assert_eq!(t["sampled"], 32, "{v:#}");
+    assert!(t["etcd"].as_str().unwrap().contains(release.name), "{v:#}");
+    let pids = started_pids(&stderr);
+    assert_eq!(pids.len(), 1, "{stderr}");
+    assert!(
+        !Path::new(&format!("/proc/{}", pids[0])).exists(),
+        "the restored member was stopped"
+    );
+    let mut left: Vec<String> = std::fs::read_dir(&backups)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    left.sort();
+    let name = bundle.file_name().unwrap().to_string_lossy().to_string();
+    assert_eq!(
+        left,
+        [name.clone(), format!("{name}.json")],
+        "no scratch left"
+    );
+
+    let sidecar: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(backups.join(format!("{name}.json"))).unwrap())
+            .unwrap();
+    assert_eq!(&sidecar["restoreTest"], t, "recorded in the sidecar");
+    let out = kastellan()
+        .args(["backup", "list", "--dir"])
+        .arg(&backups)
+        .env("COLUMNS", "200")
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    let at = t["at"].as_str().unwrap();
+    assert!(
+        listed.lines().next().unwrap().contains("PROVEN")
+            && listed.lines().nth(1).unwrap().ends_with(at),
+        "{listed}"
+    );
+}
+
+#[test]
+fn real_etcd_cli_backup_verify_restore_test_proves_an_etcd_34_bundle_16() {
+    restore_test_proves_a_bundle(&kastellan_etcd::testing::etcd34());
+}
+
+/// The same on etcd 3.5; then what fails: a bundle whose snapshot was altered after
+/// its sha256s were recomputed (refused before any restore, naming etcd's hash), an
+/// etcd too old for the bundle (exit 2, naming the flag), an etcd that does not start
+/// (the real etcd given a flag it refuses: exit 1, recorded as FAILED with its log),
+/// and the exporter's age of the newest proven bundle.
+#[test]
+fn real_etcd_cli_backup_verify_restore_test_proves_an_etcd_35_bundle_and_fails_with_the_reason_16()
+{
+    use kastellan_etcd::testing::{etcd34, etcd35};
+    let release = etcd35();
+    restore_test_proves_a_bundle(&release);
+
+    let etcd = kastellan_etcd::testing::EtcdCluster::start(&release, 1);
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(etcd.put_known_data(50, 10));
+    let tmp = tempfile::tempdir().unwrap();
+    let (bundle, record, _) = proven_bundle_fixture(&etcd, tmp.path());
+    let backups = bundle.parent().unwrap().to_path_buf();
+    let verify = |bundle: &Path, etcd: &Path| {
+        kastellan()
+            .args(["backup", "verify", "--restore-test", "--etcd-binary"])
+            .arg(etcd)
+            .arg(bundle)
+            .output()
+            .unwrap()
+    };
+
+    // etcd 3.4 cannot open a 3.5 member's data.
+    let out = verify(&bundle, &etcd34().etcd);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--etcd-binary") && stderr.contains("cannot open the data"),
+        "{stderr}"
+    );
+
+    // A real etcd that refuses to start.
+    let wrapper = tmp.path().join("etcd-refusing");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = --version ] && exec '{0}' --version\nexec '{0}' \"$@\" --kastellan-test-unknown-flag\n",
+            release.etcd.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let out = verify(&bundle, &wrapper);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("restore test FAILED") && stdout.contains("kastellan-test-unknown-flag"),
+        "the reason, from etcd's log: {stdout}"
+    );
+    let out = kastellan()
+        .args(["backup", "list", "--dir"])
+        .arg(&backups)
+        .env("COLUMNS", "200")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("FAILED"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // Proven again, then the exporter's figures.
+    let out = verify(&bundle, &release.etcd);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("restore test") || l.starts_with("served revision"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(lines[0].starts_with("restore test passed in "), "{stdout}");
+    assert!(
+        lines.iter().all(|l| l.chars().count() <= 80),
+        "80 columns: {stdout}"
+    );
+    let port = kastellan_etcd::testing::free_port();
+    let mut exporter = kastellan()
+        .args([
+            "exporter",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--backup-dir",
+        ])
+        .arg(&backups)
+        .args(["--kubeconfig", "/nonexistent/admin.conf"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let metrics = (0..100)
+        .find_map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            let out = std::process::Command::new("curl")
+                .args(["-sf", "--max-time", "30"])
+                .arg(format!("http://127.0.0.1:{port}/metrics"))
+                .output()
+                .ok()?;
+            out.status
+                .success()
+                .then(|| String::from_utf8_lossy(&out.stdout).to_string())
+        })
+        .expect("the exporter serves /metrics");
+    let _ = exporter.kill();
+    let _ = exporter.wait();
+    let gauge = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{name} in {metrics}"))
+    };
+    assert_eq!(gauge("kastellan_backup_bundles"), 1.0);
+    // The bundle says it was made on 2026-01-01: its age is that of the backup.
+    let made = jiff::Timestamp::from_second(1_767_225_600).unwrap();
+    let age = (jiff::Timestamp::now().as_second() - made.as_second()) as f64;
+    let proven = gauge("kastellan_backup_newest_proven_age_seconds");
+    assert!((proven - age).abs() < 120.0, "{proven} vs {age}");
+    assert_eq!(
+        proven,
+        gauge("kastellan_backup_newest_verified_age_seconds")
+    );
+
+    // Altered after its sha256s were recomputed: refused before any restore.
+    let mut bytes = std::fs::read(tmp.path().join("taken.db")).unwrap();
+    // put_known_data's value of key 3 (10 bytes), right after its key.
+    let value: Vec<u8> = (0..10).map(|j| b'a' + ((3 * 31 + j) % 26) as u8).collect();
+    let key_at = bytes
+        .windows(28)
+        .position(|w| w == b"/registry/kastellan/it/00003")
+        .expect("key 3 in the snapshot");
+    let at = key_at
+        + bytes[key_at..]
+            .windows(10)
+            .position(|w| w == value.as_slice())
+            .expect("its value");
+    bytes[at] = bytes[at].to_ascii_uppercase();
+    let data = bytes.len() - 32;
+    let trailer = {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(&bytes[..data])
+    };
+    bytes[data..].copy_from_slice(&trailer);
+    let altered = tmp.path().join("altered.db");
+    std::fs::write(&altered, &bytes).unwrap();
+    let ca = b"-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n";
+    let bad = hand_bundle_with(
+        &tmp.path().join("bad"),
+        &altered,
+        &[("ca.crt", ca)],
+        Some(record),
+    );
+    let out = verify(&bad, &release.etcd);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("but etcd answered {}", record.hash)),
+        "{stderr}"
+    );
+    assert!(
+        started_pids(&stderr).is_empty(),
+        "no member started: {stderr}"
     );
 }
 

@@ -129,6 +129,39 @@ fn assert_same_hash_kv(path: &Path, latest: (u32, i64, i64), older: (u32, i64, i
     }
 }
 
+/// The live keys we count and sample from the snapshot are the ones the member serves:
+/// its count of every key, and each sampled key's value and revisions.
+fn assert_same_live_keys(server: &EtcdServer, snap: &Path) {
+    let file = SnapshotFile::open(snap).unwrap();
+    let ours = kastellan_snapshot::mvcc::live_keys_of_file(file.bytes(), 12).unwrap();
+    let all = server.call(
+        "/v3/kv/range",
+        json!({ "key": b64(b"\0"), "range_end": b64(b"\0"), "count_only": true }),
+    );
+    let theirs: u64 = all["count"].as_str().unwrap().parse().unwrap();
+    assert_eq!(ours.count, theirs, "live keys");
+    assert!(theirs < (KEYS + 20) as u64, "deleted keys are not counted");
+    assert_eq!(ours.sample.len(), 12);
+    let keys: Vec<&[u8]> = ours.sample.iter().map(|kv| kv.key.as_slice()).collect();
+    assert!(
+        keys.windows(2).all(|w| w[0] < w[1]),
+        "in key order, distinct"
+    );
+    for kv in &ours.sample {
+        let got = server.call("/v3/kv/range", json!({ "key": b64(&kv.key) }));
+        let served = &got["kvs"][0];
+        assert_eq!(served["value"].as_str().unwrap(), b64(&kv.value));
+        assert_eq!(
+            served["mod_revision"].as_str().unwrap(),
+            kv.mod_revision.to_string()
+        );
+        assert_eq!(
+            served["create_revision"].as_str().unwrap(),
+            kv.create_revision.to_string()
+        );
+    }
+}
+
 /// The whole scenario for one release.
 fn snapshot_and_raw_copy_match(release: &EtcdRelease) {
     let mut server = EtcdServer::start(release);
@@ -139,6 +172,7 @@ fn snapshot_and_raw_copy_match(release: &EtcdRelease) {
     let older = their_hash_kv(&server, latest.1 - 5);
     assert!(latest.2 > 0, "the scenario compacts: {latest:?}");
     assert_same_hash_kv(&snap, latest, older);
+    assert_same_live_keys(&server, &snap);
 
     let report = assert_same_figures(release, &snap);
     assert_eq!(report.trailer.matches(), Some(true));
