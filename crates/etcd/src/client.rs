@@ -487,6 +487,9 @@ pub struct Applied {
     /// The alarms still active (disarm).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alarms: Option<Vec<Alarm>>,
+    /// The member removed was the leader: leadership was handed to this member first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader_moved_to: Option<String>,
 }
 
 /// What one endpoint answered.
@@ -793,14 +796,60 @@ impl Cluster {
         Ok(View::build(members, &probes, alarms))
     }
 
+    /// When the member `id` about to be removed leads, moves leadership to the member
+    /// `c` talks to (asked of the leader, as etcd requires) and waits until that member
+    /// leads: the removal then causes no election. Returns the new leader's name.
+    async fn move_leader_off(&self, c: &mut MemberClient, id: u64) -> Result<Option<String>> {
+        let status = c.status().await?;
+        if status.leader != id {
+            return Ok(None);
+        }
+        let to = status.member_id;
+        let members = c.member_list().await?;
+        let Some(leader_url) = members
+            .iter()
+            .find(|m| m.id == id)
+            .and_then(|m| m.client_urls.first().cloned())
+        else {
+            return Ok(None);
+        };
+        let leader = self.connector.connect(&leader_url).await?;
+        let mut inner = leader.inner.clone();
+        leader.timed("move leader", inner.move_leader(to)).await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if c.status().await.is_ok_and(|s| s.leader == to) {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Rpc {
+                    endpoint: c.endpoint().to_string(),
+                    operation: "move leader",
+                    cause: crate::RpcCause::Timeout,
+                    detail: "leadership was handed over but the member does not lead after 10 s"
+                        .into(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(Some(
+            members
+                .iter()
+                .find(|m| m.id == to)
+                .map_or_else(|| format!("{to:x}"), |m| m.name.clone()),
+        ))
+    }
+
     /// Makes `change` through the member at `through` (a defragmentation goes to the
     /// member it names, and may take up to `long`, since a large backend takes a while).
     pub async fn apply(&self, change: &Change, through: &str, long: Duration) -> Result<Applied> {
         match change {
             Change::Remove { id, .. } => {
                 let mut c = self.connector.connect(through).await?;
+                let leader_moved_to = self.move_leader_off(&mut c, *id).await?;
                 Ok(Applied {
                     members: Some(c.member_remove(*id).await?),
+                    leader_moved_to,
                     ..Applied::default()
                 })
             }

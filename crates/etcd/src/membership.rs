@@ -668,6 +668,10 @@ pub struct MemberPlan {
     pub after: Tolerance,
     /// The guard rails broken.
     pub refusals: Vec<Refusal>,
+    /// The member removed is the leader: leadership moves to the member the request
+    /// goes through first, so that the removal causes no election.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub moves_leader: bool,
 }
 
 impl MemberPlan {
@@ -709,6 +713,7 @@ pub fn plan_remove(view: &View, given: &str, preferred: &[String]) -> Result<Mem
             member: target.label(),
         });
     }
+    let moves_leader = target.leader && !target.learner && through.is_some();
     Ok(MemberPlan {
         change: Change::Remove {
             id: target.id,
@@ -718,6 +723,7 @@ pub fn plan_remove(view: &View, given: &str, preferred: &[String]) -> Result<Mem
         before,
         after,
         refusals,
+        moves_leader,
     })
 }
 
@@ -777,6 +783,7 @@ pub fn plan_add(
         before,
         after,
         refusals,
+        moves_leader: false,
     }
 }
 
@@ -837,6 +844,7 @@ pub fn plan_promote(view: &View, given: &str, preferred: &[String]) -> Result<Me
         before,
         after,
         refusals,
+        moves_leader: false,
     })
 }
 

@@ -1360,6 +1360,11 @@ pub struct SnapshotInspectArgs {
     /// snapshot's compaction.
     #[arg(long, value_name = "REV", default_value = "latest")]
     pub revision: String,
+    /// The API server's EncryptionConfiguration (its --encryption-provider-config):
+    /// values encrypted at rest with its aescbc, aesgcm or secretbox keys are decrypted
+    /// and decoded (without it they are only named).
+    #[arg(long, value_name = "FILE")]
+    pub encryption_config: Option<PathBuf>,
 }
 
 /// How to reach etcd: flags, or discovery from kubeadm's static pod manifests.
@@ -1505,6 +1510,15 @@ pub enum BackupCommand {
     ///
     /// Exit 0 no difference, 1 differences, 2 bad input or an unreadable bundle.
     Diff(BackupDiffArgs),
+    /// Copy bundles made without --to (or before the store existed) to
+    /// s3://BUCKET/PREFIX: the bundles named, or with --all every bundle in --dir that is
+    /// not there yet. The same copy as `create --to`: bundle first (multipart, resumed
+    /// after a killed run), sidecar last; a copy already there with the same sha256 is
+    /// skipped.
+    ///
+    /// Exit 0 copied (or nothing to do), 2 a copy failed (the others are still tried;
+    /// local bundles are never changed).
+    Copy(BackupCopyArgs),
     /// The bundles in a directory (or at --remote s3://BUCKET/PREFIX), newest first.
     List(BackupListArgs),
     /// Delete bundles beyond the retention rules (never the newest verified one), in a
@@ -1655,6 +1669,34 @@ pub struct BackupListArgs {
     /// How to reach the store.
     #[command(flatten)]
     pub s3: S3Args,
+}
+
+/// Arguments of `backup copy`.
+#[derive(Debug, Args)]
+pub struct BackupCopyArgs {
+    /// The bundles to copy (files); none with --all.
+    #[arg(
+        value_name = "BUNDLE",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    pub bundles: Vec<PathBuf>,
+    /// Copy every bundle of --dir that the store does not hold yet (remote retention
+    /// should match the local one, or pruned copies come back).
+    #[arg(long)]
+    pub all: bool,
+    /// Where bundles are kept (with --all).
+    #[command(flatten)]
+    pub dir: BackupDirArgs,
+    /// The store: s3://BUCKET/PREFIX.
+    #[arg(long, value_name = "S3_URL", value_parser = parse_location)]
+    pub to: kastellan_bundle::remote::Location,
+    /// How to reach the store.
+    #[command(flatten)]
+    pub s3: S3Args,
+    /// Say what would be copied; upload nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// The bundle directory.

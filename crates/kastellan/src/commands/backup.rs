@@ -36,6 +36,7 @@ pub fn run(cmd: BackupCommand, global: &GlobalArgs, printer: &Printer) -> Result
         BackupCommand::Create(args) => create(&args, global, printer),
         BackupCommand::Verify(args) => verify(&args, printer),
         BackupCommand::Diff(args) => super::objects::diff(&args, printer),
+        BackupCommand::Copy(args) => copy(&args, printer),
         BackupCommand::List(args) => {
             let bundles = match &args.remote {
                 Some(loc) => {
@@ -172,6 +173,120 @@ fn push_all(remote: &Remote, bundles: &[PathBuf], printer: &Printer) -> Result<V
         return Err(last);
     }
     Ok(out)
+}
+
+/// `backup copy`: the bundles named (or every local one the store lacks) copied.
+fn copy(args: &crate::cli::BackupCopyArgs, printer: &Printer) -> Result<Outcome> {
+    let remote = remote(&args.to, &args.s3)?;
+    let rt = super::runtime()?;
+    let there: std::collections::BTreeMap<String, Option<String>> = rt
+        .block_on(remote.list())?
+        .into_iter()
+        .map(|b| (b.name, b.sidecar.map(|s| s.sha256)))
+        .collect();
+    let candidates: Vec<PathBuf> = if args.all {
+        let mut local = kastellan_bundle::list(&args.dir.dir)?;
+        local.reverse(); // oldest first: a run cut short keeps the older copies
+        local.into_iter().map(|b| b.path).collect()
+    } else {
+        for b in &args.bundles {
+            anyhow::ensure!(b.is_file(), "{}: no such bundle", b.display());
+            anyhow::ensure!(
+                kastellan_bundle::manifest::sidecar_path(b).is_file(),
+                "{}: no sidecar beside it ({}.json): verify it first (`kastellan backup verify`)",
+                b.display(),
+                b.display()
+            );
+        }
+        args.bundles.clone()
+    };
+    let mut plan = Vec::new();
+    for b in candidates {
+        let name = b
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        let local_sha = std::fs::read(kastellan_bundle::manifest::sidecar_path(&b))
+            .ok()
+            .and_then(|j| serde_json::from_slice::<Sidecar>(&j).ok())
+            .map(|s| s.sha256);
+        let already = local_sha.is_some() && there.get(&name) == Some(&local_sha);
+        plan.push((b, name, already));
+    }
+    let todo: Vec<PathBuf> = plan
+        .iter()
+        .filter(|(_, _, already)| !*already)
+        .map(|(b, _, _)| b.clone())
+        .collect();
+    let copies = if args.dry_run || todo.is_empty() {
+        Vec::new()
+    } else {
+        push_all(&remote, &todo, printer)?
+    };
+    let rows = plan
+        .into_iter()
+        .map(|(_, name, already)| CopyRow {
+            result: if already {
+                "already there".into()
+            } else if args.dry_run {
+                "would copy".into()
+            } else {
+                copies
+                    .iter()
+                    .find(|c| c.bundle == name)
+                    .map_or("copied".into(), |c| match c.pushed {
+                        Pushed::AlreadyThere => "already there".into(),
+                        Pushed::SidecarOnly => "sidecar copied".into(),
+                        Pushed::Uploaded => "copied".into(),
+                        Pushed::Resumed { .. } => "copied (resumed)".into(),
+                    })
+            },
+            bundle: name,
+        })
+        .collect();
+    printer.report(&CopyReport {
+        to: remote.location().to_string(),
+        dry_run: args.dry_run,
+        bundles: rows,
+        copies,
+    })?;
+    Ok(Outcome::Ok)
+}
+
+/// One bundle of `backup copy`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CopyRow {
+    bundle: String,
+    result: String,
+}
+
+/// `backup copy`'s report.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CopyReport {
+    to: String,
+    dry_run: bool,
+    bundles: Vec<CopyRow>,
+    copies: Vec<PushOutcome>,
+}
+
+impl Report for CopyReport {
+    fn render(&self, out: &mut String, style: &Style) {
+        if self.bundles.is_empty() {
+            let _ = writeln!(out, "no bundle to copy to {}", self.to);
+            return;
+        }
+        let mut t = Table::new(["BUNDLE", "RESULT"]);
+        for r in &self.bundles {
+            t.row([r.bundle.clone(), r.result.clone()]);
+        }
+        t.render_into(out, style);
+        if self.dry_run {
+            let _ = writeln!(out, "dry run: nothing uploaded to {}", self.to);
+        }
+    }
 }
 
 fn read_passphrase(path: &Path) -> Result<SecretString> {

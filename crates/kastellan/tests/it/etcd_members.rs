@@ -639,6 +639,80 @@ fn real_etcd_35_cli_defrag_order_alarms_and_unsafe_removal() {
     defrag_alarms_unsafe_removal(&etcd35());
 }
 
+/// `etcd endpoint status` of one member: (raft term, leader id, its own id) as etcd
+/// reports them.
+fn term_leader_self(etcd: &EtcdCluster, endpoint: &str) -> (u64, u64, u64) {
+    let out = etcd
+        .etcdctl_on(endpoint)
+        .args(["endpoint", "status", "-w", "json"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &v[0]["Status"];
+    (
+        s["raftTerm"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("raftTerm in {v}")),
+        s["leader"].as_u64().unwrap(),
+        s["header"]["member_id"].as_u64().unwrap(),
+    )
+}
+
+/// Removing the leader hands leadership over first (MoveLeader, asked of the leader):
+/// the dry run says so, the member the request goes through leads once the command
+/// returns, and etcd's raft term moved on by exactly one (the handover; no election
+/// after the removal).
+#[test]
+fn real_etcd_35_cli_member_remove_of_the_leader_hands_leadership_over_first() {
+    let etcd = EtcdCluster::start(&etcd35(), 3);
+    let healthy_at = Instant::now();
+    let all = etcd.endpoints();
+    let leader = etcd.leader_index();
+    let name = etcd.members[leader].name.clone();
+    let others: Vec<String> = (0..3)
+        .filter(|j| *j != leader)
+        .map(|j| etcd.members[j].client_url.clone())
+        .collect();
+    std::thread::sleep(Duration::from_secs(8).saturating_sub(healthy_at.elapsed()));
+
+    let out = run(
+        &etcd,
+        &all,
+        &["member", "remove", &name, "--force", "--dry-run"],
+    );
+    let human = text(&out.stdout);
+    assert_eq!(code(&out), 0, "{human}{}", text(&out.stderr));
+    assert!(
+        human.contains("it leads: leadership moves to ") && human.contains("first"),
+        "{human}"
+    );
+    lines_fit(&human, 80);
+    assert_eq!(etcd.leader_index(), leader, "a dry run moves nothing");
+
+    let (term_before, _, _) = term_leader_self(&etcd, &others[0]);
+    let out = run(
+        &etcd,
+        &all,
+        &["member", "remove", &name, "--force", "-o", "json"],
+    );
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let doc = json(&out);
+    assert_eq!(doc["plan"]["movesLeader"], true, "{doc}");
+    let to = doc["leaderMovedTo"].as_str().unwrap().to_string();
+    assert_eq!(doc["plan"]["through"]["name"], to.as_str(), "{doc}");
+    assert_eq!(doc["members"].as_array().unwrap().len(), 2, "{doc}");
+    let to_url = etcd
+        .members
+        .iter()
+        .find(|m| m.name == to)
+        .unwrap()
+        .client_url
+        .clone();
+    let (term_after, leader_after, to_id) = term_leader_self(&etcd, &to_url);
+    assert_eq!(leader_after, to_id, "{to} leads");
+    assert_eq!(term_after, term_before + 1, "one handover, no election");
+}
+
 #[test]
 fn cli_etcd_member_help_names_the_guard_rails() {
     let out = kastellan()

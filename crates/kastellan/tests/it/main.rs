@@ -19,6 +19,7 @@ mod crash;
 mod csr;
 mod dashboard;
 mod drain;
+mod encryption;
 mod etcd_members;
 mod etcd_restore;
 mod etcd_save;

@@ -590,6 +590,10 @@ fn lab_restore_objects_brings_back_a_deleted_namespace_16() {
 
     // Issue 17: volume snapshots, on the same lab.
     crate::volumes::volume_snapshots_on_the_lab(d);
+    eprintln!("volume snapshots done after {:?}", started.elapsed());
+
+    // Issue 16: Secrets encrypted at rest (restarts the apiserver: last).
+    crate::encryption::secrets_encrypted_at_rest_on_the_lab(dir.path());
     eprintln!("done after {:?}", started.elapsed());
 }
 

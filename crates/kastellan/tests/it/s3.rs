@@ -181,13 +181,20 @@ impl Node {
     }
 
     fn create(&self, to: &str) -> Command {
+        let mut c = self.create_local();
+        c.args(["--to", to, "--s3-part-size", PART_MIB]);
+        c
+    }
+
+    /// `backup create` without a copy.
+    fn create_local(&self) -> Command {
         let mut c = self.kastellan();
         c.args(["backup", "create", "--allow-unencrypted-secrets", "--dir"])
             .arg(self.dir())
             .arg("--etc-kubernetes")
             .arg(self.root.join("kubernetes"))
             .args(&self.etcd_args)
-            .args(["--to", to, "--s3-part-size", PART_MIB, "-o", "json"]);
+            .args(["-o", "json"]);
         c
     }
 
@@ -359,6 +366,70 @@ fn real_etcd_cli_s3_copy_list_verify_restore_prune_17() {
         Some(404)
     );
     assert!(node.dir().join(&name1).is_file());
+
+    // backup copy: a bundle made without --to, copied afterwards; then --all --dry-run
+    // names what the store lacks (the copy pruned above) and uploads nothing.
+    std::thread::sleep(Duration::from_millis(1100));
+    let three = ok("create (local)", node.create_local().output().unwrap());
+    let name3 = three["bundle"].as_str().unwrap().to_string();
+    assert!(three["copies"].as_array().unwrap().is_empty(), "{three}");
+    let bundle3 = node.dir().join(&name3).display().to_string();
+    let copied = ok(
+        "copy",
+        node.remote(&["backup", "copy", &bundle3, "--to", &at, "-o", "json"]),
+    );
+    assert_eq!(copied["bundles"][0]["result"], "copied", "{copied}");
+    assert_eq!(copied["copies"][0]["pushed"], "uploaded", "{copied}");
+    let list = ok(
+        "list --remote",
+        node.remote(&["backup", "list", "--remote", &at, "-o", "json"]),
+    );
+    assert_eq!(names(&list), [name3.clone(), name2.clone()]);
+    assert_eq!(list[0]["sidecar"]["sha256"], three["sha256"], "{list}");
+    let dir = node.dir().display().to_string();
+    let dry = ok(
+        "copy --all --dry-run",
+        node.remote(&[
+            "backup",
+            "copy",
+            "--all",
+            "--dir",
+            &dir,
+            "--to",
+            &at,
+            "--dry-run",
+            "-o",
+            "json",
+        ]),
+    );
+    let results: Vec<(String, String)> = dry["bundles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["bundle"].as_str().unwrap().to_string(),
+                r["result"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        results,
+        [
+            (name1.clone(), "would copy".to_string()),
+            (name2.clone(), "already there".to_string()),
+            (name3.clone(), "already there".to_string()),
+        ]
+    );
+    let list = ok(
+        "list --remote",
+        node.remote(&["backup", "list", "--remote", &at, "-o", "json"]),
+    );
+    assert_eq!(
+        names(&list),
+        [name3.clone(), name2.clone()],
+        "the dry run uploads nothing"
+    );
     eprintln!(
         "s3 copy test: create+copy of {size} bytes {created_in:?}, remote verify {verify_took:?}, all {:?}",
         started.elapsed()

@@ -7,6 +7,7 @@
 //! - [`StoredVersions`]: objects counted by the apiVersion they are stored as (what a
 //!   storage migration must rewrite before an API version goes away).
 
+pub mod encryption;
 pub mod keys;
 pub mod types;
 pub mod value;

@@ -118,6 +118,38 @@ pub fn encoding(value: &[u8]) -> Encoding {
     }
 }
 
+/// Decodes the value of the etcd key `key`, decrypting it first when it was encrypted
+/// at rest with a key of `keyring`. A decrypted value keeps its [`Decoded::encryption`]
+/// (so that it still shows as encrypted at rest); one that the keyring cannot open stays
+/// undecoded, with the reason in [`Decoded::note`].
+pub fn decode_with(
+    key: &[u8],
+    value: &[u8],
+    keyring: Option<&super::encryption::Keyring>,
+) -> Decoded {
+    let Some(keyring) = keyring.filter(|_| encoding(value) == Encoding::Encrypted) else {
+        return decode(value);
+    };
+    let sealed = encrypted(value);
+    match keyring.decrypt(key, value) {
+        Ok(Some(plain)) => {
+            let mut d = decode(&plain);
+            d.encryption = sealed.encryption;
+            d.note = Some(match d.note.take() {
+                Some(n) => format!("decrypted with the encryption configuration; {n}"),
+                None => "decrypted with the encryption configuration".into(),
+            });
+            d
+        }
+        Ok(None) => sealed,
+        Err(e) => {
+            let mut d = sealed;
+            d.note = Some(format!("encrypted at rest; {e}"));
+            d
+        }
+    }
+}
+
 /// Decodes a value.
 pub fn decode(value: &[u8]) -> Decoded {
     match encoding(value) {

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use kastellan_printer::{Printer, Report, Style, Table};
 use kastellan_snapshot::SnapshotFile;
+use kastellan_snapshot::kube::encryption::Keyring;
 use kastellan_snapshot::kube::value::{Decoded, Encoding};
 use kastellan_snapshot::kube::{CountRow, counts, keys, value};
 use kastellan_snapshot::mvcc::{Select, View, ViewError, view_of_file};
@@ -47,7 +48,16 @@ pub fn run(args: &SnapshotInspectArgs, printer: &Printer) -> Result<Outcome> {
         printer.report(&Summary::new(&args.file, &view))?;
         return Ok(Outcome::Ok);
     }
-    let report = Objects::new(&args.file, &view);
+    let keyring = args
+        .encryption_config
+        .as_deref()
+        .map(|f| -> Result<Keyring> {
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("--encryption-config {}", f.display()))?;
+            Keyring::parse(&text).with_context(|| format!("--encryption-config {}", f.display()))
+        })
+        .transpose()?;
+    let report = Objects::new(&args.file, &view, keyring.as_ref());
     if report.objects.is_empty() {
         let what = match (&args.key, &args.prefix) {
             (Some(k), _) => format!("key {k}"),
@@ -162,7 +172,7 @@ struct Object {
 }
 
 impl Objects {
-    fn new(file: &Path, view: &View) -> Objects {
+    fn new(file: &Path, view: &View, keyring: Option<&Keyring>) -> Objects {
         let objects = view
             .keys
             .iter()
@@ -178,7 +188,7 @@ impl Objects {
                     version: kv.version,
                     lease: kv.lease,
                     size: kv.value.len(),
-                    decoded: value::decode(&kv.value),
+                    decoded: value::decode_with(key, &kv.value, keyring),
                 }
             })
             .collect();
@@ -218,30 +228,49 @@ fn render_object(o: &Object, out: &mut String, style: &Style) {
     if o.lease != 0 {
         let _ = writeln!(out, "# attached to lease {:x}", o.lease);
     }
+    let sealed = d.encryption.as_ref().map(|e| {
+        format!(
+            "{} key {}{}",
+            e.provider,
+            e.key_name.as_deref().unwrap_or("(unnamed)"),
+            e.version
+                .as_deref()
+                .map(|v| format!(" ({v})"))
+                .unwrap_or_default()
+        )
+    });
+    if let (Some(how), None) = (&sealed, &d.object) {
+        // The keyring's reason when one was given; else how to decode it.
+        let why = d
+            .note
+            .as_deref()
+            .and_then(|n| n.strip_prefix("encrypted at rest; "))
+            .filter(|n| *n != "not decoded")
+            .map(|n| format!(": {n}"))
+            .unwrap_or_else(|| " (give --encryption-config)".into());
+        let _ = writeln!(
+            out,
+            "{}",
+            style.warn(&format!("# encrypted with {how}; not decoded{why}"))
+        );
+        return;
+    }
+    if let Some(how) = &sealed {
+        let _ = writeln!(
+            out,
+            "# encrypted at rest with {how}; decrypted with --encryption-config"
+        );
+    }
     if d.secret {
         let _ = writeln!(
             out,
             "{}",
-            style.warn(
+            style.warn(if sealed.is_some() {
+                "# Secret: the data below is decrypted, only base64-encoded; these are secrets"
+            } else {
                 "# Secret: the data below is only base64-encoded, not encrypted; these are secrets"
-            )
+            })
         );
-    }
-    if let Some(e) = &d.encryption {
-        let _ = writeln!(
-            out,
-            "{}",
-            style.warn(&format!(
-                "# encrypted with {} key {}{}; not decoded",
-                e.provider,
-                e.key_name.as_deref().unwrap_or("(unnamed)"),
-                e.version
-                    .as_deref()
-                    .map(|v| format!(" ({v})"))
-                    .unwrap_or_default()
-            ))
-        );
-        return;
     }
     if let Some(note) = &d.note {
         let _ = writeln!(out, "# note: {note}");

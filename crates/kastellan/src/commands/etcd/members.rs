@@ -427,6 +427,9 @@ struct ChangeReport {
     members: Option<Vec<ListedMember>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     join: Option<JoinSettings>,
+    /// The member removed led, and leadership was handed to this one first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    leader_moved_to: Option<String>,
     next: Vec<String>,
 }
 
@@ -448,6 +451,23 @@ impl Report for ChangeReport {
                 &format!("through member {} at {}", t.name, t.endpoint),
                 style.width,
             );
+        }
+        if p.moves_leader
+            && let Some(t) = &p.through
+        {
+            let line = match &self.leader_moved_to {
+                Some(to) => format!("it led: leadership was handed to {to} first (no election)"),
+                None => format!(
+                    "it leads: leadership {} to {} first, so that no election follows",
+                    if self.outcome == ChangeOutcome::Done {
+                        "had already moved"
+                    } else {
+                        "moves"
+                    },
+                    t.name
+                ),
+            };
+            wrap(out, "", 2, &line, style.width);
         }
         if let Some(n) = &self.endpoints_note {
             wrap(out, "", 2, n, style.width);
@@ -566,6 +586,7 @@ pub(super) fn remove(args: &MemberRemoveArgs, printer: &Printer) -> Result<Outco
         endpoints_note: note,
         members: None,
         join: None,
+        leader_moved_to: None,
         next,
         plan,
     };
@@ -638,6 +659,7 @@ fn finish(
         };
         report.next = add_next_steps(report.join.as_ref(), name, added.is_learner);
     }
+    report.leader_moved_to = applied.leader_moved_to;
     report.members = applied
         .members
         .map(|list| list.iter().map(ListedMember::from).collect());
@@ -702,6 +724,7 @@ pub(super) fn add(args: &MemberAddArgs, printer: &Printer) -> Result<Outcome> {
         forced: args.force,
         endpoints_note: None,
         members: None,
+        leader_moved_to: None,
         next: add_next_steps(Some(&join), &args.name, args.learner),
         join: Some(join),
         plan,
@@ -773,6 +796,7 @@ pub(super) fn promote(args: &MemberPromoteArgs, printer: &Printer) -> Result<Out
             endpoints_note: note,
             members: None,
             join: None,
+            leader_moved_to: None,
             next,
             plan,
         };
