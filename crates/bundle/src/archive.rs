@@ -50,6 +50,11 @@ impl<W: Write> Write for HashWriter<W> {
 pub(crate) struct Tally(Arc<Mutex<(Sha256, u64)>>);
 
 impl Tally {
+    /// Bytes read so far.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).1
+    }
+
     pub(crate) fn result(&self) -> (u64, String) {
         let g = self.0.lock().unwrap_or_else(|p| p.into_inner());
         (g.1, hex::encode(g.0.clone().finalize()))
@@ -121,8 +126,17 @@ pub(crate) fn write(
     members: &[Member],
     mtime: u64,
     protection: Protection,
+    meter: &crate::meter::Meter,
 ) -> Result<(u64, String)> {
     let werr = io_err("writing", path);
+    let sizes: u64 = members
+        .iter()
+        .map(|m| match &m.content {
+            Content::Memory(b) => b.len() as u64,
+            Content::File(p) => std::fs::metadata(p).map_or(0, |m| m.len()),
+        })
+        .sum();
+    meter.set_total(sizes);
     let hashing = HashWriter::new(io::BufWriter::with_capacity(1 << 20, file));
     let sink = match protection {
         Protection::Plain => Sink::Plain(hashing),
@@ -145,10 +159,14 @@ pub(crate) fn write(
         )?;
         for m in members {
             match &m.content {
-                Content::Memory(b) => append(&mut tar, &m.path, b.len() as u64, &b[..], mtime)?,
+                Content::Memory(b) => {
+                    append(&mut tar, &m.path, b.len() as u64, &b[..], mtime)?;
+                    meter.add(b.len() as u64);
+                }
                 Content::File(p) => {
                     let f = std::fs::File::open(p)?;
                     let len = f.metadata()?.len();
+                    let f = crate::meter::MeteredReader { inner: f, meter };
                     append(&mut tar, &m.path, len, f, mtime)?;
                 }
             }

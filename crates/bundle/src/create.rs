@@ -75,6 +75,11 @@ pub struct CreateRequest {
     pub allow_unencrypted_secrets: bool,
     /// Take a CSI VolumeSnapshot of every bound PVC that has a class for its driver.
     pub volume_snapshots: Option<crate::volumes::Options>,
+    /// Objects exported so far.
+    pub export_meter: std::sync::Arc<crate::meter::Meter>,
+    /// Bytes of the members written into the archive (compressed, encrypted) so far,
+    /// of their total.
+    pub write_meter: std::sync::Arc<crate::meter::Meter>,
 }
 
 /// A bundle written.
@@ -142,7 +147,7 @@ pub async fn create(
     };
 
     note("exporting API resources".into());
-    let export = crate::resources::export_resources(client).await?;
+    let export = crate::resources::export_resources(client, &req.export_meter).await?;
     sensitive.secrets = export.secrets;
     refuse(&sensitive)?;
     let resources = export.objects;
@@ -226,6 +231,7 @@ pub async fn create(
         volume_snapshots,
     };
     let dest = dir.join(&name);
+    let write_meter = req.write_meter.clone();
     type Written = (Manifest, u64, String, Option<kastellan_fs::Leftover>);
     let written = tokio::task::spawn_blocking(move || -> Result<Written> {
         let mut manifest_doc = manifest_doc;
@@ -234,7 +240,8 @@ pub async fn create(
             what: "manifest.json".into(),
             message: e.to_string(),
         })?;
-        let (size, sha, leftover) = write_bundle(&dest, &json, &members, now, encryptor)?;
+        let (size, sha, leftover) =
+            write_bundle(&dest, &json, &members, now, encryptor, &write_meter)?;
         Ok((manifest_doc, size, sha, leftover))
     })
     .await
@@ -308,6 +315,7 @@ pub(crate) fn write_bundle(
     members: &[Member],
     now: jiff::Timestamp,
     encryptor: Option<age::Encryptor>,
+    meter: &crate::meter::Meter,
 ) -> Result<(u64, String, Option<kastellan_fs::Leftover>)> {
     let part = part_path(dest);
     let (part_file, leftover) = kastellan_fs::PartFile::create(&part, 0o600).map_err(fs_err)?;
@@ -317,7 +325,15 @@ pub(crate) fn write_bundle(
         None => Protection::Plain,
     };
     let mtime = u64::try_from(now.as_second()).unwrap_or(0);
-    let (size, sha) = archive::write(file, &part, manifest_json, members, mtime, protection)?;
+    let (size, sha) = archive::write(
+        file,
+        &part,
+        manifest_json,
+        members,
+        mtime,
+        protection,
+        meter,
+    )?;
     pause_before_publish();
     part_file.publish(dest, false).map_err(fs_err)?;
     Ok((size, sha, leftover))

@@ -37,6 +37,7 @@ mod collect;
 mod create;
 mod error;
 pub mod manifest;
+pub mod meter;
 pub mod objects;
 pub mod proof;
 pub mod remote;

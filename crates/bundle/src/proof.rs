@@ -90,6 +90,7 @@ pub fn restore_test(
     decryption: &Decryption,
     options: &Options,
     note: &dyn Fn(String),
+    meter: &crate::meter::Meter,
 ) -> Result<(Verified, RestoreTest)> {
     let dir = bundle
         .parent()
@@ -100,7 +101,7 @@ pub fn restore_test(
         .tempdir_in(dir)
         .map_err(io_err("creating a scratch directory in", dir))?;
     let snap = scratch.path().join("snapshot.db");
-    let verified = crate::verify::verify_and_extract(bundle, decryption, &snap)?;
+    let verified = crate::verify::verify_and_extract(bundle, decryption, &snap, meter)?;
     let etcd = find_etcd(
         options.etcd_binary.as_deref(),
         &verified.manifest.etcd_version,

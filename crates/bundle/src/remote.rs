@@ -741,7 +741,7 @@ impl Remote {
             ))?;
         let path = self.fetch(name, scratch.path(), progress).await?;
         // Reading and hashing: blocking, as `backup verify` of a local file is.
-        let v = crate::verify(&path, decryption)?;
+        let v = crate::verify(&path, decryption, &crate::meter::Meter::default())?;
         let side_path = manifest::sidecar_path(&path);
         if let Ok(b) = std::fs::read(&side_path)
             && let Ok(s) = serde_json::from_slice::<Sidecar>(&b)

@@ -50,7 +50,10 @@ pub fn clean_object(obj: &mut Value) {
 /// Lists every resource the API serves with the `list` verb (preferred version of each
 /// group; events and subresources skipped) and renders one multi-document YAML file per
 /// resource and namespace; also fetches `kube-system/kubeadm-config`.
-pub async fn export_resources(client: &kube::Client) -> Result<Export> {
+pub async fn export_resources(
+    client: &kube::Client,
+    meter: &crate::meter::Meter,
+) -> Result<Export> {
     let kerr = |what: &str| {
         let what = what.to_string();
         move |source| Error::Kube { what, source }
@@ -140,6 +143,7 @@ pub async fn export_resources(client: &kube::Client) -> Result<Export> {
                     };
                     files.entry(path).or_default().push(to_yaml(&v)?);
                     export.objects += 1;
+                    meter.add(1);
                     if ar.group.is_empty() && ar.plural == "secrets" {
                         export.secrets += 1;
                     }

@@ -69,7 +69,15 @@ fn make(dir: &Path, at: &str, encryption: Encryption) -> PathBuf {
     let json = serde_json::to_vec(&m).unwrap();
     let name = manifest::bundle_name("kubernetes", now, encrypted);
     let dest = dir.join(&name);
-    let (size, sha256, _) = write_bundle(&dest, &json, &members, now, encryptor).unwrap();
+    let (size, sha256, _) = write_bundle(
+        &dest,
+        &json,
+        &members,
+        now,
+        encryptor,
+        &crate::meter::Meter::default(),
+    )
+    .unwrap();
     write_sidecar(
         &dest,
         &Sidecar {
@@ -101,7 +109,7 @@ fn plain_bundle_round_trips_and_damage_is_found() {
     let b = make(dir.path(), "2026-11-20T10:00:00Z", Encryption::None);
     assert_eq!(mode(&b), 0o600);
     assert_eq!(mode(&manifest::sidecar_path(&b)), 0o600);
-    let v = verify(&b, &Decryption::None).unwrap();
+    let v = verify(&b, &Decryption::None, &crate::meter::Meter::default()).unwrap();
     assert_eq!(v.files, 3);
     assert!(v.sidecar_checked && !v.encrypted);
     assert_eq!(v.snapshot.revision, v.manifest.snapshot.revision);
@@ -118,18 +126,18 @@ fn plain_bundle_round_trips_and_damage_is_found() {
     let at = flipped.len() - 40;
     flipped[at] ^= 0x04;
     std::fs::write(&b, &flipped).unwrap();
-    let err = verify(&b, &Decryption::None).unwrap_err();
+    let err = verify(&b, &Decryption::None, &crate::meter::Meter::default()).unwrap_err();
     assert!(matches!(err, Error::Corrupt { .. }), "{err}");
     assert!(err.to_string().contains(&b.display().to_string()), "{err}");
 
     // Truncated.
     std::fs::write(&b, &bytes[..bytes.len() / 2]).unwrap();
-    let err = verify(&b, &Decryption::None).unwrap_err();
+    let err = verify(&b, &Decryption::None, &crate::meter::Meter::default()).unwrap_err();
     assert!(matches!(err, Error::Corrupt { .. }), "{err}");
 
     // Not a bundle at all.
     std::fs::write(&b, b"hello").unwrap();
-    assert!(verify(&b, &Decryption::None).is_err());
+    assert!(verify(&b, &Decryption::None, &crate::meter::Meter::default()).is_err());
 }
 
 #[test]
@@ -149,7 +157,7 @@ fn encrypted_bundles_need_the_key() {
         !raw.windows(11).any(|w| w == b"PRIVATE KEY"),
         "key material in the clear"
     );
-    let err = verify(&b, &Decryption::None).unwrap_err();
+    let err = verify(&b, &Decryption::None, &crate::meter::Meter::default()).unwrap_err();
     assert!(err.to_string().contains("--identity"), "{err}");
     let idfile = dir.path().join("id.txt");
     use age::secrecy::ExposeSecret;
@@ -158,7 +166,12 @@ fn encrypted_bundles_need_the_key() {
         format!("# test\n{}\n", id.to_string().expose_secret()),
     )
     .unwrap();
-    let v = verify(&b, &Decryption::IdentityFile(idfile.clone())).unwrap();
+    let v = verify(
+        &b,
+        &Decryption::IdentityFile(idfile.clone()),
+        &crate::meter::Meter::default(),
+    )
+    .unwrap();
     assert!(v.encrypted);
     let other = dir.path().join("other.txt");
     std::fs::write(
@@ -168,7 +181,12 @@ fn encrypted_bundles_need_the_key() {
             .expose_secret(),
     )
     .unwrap();
-    let err = verify(&b, &Decryption::IdentityFile(other)).unwrap_err();
+    let err = verify(
+        &b,
+        &Decryption::IdentityFile(other),
+        &crate::meter::Meter::default(),
+    )
+    .unwrap_err();
     assert!(matches!(err, Error::Decrypt { .. }), "{err}");
 
     // A passphrase.
@@ -180,11 +198,13 @@ fn encrypted_bundles_need_the_key() {
     verify(
         &b,
         &Decryption::Passphrase(SecretString::from("correct horse".to_string())),
+        &crate::meter::Meter::default(),
     )
     .unwrap();
     let err = verify(
         &b,
         &Decryption::Passphrase(SecretString::from("wrong".to_string())),
+        &crate::meter::Meter::default(),
     )
     .unwrap_err();
     assert!(matches!(err, Error::Decrypt { .. }), "{err}");
@@ -449,7 +469,9 @@ fn foreign_members_are_refused() {
                 Some(p) => Decryption::Passphrase(SecretString::from(p.to_string())),
                 None => Decryption::None,
             };
-            let err = verify(&bundle, &decryption).unwrap_err().to_string();
+            let err = verify(&bundle, &decryption, &crate::meter::Meter::default())
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(says), "{what} ({passphrase:?}): {err}");
             assert_eq!(tree(sub.path()), before, "{what}: nothing written");
         }
@@ -458,5 +480,5 @@ fn foreign_members_are_refused() {
     // come from the changes, not from the rewriting.
     let same = dir.path().join("same.tar.zst");
     write_raw(&same, &original, None);
-    verify(&same, &Decryption::None).unwrap();
+    verify(&same, &Decryption::None, &crate::meter::Meter::default()).unwrap();
 }

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::archive;
 use crate::error::{Error, Result, io_err};
 use crate::manifest::{self, Manifest, Sidecar};
+use crate::meter::Meter;
 
 /// The key for an encrypted bundle.
 pub enum Decryption {
@@ -88,8 +89,9 @@ pub struct Verified {
 }
 
 /// Verifies a bundle; on success records it in the sidecar (creating one if missing).
-pub fn verify(bundle: &Path, decryption: &Decryption) -> Result<Verified> {
-    verify_keeping(bundle, decryption, None, None, true, None)
+/// `meter` counts the bytes of the bundle read, of its size.
+pub fn verify(bundle: &Path, decryption: &Decryption, meter: &Meter) -> Result<Verified> {
+    verify_keeping(bundle, decryption, None, None, true, None, meter)
 }
 
 /// Verifies a bundle like [`verify`] (without recording it in the sidecar: reading
@@ -100,7 +102,15 @@ pub fn verify_and_read_resources(
     decryption: &Decryption,
 ) -> Result<(Verified, BTreeMap<String, Vec<u8>>)> {
     let mut resources = BTreeMap::new();
-    let v = verify_keeping(bundle, decryption, None, None, false, Some(&mut resources))?;
+    let v = verify_keeping(
+        bundle,
+        decryption,
+        None,
+        None,
+        false,
+        Some(&mut resources),
+        &Meter::default(),
+    )?;
     Ok((v, resources))
 }
 
@@ -110,8 +120,17 @@ pub fn verify_and_extract(
     bundle: &Path,
     decryption: &Decryption,
     snapshot_to: &Path,
+    meter: &Meter,
 ) -> Result<Verified> {
-    verify_keeping(bundle, decryption, Some(snapshot_to), None, true, None)
+    verify_keeping(
+        bundle,
+        decryption,
+        Some(snapshot_to),
+        None,
+        true,
+        None,
+        meter,
+    )
 }
 
 /// Like [`verify_and_extract`], and also writes the bundle's `pki/` members into
@@ -132,6 +151,7 @@ pub fn verify_and_extract_pki(
         Some(pki_to),
         record,
         None,
+        &Meter::default(),
     )
 }
 
@@ -142,7 +162,11 @@ fn verify_keeping(
     pki_to: Option<&Path>,
     record: bool,
     mut resources: Option<&mut BTreeMap<String, Vec<u8>>>,
+    meter: &Meter,
 ) -> Result<Verified> {
+    if let Ok(m) = std::fs::metadata(bundle) {
+        meter.set_total(m.len());
+    }
     let corrupt = |message: String| Error::Corrupt {
         path: bundle.to_path_buf(),
         message,
@@ -282,6 +306,7 @@ fn verify_keeping(
             }
             h.update(&buf[..k]);
             n += k as u64;
+            meter.set_done(tally.bytes());
             if let Some(f) = out.as_mut() {
                 f.write_all(&buf[..k])
                     .map_err(io_err("writing", &snap_path))?;

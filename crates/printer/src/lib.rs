@@ -396,6 +396,59 @@ impl Printer {
         }
     }
 
+    /// A status line on stderr that follows work counted elsewhere: `read` is asked
+    /// every 100 ms for the line to show (`None`: nothing to show yet) until the
+    /// [`Follower`] is dropped, which clears it. Hidden (and `read` never called)
+    /// unless stderr is a terminal and `--quiet` is off.
+    pub fn follow(&self, read: impl Fn() -> Option<String> + Send + 'static) -> Follower {
+        if self.quiet || !self.stderr_tty {
+            return Follower {
+                stop: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+                thread: None,
+                bar: ProgressBar::hidden(),
+            };
+        }
+        let bar = ProgressBar::new_spinner().with_style(
+            indicatif::ProgressStyle::with_template("{spinner} {wide_msg} {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (b, halt) = (bar.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !halt.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(line) = read() {
+                    b.set_message(line);
+                    b.tick();
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        });
+        Follower {
+            stop,
+            thread: Some(thread),
+            bar,
+        }
+    }
+
+    /// "12.0 MiB of 40.0 MiB (30%), 8.1 MiB/s": done and total bytes (total 0: unknown)
+    /// at a rate over `elapsed`.
+    pub fn bytes_line(done: u64, total: u64, elapsed: std::time::Duration) -> String {
+        let rate = match elapsed.as_secs_f64() {
+            s if s > 0.0 => format!(", {}/s", indicatif::BinaryBytes((done as f64 / s) as u64)),
+            _ => String::new(),
+        };
+        if total > 0 {
+            format!(
+                "{} of {} ({}%){rate}",
+                indicatif::BinaryBytes(done),
+                indicatif::BinaryBytes(total),
+                done.saturating_mul(100) / total
+            )
+        } else {
+            format!("{}{rate}", indicatif::BinaryBytes(done))
+        }
+    }
+
     /// A spinner with a message on stderr, hidden unless stderr is a terminal.
     pub fn spinner(&self, label: &str) -> indicatif::ProgressBar {
         if self.quiet || !self.stderr_tty {
@@ -538,5 +591,24 @@ mod tests {
                 "{format:?} is never cut"
             );
         }
+    }
+}
+
+/// A status line following work (see [`Printer::follow`]); dropping it stops and
+/// clears it.
+#[derive(Debug)]
+pub struct Follower {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    bar: ProgressBar,
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.bar.finish_and_clear();
     }
 }

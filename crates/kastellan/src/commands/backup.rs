@@ -16,8 +16,10 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use kastellan_bundle::meter::Meter;
 use kastellan_bundle::proof::RestoreTest;
 use kastellan_bundle::remote::{Credentials, Location, PushOutcome, Pushed, Remote, Settings};
 use kastellan_bundle::volumes::VolumeSnapshots;
@@ -289,6 +291,42 @@ impl Report for CopyReport {
     }
 }
 
+/// When each step of a status line started (its first counted unit), for its rate.
+#[derive(Default)]
+struct Stopwatches(std::sync::Mutex<std::collections::HashMap<usize, std::time::Instant>>);
+
+impl Stopwatches {
+    /// "LABEL: 12 MiB of 40 MiB (30%), 8 MiB/s" for a meter of bytes.
+    fn line(&self, label: &str, meter: &Arc<Meter>) -> Option<String> {
+        let (done, total) = meter.read();
+        let key = Arc::as_ptr(meter) as usize;
+        let mut started = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let at = *started.entry(key).or_insert_with(std::time::Instant::now);
+        Some(format!(
+            "{label}: {}",
+            Printer::bytes_line(done, total, at.elapsed())
+        ))
+    }
+}
+
+/// A status line while `bundle` is read and verified.
+fn follow_reading(
+    printer: &Printer,
+    bundle: &Path,
+    meter: &Arc<Meter>,
+) -> kastellan_printer::Follower {
+    let name = bundle
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .to_string();
+    let (m, since) = (meter.clone(), Stopwatches::default());
+    printer.follow(move || since.line(&format!("verifying {name}"), &m))
+}
+
 fn read_passphrase(path: &Path) -> Result<SecretString> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading passphrase file {}", path.display()))?;
@@ -332,7 +370,10 @@ fn create(args: &BackupCreateArgs, global: &GlobalArgs, printer: &Printer) -> Re
                 class: args.volume_snapshot_class.clone(),
                 timeout: args.volume_snapshot_timeout,
             }),
+        export_meter: Arc::default(),
+        write_meter: Arc::default(),
     };
+    let snapshot_meter = Arc::new(Meter::default());
     let created = super::runtime()?.block_on(async {
         let client = super::kube::client(
             global,
@@ -341,16 +382,30 @@ fn create(args: &BackupCreateArgs, global: &GlobalArgs, printer: &Printer) -> Re
         )
         .await?
         .client;
-        let bar = printer.bytes_progress(None, "etcd snapshot");
+        // One status line through the steps: export, snapshot stream, writing.
+        let (export, snap, write) = (
+            req.export_meter.clone(),
+            snapshot_meter.clone(),
+            req.write_meter.clone(),
+        );
+        let since = Stopwatches::default();
+        let follower = printer.follow(move || {
+            if write.read().1 > 0 {
+                return since.line("writing and compressing the bundle", &write);
+            }
+            if snap.read().0 > 0 {
+                return since.line("etcd snapshot", &snap);
+            }
+            let (objects, _) = export.read();
+            (objects > 0).then(|| format!("exporting API resources: {objects} objects"))
+        });
         let note = |s: String| printer.note(s);
         let mut progress = |p: kastellan_etcd::snapshot::Progress| {
-            if let (Some(t), None) = (p.total, bar.length()) {
-                bar.set_length(t);
-            }
-            bar.set_position(p.received);
+            snapshot_meter.set_total(p.total.unwrap_or(0));
+            snapshot_meter.set_done(p.received);
         };
         let r = kastellan_bundle::create(req, &client, &note, &mut progress).await;
-        bar.finish_and_clear();
+        drop(follower);
         anyhow::Ok(r.map_err(volume_hint)?)
     })?;
     super::note_leftovers(printer, &created.leftovers);
@@ -442,7 +497,11 @@ fn verify(args: &BackupVerifyArgs, printer: &Printer) -> Result<Outcome> {
             v.path = PathBuf::from(url);
             v
         }
-        None => kastellan_bundle::verify(&args.bundle, &decryption)?,
+        None => {
+            let meter = Arc::new(Meter::default());
+            let _line = follow_reading(printer, &args.bundle, &meter);
+            kastellan_bundle::verify(&args.bundle, &decryption, &meter)?
+        }
     };
     printer.report(&VerifyReport::new(&v, None))?;
     Ok(Outcome::Ok)
@@ -461,7 +520,10 @@ fn restore_test(
         ..Default::default()
     };
     let note = |s: String| printer.note(s);
-    let r = kastellan_bundle::proof::restore_test(bundle, decryption, &options, &note);
+    let meter = Arc::new(Meter::default());
+    let line = follow_reading(printer, bundle, &meter);
+    let r = kastellan_bundle::proof::restore_test(bundle, decryption, &options, &note, &meter);
+    drop(line);
     r.map_err(|e| match e {
         kastellan_bundle::Error::Usage(_) if args.etcd_binary.is_none() => {
             anyhow::Error::new(e).context("--restore-test")

@@ -203,6 +203,87 @@ impl Node {
     }
 }
 
+/// Runs `kastellan ARGS` on a pseudo-terminal (util-linux `script`), stdout into
+/// `json_to`; returns what the terminal showed (stderr).
+fn on_a_terminal(args: &[String], json_to: &Path) -> String {
+    let bin = assert_cmd::cargo::cargo_bin!("kastellan");
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let mut cmd = format!(
+        "stty cols 100 rows 50 && exec {}",
+        quote(&bin.display().to_string())
+    );
+    for a in args {
+        cmd.push(' ');
+        cmd.push_str(&quote(a));
+    }
+    cmd.push_str(&format!(" > {}", quote(&json_to.display().to_string())));
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c", &cmd, "/dev/null"])
+        .env_remove("COLUMNS")
+        .env("NO_COLOR", "1")
+        .env_remove("KUBECONFIG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("util-linux `script`");
+    let shown = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{shown}");
+    shown
+}
+
+/// Issue 17, "a progress bar on a terminal for every long step": `backup create` shows
+/// the snapshot stream and the writing (with bytes and rate), `backup verify` its
+/// reading, each on one status line of the terminal (stderr), while `-o json` on stdout
+/// stays clean.
+#[test]
+fn real_etcd_cli_backup_progress_on_a_terminal_json_stays_clean_17() {
+    let node = Node::new();
+    let mut create: Vec<String> = vec![
+        "backup".into(),
+        "create".into(),
+        "--allow-unencrypted-secrets".into(),
+        "--dir".into(),
+        node.dir().display().to_string(),
+        "--etc-kubernetes".into(),
+        node.root.join("kubernetes").display().to_string(),
+        "-o".into(),
+        "json".into(),
+    ];
+    create.extend(node.etcd_args.iter().cloned());
+    let json = node.root.join("create.json");
+    let shown = on_a_terminal(&create, &json);
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap())
+        .unwrap_or_else(|e| {
+            panic!(
+                "stdout is JSON only ({e}): {}",
+                std::fs::read_to_string(&json).unwrap()
+            )
+        });
+    assert!(
+        shown.contains("writing and compressing the bundle: ") && shown.contains("/s"),
+        "{shown}"
+    );
+    let bundle = doc["path"].as_str().unwrap().to_string();
+    let json = node.root.join("verify.json");
+    let shown = on_a_terminal(
+        &[
+            "backup".into(),
+            "verify".into(),
+            bundle.clone(),
+            "-o".into(),
+            "json".into(),
+        ],
+        &json,
+    );
+    let name = Path::new(&bundle)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
+    assert!(shown.contains(&format!("verifying {name}: ")), "{shown}");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(v["path"], bundle.as_str());
+}
+
 /// The upload journal in `dir`, if there is one.
 fn journal_in(dir: &Path) -> Option<PathBuf> {
     std::fs::read_dir(dir).ok().and_then(|it| {
