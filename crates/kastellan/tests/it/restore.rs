@@ -1383,24 +1383,9 @@ fn real_etcd_cli_backup_verify_catches_a_snapshot_changed_after_it_was_taken_16(
         String::from_utf8_lossy(&put.stderr)
     );
     let tmp = tempfile::tempdir().unwrap();
+    // As taken: verified, the keyspace hash included.
+    let (good, record, _) = proven_bundle_fixture(&etcd, tmp.path());
     let snapshot = tmp.path().join("taken.db");
-    etcd.etcdctl_snapshot(&ep, &snapshot);
-    let revision = kastellan_snapshot::SnapshotFile::open(&snapshot)
-        .unwrap()
-        .status()
-        .unwrap()
-        .revision;
-    let out = etcd
-        .etcdctl_on(&ep)
-        .args(kastellan_etcd::testing::hashkv_args(revision))
-        .output()
-        .unwrap();
-    let (hash, _, compact_revision) = kastellan_etcd::testing::parse_hashkv(&out.stdout, revision);
-    let record = kastellan_bundle::manifest::HashKvRecord {
-        hash,
-        revision,
-        compact_revision,
-    };
     let ca = b"-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n";
     let verify = |bundle: &Path| {
         kastellan()
@@ -1409,14 +1394,6 @@ fn real_etcd_cli_backup_verify_catches_a_snapshot_changed_after_it_was_taken_16(
             .output()
             .unwrap()
     };
-
-    // As taken: verified, the keyspace hash included.
-    let good = hand_bundle_with(
-        &tmp.path().join("good"),
-        &snapshot,
-        &[("ca.crt", ca)],
-        Some(record),
-    );
     let out = verify(&good);
     assert!(
         out.status.success(),
