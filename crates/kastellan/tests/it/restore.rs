@@ -1401,11 +1401,12 @@ fn real_etcd_cli_backup_verify_catches_a_snapshot_changed_after_it_was_taken_16(
         kastellan()
             .args(["backup", "verify"])
             .arg(bundle)
+            .env("COLUMNS", "80")
             .output()
             .unwrap()
     };
 
-    // As taken: verified, the keyspace hash included.
+    // As taken: verified, the keyspace hash included, every line within 80 columns.
     let good = hand_bundle_with(
         &tmp.path().join("good"),
         &snapshot,
@@ -1413,11 +1414,23 @@ fn real_etcd_cli_backup_verify_catches_a_snapshot_changed_after_it_was_taken_16(
         Some(record),
     );
     let out = verify(&good);
+    let said = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
+        "{said}{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains(&format!(
+            "keyspace hash {}: the one etcd gave when the snapshot was taken",
+            record.hash
+        )),
+        "{said}"
+    );
+    assert!(
+        said.lines()
+            .all(|l| kastellan_printer::display_width(l) <= 80),
+        "wider than 80 columns:\n{said}"
     );
 
     // One value rewritten in place, the trailer recomputed: every structural check and
