@@ -53,6 +53,15 @@ pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, Entry> {
     out
 }
 
+/// The directories under `root` with their modes: for a tree whose files change on
+/// their own (a running etcd's data dir), where only new directories can be checked.
+pub fn directories(root: &Path) -> BTreeMap<PathBuf, Entry> {
+    snapshot(root)
+        .into_iter()
+        .filter(|(_, e)| matches!(e, Entry::Dir(_)))
+        .collect()
+}
+
 /// Fails, naming every entry that appeared, disappeared or changed (mode or content),
 /// unless the tree under `root` is still `before`.
 pub fn assert_unchanged(root: &Path, before: &BTreeMap<PathBuf, Entry>, what: &str) {
