@@ -65,7 +65,17 @@ pub fn directories(root: &Path) -> BTreeMap<PathBuf, Entry> {
 /// Fails, naming every entry that appeared, disappeared or changed (mode or content),
 /// unless the tree under `root` is still `before`.
 pub fn assert_unchanged(root: &Path, before: &BTreeMap<PathBuf, Entry>, what: &str) {
-    let after = snapshot(root);
+    assert_same(root, before, &snapshot(root), what);
+}
+
+/// Fails, naming every entry that appeared, disappeared or changed, unless `after`
+/// (a snapshot of `root`, perhaps filtered) is `before`.
+pub fn assert_same(
+    root: &Path,
+    before: &BTreeMap<PathBuf, Entry>,
+    after: &BTreeMap<PathBuf, Entry>,
+    what: &str,
+) {
     let mut diffs = Vec::new();
     for (p, b) in before {
         match after.get(p) {
@@ -84,7 +94,7 @@ pub fn assert_unchanged(root: &Path, before: &BTreeMap<PathBuf, Entry>, what: &s
             Some(_) => {}
         }
     }
-    for (p, a) in &after {
+    for (p, a) in after {
         if !before.contains_key(p) {
             diffs.push(format!("new: {} ({})", p.display(), a.describe()));
         }
