@@ -4,7 +4,9 @@
 //! `clusterName`, `createdAt`, `revision`, `verifiedAt`, `verifiedBy`) plus `path`,
 //! `files`, `resources`, `warnings`, `removedLeftovers` (`path`, `size` of each dead
 //! run's `.part` or staging directory removed first); `verify` prints `path`, `files`, `bytes`,
-//! `encrypted`, `revision`, `totalKey`, `clusterName`, `createdAt`; `list` an array of
+//! `encrypted`, `revision`, `totalKey`, `clusterName`, `createdAt`, `sidecarChecked`,
+//! `keyspaceHash` (etcd's keyspace hash recorded at the snapshot and found again in it;
+//! null for a bundle of an older kastellan); `list` an array of
 //! bundles; `prune` the rules, one decision per bundle and whether it deleted.
 //! With `--to`, `create` adds `copies`: one per bundle copied (`bundle`, `url`, `pushed`:
 //! `already-there`, `sidecar-only`, `uploaded` or `{"resumed": {"from": PART}}`,
@@ -552,29 +554,35 @@ struct CreateReport {
 
 impl Report for CreateReport {
     fn render(&self, out: &mut String, style: &Style) {
-        let _ = writeln!(
-            out,
-            "{}",
-            style.good(&format!(
-                "wrote {} ({} bytes, {})",
-                self.path.display(),
-                self.sidecar.size,
-                if self.sidecar.encrypted {
-                    "age-encrypted"
-                } else {
-                    "NOT encrypted"
-                }
-            ))
+        let wrote = format!(
+            "wrote {} ({} bytes, {})",
+            self.path.display(),
+            self.sidecar.size,
+            if self.sidecar.encrypted {
+                "age-encrypted"
+            } else {
+                "NOT encrypted"
+            }
         );
-        let _ = writeln!(
+        painted(out, &wrote, style, Style::good);
+        painted(
             out,
-            "cluster {}, etcd revision {}, {} files, {} API objects",
-            self.sidecar.cluster_name, self.sidecar.revision, self.files, self.resources
+            &format!(
+                "cluster {}, etcd revision {}, {} files, {} API objects",
+                self.sidecar.cluster_name, self.sidecar.revision, self.files, self.resources
+            ),
+            style,
+            unpainted,
         );
-        let _ = writeln!(out, "snapshot from {}", self.member);
+        painted(
+            out,
+            &format!("snapshot from {}", self.member),
+            style,
+            unpainted,
+        );
         let _ = writeln!(out, "sha256 {}", self.sidecar.sha256);
         for c in &self.copies {
-            let _ = writeln!(out, "{}", style.good(&format!("copy at {}", c.url)));
+            painted(out, &format!("copy at {}", c.url), style, Style::good);
         }
         if let Some(v) = &self.volume_snapshots {
             let _ = writeln!(
@@ -597,19 +605,32 @@ impl Report for CreateReport {
                 t.render_into(out, style);
             }
             for k in &v.skipped {
-                let _ = writeln!(
+                painted(
                     out,
-                    "{}",
-                    style.warn(&format!(
-                        "skipped PVC {}/{}: {}",
-                        k.namespace, k.pvc, k.reason
-                    ))
+                    &format!("skipped PVC {}/{}: {}", k.namespace, k.pvc, k.reason),
+                    style,
+                    Style::warn,
                 );
             }
         }
         if let Some(t) = &self.restore_test {
             render_restore_test(t, out, style);
         }
+    }
+}
+
+/// `text` as it is: for [`painted`] lines without colour.
+fn unpainted(_: &Style, text: &str) -> String {
+    text.to_string()
+}
+
+/// Writes `text` wrapped to the style's width (continuation lines indented by two
+/// blanks, a word longer than a line kept whole), each line painted with `paint`.
+fn painted(out: &mut String, text: &str, style: &Style, paint: fn(&Style, &str) -> String) {
+    let mut lines = String::new();
+    kastellan_printer::wrap(&mut lines, "", 2, text, style.width);
+    for line in lines.lines() {
+        let _ = writeln!(out, "{}", paint(style, line));
     }
 }
 
@@ -660,38 +681,27 @@ fn render_restore_test(t: &RestoreTest, out: &mut String, style: &Style) {
         t.sampled
     );
     if t.passed {
-        let _ = writeln!(
-            out,
-            "{}",
-            style.good(&format!(
-                "restore test passed in {:.1}s: a restored etcd serves the snapshot",
-                t.millis as f64 / 1000.0
-            ))
+        let head = format!(
+            "restore test passed in {:.1}s: a restored etcd serves the snapshot",
+            t.millis as f64 / 1000.0
         );
-        let _ = writeln!(out, "{figures}");
+        painted(out, &head, style, Style::good);
     } else {
-        let _ = writeln!(
-            out,
-            "{}",
-            style.bad(&format!(
-                "restore test FAILED ({} problem(s))",
-                t.problems.len()
-            ))
-        );
+        let head = format!("restore test FAILED ({} problem(s))", t.problems.len());
+        painted(out, &head, style, Style::bad);
         for p in &t.problems {
-            let _ = writeln!(out, "  {p}");
+            kastellan_printer::wrap(out, "  ", 4, p, style.width);
         }
-        let _ = writeln!(out, "{figures}");
     }
-    let _ = writeln!(out, "etcd {}", t.etcd);
+    painted(out, &figures, style, unpainted);
+    painted(out, &format!("etcd {}", t.etcd), style, unpainted);
 }
 
 impl Report for VerifyReport {
     fn render(&self, out: &mut String, style: &Style) {
-        let _ = writeln!(
+        painted(
             out,
-            "{}",
-            style.good(&format!(
+            &format!(
                 "{}: intact ({} files, {} bytes, every sha256 matches{})",
                 self.path.display(),
                 self.files,
@@ -701,27 +711,32 @@ impl Report for VerifyReport {
                 } else {
                     ""
                 }
-            ))
+            ),
+            style,
+            Style::good,
         );
-        let _ = writeln!(
+        painted(
             out,
-            "cluster {}, made {}, etcd snapshot verified: revision {}, {} keys",
-            self.cluster_name, self.created_at, self.revision, self.total_key
+            &format!(
+                "cluster {}, made {}, etcd snapshot verified: revision {}, {} keys",
+                self.cluster_name, self.created_at, self.revision, self.total_key
+            ),
+            style,
+            unpainted,
         );
         match self.keyspace_hash {
-            Some(h) => {
-                let _ = writeln!(
-                    out,
-                    "keyspace hash {h}: the one etcd gave when the snapshot was taken"
-                );
-            }
-            None => {
-                let _ = writeln!(
-                    out,
-                    "{}",
-                    style.warn("no keyspace hash recorded (a bundle of an older kastellan)")
-                );
-            }
+            Some(h) => painted(
+                out,
+                &format!("keyspace hash {h}: the one etcd gave when the snapshot was taken"),
+                style,
+                unpainted,
+            ),
+            None => painted(
+                out,
+                "no keyspace hash recorded (a bundle of an older kastellan)",
+                style,
+                Style::warn,
+            ),
         }
         if let Some(t) = &self.restore_test {
             render_restore_test(t, out, style);
@@ -798,5 +813,168 @@ impl Report for PruneReport {
             t.row([d.name.clone(), decision, why]);
         }
         t.render_into(out, style);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kastellan_bundle::volumes::{Recorded, Skipped, snapshot_name};
+    use kastellan_printer::display_width;
+
+    fn render(report: &impl Report, width: Option<usize>, color: bool) -> String {
+        let mut out = String::new();
+        report.render(
+            &mut out,
+            &Style {
+                color,
+                width,
+                wide: false,
+            },
+        );
+        out
+    }
+
+    fn too_wide(out: &str, width: usize) -> Vec<&str> {
+        out.lines().filter(|l| display_width(l) > width).collect()
+    }
+
+    /// A bundle with one long-named VolumeSnapshot (the PVC of a StatefulSet, the
+    /// name `backup create` gives its snapshot) and a skipped PVC.
+    fn created() -> CreateReport {
+        let pvc = "postgres-data-payments-primary-0";
+        let at: jiff::Timestamp = "2026-12-02T10:38:13Z".parse().unwrap();
+        CreateReport {
+            path: "/var/lib/kastellan/backups/kubernetes-20261202T103813Z.tar.zst.age".into(),
+            sidecar: Sidecar {
+                bundle: "kubernetes-20261202T103813Z.tar.zst.age".into(),
+                size: 48_213_771,
+                sha256: "9f".repeat(32),
+                encrypted: true,
+                cluster_name: "kubernetes".into(),
+                created_at: at.to_string(),
+                revision: 1_284_113,
+                verified_at: None,
+                verified_by: None,
+                restore_test: None,
+            },
+            files: 31,
+            resources: 2_412,
+            member: "cp1 (https://10.77.0.11:2379, the leader)".into(),
+            warnings: Vec::new(),
+            removed_leftovers: Vec::new(),
+            copies: Vec::new(),
+            restore_test: None,
+            volume_snapshots: Some(VolumeSnapshots {
+                taken: vec![Recorded {
+                    namespace: "payments-production".into(),
+                    pvc: pvc.into(),
+                    volume_snapshot: snapshot_name(pvc, at),
+                    class: "csi-rbd-snapclass-retain".into(),
+                    driver: "rbd.csi.ceph.com".into(),
+                    content: Some("snapcontent-5b1f".into()),
+                    snapshot_handle: Some("0001-0009-rook-ceph".into()),
+                    restore_size: Some("100Gi".into()),
+                    ready_at: at.to_string(),
+                }],
+                skipped: vec![Skipped {
+                    namespace: "vault".into(),
+                    pvc: "scratch".into(),
+                    reason: "no VolumeSnapshotClass for driver other.csi.kastellan.dev".into(),
+                }],
+            }),
+        }
+    }
+
+    #[test]
+    fn create_with_volume_snapshots_fits_80_columns() {
+        let report = created();
+        for color in [false, true] {
+            let out = render(&report, Some(80), color);
+            assert_eq!(too_wide(&out, 80), Vec::<&str>::new(), "{out}");
+            // The table keeps its header and one line per snapshot; the long name is
+            // cut with an ellipsis, not wrapped.
+            let lines: Vec<&str> = out.lines().collect();
+            let header = lines
+                .iter()
+                .position(|l| l.contains("VOLUMESNAPSHOT"))
+                .unwrap();
+            assert!(lines[header].contains("SIZE"), "{out}");
+            let row = lines[header + 1];
+            assert!(
+                row.starts_with(" payments-") && row.contains('…') && row.ends_with("100Gi"),
+                "{out}"
+            );
+            // The skipped PVC's reason is all there, over two lines (each painted).
+            let skipped = out
+                .replace("\x1b[33m", "")
+                .replace("\x1b[0m", "")
+                .split("skipped PVC ")
+                .nth(1)
+                .unwrap()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            assert!(
+                skipped.contains(
+                    "vault/scratch: no VolumeSnapshotClass for driver other.csi.kastellan.dev"
+                ),
+                "{out}"
+            );
+        }
+        // Without a width (a pipe): whole lines, the whole snapshot name.
+        let out = render(&report, None, false);
+        assert!(
+            out.contains("kastellan-postgres-data-payments-primary-0-20261202-103813"),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "skipped PVC vault/scratch: no VolumeSnapshotClass for driver other.csi.kastellan.dev\n"
+            ),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn verify_with_the_keyspace_hash_fits_80_columns() {
+        let mut report = VerifyReport {
+            path: "/var/lib/kastellan/backups/kubernetes-20261202T103813Z.tar.zst.age".into(),
+            files: 31,
+            bytes: 48_213_771,
+            encrypted: true,
+            revision: 1_284_113,
+            total_key: 12_345,
+            cluster_name: "production-eu-west".into(),
+            created_at: "2026-12-02T10:38:13.123456789Z".into(),
+            sidecar_checked: true,
+            keyspace_hash: Some(u32::MAX),
+            restore_test: Some(RestoreTest {
+                at: "2026-12-02T10:40:01Z".into(),
+                passed: false,
+                problems: vec![format!(
+                    "/registry/configmaps/payments-production/{}: the value served (1843 bytes, v1 ConfigMap) differs from the snapshot's (1843 bytes, v1 ConfigMap)",
+                    "checkout-feature-flags"
+                )],
+                // (containerd's image store gives longer paths: a path stays whole)
+                etcd: "/usr/local/bin/etcd 3.5.21".into(),
+                revision: 1_284_113_000,
+                keys: 12_345_678,
+                hash_kv: Some(u32::MAX),
+                sampled: 32,
+                millis: 81_234,
+            }),
+        };
+        let out = render(&report, Some(80), true);
+        assert_eq!(too_wide(&out, 80), Vec::<&str>::new(), "{out}");
+        assert!(out.contains("restore test FAILED (1 problem(s))"), "{out}");
+        assert!(
+            out.contains("keyspace hash 4294967295: the one etcd gave when the snapshot was taken"),
+            "{out}"
+        );
+        report.keyspace_hash = None;
+        let out = render(&report, Some(80), false);
+        assert_eq!(too_wide(&out, 80), Vec::<&str>::new(), "{out}");
+        assert!(out.contains("no keyspace hash recorded"), "{out}");
     }
 }

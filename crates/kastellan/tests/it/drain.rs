@@ -121,12 +121,104 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// The directory kastellan runs in here, also its `HOME` and `TMPDIR`: the local
+/// files a drain could write without being told a path (it is given the kubeconfig).
+fn scratch() -> &'static std::path::Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
+}
+
 fn k(args: &[&str]) -> Output {
     kastellan()
         .args(["--kubeconfig", ADMIN])
         .args(args)
+        .current_dir(scratch())
+        .env("HOME", scratch())
+        .env("TMPDIR", scratch())
         .output()
         .unwrap()
+}
+
+/// What a drain changes in the cluster: every Node's spec (the cordon is
+/// `unschedulable`), every pod by namespace/name with its UID, node and deletion mark
+/// (an eviction deletes; a re-created pod has a new UID), and each budget's status
+/// (`disruptedPods` records every eviction the API server admits; `disruptionsAllowed`
+/// drops with it).
+fn cluster_state() -> Value {
+    let nodes: serde_json::Map<String, Value> = kc_json(&["get", "nodes"])["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["metadata"]["name"].as_str().unwrap().to_string(),
+                n["spec"].clone(),
+            )
+        })
+        .collect();
+    let pods: serde_json::Map<String, Value> = kc_json(&["get", "pods", "-A"])["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let m = &p["metadata"];
+            (
+                format!(
+                    "{}/{}",
+                    m["namespace"].as_str().unwrap(),
+                    m["name"].as_str().unwrap()
+                ),
+                json!({
+                    "uid": m["uid"],
+                    "node": p["spec"]["nodeName"],
+                    "deletionTimestamp": m["deletionTimestamp"],
+                }),
+            )
+        })
+        .collect();
+    let budgets: serde_json::Map<String, Value> = kc_json(&["get", "pdb", "-n", NS])["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["metadata"]["name"].as_str().unwrap().to_string(),
+                json!({
+                    "disruptedPods": b["status"]["disruptedPods"],
+                    "disruptionsAllowed": b["status"]["disruptionsAllowed"],
+                }),
+            )
+        })
+        .collect();
+    json!({"nodes": nodes, "pods": pods, "budgets": budgets})
+}
+
+/// Fails naming what differs between two [`cluster_state`]s.
+fn assert_same_cluster(before: &Value, after: &Value, what: &str) {
+    let mut diffs = Vec::new();
+    for part in ["nodes", "pods", "budgets"] {
+        let (b, a) = (
+            before[part].as_object().unwrap(),
+            after[part].as_object().unwrap(),
+        );
+        for (name, was) in b {
+            match a.get(name) {
+                None => diffs.push(format!("{part}: {name} gone")),
+                Some(now) if now != was => diffs.push(format!("{part}: {name}: {was} -> {now}")),
+                Some(_) => {}
+            }
+        }
+        diffs.extend(
+            a.keys()
+                .filter(|n| !b.contains_key(*n))
+                .map(|n| format!("{part}: {n} new")),
+        );
+    }
+    assert!(
+        diffs.is_empty(),
+        "{what} changed the cluster:\n{}",
+        diffs.join("\n")
+    );
 }
 
 fn kc(args: &[&str]) -> Output {
@@ -343,6 +435,16 @@ fn lab_drain_rules_budgets_hazards_against_kubectl() {
         .success()
     );
 
+    // Issue 18, "Dry runs change nothing": the cluster and the local files as they
+    // are before the dry runs of 1 to 3, compared after them.
+    let cluster_before = cluster_state();
+    assert_eq!(
+        cluster_before["budgets"]["web-pdb"]["disruptionsAllowed"],
+        json!(1),
+        "{cluster_before:#}"
+    );
+    let files_before = crate::tree::snapshot(scratch());
+
     // 1. No flags, dry run: the same pods refused as kubectl's, nothing changed (not
     //    even the cordon); the finished bare pod is not refused.
     let ours = k(&["node", "drain", "w1", "--dry-run", "-o", "json"]);
@@ -485,6 +587,12 @@ fn lab_drain_rules_budgets_hazards_against_kubectl() {
             .any(|p| p["name"] == "etcd-cp1" && p["reasons"][0] == "mirror")
     );
 
+    // None of the dry runs above (every node, with and without the flags that allow
+    // evictions, budgets that allow one) cordoned, evicted or deleted anything, nor
+    // wrote a local file.
+    assert_same_cluster(&cluster_before, &cluster_state(), "node drain --dry-run");
+    crate::tree::assert_unchanged(scratch(), &files_before, "node drain --dry-run");
+
     // 4. kubectl drain w1, for real: it evicts what kastellan planned, retries the db
     //    pod every 5 s without naming the budget, and gives up only at its --timeout.
     let start = Instant::now();
@@ -506,6 +614,13 @@ fn lab_drain_rules_budgets_hazards_against_kubectl() {
     assert_eq!(code(&out), 0);
     assert!(text(&out.stdout).contains("node/w1 uncordoned") && !cordoned("w1"));
     settle();
+    // The state the dry runs were checked with sees a real drain: the evicted pods
+    // came back under new UIDs.
+    assert_ne!(
+        cluster_state()["pods"],
+        cluster_before["pods"],
+        "a real drain changes the pods"
+    );
 
     // 5. kastellan drain w2: the same outcome (everything but the db pod evicted), the
     //    budget named with its pods and owners, exit 1 at its own --timeout, w2 left

@@ -3,6 +3,8 @@
 //! on 127.0.0.1 with mutual TLS. The tests start every etcd process themselves and
 //! kill only those, by pid.
 
+use std::os::unix::fs::MetadataExt as _;
+use std::path::PathBuf;
 use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -467,8 +469,39 @@ fn defrag_alarms_unsafe_removal(release: &EtcdRelease) {
     let leader = etcd.leader_index();
     let leader_name = etcd.members[leader].name.clone();
 
-    // The dry run: the order, nothing changed.
+    // The dry run: the order, nothing changed. A defragmentation rewrites each
+    // member's database into a new file renamed over the old one, so every member's
+    // `member/snap/db` keeps its inode through a dry run and gets a new one after
+    // the real run; no directory appears in a data dir (issue 18).
+    let db_files = || -> Vec<(u64, PathBuf)> {
+        etcd.members
+            .iter()
+            .map(|m| {
+                let db = m.data_dir.join("member/snap/db");
+                (std::fs::metadata(&db).unwrap().ino(), db)
+            })
+            .collect()
+    };
+    let dbs_before = db_files();
+    let dirs_before: Vec<_> = etcd
+        .members
+        .iter()
+        .map(|m| crate::tree::directories(&m.data_dir))
+        .collect();
     let out = run(&etcd, &all, &["defrag", "--dry-run", "-o", "json"]);
+    assert_eq!(
+        db_files(),
+        dbs_before,
+        "the dry run rewrote a member's database"
+    );
+    for (m, before) in etcd.members.iter().zip(&dirs_before) {
+        assert_eq!(
+            &crate::tree::directories(&m.data_dir),
+            before,
+            "the dry run changed {}'s data dir",
+            m.name
+        );
+    }
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
     let doc = json(&out);
     assert_eq!(doc["outcome"], "dryRun");
@@ -499,6 +532,9 @@ fn defrag_alarms_unsafe_removal(release: &EtcdRelease) {
     stop.store(true, Ordering::Relaxed);
     let shrunk = watcher.join().unwrap();
     assert_eq!(code(&out), 0, "{}{}", text(&out.stdout), text(&out.stderr));
+    for ((was, db), (now, _)) in dbs_before.iter().zip(db_files()) {
+        assert_ne!(*was, now, "the defragmentation rewrote {}", db.display());
+    }
     let doc = json(&out);
     assert_eq!(doc["outcome"], "done", "{doc}");
     let done = doc["members"].as_array().unwrap();

@@ -1,9 +1,10 @@
 //! Integration tests of the `kastellan` binary. Modules name their tier:
 //! `cli_*` run the binary without any cluster; `lab_*` bring up the real lab (root,
 //! the cached Kubernetes build, etcd from Debian); `kubeadm_real_*` (in `certs`) need the
-//! cached kubeadm and root for its `--rootfs`; `systemd_*` (in `restore_systemd`) boot a real
-//! systemd in namespaces of their own (root); `netns_*` (in `preflight`) build hosts in
-//! network namespaces of their own (root).
+//! cached kubeadm and root for its `--rootfs`; `systemd_*` (in `restore_systemd`,
+//! `schedule_systemd`, `exporter_systemd`) boot a real systemd in namespaces of their
+//! own (root); `netns_*` (in `preflight`) build hosts in network namespaces of their
+//! own (root).
 // Tests fail loudly on unexpected errors and may say what they measured.
 #![allow(
     clippy::unwrap_used,
@@ -23,6 +24,7 @@ mod encryption;
 mod etcd_members;
 mod etcd_restore;
 mod etcd_save;
+mod exporter_systemd;
 mod ha;
 mod inspect;
 mod lab;

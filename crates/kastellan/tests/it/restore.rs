@@ -707,13 +707,62 @@ fn lab_restore_three_control_planes_from_one_bundle() {
         c
     };
 
-    // The dry run: every node's plan, one initial cluster.
+    // The dry run: every node's plan, one initial cluster. It changes nothing on any
+    // node (issue 18): each node's kubeadm dir (manifests, PKI, no holding dir) and
+    // parent of restored data dirs as they were, no new directory in its etcd data dir
+    // (whose files a running member keeps writing), and the bundle's dir as it was (no
+    // verification recorded in its sidecar).
+    let node_trees = || {
+        ["cp1", "cp2", "cp3"].map(|n| {
+            let d = Path::new(NODES).join(n);
+            [
+                crate::tree::snapshot(&d.join("etc-kubernetes")),
+                crate::tree::snapshot(&d.join("var-lib-kastellan-restore")),
+                crate::tree::directories(&d.join("var-lib-etcd")),
+            ]
+        })
+    };
+    let trees_before = node_trees();
+    let bundle_dir_before = crate::tree::snapshot(dir.path());
+    assert!(
+        !trees_before[1][0].is_empty() && !trees_before[1][2].is_empty(),
+        "cp2's trees are read"
+    );
     let plan = ok(
         "restore --all-nodes --dry-run",
         all_nodes()
             .args(["--dry-run", "-o", "json"])
             .output()
             .unwrap(),
+    );
+    ok(
+        "restore --all-nodes --dry-run (human)",
+        all_nodes().arg("--dry-run").output().unwrap(),
+    );
+    for (n, (before, after)) in ["cp1", "cp2", "cp3"]
+        .iter()
+        .zip(trees_before.iter().zip(node_trees().iter()))
+    {
+        let d = Path::new(NODES).join(n);
+        crate::tree::assert_unchanged(
+            &d.join("etc-kubernetes"),
+            &before[0],
+            "restore --all-nodes --dry-run",
+        );
+        crate::tree::assert_unchanged(
+            &d.join("var-lib-kastellan-restore"),
+            &before[1],
+            "restore --all-nodes --dry-run",
+        );
+        assert_eq!(
+            after[2], before[2],
+            "restore --all-nodes --dry-run made or removed a directory in {n}'s etcd data dir"
+        );
+    }
+    crate::tree::assert_unchanged(
+        dir.path(),
+        &bundle_dir_before,
+        "restore --all-nodes --dry-run",
     );
     let plan: serde_json::Value = serde_json::from_str(&plan).unwrap();
     let nodes = plan["nodes"].as_array().unwrap();
@@ -1383,7 +1432,7 @@ fn real_etcd_cli_backup_verify_catches_a_snapshot_changed_after_it_was_taken_16(
         String::from_utf8_lossy(&put.stderr)
     );
     let tmp = tempfile::tempdir().unwrap();
-    // As taken: verified, the keyspace hash included.
+    // A bundle as taken, the keyspace hash included.
     let (good, record, _) = proven_bundle_fixture(&etcd, tmp.path());
     let snapshot = tmp.path().join("taken.db");
     let ca = b"-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n";
@@ -1391,15 +1440,29 @@ fn real_etcd_cli_backup_verify_catches_a_snapshot_changed_after_it_was_taken_16(
         kastellan()
             .args(["backup", "verify"])
             .arg(bundle)
+            .env("COLUMNS", "80")
             .output()
             .unwrap()
     };
+    // As taken: verified, every line within 80 columns.
     let out = verify(&good);
+    let said = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
+        "{said}{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains(&format!(
+            "keyspace hash {}: the one etcd gave when the snapshot was taken",
+            record.hash
+        )),
+        "{said}"
+    );
+    assert!(
+        said.lines()
+            .all(|l| kastellan_printer::display_width(l) <= 80),
+        "wider than 80 columns:\n{said}"
     );
 
     // One value rewritten in place, the trailer recomputed: every structural check and

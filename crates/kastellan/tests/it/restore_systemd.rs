@@ -436,7 +436,24 @@ fn restore_under_systemd(root: &Root, etcdctl: &Path, old_data: &Path) {
         text(&missing.stderr)
     );
 
-    // The dry run names the commands and the drop-in, and changes nothing.
+    // The dry run names the commands and the drop-in, and changes nothing (issue 18):
+    // the test root holds everything it could touch (the units and their drop-in dir,
+    // the manifests dir, the holding and state dir beside it, the parent of new data
+    // dirs, the snapshot). Left out: the running member's data dir, where only the
+    // directories can be compared, its log, and the binaries under test.
+    let touchable = || {
+        let mut t = crate::tree::snapshot(r);
+        t.retain(|p, _| {
+            !r.join(p).starts_with(old_data) && !p.starts_with("bin") && p != Path::new("etcd.log")
+        });
+        t
+    };
+    let tree_before = touchable();
+    let data_dirs_before = crate::tree::directories(old_data);
+    assert!(
+        tree_before.contains_key(Path::new("units/kl-etcd.service")),
+        "{tree_before:?}"
+    );
     let dry = restore(&["--dry-run"]);
     let plan = text(&dry.stdout);
     assert!(dry.status.success(), "{plan}\n{}", text(&dry.stderr));
@@ -451,6 +468,17 @@ fn restore_under_systemd(root: &Root, etcdctl: &Path, old_data: &Path) {
         assert!(plan.contains(needle), "{needle} in the dry run:\n{plan}");
     }
     assert!(!dropin.exists(), "the dry run wrote nothing");
+    crate::tree::assert_same(
+        r,
+        &tree_before,
+        &touchable(),
+        "restore --etcd-unit --dry-run",
+    );
+    assert_eq!(
+        crate::tree::directories(old_data),
+        data_dirs_before,
+        "restore --etcd-unit --dry-run changed the directories of the data dir"
+    );
     assert!(sd.ok(&["systemctl", "is-active", UNIT]).contains("active"));
 
     let out = restore(&["--yes", "-o", "json"]);
@@ -461,6 +489,12 @@ fn restore_under_systemd(root: &Root, etcdctl: &Path, old_data: &Path) {
         text(&out.stderr)
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The tree the dry run was checked on shows the real run's drop-in.
+    let dropin_rel = Path::new("units/kl-etcd.service.d/99-kastellan-restore.conf");
+    assert!(
+        !tree_before.contains_key(dropin_rel) && touchable().contains_key(dropin_rel),
+        "the drop-in is seen"
+    );
     let new_dir = PathBuf::from(
         report["plan"]["facts"]["summary"]["newDataDir"]
             .as_str()

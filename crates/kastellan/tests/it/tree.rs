@@ -53,10 +53,29 @@ pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, Entry> {
     out
 }
 
+/// The directories under `root` with their modes: for a tree whose files change on
+/// their own (a running etcd's data dir), where only new directories can be checked.
+pub fn directories(root: &Path) -> BTreeMap<PathBuf, Entry> {
+    snapshot(root)
+        .into_iter()
+        .filter(|(_, e)| matches!(e, Entry::Dir(_)))
+        .collect()
+}
+
 /// Fails, naming every entry that appeared, disappeared or changed (mode or content),
 /// unless the tree under `root` is still `before`.
 pub fn assert_unchanged(root: &Path, before: &BTreeMap<PathBuf, Entry>, what: &str) {
-    let after = snapshot(root);
+    assert_same(root, before, &snapshot(root), what);
+}
+
+/// Fails, naming every entry that appeared, disappeared or changed, unless `after`
+/// (a snapshot of `root`, perhaps filtered) is `before`.
+pub fn assert_same(
+    root: &Path,
+    before: &BTreeMap<PathBuf, Entry>,
+    after: &BTreeMap<PathBuf, Entry>,
+    what: &str,
+) {
     let mut diffs = Vec::new();
     for (p, b) in before {
         match after.get(p) {
@@ -75,7 +94,7 @@ pub fn assert_unchanged(root: &Path, before: &BTreeMap<PathBuf, Entry>, what: &s
             Some(_) => {}
         }
     }
-    for (p, a) in &after {
+    for (p, a) in after {
         if !before.contains_key(p) {
             diffs.push(format!("new: {} ({})", p.display(), a.describe()));
         }

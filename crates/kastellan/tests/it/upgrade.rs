@@ -412,10 +412,21 @@ fn lab_upgrade_apply_resumes_after_sigkill_and_a_failed_drain() {
     let drain_w1 = step_of(&plan, "w1", "kastellan node drain w1");
     let unhold_w2 = step_of(&plan, "w2", "apt-mark unhold kubeadm");
     assert_eq!(package_files(), before, "the dry run changed a node");
+    // No journal, not even the state dir or the backup dir in it (a run makes them),
+    // and the cluster-wide lock not taken (issue 18).
     assert!(
-        !std::path::Path::new(STATE)
-            .join("upgrade-journal.json")
-            .exists()
+        !std::path::Path::new(STATE).exists(),
+        "the dry run made {STATE}"
+    );
+    let lease = kubectl()
+        .args(["get", "lease", "-n", "kube-system", "kastellan-upgrade"])
+        .output()
+        .unwrap();
+    assert!(
+        !lease.status.success() && String::from_utf8_lossy(&lease.stderr).contains("NotFound"),
+        "the dry run took the upgrade lock: {}{}",
+        String::from_utf8_lossy(&lease.stdout),
+        String::from_utf8_lossy(&lease.stderr)
     );
     phase("dry runs");
     // A saved plan is applied only while the cluster matches it.
