@@ -24,6 +24,7 @@ mod etcd_restore;
 mod etcd_save;
 mod ha;
 mod inspect;
+mod join;
 mod lab;
 mod objects;
 mod package;
