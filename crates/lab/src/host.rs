@@ -120,6 +120,7 @@ pub fn enter(node: &str, args: &[String]) -> Error {
     for (src, target) in node_binds(node)
         .into_iter()
         .chain(crate::packages::binds(node))
+        .chain(crate::spec::hosts_bind(node))
     {
         if let Err(e) = run(Command::new("mount").arg("--bind").arg(&src).arg(&target)) {
             return e;
@@ -227,6 +228,13 @@ pub fn up(spec: &LabSpec, timeout: Duration, say: &mut dyn FnMut(String)) -> Res
         ensure_dir(&n.dir().join("logs"))?;
         ensure_dir(&n.dir().join("agent"))?;
         ensure_dir(&n.dir().join("var-lib-kubelet").join("kastellan-pods"))?;
+        if kubeadm_join {
+            write_atomic(
+                &n.dir().join("etc-hosts"),
+                crate::spec::hosts_file(spec).as_bytes(),
+                0o644,
+            )?;
+        }
     }
     let mut state = LabState {
         spec: spec.clone(),

@@ -205,6 +205,29 @@ pub(crate) fn node_binds(node: &str) -> Vec<(PathBuf, PathBuf)> {
     ]
 }
 
+/// A node's own `/etc/hosts` (`lab up --join kubeadm` writes one): (source, target), or
+/// nothing when the node has none and sees the host's.
+pub(crate) fn hosts_bind(node: &str) -> Option<(PathBuf, PathBuf)> {
+    let hosts = node_dir(node).join("etc-hosts");
+    hosts
+        .is_file()
+        .then(|| (hosts, PathBuf::from("/etc/hosts")))
+}
+
+/// The `/etc/hosts` of every node of `spec`: loopback and each node's name at its
+/// address, so that node names resolve without a DNS server (kubeadm's preflight looks
+/// the node's own name up; a lookup must not leave the lab).
+pub(crate) fn hosts_file(spec: &LabSpec) -> String {
+    let mut out = String::from(
+        "# Written by `kastellan lab up`: the lab's nodes by name, without DNS.\n\
+         127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+    );
+    for n in spec.nodes() {
+        out.push_str(&format!("{}\t{}\n", n.ip, n.name));
+    }
+    out
+}
+
 /// The per-node parent of restored etcd data dirs inside a lab node.
 pub const RESTORE_DIR_PARENT: &str = "/var/lib/kastellan-restore";
 
@@ -411,6 +434,10 @@ mod tests {
             ..ssh
         };
         assert!(joined.describe().ends_with(", joined with kubeadm join"));
+        let hosts = hosts_file(&joined);
+        assert!(hosts.contains("127.0.0.1\tlocalhost\n"), "{hosts}");
+        assert!(hosts.contains("10.77.0.12\tcp2\n"), "{hosts}");
+        assert!(hosts.ends_with("10.77.0.22\tw2\n"), "{hosts}");
     }
 
     #[test]

@@ -131,6 +131,13 @@ fn lab_kubeadm_join_worker_and_control_plane_14() {
             !log.contains("--token ") || log.contains("--token <redacted>"),
             "{node}: a token in the log"
         );
+        // The node's name resolves from its own /etc/hosts: no lookup leaves the lab.
+        assert!(!log.contains("[WARNING Hostname]"), "{node}:\n{log}");
+        // The one check told to be ignored is named (conntrack is not on the host).
+        assert!(
+            log.contains("--ignore-preflight-errors FileExisting-conntrack"),
+            "{node}:\n{log}"
+        );
     }
 
     // kubectl get csr: one client CSR per joined node, requested with kastellan's join
