@@ -497,9 +497,11 @@ pub(crate) const IGNORED_PREFLIGHT: &[(&str, &str)] = &[(
      prerequisites); a kubelet and kube-proxy call it only to clear UDP conntrack entries",
 )];
 
-/// Joins every node after cp1 with real `kubeadm join`, using the line kastellan's
-/// `join-command` prints on cp1: control planes one at a time (each adds its etcd
-/// member), then workers. Each node's kubeadm output goes to its `logs/kubeadm-join.log`.
+/// Joins every node after cp1 with real `kubeadm join`, using the lines kastellan's
+/// `join-command` prints on cp1 (one for workers, one with `--control-plane`): control
+/// planes one at a time (each adds its etcd member), the workers meanwhile, each in a
+/// thread of its own (they need only the API). Each node's kubeadm output goes to its
+/// `logs/kubeadm-join.log`.
 fn join_nodes(nodes: &[NodeSpec], say: &mut dyn FnMut(String)) -> Result<()> {
     let cps: Vec<&NodeSpec> = nodes
         .iter()
@@ -509,11 +511,10 @@ fn join_nodes(nodes: &[NodeSpec], say: &mut dyn FnMut(String)) -> Result<()> {
         .iter()
         .filter(|n| n.role == NodeRole::Worker)
         .collect();
-    let Some(first) = cps.first() else {
+    let Some((first, other_cps)) = cps.split_first() else {
         return Ok(());
     };
-    let joining: Vec<&NodeSpec> = cps[1..].iter().chain(&workers).copied().collect();
-    for n in &joining {
+    for n in other_cps.iter().chain(&workers) {
         // A node's own kernel prerequisite (its network namespace's sysctl): kubeadm's
         // preflight checks it, as an operator sets it on a new node.
         run(&mut node_command(
@@ -526,63 +527,105 @@ fn join_nodes(nodes: &[NodeSpec], say: &mut dyn FnMut(String)) -> Result<()> {
             "kubeadm join: preflight check {check} ignored: {why}"
         ));
     }
-    let mut worker_line: Option<Vec<String>> = None;
-    let mut cp_line: Option<Vec<String>> = None;
-    for n in &joining {
-        let cp = n.role == NodeRole::ControlPlane;
-        let slot = if cp { &mut cp_line } else { &mut worker_line };
-        let line = match slot {
-            Some(l) => l.clone(),
-            None => {
-                say(format!(
-                    "{}: kastellan join-command{}",
-                    first.name,
-                    if cp { " --control-plane" } else { "" }
-                ));
-                let l = join_command(&first.name, cp)?;
-                *slot = Some(l.clone());
-                l
-            }
+    // Both lines first: the controller-manager signs cluster-info for each new token
+    // while the first joins start.
+    let mut line = |cp: bool| -> Result<Option<Vec<String>>> {
+        let needed = if cp {
+            !other_cps.is_empty()
+        } else {
+            !workers.is_empty()
         };
+        if !needed {
+            return Ok(None);
+        }
         say(format!(
-            "{}: kubeadm join{} (log: {})",
-            n.name,
-            if cp {
-                " --control-plane --certificate-key"
-            } else {
-                ""
-            },
-            n.dir().join("logs/kubeadm-join.log").display()
+            "{}: kastellan join-command{}",
+            first.name,
+            if cp { " --control-plane" } else { "" }
         ));
-        let mut args: Vec<String> = line;
-        args.extend(["--node-name", &n.name, "--cri-socket", CRI_SOCKET].map(str::to_string));
-        if !IGNORED_PREFLIGHT.is_empty() {
-            args.push("--ignore-preflight-errors".into());
-            args.push(
-                IGNORED_PREFLIGHT
-                    .iter()
-                    .map(|(check, _)| *check)
-                    .collect::<Vec<_>>()
-                    .join(","),
-            );
+        join_command(&first.name, cp).map(Some)
+    };
+    let cp_line = line(true)?;
+    let worker_line = line(false)?;
+    let joined = std::thread::scope(|scope| {
+        let threads: Vec<_> = match &worker_line {
+            Some(l) => workers
+                .iter()
+                .map(|n| {
+                    say(format!(
+                        "{}: kubeadm join (log: {})",
+                        n.name,
+                        n.dir().join("logs/kubeadm-join.log").display()
+                    ));
+                    scope.spawn(move || kubeadm_join(n, l.clone()))
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let mut result = Ok(());
+        if let Some(l) = &cp_line {
+            for n in other_cps {
+                say(format!(
+                    "{}: kubeadm join --control-plane --certificate-key (log: {})",
+                    n.name,
+                    n.dir().join("logs/kubeadm-join.log").display()
+                ));
+                result = kubeadm_join(n, l.clone());
+                if result.is_err() {
+                    break;
+                }
+            }
         }
-        if cp {
-            args.extend(
-                [
-                    "--apiserver-advertise-address",
-                    &n.ip,
-                    "--apiserver-bind-port",
-                    "6443",
-                ]
-                .map(str::to_string),
-            );
+        for t in threads {
+            let r = t.join().unwrap_or_else(|_| {
+                Err(Error::Command {
+                    command: "kubeadm join".into(),
+                    status: "the thread running it panicked".into(),
+                    stderr: String::new(),
+                })
+            });
+            if result.is_ok() {
+                result = r;
+            }
         }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut cmd = node_command(&n.name, &args)?;
-        cmd.env("PATH", NODE_PATH);
-        run_logged(&mut cmd, &n.dir().join("logs/kubeadm-join.log"))?;
-    }
+        result
+    });
+    joined?;
+    say("every node joined with kubeadm join".into());
     Ok(())
+}
+
+/// Runs `line` (kastellan's `kubeadm join ...`) on node `n` with the node's name, the
+/// lab's CRI socket, the ignored preflight checks, and for a control plane its address.
+fn kubeadm_join(n: &NodeSpec, line: Vec<String>) -> Result<()> {
+    let cp = n.role == NodeRole::ControlPlane;
+    let mut args = line;
+    args.extend(["--node-name", &n.name, "--cri-socket", CRI_SOCKET, "--v=1"].map(str::to_string));
+    if !IGNORED_PREFLIGHT.is_empty() {
+        args.push("--ignore-preflight-errors".into());
+        args.push(
+            IGNORED_PREFLIGHT
+                .iter()
+                .map(|(check, _)| *check)
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+    }
+    if cp {
+        args.extend(
+            [
+                "--apiserver-advertise-address",
+                &n.ip,
+                "--apiserver-bind-port",
+                "6443",
+            ]
+            .map(str::to_string),
+        );
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut cmd = node_command(&n.name, &args)?;
+    cmd.env("PATH", NODE_PATH);
+    run_logged(&mut cmd, &n.dir().join("logs/kubeadm-join.log"))
 }
 
 /// Runs kastellan's own `join-command` (this binary) on `node` with its admin
