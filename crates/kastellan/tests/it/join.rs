@@ -329,3 +329,29 @@ fn lab_kubeadm_join_worker_and_control_plane_14() {
         started.elapsed()
     );
 }
+
+/// `--join kubeadm` needs the nodes' own packages: refused at the command line (exit
+/// 2) naming `--packages`, before anything is created; an unknown mode is refused too.
+#[test]
+fn cli_lab_up_join_kubeadm_needs_packages_14() {
+    let out = kastellan()
+        .args(["lab", "up", "--join", "kubeadm"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--packages"),
+        "{}",
+        text(&out)
+    );
+    let out = kastellan()
+        .args(["lab", "up", "--packages", "--join", "ssh"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("copy, kubeadm"),
+        "{}",
+        text(&out)
+    );
+}
