@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Time from `kastellan lab up` (Kubernetes binaries cached) to all-ready, for a
-# 1-control-plane lab and a 3-control-plane + 2-worker lab; prints the median of RUNS.
+# 1-control-plane lab and a 3-control-plane + 2-worker lab made by copying cp1's CAs,
+# with per-node packages, and joined with real `kubeadm join` (`--packages --join
+# kubeadm`); prints the median of RUNS.
 # Needs root and no lab running. usage: bench/lab-up.sh [RUNS]
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -11,16 +13,18 @@ cargo build --release --quiet -p kastellan
 k=target/release/kastellan
 bash scripts/build-kubernetes.sh v1.20.2 >/dev/null
 
-for shape in "1 0" "3 2"; do
+for shape in "1 0" "3 2" "3 2 --packages" "3 2 --packages --join kubeadm"; do
   set -- $shape
+  cps="$1" workers="$2"
+  shift 2
   times=()
   for _ in $(seq "$runs"); do
     start=$(date +%s.%N)
-    "$k" lab up -q --control-planes "$1" --workers "$2" >/dev/null
+    "$k" lab up -q --control-planes "$cps" --workers "$workers" "$@" >/dev/null
     end=$(date +%s.%N)
     times+=("$(echo "$end - $start" | bc)")
     "$k" lab down -q
   done
-  printf 'lab up --control-planes %s --workers %s: runs %s, median %.1f s (%s)\n' \
-    "$1" "$2" "$runs" "$(printf '%s\n' "${times[@]}" | median)" "${times[*]}"
+  printf 'lab up --control-planes %s --workers %s %s: runs %s, median %.1f s (%s)\n' \
+    "$cps" "$workers" "$*" "$runs" "$(printf '%s\n' "${times[@]}" | median)" "${times[*]}"
 done

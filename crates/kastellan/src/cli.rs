@@ -1012,7 +1012,7 @@ pub enum LabCommand {
     /// The `systemctl` stand-in of a lab node with packages (internal).
     #[command(hide = true, name = "__systemctl")]
     Systemctl(LabShimArgs),
-    /// The `crictl` stand-in of a lab control plane with packages (internal).
+    /// The `crictl` stand-in of a lab node with packages (internal).
     #[command(hide = true, name = "__crictl")]
     Crictl(LabShimArgs),
 }
@@ -1056,6 +1056,14 @@ pub struct LabUpArgs {
     /// as on a real node; `systemctl restart kubelet` in a node reaches its agent.
     #[arg(long)]
     pub packages: bool,
+    /// How the nodes after cp1 are made: `copy` runs kubeadm's init phases on each with
+    /// cp1's CAs and kubeconfigs copied; `kubeadm` joins them with real `kubeadm join`
+    /// and kastellan's `join-command` (workers through the kubelet stand-in's TLS
+    /// bootstrap, control planes with --control-plane --certificate-key, each adding its
+    /// etcd member). `kubeadm` needs --packages (the nodes' own kubeadm, systemctl and
+    /// crictl).
+    #[arg(long, default_value = "copy", value_parser = ["copy", "kubeadm"], requires_if("kubeadm", "packages"))]
+    pub join: String,
 }
 
 fn parse_control_planes(s: &str) -> Result<u8, String> {

@@ -9,8 +9,8 @@ use crate::binaries::Binaries;
 use crate::kubeadm;
 use crate::net;
 use crate::spec::{
-    LabSpec, LabState, NodeRole, NodeSpec, NodeState, NodeStatusFile, node_binds, node_dir,
-    pid_alive,
+    JoinMode, LabSpec, LabState, NodeRole, NodeSpec, NodeState, NodeStatusFile, node_binds,
+    node_dir, pid_alive,
 };
 use crate::ssh;
 use crate::{Error, Result, io_err, lab_dir, write_atomic};
@@ -120,6 +120,7 @@ pub fn enter(node: &str, args: &[String]) -> Error {
     for (src, target) in node_binds(node)
         .into_iter()
         .chain(crate::packages::binds(node))
+        .chain(crate::spec::hosts_bind(node))
     {
         if let Err(e) = run(Command::new("mount").arg("--bind").arg(&src).arg(&target)) {
             return e;
@@ -163,6 +164,13 @@ pub fn up(spec: &LabSpec, timeout: Duration, say: &mut dyn FnMut(String)) -> Res
     }
     if spec.ssh {
         ssh::check_prerequisites()?;
+    }
+    let kubeadm_join = spec.join == JoinMode::Kubeadm;
+    if kubeadm_join && !spec.packages {
+        return Err(Error::Missing {
+            what: "the nodes' own kubeadm, systemctl and crictl for `kubeadm join`".into(),
+            hint: "bring the lab up with its per-node packages".into(),
+        });
     }
 
     if let Some(state) = LabState::load()? {
@@ -220,6 +228,13 @@ pub fn up(spec: &LabSpec, timeout: Duration, say: &mut dyn FnMut(String)) -> Res
         ensure_dir(&n.dir().join("logs"))?;
         ensure_dir(&n.dir().join("agent"))?;
         ensure_dir(&n.dir().join("var-lib-kubelet").join("kastellan-pods"))?;
+        if kubeadm_join {
+            write_atomic(
+                &n.dir().join("etc-hosts"),
+                crate::spec::hosts_file(spec).as_bytes(),
+                0o644,
+            )?;
+        }
     }
     let mut state = LabState {
         spec: spec.clone(),
@@ -291,12 +306,14 @@ pub fn up(spec: &LabSpec, timeout: Duration, say: &mut dyn FnMut(String)) -> Res
         }
     }
 
-    // Control planes: kubeadm's init phases, with the CAs shared from cp1.
+    // Control planes: kubeadm's init phases, with the CAs shared from cp1 (with
+    // `kubeadm join`, on cp1 only: the others join once cp1's API answers).
     let cps: Vec<&NodeSpec> = nodes
         .iter()
         .filter(|n| n.role == NodeRole::ControlPlane)
         .collect();
-    for (i, n) in cps.iter().enumerate() {
+    let initialised = if kubeadm_join { &cps[..1] } else { &cps[..] };
+    for (i, n) in initialised.iter().enumerate() {
         let cfg = n.dir().join("etc-kubernetes").join("kubeadm.yaml");
         write_atomic(&cfg, kubeadm::config(spec, n).as_bytes(), 0o600)?;
         if i > 0 {
@@ -319,7 +336,7 @@ pub fn up(spec: &LabSpec, timeout: Duration, say: &mut dyn FnMut(String)) -> Res
             args.extend_from_slice(&["--config", "/etc/kubernetes/kubeadm.yaml"]);
             run(&mut node_command(&n.name, &args)?)?;
         }
-        if cps.len() > 1 {
+        if initialised.len() > 1 {
             let etcd_yaml = n.dir().join("etc-kubernetes/manifests/etcd.yaml");
             let text =
                 std::fs::read_to_string(&etcd_yaml).map_err(io_err("reading", &etcd_yaml))?;
@@ -332,8 +349,12 @@ pub fn up(spec: &LabSpec, timeout: Duration, say: &mut dyn FnMut(String)) -> Res
         }
     }
 
-    // Workers: a kubelet.conf signed by the cluster CA, as kubeadm writes it.
-    for n in nodes.iter().filter(|n| n.role == NodeRole::Worker) {
+    // Workers: a kubelet.conf signed by the cluster CA, as kubeadm writes it (with
+    // `kubeadm join`, the TLS bootstrap makes it later).
+    for n in nodes
+        .iter()
+        .filter(|n| n.role == NodeRole::Worker && !kubeadm_join)
+    {
         let etc = n.dir().join("etc-kubernetes");
         ensure_dir(&etc.join("pki"))?;
         let cfg = cps[0]
@@ -437,7 +458,7 @@ pub fn up(spec: &LabSpec, timeout: Duration, say: &mut dyn FnMut(String)) -> Res
     kubeadm_phase(&cps[0].name, &["init", "phase", "bootstrap-token"])?;
     kubeadm_phase(&cps[0].name, &["init", "phase", "addon", "coredns"])?;
     kubeadm_phase(&cps[0].name, &["init", "phase", "addon", "kube-proxy"])?;
-    for n in &cps {
+    for n in initialised {
         wait_for(
             deadline,
             timeout,
@@ -451,9 +472,239 @@ pub fn up(spec: &LabSpec, timeout: Duration, say: &mut dyn FnMut(String)) -> Res
         kubeadm_phase(&n.name, &["init", "phase", "upload-config", "kubelet"])?;
         kubeadm_phase(&n.name, &["init", "phase", "mark-control-plane"])?;
     }
+    if kubeadm_join {
+        join_nodes(&nodes, say)?;
+    }
     let remaining = deadline.saturating_duration_since(Instant::now());
     wait_ready(&state, remaining.max(Duration::from_secs(1)), say)?;
     Ok(state)
+}
+
+/// The container runtime socket the lab's nodes name (kubeadm records it on the Node;
+/// nothing listens there: the `crictl` stand-in answers instead).
+const CRI_SOCKET: &str = "/run/containerd/containerd.sock";
+
+/// The PATH `kubeadm join` runs with in a node: the node's own `/usr/bin` (its
+/// packages' kubeadm, the `systemctl` and `crictl` stand-ins) before anything else, so
+/// that nothing of the host's `/usr/local` answers in their place.
+const NODE_PATH: &str = "/usr/bin:/usr/sbin:/bin:/sbin";
+
+/// The preflight checks `kubeadm join` is told to ignore in the lab, each with the
+/// reason (named, never `all`).
+pub(crate) const IGNORED_PREFLIGHT: &[(&str, &str)] = &[(
+    "FileExisting-conntrack",
+    "the lab host has no `conntrack` (Debian's conntrack package is not among the lab's \
+     prerequisites); a kubelet and kube-proxy call it only to clear UDP conntrack entries",
+)];
+
+/// Joins every node after cp1 with real `kubeadm join`, using the lines kastellan's
+/// `join-command` prints on cp1 (one for workers, one with `--control-plane`): control
+/// planes one at a time (each adds its etcd member), the workers meanwhile, each in a
+/// thread of its own (they need only the API). Each node's kubeadm output goes to its
+/// `logs/kubeadm-join.log`.
+fn join_nodes(nodes: &[NodeSpec], say: &mut dyn FnMut(String)) -> Result<()> {
+    let cps: Vec<&NodeSpec> = nodes
+        .iter()
+        .filter(|n| n.role == NodeRole::ControlPlane)
+        .collect();
+    let workers: Vec<&NodeSpec> = nodes
+        .iter()
+        .filter(|n| n.role == NodeRole::Worker)
+        .collect();
+    let Some((first, other_cps)) = cps.split_first() else {
+        return Ok(());
+    };
+    for n in other_cps.iter().chain(&workers) {
+        // A node's own kernel prerequisite (its network namespace's sysctl): kubeadm's
+        // preflight checks it, as an operator sets it on a new node.
+        run(&mut node_command(
+            &n.name,
+            &["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"],
+        )?)?;
+    }
+    for (check, why) in IGNORED_PREFLIGHT {
+        say(format!(
+            "kubeadm join: preflight check {check} ignored: {why}"
+        ));
+    }
+    // Both lines first: the controller-manager signs cluster-info for each new token
+    // while the first joins start.
+    let mut line = |cp: bool| -> Result<Option<Vec<String>>> {
+        let needed = if cp {
+            !other_cps.is_empty()
+        } else {
+            !workers.is_empty()
+        };
+        if !needed {
+            return Ok(None);
+        }
+        say(format!(
+            "{}: kastellan join-command{}",
+            first.name,
+            if cp { " --control-plane" } else { "" }
+        ));
+        join_command(&first.name, cp).map(Some)
+    };
+    let cp_line = line(true)?;
+    let worker_line = line(false)?;
+    let joined = std::thread::scope(|scope| {
+        let threads: Vec<_> = match &worker_line {
+            Some(l) => workers
+                .iter()
+                .map(|n| {
+                    say(format!(
+                        "{}: kubeadm join (log: {})",
+                        n.name,
+                        n.dir().join("logs/kubeadm-join.log").display()
+                    ));
+                    scope.spawn(move || kubeadm_join(n, l.clone()))
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let mut result = Ok(());
+        if let Some(l) = &cp_line {
+            for n in other_cps {
+                say(format!(
+                    "{}: kubeadm join --control-plane --certificate-key (log: {})",
+                    n.name,
+                    n.dir().join("logs/kubeadm-join.log").display()
+                ));
+                result = kubeadm_join(n, l.clone());
+                if result.is_err() {
+                    break;
+                }
+            }
+        }
+        for t in threads {
+            let r = t.join().unwrap_or_else(|_| {
+                Err(Error::Command {
+                    command: "kubeadm join".into(),
+                    status: "the thread running it panicked".into(),
+                    stderr: String::new(),
+                })
+            });
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    });
+    joined?;
+    say("every node joined with kubeadm join".into());
+    Ok(())
+}
+
+/// Runs `line` (kastellan's `kubeadm join ...`) on node `n` with the node's name, the
+/// lab's CRI socket, the ignored preflight checks, and for a control plane its address.
+fn kubeadm_join(n: &NodeSpec, line: Vec<String>) -> Result<()> {
+    let cp = n.role == NodeRole::ControlPlane;
+    let mut args = line;
+    args.extend(["--node-name", &n.name, "--cri-socket", CRI_SOCKET, "--v=1"].map(str::to_string));
+    if !IGNORED_PREFLIGHT.is_empty() {
+        args.push("--ignore-preflight-errors".into());
+        args.push(
+            IGNORED_PREFLIGHT
+                .iter()
+                .map(|(check, _)| *check)
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+    }
+    if cp {
+        args.extend(
+            [
+                "--apiserver-advertise-address",
+                &n.ip,
+                "--apiserver-bind-port",
+                "6443",
+            ]
+            .map(str::to_string),
+        );
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut cmd = node_command(&n.name, &args)?;
+    cmd.env("PATH", NODE_PATH);
+    run_logged(&mut cmd, &n.dir().join("logs/kubeadm-join.log"))
+}
+
+/// Runs kastellan's own `join-command` (this binary) on `node` with its admin
+/// kubeconfig, and returns the `kubeadm join ...` line it prints, word by word.
+fn join_command(node: &str, control_plane: bool) -> Result<Vec<String>> {
+    let exe = self_exe()?;
+    let exe = exe.to_string_lossy();
+    let mut args = vec![
+        exe.as_ref(),
+        "join-command",
+        "--kubeconfig",
+        "/etc/kubernetes/admin.conf",
+        "-o",
+        "json",
+    ];
+    if control_plane {
+        args.push("--control-plane");
+    }
+    let out = run(&mut node_command(node, &args)?)?;
+    let bad = |message: String| Error::Parse {
+        path: PathBuf::from(format!("kastellan join-command on {node}")),
+        message,
+    };
+    let report: serde_json::Value =
+        serde_json::from_str(&out).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let line = report
+        .get("command")
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| bad("no command in its report".into()))?;
+    let words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+    if words.get(..2) != Some(&["kubeadm".to_string(), "join".to_string()][..]) {
+        return Err(bad(format!("not a kubeadm join line: {line}")));
+    }
+    Ok(words)
+}
+
+/// A command line as it may be shown: the values of `--token` and
+/// `--certificate-key` (secrets) replaced by `<redacted>`.
+fn shown(cmd: &Command) -> String {
+    let mut words = vec![cmd.get_program().to_string_lossy().into_owned()];
+    let mut secret_next = false;
+    for a in cmd.get_args() {
+        let a = a.to_string_lossy();
+        words.push(if secret_next {
+            "<redacted>".into()
+        } else {
+            a.to_string()
+        });
+        secret_next = matches!(a.as_ref(), "--token" | "--certificate-key");
+    }
+    words.join(" ")
+}
+
+/// Runs a command with its standard output and error appended to `log`; a failure
+/// carries the tail of both. Secrets on the command line are shown redacted.
+fn run_logged(cmd: &mut Command, log: &Path) -> Result<()> {
+    let line = shown(cmd);
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::Command {
+            command: line.clone(),
+            status: "could not start".into(),
+            stderr: e.to_string(),
+        })?;
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    let mut old = std::fs::read(log).unwrap_or_default();
+    old.extend_from_slice(format!("$ {line}\n{text}\n").as_bytes());
+    write_atomic(log, &old, 0o600)?;
+    if !out.status.success() {
+        let tail: Vec<&str> = text.lines().rev().take(12).collect();
+        return Err(Error::Command {
+            command: line,
+            status: out.status.to_string(),
+            stderr: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+        });
+    }
+    Ok(())
 }
 
 fn names(nodes: &[&NodeState]) -> String {
@@ -817,4 +1068,40 @@ pub fn status() -> Result<LabStatus> {
         kubelet: "stand-in: the kastellan lab agent runs static pods as processes (no container runtime)",
         nodes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_lines_are_shown_without_their_secrets() {
+        let mut cmd = Command::new("kubeadm");
+        cmd.args([
+            "join",
+            "10.77.0.11:6443",
+            "--token",
+            "abcdef.0123456789abcdef",
+            "--discovery-token-ca-cert-hash",
+            "sha256:00ff",
+            "--control-plane",
+            "--certificate-key",
+            "0a1b",
+            "--node-name",
+            "cp2",
+        ]);
+        assert_eq!(
+            shown(&cmd),
+            "kubeadm join 10.77.0.11:6443 --token <redacted> --discovery-token-ca-cert-hash \
+             sha256:00ff --control-plane --certificate-key <redacted> --node-name cp2"
+        );
+    }
+
+    #[test]
+    fn ignored_preflight_checks_are_named_with_a_reason() {
+        for (check, why) in IGNORED_PREFLIGHT {
+            assert_ne!(check.to_lowercase(), "all", "never all");
+            assert!(why.len() > 20, "{check}: say why");
+        }
+    }
 }

@@ -169,6 +169,7 @@ mod tests {
             subnet: "10.77.0".into(),
             ssh: false,
             packages: false,
+            join: crate::spec::JoinMode::Copy,
         }
     }
 

@@ -29,7 +29,8 @@ pub use host::{
     LabStatus, NodeReport, down, enter, exec_in_node, kubeconfig_path, status, up, wait_ready,
 };
 pub use spec::{
-    EtcdVersion, LabSpec, LabState, NodeRole, NodeSpec, NodeStatusFile, PodProcess, ProbeResult,
+    EtcdVersion, JoinMode, LabSpec, LabState, NodeRole, NodeSpec, NodeStatusFile, PodProcess,
+    ProbeResult,
 };
 pub use ssh::{SshFiles, ssh_files};
 
@@ -105,6 +106,16 @@ pub enum Error {
         seconds: u64,
         /// What was not ready.
         waiting_for: String,
+    },
+    /// A CertificateSigningRequest was denied or failed.
+    #[error("CertificateSigningRequest {name} {condition}: {message}")]
+    CsrRefused {
+        /// The request.
+        name: String,
+        /// `Denied` or `Failed`.
+        condition: String,
+        /// The condition's message.
+        message: String,
     },
     /// A Kubernetes API call failed.
     #[error("Kubernetes API: {0}")]

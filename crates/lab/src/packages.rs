@@ -20,14 +20,15 @@
 //! Two stand-ins go in every node's `/usr/bin`: `systemctl` (a node has no systemd of
 //! its own, and lab commands must never reach the host's: `systemctl restart kubelet`
 //! signals the node's agent) and `crictl` (kubeadm looks it up before its image
-//! pre-pull; it answers for the images whose binaries the lab has).
+//! pre-pull, and `kubeadm join`'s preflight on every node; it answers for the images
+//! whose binaries the lab has).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::binaries::{KUBE_BINARIES, kube_bin_dir};
 use crate::host::run;
-use crate::spec::{NodeRole, NodeSpec, node_dir};
+use crate::spec::{NodeSpec, node_dir};
 use crate::{Error, Result, cache_dir, io_err, lab_dir, write_atomic};
 
 /// The packages the lab's repository holds.
@@ -265,9 +266,6 @@ pub(crate) fn prepare_node(node: &NodeSpec, minor: &str, exe: &Path) -> Result<(
             "no container runtime in the lab; answers for the images the lab can run",
         ),
     ] {
-        if name == "crictl" && node.role != NodeRole::ControlPlane {
-            continue;
-        }
         let path = usr_bin.join(name);
         let _ = std::fs::remove_file(&path);
         let script = format!(
@@ -404,7 +402,8 @@ pub fn crictl(args: &[String]) -> ShimOutput {
 /// `systemctl` inside a lab node. Only the `kubelet` unit exists: `restart`/`start`/
 /// `reload` signal the node's agent (SIGHUP: it reads the installed kubelet's version
 /// again and leaves the static pods running, as a kubelet restart does), `is-active`
-/// and `status` report the agent, `enable`/`disable`/`daemon-reload` are accepted. Any
+/// and `status` report the agent, `is-enabled` says enabled, `stop` is refused (it
+/// would stop the static pods too), `enable`/`disable`/`daemon-reload` are accepted. Any
 /// other unit is "not found" (exit 5, as systemctl says): the host's systemd is never
 /// reached.
 pub fn systemctl(args: &[String]) -> Result<ShimOutput> {
@@ -474,6 +473,23 @@ pub fn systemctl(args: &[String]) -> Result<ShimOutput> {
             Ok(o)
         }
         "enable" | "disable" => Ok(o),
+        // kubeadm's preflight (ServiceCheck) asks; the agent is started with the node.
+        "is-enabled" => {
+            if !quiet {
+                o.out("enabled");
+            }
+            Ok(o)
+        }
+        // `kubeadm join` stops the kubelet for a moment while it writes its files, and
+        // only warns when that fails.
+        "stop" => Ok(o.fail(
+            1,
+            format!(
+                "systemctl stop kubelet: not done by the kastellan lab stand-in on {node}: \
+                 stopping the agent would stop the static pods it runs as processes, which \
+                 stopping a real kubelet leaves running"
+            ),
+        )),
         "is-active" | "status" => {
             let active = agent.is_some();
             if *verb == "status" {

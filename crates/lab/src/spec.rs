@@ -59,6 +59,36 @@ pub struct LabSpec {
     /// `kubectl` installed from the lab's repository and held (`lab up --packages`).
     #[serde(default)]
     pub packages: bool,
+    /// How nodes other than the first control plane join (`lab up --join`).
+    #[serde(default)]
+    pub join: JoinMode,
+}
+
+/// How the lab makes the nodes after the first control plane.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JoinMode {
+    /// `kubeadm init` phases on every node, with cp1's CAs and kubeconfigs copied to
+    /// the others (quick, and no node goes through kubeadm's join).
+    #[default]
+    Copy,
+    /// Real `kubeadm join` with kastellan's token and join command: workers through the
+    /// kubelet's TLS bootstrap, control planes with `--control-plane --certificate-key`
+    /// adding their etcd member. Needs the nodes' own packages ([`LabSpec::packages`]).
+    Kubeadm,
+}
+
+impl std::str::FromStr for JoinMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "copy" => Ok(JoinMode::Copy),
+            "kubeadm" => Ok(JoinMode::Kubeadm),
+            other => Err(format!(
+                "unknown join mode '{other}' (expected copy or kubeadm)"
+            )),
+        }
+    }
 }
 
 impl LabSpec {
@@ -88,10 +118,11 @@ impl LabSpec {
     }
 
     /// A one-line description, e.g. `1 control plane, 2 workers, etcd 3.4, v1.20.2`
-    /// (`, sshd on every node` with `--ssh`, `, packages` with `--packages`).
+    /// (`, sshd on every node` with `--ssh`, `, packages` with `--packages`, `, joined
+    /// with kubeadm join` with `--join kubeadm`).
     pub fn describe(&self) -> String {
         format!(
-            "{} control plane{}, {} worker{}, etcd {}, Kubernetes {}{}{}",
+            "{} control plane{}, {} worker{}, etcd {}, Kubernetes {}{}{}{}",
             self.control_planes,
             if self.control_planes == 1 { "" } else { "s" },
             self.workers,
@@ -103,6 +134,10 @@ impl LabSpec {
                 ", kubeadm/kubelet/kubectl packages"
             } else {
                 ""
+            },
+            match self.join {
+                JoinMode::Copy => "",
+                JoinMode::Kubeadm => ", joined with kubeadm join",
             }
         )
     }
@@ -168,6 +203,29 @@ pub(crate) fn node_binds(node: &str) -> Vec<(PathBuf, PathBuf)> {
             PathBuf::from(RESTORE_DIR_PARENT),
         ),
     ]
+}
+
+/// A node's own `/etc/hosts` (`lab up --join kubeadm` writes one): (source, target), or
+/// nothing when the node has none and sees the host's.
+pub(crate) fn hosts_bind(node: &str) -> Option<(PathBuf, PathBuf)> {
+    let hosts = node_dir(node).join("etc-hosts");
+    hosts
+        .is_file()
+        .then(|| (hosts, PathBuf::from("/etc/hosts")))
+}
+
+/// The `/etc/hosts` of every node of `spec`: loopback and each node's name at its
+/// address, so that node names resolve without a DNS server (kubeadm's preflight looks
+/// the node's own name up; a lookup must not leave the lab).
+pub(crate) fn hosts_file(spec: &LabSpec) -> String {
+    let mut out = String::from(
+        "# Written by `kastellan lab up`: the lab's nodes by name, without DNS.\n\
+         127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+    );
+    for n in spec.nodes() {
+        out.push_str(&format!("{}\t{}\n", n.ip, n.name));
+    }
+    out
 }
 
 /// The per-node parent of restored etcd data dirs inside a lab node.
@@ -353,6 +411,7 @@ mod tests {
             subnet: "10.77.0".into(),
             ssh: false,
             packages: false,
+            join: JoinMode::Copy,
         };
         let nodes = spec.nodes();
         let names: Vec<_> = nodes.iter().map(|n| n.name.as_str()).collect();
@@ -370,6 +429,15 @@ mod tests {
         );
         let ssh = LabSpec { ssh: true, ..spec };
         assert!(ssh.describe().ends_with(", sshd on every node"));
+        let joined = LabSpec {
+            join: JoinMode::Kubeadm,
+            ..ssh
+        };
+        assert!(joined.describe().ends_with(", joined with kubeadm join"));
+        let hosts = hosts_file(&joined);
+        assert!(hosts.contains("127.0.0.1\tlocalhost\n"), "{hosts}");
+        assert!(hosts.contains("10.77.0.12\tcp2\n"), "{hosts}");
+        assert!(hosts.ends_with("10.77.0.22\tw2\n"), "{hosts}");
     }
 
     #[test]
@@ -377,6 +445,7 @@ mod tests {
         let old = r#"{"spec":{"control_planes":1,"workers":0,"etcd":"3.4","kubernetes_version":"v1.20.2","subnet":"10.77.0"},"nodes":[{"node":{"name":"cp1","role":"control-plane","ip":"10.77.0.11"},"agent_pid":7}],"created_mountpoints":[],"started":"x"}"#;
         let state: LabState = serde_json::from_str(old).unwrap();
         assert!(!state.spec.ssh);
+        assert_eq!(state.spec.join, JoinMode::Copy);
         assert_eq!(state.nodes[0].sshd_pid, None);
     }
 

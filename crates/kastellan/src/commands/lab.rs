@@ -23,6 +23,7 @@ pub fn run(cmd: LabCommand, _global: &GlobalArgs, printer: &Printer) -> Result<O
                 subnet: "10.77.0".into(),
                 ssh: args.ssh,
                 packages: args.packages,
+                join: args.join.parse().map_err(anyhow::Error::msg)?,
             };
             let mut say = |line: String| printer.note(format!("lab: {line}"));
             kastellan_lab::up(&spec, Duration::from_secs(args.timeout), &mut say)?;

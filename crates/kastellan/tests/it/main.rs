@@ -27,6 +27,7 @@ mod etcd_save;
 mod exporter_systemd;
 mod ha;
 mod inspect;
+mod join;
 mod lab;
 mod objects;
 mod package;

@@ -1,6 +1,7 @@
 //! The API side of the kubelet stand-in: Node, Lease, mirror pods, pod status and
-//! deletion, all with the node's own credentials (`/etc/kubernetes/kubelet.conf`), so
-//! the Node authorizer and NodeRestriction apply as they do to a real kubelet.
+//! deletion, all with the node's own credentials (`/etc/kubernetes/kubelet.conf`, made
+//! by the TLS bootstrap on a node `kubeadm join` prepared), so the Node authorizer and
+//! NodeRestriction apply as they do to a real kubelet.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -51,6 +52,16 @@ pub async fn run(cfg: AgentConfig, shared: Arc<Mutex<Shared>>) {
     loop {
         tick.tick().await;
         if client.is_none() {
+            let (kubelet, boot) = (
+                std::path::Path::new(KUBELET_CONF),
+                std::path::Path::new(super::bootstrap::BOOTSTRAP_KUBELET_CONF),
+            );
+            if super::bootstrap::needed(kubelet, boot)
+                && let Err(e) = super::bootstrap::run(&cfg.node, kubelet, boot).await
+            {
+                tracing::warn!("TLS bootstrap: {e}");
+                continue;
+            }
             client = connect().await;
         }
         let Some(c) = client.clone() else { continue };

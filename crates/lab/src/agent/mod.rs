@@ -7,6 +7,9 @@
 //!   container's `command` + `args`, with the binary chosen by image), restarts it when
 //!   its manifest changes or it exits, stops it when the manifest leaves the directory;
 //! - runs the lab's node pods (kube-proxy) the same way;
+//! - on a node `kubeadm join` prepared (`bootstrap-kubelet.conf`, no `kubelet.conf`),
+//!   performs the kubelet's TLS bootstrap ([`bootstrap`]): CSR, approval by the
+//!   controller-manager, signed certificate in `/var/lib/kubelet/pki`, `kubelet.conf`;
 //! - registers the Node (with `kubeletVersion`), renews its Lease in
 //!   `kube-node-lease`, creates mirror pods for static pods;
 //! - marks pods scheduled to it Running (a Job's pods Succeeded) and completes their
@@ -16,6 +19,7 @@
 //! - serves `127.0.0.1:10248/healthz`, and probes the node's local endpoints.
 
 mod api;
+pub mod bootstrap;
 mod pods;
 
 use std::path::PathBuf;
