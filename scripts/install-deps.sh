@@ -88,6 +88,8 @@ pkgs=(
   # lab: nodes in network namespaces, kube-proxy; util-linux's `script` also gives the
   # cli tests of `status` a real pseudo-terminal
   iproute2 iptables util-linux procps
+  # kubeadm join's preflight requires conntrack on PATH (lab up --join kubeadm)
+  conntrack
   # lab up --ssh (an sshd per node, started by the lab with its own config) and
   # --node-access ssh
   openssh-server openssh-client
