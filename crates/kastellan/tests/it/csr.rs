@@ -7,6 +7,7 @@ use std::process::Output;
 use base64::Engine as _;
 
 use crate::LabGuard;
+use crate::output_text as text;
 use crate::{kastellan, kubectl, kubectl_stdin, lab_lock};
 
 /// A PEM certificate request as a kubelet makes it: CN=system:node:NODE,
@@ -77,15 +78,6 @@ fn ours(args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\n{}{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// w1 asks for a serving certificate for its own name and address, and for one with

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::on_node as on;
 use crate::{kastellan, kubectl};
 
 const ADMIN: &str = "/var/lib/kastellan/lab/admin.conf";
@@ -64,18 +65,6 @@ fn ok(out: Output, what: &str) -> String {
         text(&out.stderr)
     );
     text(&out.stdout)
-}
-
-/// `kastellan ARGS` inside a lab node (its files, its network namespace).
-fn on(node: &str, args: &[&str]) -> Output {
-    let exe = assert_cmd::cargo::cargo_bin!("kastellan")
-        .display()
-        .to_string();
-    kastellan()
-        .args(["lab", "exec", node, "--", &exe])
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 /// A shell line inside a lab node.

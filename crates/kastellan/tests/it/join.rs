@@ -13,37 +13,12 @@ use serde_json::Value;
 
 use crate::LabGuard;
 use crate::{kastellan, kubectl, lab_lock};
+use crate::{on_node as on, output_text as text, stdout_ok as ok};
 
 const LAB: &str = "/var/lib/kastellan/lab";
 
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\n{}{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn ok(o: Output) -> String {
-    assert!(o.status.success(), "{}", text(&o));
-    String::from_utf8(o.stdout).unwrap()
-}
-
 fn json(o: Output) -> Value {
     serde_json::from_str(&ok(o)).unwrap()
-}
-
-/// `kastellan ARGS` inside a lab node.
-fn on(node: &str, args: &[&str]) -> Output {
-    let exe = assert_cmd::cargo::cargo_bin!("kastellan")
-        .display()
-        .to_string();
-    kastellan()
-        .args(["lab", "exec", node, "--", &exe])
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 /// The subject CN of the first certificate in a PEM text.

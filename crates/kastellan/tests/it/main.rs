@@ -61,6 +61,34 @@ pub fn kastellan() -> Command {
     Command::new(assert_cmd::cargo::cargo_bin!("kastellan"))
 }
 
+/// A command's exit code, stdout and stderr, for assertion messages.
+pub fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\n{}{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The stdout of a command that must have succeeded (all it said in the panic if not).
+pub fn stdout_ok(o: std::process::Output) -> String {
+    assert!(o.status.success(), "{}", output_text(&o));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// `kastellan ARGS` inside a lab node (its files, its network namespace).
+pub fn on_node(node: &str, args: &[&str]) -> std::process::Output {
+    let exe = assert_cmd::cargo::cargo_bin!("kastellan")
+        .display()
+        .to_string();
+    kastellan()
+        .args(["lab", "exec", node, "--", &exe])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 /// Cache directory of the lab's Kubernetes build.
 pub fn cache_dir() -> PathBuf {
     std::env::var_os("KASTELLAN_CACHE")

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::LabGuard;
 use crate::kastellan;
+use crate::output_text as text;
 
 /// The kastellan binary under test.
 fn bin() -> PathBuf {
@@ -123,15 +124,6 @@ fn run(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\n{}{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// The JSON report of a `-o json` run.

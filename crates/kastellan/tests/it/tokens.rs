@@ -11,6 +11,7 @@ use kastellan_bootstrap::certs::{self, CertificateKey};
 
 use crate::LabGuard;
 use crate::{cache_dir, kastellan, kubectl, kubectl_stdin, lab_lock};
+use crate::{output_text as text, stdout_ok as ok};
 
 const ADMIN: &str = "/var/lib/kastellan/lab/admin.conf";
 const PKI: &str = "/var/lib/kastellan/lab/nodes/cp1/etc-kubernetes/pki";
@@ -22,20 +23,6 @@ fn ours(args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\n{}{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn ok(o: Output) -> String {
-    assert!(o.status.success(), "{}", text(&o));
-    String::from_utf8(o.stdout).unwrap()
 }
 
 fn kubeadm() -> Command {
