@@ -797,8 +797,10 @@ pub enum RestoreCommand {
 /// Arguments of `restore objects`.
 #[derive(Debug, Args)]
 pub struct RestoreObjectsArgs {
-    /// The backup bundle (`kastellan backup create`).
-    #[arg(long, value_name = "BUNDLE")]
+    /// The backup bundle (`kastellan backup create`), or a raw etcd snapshot
+    /// (`etcdctl snapshot save`, or a copy of member/snap/db): from a snapshot, only the
+    /// objects kastellan decodes whole are restored; the others are named, skipped.
+    #[arg(long, value_name = "BUNDLE|SNAPSHOT")]
     pub from: PathBuf,
     /// Only objects in this namespace, and the Namespace itself (repeatable,
     /// comma-separated).
@@ -835,6 +837,10 @@ pub struct RestoreObjectsArgs {
     /// Passphrase file for a passphrase-encrypted bundle.
     #[arg(long, value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
+    /// With a raw snapshot: the API server's EncryptionConfiguration, to decrypt the
+    /// values it encrypted at rest (Secrets, usually); without it they are skipped.
+    #[arg(long, value_name = "FILE")]
+    pub encryption_config: Option<PathBuf>,
 }
 
 fn parse_selector(s: &str) -> Result<kastellan_bundle::objects::Selector, String> {

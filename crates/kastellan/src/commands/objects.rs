@@ -69,6 +69,84 @@ fn read_bundle_manifest(
     Ok((objs, verified.manifest))
 }
 
+/// What `restore objects` restores from: a bundle's exported objects, or a raw
+/// snapshot's decoded ones.
+struct Source {
+    /// Every object.
+    all: Vec<Object>,
+    /// When the backup was made (a snapshot file: when it was written).
+    created_at: String,
+    /// The volume snapshots a bundle recorded.
+    recorded: Recorded,
+    /// From a snapshot: the objects decoded only in part, and why (never restored).
+    partial: BTreeMap<objects::ObjectKey, String>,
+}
+
+/// Reads `--from`: a raw etcd snapshot when the file is one, else a bundle (verified).
+fn read_source(args: &RestoreObjectsArgs, dec: &Decryption) -> Result<Source> {
+    let from = &args.from;
+    let snapshot = kastellan_snapshot::SnapshotFile::open(from)
+        .ok()
+        .filter(|f| f.status().is_ok());
+    let Some(file) = snapshot else {
+        anyhow::ensure!(
+            args.encryption_config.is_none(),
+            "--encryption-config: {} is a bundle, whose objects were exported through the API (already decrypted); the flag is for raw snapshots",
+            from.display()
+        );
+        let (all, manifest) = read_bundle_manifest(from, dec)?;
+        let recorded: Recorded = manifest
+            .volume_snapshots
+            .iter()
+            .flat_map(|v| &v.taken)
+            .map(|r| {
+                (
+                    (r.namespace.clone(), r.pvc.clone()),
+                    r.volume_snapshot.clone(),
+                )
+            })
+            .collect();
+        return Ok(Source {
+            all,
+            created_at: manifest.created_at,
+            recorded,
+            partial: BTreeMap::new(),
+        });
+    };
+    let keyring = args
+        .encryption_config
+        .as_deref()
+        .map(
+            |f| -> Result<kastellan_snapshot::kube::encryption::Keyring> {
+                let text = std::fs::read_to_string(f)
+                    .with_context(|| format!("--encryption-config {}", f.display()))?;
+                kastellan_snapshot::kube::encryption::Keyring::parse(&text)
+                    .with_context(|| format!("--encryption-config {}", f.display()))
+            },
+        )
+        .transpose()?;
+    let read = objects::objects_from_snapshot(from, file.bytes(), keyring.as_ref())?;
+    let created_at = std::fs::metadata(from)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| jiff::Timestamp::try_from(t).ok())
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default();
+    let mut all = read.objects;
+    let mut partial = BTreeMap::new();
+    for (o, why) in read.partial {
+        partial.insert(o.key.clone(), why);
+        all.push(o);
+    }
+    all.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(Source {
+        all,
+        created_at,
+        recorded: Recorded::new(),
+        partial,
+    })
+}
+
 /// `namespace/pvc` -> the VolumeSnapshot the bundle recorded for it.
 type Recorded = BTreeMap<(String, String), String>;
 
@@ -148,6 +226,8 @@ enum State {
     Skipped,
     /// The cluster serves no such kind (yet: its CRD may come with this restore).
     UnknownKind,
+    /// From a raw snapshot: decoded only in part, so never restored.
+    Partial,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -463,19 +543,12 @@ pub fn restore(
     printer: &Printer,
 ) -> Result<Outcome> {
     let dec = decryption(&args.identity, &args.passphrase_file)?;
-    let (all, manifest) = read_bundle_manifest(&args.from, &dec)?;
-    let created_at = manifest.created_at.clone();
-    let recorded: Recorded = manifest
-        .volume_snapshots
-        .iter()
-        .flat_map(|v| &v.taken)
-        .map(|r| {
-            (
-                (r.namespace.clone(), r.pvc.clone()),
-                r.volume_snapshot.clone(),
-            )
-        })
-        .collect();
+    let Source {
+        all,
+        created_at,
+        recorded,
+        partial,
+    } = read_source(&args, &dec)?;
     if args.pvc_from_snapshot && recorded.is_empty() {
         anyhow::bail!(
             "--pvc-from-snapshot: {} records no volume snapshot (made without \
@@ -541,6 +614,13 @@ pub fn restore(
             })
             .collect();
         for item in &mut items {
+            if let Some(why) = partial.get(&item.obj.key) {
+                item.row.state = State::Partial;
+                item.row.result = Fate::Skipped;
+                item.row.reason =
+                    format!("the snapshot gives it only in part ({why}); restore it from a bundle");
+                continue;
+            }
             plan_item(&client, item, &rules, args.overwrite, backup_time).await;
             if args.pvc_from_snapshot {
                 plan_from_snapshot(&client, item, &recorded).await;

@@ -99,6 +99,27 @@ fn restart_apiserver_with(file: &str) {
     });
 }
 
+/// A raw snapshot of the lab's etcd (etcdctl on cp1), copied to `dir/name`.
+pub fn raw_snapshot_of_cp1(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let out = kastellan()
+        .args(["lab", "exec", "cp1", "--", "sh", "-c"])
+        .arg(format!(
+            "ETCDCTL_API=3 /usr/bin/etcdctl --endpoints=https://127.0.0.1:2379 \
+             --cacert=/etc/kubernetes/pki/etcd/ca.crt \
+             --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt \
+             --key=/etc/kubernetes/pki/etcd/healthcheck-client.key \
+             snapshot save /etc/kubernetes/{name}"
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let on_node = format!("{NODE}/{name}");
+    let copy = dir.join(name);
+    std::fs::copy(&on_node, &copy).unwrap();
+    std::fs::remove_file(&on_node).unwrap();
+    copy
+}
+
 /// The scenario (see the module's documentation).
 pub fn secrets_encrypted_at_rest_on_the_lab(dir: &std::path::Path) {
     for (provider, _, _) in PROVIDERS {
@@ -132,22 +153,7 @@ pub fn secrets_encrypted_at_rest_on_the_lab(dir: &std::path::Path) {
         })
         .collect();
 
-    let snap = format!("{NODE}/enc-snapshot.db");
-    let out = kastellan()
-        .args(["lab", "exec", "cp1", "--", "sh", "-c"])
-        .arg(
-            "ETCDCTL_API=3 /usr/bin/etcdctl --endpoints=https://127.0.0.1:2379 \
-             --cacert=/etc/kubernetes/pki/etcd/ca.crt \
-             --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt \
-             --key=/etc/kubernetes/pki/etcd/healthcheck-client.key \
-             snapshot save /etc/kubernetes/enc-snapshot.db",
-        )
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    let copy = dir.join("enc-snapshot.db");
-    std::fs::copy(&snap, &copy).unwrap();
-    std::fs::remove_file(&snap).unwrap();
+    let copy = raw_snapshot_of_cp1(dir, "enc-snapshot.db");
     let inspect = |extra: &[&str]| {
         kastellan()
             .args(["etcd", "snapshot", "inspect"])

@@ -120,19 +120,28 @@ pub struct OwnerReference {
     pub block_owner_deletion: Option<bool>,
 }
 
-/// `metav1.ObjectMeta` (managedFields left out, as `kubectl get -o yaml` does).
+/// `metav1.ObjectMeta` (managedFields decoded as raw entries and not shown, as
+/// `kubectl get -o yaml` leaves them out; every field is declared, so that a stored
+/// object re-encodes to its own length when nothing else was left out).
 #[derive(Clone, PartialEq, prost::Message, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectMeta {
     #[prost(string, optional, tag = "1")]
     pub name: Option<String>,
     #[prost(string, optional, tag = "2")]
+    #[serde(skip_serializing_if = "unset")]
     pub generate_name: Option<String>,
     #[prost(string, optional, tag = "3")]
+    #[serde(skip_serializing_if = "unset")]
     pub namespace: Option<String>,
+    #[prost(string, optional, tag = "4")]
+    #[serde(skip_serializing_if = "unset")]
+    pub self_link: Option<String>,
     #[prost(string, optional, tag = "5")]
+    #[serde(skip_serializing_if = "unset")]
     pub uid: Option<String>,
     #[prost(string, optional, tag = "6")]
+    #[serde(skip_serializing_if = "unset")]
     pub resource_version: Option<String>,
     #[prost(int64, optional, tag = "7")]
     pub generation: Option<i64>,
@@ -150,6 +159,13 @@ pub struct ObjectMeta {
     pub owner_references: Vec<OwnerReference>,
     #[prost(string, repeated, tag = "14")]
     pub finalizers: Vec<String>,
+    #[prost(string, optional, tag = "15")]
+    #[serde(skip_serializing_if = "unset")]
+    pub cluster_name: Option<String>,
+    /// The managedFields entries, undecoded (never shown).
+    #[prost(bytes = "vec", repeated, tag = "17")]
+    #[serde(skip)]
+    pub managed_fields: Vec<Vec<u8>>,
 }
 
 /// Any stored object: every top-level kind has its ObjectMeta at field 1.
@@ -736,4 +752,10 @@ pub struct Node {
     pub spec: Option<NodeSpec>,
     #[prost(message, optional, tag = "3")]
     pub status: Option<NodeStatus>,
+}
+
+/// A string the API's JSON leaves out (`omitempty`): absent or empty. The API server's
+/// protobuf encoder writes such fields even when empty.
+fn unset(s: &Option<String>) -> bool {
+    s.as_deref().is_none_or(str::is_empty)
 }

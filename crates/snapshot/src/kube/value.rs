@@ -255,7 +255,15 @@ fn protobuf(value: &[u8]) -> Decoded {
         &raw,
     );
     let (body, complete, note) = match typed {
-        Some(Ok(v)) => (Some(v), true, None),
+        Some(Ok((v, true))) => (Some(v), true, None),
+        Some(Ok((v, false))) => (
+            Some(v),
+            false,
+            Some(format!(
+                "the {} holds fields kastellan does not declare; they are left out",
+                kind.as_deref().unwrap_or("object")
+            )),
+        ),
         failed => {
             let why = match failed {
                 Some(Err(e)) => format!(
@@ -293,10 +301,15 @@ fn protobuf(value: &[u8]) -> Decoded {
 }
 
 /// Decodes `raw` as the message of a known kind; `None` if the kind is not declared.
-fn typed(api_version: &str, kind: &str, raw: &[u8]) -> Option<Result<Value, String>> {
-    fn go<M: Message + Default + Serialize>(raw: &[u8]) -> Result<Value, String> {
+/// The `bool` says whether the message re-encodes to exactly `raw`'s length: prost
+/// skips the fields a message does not declare, so a shorter re-encoding means that
+/// some of the object was left out (the API server's encoder writes every field it
+/// holds, as kastellan's types do, so a complete decode re-encodes to the same length).
+fn typed(api_version: &str, kind: &str, raw: &[u8]) -> Option<Result<(Value, bool), String>> {
+    fn go<M: Message + Default + Serialize>(raw: &[u8]) -> Result<(Value, bool), String> {
         let m = M::decode(raw).map_err(|e| e.to_string())?;
-        serde_json::to_value(&m).map_err(|e| e.to_string())
+        let exact = m.encoded_len() == raw.len();
+        Ok((serde_json::to_value(&m).map_err(|e| e.to_string())?, exact))
     }
     Some(match (api_version, kind) {
         ("v1", "ConfigMap") => go::<types::ConfigMap>(raw),
