@@ -17,7 +17,7 @@ ln -sf kastellan /usr/local/bin/kubectl-kastellan
 kube_bin="${KASTELLAN_CACHE:-/var/cache/kastellan}/kubernetes/v1.20.2/bin"
 [ -e /usr/local/bin/kubectl ] || ln -s "$kube_bin/kubectl" /usr/local/bin/kubectl
 
-echo "== kastellan lab up (1 control plane, 1 worker, sshd and real packages in each node)"
+echo "== kastellan lab up (1 control plane, 1 worker joined with kubeadm join, sshd and real packages in each node)"
 kastellan lab up --control-planes 1 --workers 1 --ssh --packages
 export KUBECONFIG=/var/lib/kastellan/lab/admin.conf
 

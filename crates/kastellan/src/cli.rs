@@ -1060,15 +1060,17 @@ pub struct LabUpArgs {
     /// install `kubeadm`, `kubelet` and `kubectl` of --kubernetes-version from a local
     /// repository laid out like pkgs.k8s.io (one per minor, every cached version), held
     /// as on a real node; `systemctl restart kubelet` in a node reaches its agent.
+    /// Implied when a node joins with `--join kubeadm` (the default for more than one
+    /// node).
     #[arg(long)]
     pub packages: bool,
-    /// How the nodes after cp1 are made: `copy` runs kubeadm's init phases on each with
-    /// cp1's CAs and kubeconfigs copied; `kubeadm` joins them with real `kubeadm join`
-    /// and kastellan's `join-command` (workers through the kubelet stand-in's TLS
-    /// bootstrap, control planes with --control-plane --certificate-key, each adding its
-    /// etcd member). `kubeadm` needs --packages (the nodes' own kubeadm, systemctl and
-    /// crictl).
-    #[arg(long, default_value = "copy", value_parser = ["copy", "kubeadm"], requires_if("kubeadm", "packages"))]
+    /// How the nodes after cp1 are made: `kubeadm` (the default) joins them with real
+    /// `kubeadm join` and kastellan's `join-command` (workers through the kubelet
+    /// stand-in's TLS bootstrap, control planes with --control-plane --certificate-key,
+    /// each adding its etcd member), from the nodes' own packages (so it implies
+    /// --packages); `copy` runs kubeadm's init phases on each node with cp1's CAs and
+    /// kubeconfigs copied (quicker, no packages needed). A lab of one node joins none.
+    #[arg(long, default_value = "kubeadm", value_parser = ["kubeadm", "copy"])]
     pub join: String,
 }
 

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Toleration};
 use kastellan_access::NodeCommand;
 use kastellan_health::ha::{
-    self, ClientFact, ControlPlane, HaFacts, HaReport, HaVerdict, Instance, LeaseFact, PodRef,
-    Severity,
+    self, CONTROL_PLANE_TAINT, ClientFact, ControlPlane, HaFacts, HaReport, HaVerdict, Instance,
+    LEGACY_MASTER_TAINT, LeaseFact, PodRef, Severity,
 };
 use kastellan_printer::{Printer, Report, Style, Table, wrap};
 use kube::Api;
@@ -249,7 +249,8 @@ async fn api_facts(client: &kube::Client) -> Result<HaFacts> {
         });
     }
 
-    // Workloads on control planes: what is neither a mirror pod nor a DaemonSet's.
+    // Workloads on control planes: what is neither a mirror pod nor a DaemonSet's, nor
+    // placed there on purpose by tolerating the control-plane taint (kubeadm's CoreDNS).
     let all: Api<Pod> = Api::all(client.clone());
     for cp in &facts.control_planes {
         let list = all
@@ -273,7 +274,12 @@ async fn api_facts(client: &kube::Client) -> Result<HaFacts> {
                 .as_ref()
                 .and_then(|s| s.phase.as_deref())
                 .is_some_and(|ph| ph == "Succeeded" || ph == "Failed");
-            if mirror || daemon || finished {
+            let tolerated = p
+                .spec
+                .as_ref()
+                .and_then(|s| s.tolerations.as_deref())
+                .is_some_and(tolerates_control_plane_taint);
+            if mirror || daemon || finished || tolerated {
                 continue;
             }
             facts.workloads_on_control_planes.push(PodRef {
@@ -288,6 +294,23 @@ async fn api_facts(client: &kube::Client) -> Result<HaFacts> {
         }
     }
     Ok(facts)
+}
+
+/// Whether these tolerations let a pod onto a control plane tainted as kubeadm taints
+/// it (`node-role.kubernetes.io/control-plane` or the legacy `master`, NoSchedule): such
+/// a pod was put there on purpose, as kubeadm's CoreDNS is, and is no finding.
+fn tolerates_control_plane_taint(tolerations: &[Toleration]) -> bool {
+    tolerations.iter().any(|t| {
+        let effect_ok = t
+            .effect
+            .as_deref()
+            .is_none_or(|e| e.is_empty() || e == "NoSchedule");
+        let key_ok = match t.key.as_deref() {
+            None | Some("") => t.operator.as_deref() == Some("Exists"),
+            Some(k) => k == CONTROL_PLANE_TAINT || k == LEGACY_MASTER_TAINT,
+        };
+        effect_ok && key_ok
+    })
 }
 
 /// The first `server:` of a kubeconfig's text.
@@ -392,5 +415,53 @@ mod tests {
             server_of("apiVersion: v1\nclusters:\n- cluster:\n    server: https://10.0.0.1:6443\n"),
             Some("https://10.0.0.1:6443".into())
         );
+    }
+
+    fn tol(key: Option<&str>, op: Option<&str>, effect: Option<&str>) -> Toleration {
+        Toleration {
+            key: key.map(Into::into),
+            operator: op.map(Into::into),
+            effect: effect.map(Into::into),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_pod_tolerating_the_control_plane_taint_is_there_on_purpose() {
+        // kubeadm's CoreDNS (v1.20): CriticalAddonsOnly, then the master taint.
+        let coredns = [
+            tol(Some("CriticalAddonsOnly"), Some("Exists"), None),
+            tol(Some(LEGACY_MASTER_TAINT), None, Some("NoSchedule")),
+        ];
+        assert!(tolerates_control_plane_taint(&coredns));
+        assert!(tolerates_control_plane_taint(&[tol(
+            Some(CONTROL_PLANE_TAINT),
+            Some("Exists"),
+            None
+        )]));
+        // Tolerates every taint.
+        assert!(tolerates_control_plane_taint(&[tol(
+            None,
+            Some("Exists"),
+            None
+        )]));
+        // Not the control-plane taint, or only its NoExecute: a workload that landed
+        // there some other way (before the taint, or pinned by nodeName).
+        assert!(!tolerates_control_plane_taint(&[]));
+        assert!(!tolerates_control_plane_taint(&[tol(
+            Some("CriticalAddonsOnly"),
+            Some("Exists"),
+            None
+        )]));
+        assert!(!tolerates_control_plane_taint(&[tol(
+            Some(CONTROL_PLANE_TAINT),
+            Some("Exists"),
+            Some("NoExecute")
+        )]));
+        assert!(!tolerates_control_plane_taint(&[tol(
+            Some("node.kubernetes.io/not-ready"),
+            Some("Exists"),
+            Some("NoExecute")
+        )]));
     }
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use kastellan_lab::{LabSpec, LabStatus};
+use kastellan_lab::{JoinMode, LabSpec, LabStatus};
 use kastellan_printer::{Printer, Report, Style, Table};
 use serde::Serialize;
 
@@ -15,6 +15,13 @@ use crate::cli::{GlobalArgs, LabCommand};
 pub fn run(cmd: LabCommand, _global: &GlobalArgs, printer: &Printer) -> Result<Outcome> {
     match cmd {
         LabCommand::Up(args) => {
+            // A lab of one node joins nothing; a node that joins with kubeadm runs the
+            // kubeadm of its own packages.
+            let join = if args.control_planes + args.workers > 1 {
+                args.join.parse().map_err(anyhow::Error::msg)?
+            } else {
+                JoinMode::Copy
+            };
             let spec = LabSpec {
                 control_planes: args.control_planes,
                 workers: args.workers,
@@ -22,8 +29,8 @@ pub fn run(cmd: LabCommand, _global: &GlobalArgs, printer: &Printer) -> Result<O
                 kubernetes_version: args.kubernetes_version,
                 subnet: "10.77.0".into(),
                 ssh: args.ssh,
-                packages: args.packages,
-                join: args.join.parse().map_err(anyhow::Error::msg)?,
+                packages: args.packages || join == JoinMode::Kubeadm,
+                join,
             };
             let mut say = |line: String| printer.note(format!("lab: {line}"));
             kastellan_lab::up(&spec, Duration::from_secs(args.timeout), &mut say)?;

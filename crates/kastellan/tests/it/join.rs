@@ -1,5 +1,6 @@
-//! Tier `lab`: `lab up --join kubeadm` joins cp2, cp3 and a worker with real kubeadm
-//! v1.20.2 `kubeadm join`, using the line kastellan's `join-command` prints (issue 14).
+//! Tier `lab`: `lab up` (its default `--join kubeadm`) joins cp2, cp3 and the workers
+//! with real kubeadm v1.20.2 `kubeadm join`, using the line kastellan's `join-command`
+//! prints (issue 14); checked by the 3+2 lab test (`lab.rs`) on its own lab.
 //! What a user sees afterwards: the nodes' CSRs approved and issued in `kubectl get
 //! csr`, requested by kastellan's join token; every Node Ready, the control planes
 //! labelled and tainted by kubeadm; kubelet client certificates where the kubelet keeps
@@ -11,8 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::LabGuard;
-use crate::{kastellan, kubectl, lab_lock};
+use crate::{kastellan, kubectl};
 use crate::{on_node as on, output_text as text, stdout_ok as ok};
 
 const LAB: &str = "/var/lib/kastellan/lab";
@@ -33,38 +33,21 @@ fn common_name(pem: &str) -> String {
         .to_string()
 }
 
-#[test]
-fn lab_kubeadm_join_worker_and_control_plane_14() {
-    let _lock = lab_lock();
-    let _guard = LabGuard;
-    let started = Instant::now();
-    let up = kastellan()
-        .args([
-            "lab",
-            "up",
-            "--control-planes",
-            "3",
-            "--workers",
-            "1",
-            "--packages",
-            "--join",
-            "kubeadm",
-            "--timeout",
-            "300",
-        ])
-        .output()
-        .unwrap();
-    let up_time = started.elapsed();
-    assert!(up.status.success(), "lab up: {}", text(&up));
-    let said = String::from_utf8_lossy(&up.stderr);
+/// What `lab up` of three control planes and `workers` (joined with kubeadm, the
+/// default) must show, asserted by the 3+2 lab test (`lab.rs`) right after its `lab up`
+/// so that no lab is brought up for this alone; `said` is `lab up`'s stderr.
+pub(crate) fn assert_joined_with_kubeadm(said: &str, workers: &[&str]) {
     for line in [
         "cp1: kastellan join-command --control-plane",
         "cp2: kubeadm join --control-plane --certificate-key",
         "cp3: kubeadm join --control-plane --certificate-key",
         "cp1: kastellan join-command\n",
-        "w1: kubeadm join (log:",
     ] {
         assert!(said.contains(line), "{line:?} not said:\n{said}");
+    }
+    for w in workers {
+        let line = format!("{w}: kubeadm join (log:");
+        assert!(said.contains(&line), "{line:?} not said:\n{said}");
     }
     assert!(
         !said.contains("init phase kubeconfig kubelet"),
@@ -72,7 +55,11 @@ fn lab_kubeadm_join_worker_and_control_plane_14() {
     );
 
     // kubeadm itself did the joins: its own words in each node's log.
-    for (node, words) in [
+    let worker_words = [
+        "This node has joined the cluster",
+        "[kubelet-start] Waiting for the kubelet to perform the TLS Bootstrap...",
+    ];
+    let mut logs: Vec<(&str, &[&str])> = vec![
         (
             "cp2",
             &[
@@ -86,14 +73,9 @@ fn lab_kubeadm_join_worker_and_control_plane_14() {
             "cp3",
             &["[etcd] Announced new etcd member joining to the existing etcd cluster"][..],
         ),
-        (
-            "w1",
-            &[
-                "This node has joined the cluster",
-                "[kubelet-start] Waiting for the kubelet to perform the TLS Bootstrap...",
-            ][..],
-        ),
-    ] {
+    ];
+    logs.extend(workers.iter().map(|w| (*w, &worker_words[..])));
+    for (node, words) in logs {
         let log =
             std::fs::read_to_string(format!("{LAB}/nodes/{node}/logs/kubeadm-join.log")).unwrap();
         for w in words {
@@ -168,11 +150,13 @@ fn lab_kubeadm_join_worker_and_control_plane_14() {
         seen.push(common_name(&pem));
     }
     seen.sort();
-    assert_eq!(
-        seen,
-        ["system:node:cp2", "system:node:cp3", "system:node:w1"],
-        "{csrs}"
-    );
+    let mut expected: Vec<String> = ["cp2", "cp3"]
+        .iter()
+        .chain(workers)
+        .map(|n| format!("system:node:{n}"))
+        .collect();
+    expected.sort();
+    assert_eq!(seen, expected, "{csrs}");
     let table = ok(kubectl().args(["get", "csr"]).output().unwrap());
     eprintln!("{table}");
     assert_eq!(
@@ -184,13 +168,14 @@ fn lab_kubeadm_join_worker_and_control_plane_14() {
                     && l.trim_end().ends_with("Approved,Issued")
             )
             .count(),
-        3,
+        2 + workers.len(),
         "{table}"
     );
 
-    // The kubelet's files on the worker: the dated certificate and its link, and a
+    // The kubelet's files on a worker: the dated certificate and its link, and a
     // kubelet.conf naming it; kubeadm removed the bootstrap kubeconfig.
-    let kubelet = Path::new(LAB).join("nodes/w1/var-lib-kubelet/pki");
+    let w = workers[0];
+    let kubelet = Path::new(LAB).join(format!("nodes/{w}/var-lib-kubelet/pki"));
     let link = std::fs::read_link(kubelet.join("kubelet-client-current.pem")).unwrap();
     let dated = link.to_string_lossy().to_string();
     assert!(
@@ -198,12 +183,12 @@ fn lab_kubeadm_join_worker_and_control_plane_14() {
         "{dated}"
     );
     let pem = std::fs::read_to_string(kubelet.join(&dated)).unwrap();
-    assert_eq!(common_name(&pem), "system:node:w1");
+    assert_eq!(common_name(&pem), format!("system:node:{w}"));
     assert!(
         pem.contains("PRIVATE KEY-----"),
         "certificate and key in one file"
     );
-    let etc = Path::new(LAB).join("nodes/w1/etc-kubernetes");
+    let etc = Path::new(LAB).join(format!("nodes/{w}/etc-kubernetes"));
     let conf = std::fs::read_to_string(etc.join("kubelet.conf")).unwrap();
     assert!(
         conf.contains("client-certificate: /var/lib/kubelet/pki/kubelet-client-current.pem"),
@@ -220,7 +205,7 @@ fn lab_kubeadm_join_worker_and_control_plane_14() {
             .unwrap(),
     );
     let items = nodes["items"].as_array().unwrap();
-    assert_eq!(items.len(), 4, "{nodes}");
+    assert_eq!(items.len(), 3 + workers.len(), "{nodes}");
     for n in items {
         let name = n["metadata"]["name"].as_str().unwrap();
         let ready = n["status"]["conditions"]
@@ -300,33 +285,19 @@ fn lab_kubeadm_join_worker_and_control_plane_14() {
         );
         std::thread::sleep(Duration::from_secs(1));
     }
-    eprintln!(
-        "lab up --join kubeadm (3 control planes, 1 worker) in {up_time:?}; test done in {:?}",
-        started.elapsed()
-    );
 }
 
-/// `--join kubeadm` needs the nodes' own packages: refused at the command line (exit
-/// 2) naming `--packages`, before anything is created; an unknown mode is refused too.
+/// `--join` takes `kubeadm` (the default) or `copy`: anything else is refused at the
+/// command line (exit 2) naming both, before anything is created.
 #[test]
-fn cli_lab_up_join_kubeadm_needs_packages_14() {
+fn cli_lab_up_join_mode_is_kubeadm_or_copy_14() {
     let out = kastellan()
-        .args(["lab", "up", "--join", "kubeadm"])
+        .args(["lab", "up", "--join", "ssh"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("--packages"),
-        "{}",
-        text(&out)
-    );
-    let out = kastellan()
-        .args(["lab", "up", "--packages", "--join", "ssh"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("copy, kubeadm"),
+        String::from_utf8_lossy(&out.stderr).contains("kubeadm, copy"),
         "{}",
         text(&out)
     );

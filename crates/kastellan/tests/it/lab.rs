@@ -287,17 +287,28 @@ fn lab_three_control_planes_two_workers_up_check_down() {
     );
     let _guard = LabGuard;
     let privsep_before = std::path::Path::new("/run/sshd").exists();
-    run_ok(kastellan().args([
-        "lab",
-        "up",
-        "--control-planes",
-        "3",
-        "--workers",
-        "2",
-        "--ssh",
-        "--timeout",
-        "240",
-    ]));
+    let started = std::time::Instant::now();
+    let up = kastellan()
+        .args([
+            "lab",
+            "up",
+            "--control-planes",
+            "3",
+            "--workers",
+            "2",
+            "--ssh",
+            "--timeout",
+            "300",
+        ])
+        .output()
+        .unwrap();
+    assert!(up.status.success(), "lab up: {}", crate::output_text(&up));
+    eprintln!(
+        "lab up (3+2, joined with kubeadm) in {:?}",
+        started.elapsed()
+    );
+    // The default: cp2, cp3, w1 and w2 joined with real `kubeadm join`.
+    crate::join::assert_joined_with_kubeadm(&String::from_utf8_lossy(&up.stderr), &["w1", "w2"]);
 
     // Idempotent: a second `up` reports what runs and changes nothing.
     let again = kastellan()
