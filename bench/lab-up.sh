@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Time from `kastellan lab up` (Kubernetes binaries cached) to all-ready, for a
-# 1-control-plane lab and a 3-control-plane + 2-worker lab made by copying cp1's CAs,
-# with per-node packages, and joined with real `kubeadm join` (`--packages --join
-# kubeadm`); prints the median of RUNS.
+# 1-control-plane lab and a 3-control-plane + 2-worker lab made by copying cp1's CAs
+# (`--join copy`), the same with per-node packages, and joined with real `kubeadm join`
+# (the default); prints the median of RUNS.
 # Needs root and no lab running. usage: bench/lab-up.sh [RUNS]
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -13,7 +13,7 @@ cargo build --release --quiet -p kastellan
 k=target/release/kastellan
 bash scripts/build-kubernetes.sh v1.20.2 >/dev/null
 
-for shape in "1 0" "3 2" "3 2 --packages" "3 2 --packages --join kubeadm"; do
+for shape in "1 0" "3 2 --join copy" "3 2 --join copy --packages" "3 2"; do
   set -- $shape
   cps="$1" workers="$2"
   shift 2

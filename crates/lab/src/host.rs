@@ -456,7 +456,14 @@ pub fn up(spec: &LabSpec, timeout: Duration, say: &mut dyn FnMut(String)) -> Res
     };
     kubeadm_phase(&cps[0].name, &["init", "phase", "upload-config", "kubeadm"])?;
     kubeadm_phase(&cps[0].name, &["init", "phase", "bootstrap-token"])?;
-    kubeadm_phase(&cps[0].name, &["init", "phase", "addon", "coredns"])?;
+    // CoreDNS tolerates the control-plane taint, so when the other nodes only join
+    // later its two replicas would both land on cp1, and draining cp1 would take every
+    // ready one (kastellan's drain refuses that). Joined labs add it once every node is
+    // there: in a real cluster CoreDNS stays Pending until the network plugin makes the
+    // nodes Ready, by which time the others have usually joined.
+    if !kubeadm_join {
+        kubeadm_phase(&cps[0].name, &["init", "phase", "addon", "coredns"])?;
+    }
     kubeadm_phase(&cps[0].name, &["init", "phase", "addon", "kube-proxy"])?;
     for n in initialised {
         wait_for(
@@ -474,6 +481,8 @@ pub fn up(spec: &LabSpec, timeout: Duration, say: &mut dyn FnMut(String)) -> Res
     }
     if kubeadm_join {
         join_nodes(&nodes, say)?;
+        say("cp1: kubeadm init phase addon coredns".into());
+        kubeadm_phase(&cps[0].name, &["init", "phase", "addon", "coredns"])?;
     }
     let remaining = deadline.saturating_duration_since(Instant::now());
     wait_ready(&state, remaining.max(Duration::from_secs(1)), say)?;
