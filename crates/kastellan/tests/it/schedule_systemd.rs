@@ -34,12 +34,9 @@ fn files(dir: &Path) -> Vec<String> {
     v
 }
 
-#[test]
-fn systemd_backup_schedule_writes_enables_runs_and_reports_17() {
-    let started = Instant::now();
-    let root = Root::new("schedule");
-    let r = &root.0;
-    let units = r.join("units");
+/// The empty `sysinit.target` and `timers.target` a service's and a timer's default
+/// dependencies need, in the test's unit directory.
+fn stand_in_targets(units: &Path) {
     for t in ["sysinit.target", "timers.target"] {
         std::fs::write(
             units.join(t),
@@ -47,6 +44,15 @@ fn systemd_backup_schedule_writes_enables_runs_and_reports_17() {
         )
         .unwrap();
     }
+}
+
+#[test]
+fn systemd_backup_schedule_writes_enables_runs_and_reports_17() {
+    let started = Instant::now();
+    let root = Root::new("schedule");
+    let r = &root.0;
+    let units = r.join("units");
+    stand_in_targets(&units);
     let data = r.join("etcd-data");
     std::fs::create_dir_all(&data).unwrap();
     chmod(&data, 0o700);
@@ -190,7 +196,19 @@ fn systemd_backup_schedule_writes_enables_runs_and_reports_17() {
         "{human}"
     );
 
-    clock_moves_on_copies_and_prunes_by_tier(&sd, &units, r, &bin, &backups, &etc_s);
+    let _ = clock_moves_on_copies_and_prunes_by_tier(
+        &sd,
+        &units,
+        r,
+        &bin,
+        &backups,
+        &[
+            "--etc-kubernetes",
+            &etc_s,
+            "--endpoints",
+            "http://127.0.0.1:2379",
+        ],
+    );
 
     // A run that fails (etcd stopped) is reported as failed, exit 1.
     sd.ok(&["systemctl", "stop", "kl-etcd.service"]);
@@ -218,15 +236,22 @@ const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 /// the test's, `LD_PRELOAD` and `FAKETIME`; the unit itself is as kastellan writes it),
 /// so each bundle is named and dated at that time. After each run, the bundles left
 /// locally and in the bucket (moto's S3 server, started in systemd's network namespace)
-/// are exactly the ones the tiers keep.
+/// are exactly the ones the tiers keep; the newest copy in the bucket then verifies.
+///
+/// `cluster`: the flags of `backup create` that find the cluster (none on a lab node,
+/// where the defaults do). `backups` holds exactly one bundle, of a real-clock run. The
+/// clock starts two days after today (UTC): later than that run whatever the hour, and
+/// well within the validity of a fresh cluster's certificates, which the runs present
+/// to a real apiserver and etcd. The timer is stopped while the clock moves, so that
+/// only the test starts the service (an hourly timer could fire during the test).
 fn clock_moves_on_copies_and_prunes_by_tier(
     sd: &Systemd,
     units: &Path,
     r: &Path,
     bin: &str,
     backups: &Path,
-    etc: &str,
-) {
+    cluster: &[&str],
+) -> serde_json::Value {
     assert!(
         Path::new(FAKETIME).exists(),
         "{FAKETIME} missing: install Debian's faketime (scripts/install-deps.sh)"
@@ -296,16 +321,14 @@ fn clock_moves_on_copies_and_prunes_by_tier(
         "kl-backup",
         "--dir",
         &backups_s,
-        "--etc-kubernetes",
-        etc,
         "--allow-unencrypted-secrets",
-        "--endpoints",
-        "http://127.0.0.1:2379",
         "--to",
         "s3://kl-sched/node1",
     ];
+    cmd.extend(cluster);
     cmd.extend(s3);
     sd.ok(&cmd);
+    sd.ok(&["systemctl", "stop", "kl-backup.timer"]);
 
     let dropin = units.join("kl-backup.service.d");
     std::fs::create_dir_all(&dropin).unwrap();
@@ -349,30 +372,44 @@ fn clock_moves_on_copies_and_prunes_by_tier(
     let real_run = stamps(&local());
     assert_eq!(real_run.len(), 1, "{real_run:?}");
     let real = real_run[0].clone();
-    // (the clock, what stays locally, what stays in the bucket): hourly 2 and daily 2.
-    let steps: [(&str, Vec<&str>, Vec<&str>); 4] = [
+    // Day 1 and day 2 of the test's clock, as in FAKETIME and in bundle names.
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    let day = |n: i64| {
+        let d = today.checked_add(jiff::Span::new().days(n + 1)).unwrap();
         (
-            "2030-01-01 10:05:00",
-            vec![&real, "20300101T1005"],
-            vec!["20300101T1005"],
+            d.strftime("%Y-%m-%d").to_string(),
+            d.strftime("%Y%m%d").to_string(),
+        )
+    };
+    let ((d1, s1), (d2, s2)) = (day(1), day(2));
+    let at = |d: &str, hm: &str| format!("{d} {hm}:00");
+    let st = |s: &str, hm: &str| format!("{s}T{}", hm.replace(':', ""));
+    // (the clock, what stays locally, what stays in the bucket): hourly 2 and daily 2.
+    let steps: [(String, Vec<String>, Vec<String>); 4] = [
+        (
+            at(&d1, "10:05"),
+            vec![real.clone(), st(&s1, "10:05")],
+            vec![st(&s1, "10:05")],
         ),
         // Same hour and day as 10:05, newer: 10:05 goes.
         (
-            "2030-01-01 10:40:00",
-            vec![&real, "20300101T1040"],
-            vec!["20300101T1040"],
+            at(&d1, "10:40"),
+            vec![real.clone(), st(&s1, "10:40")],
+            vec![st(&s1, "10:40")],
         ),
-        // A new hour: 10:40 stays as the second hour, the first run as the second day.
+        // A new hour: 10:40 stays as the second hour, the real run as the second day.
         (
-            "2030-01-01 11:10:00",
-            vec![&real, "20300101T1040", "20300101T1110"],
-            vec!["20300101T1040", "20300101T1110"],
+            at(&d1, "11:10"),
+            vec![real.clone(), st(&s1, "10:40"), st(&s1, "11:10")],
+            vec![st(&s1, "10:40"), st(&s1, "11:10")],
         ),
-        // A new day: hours 09 (2 Jan) and 11 (1 Jan), days 2 and 1 Jan.
+        // A new day: hours 09 (day 2) and 11 (day 1), days 2 and 1.
         (
-            "2030-01-02 09:00:00",
-            vec!["20300101T1110", "20300102T0900"],
-            vec!["20300101T1110", "20300102T0900"],
+            at(&d2, "09:00"),
+            vec![st(&s1, "11:10"), st(&s2, "09:00")],
+            vec![st(&s1, "11:10"), st(&s2, "09:00")],
         ),
     ];
     for (at, want_local, want_remote) in steps {
@@ -402,9 +439,9 @@ fn clock_moves_on_copies_and_prunes_by_tier(
             .map(|&b| b as char)
             .collect::<String>()
         );
-        let stamp = |v: Vec<&str>| -> Vec<String> {
+        let stamp = |v: Vec<String>| -> Vec<String> {
             let mut v: Vec<String> = v
-                .into_iter()
+                .iter()
                 .map(|s| s.get(..13).unwrap_or(s).to_string())
                 .collect();
             v.sort();
@@ -424,8 +461,19 @@ fn clock_moves_on_copies_and_prunes_by_tier(
     }
     std::fs::remove_file(dropin.join("clock.conf")).unwrap();
     sd.ok(&["systemctl", "daemon-reload"]);
+    sd.ok(&["systemctl", "start", "kl-backup.timer"]);
+
+    // The newest copy, downloaded from the bucket: every sha256 and the snapshot check.
+    let newest = remote().pop().unwrap();
+    let at = format!("s3://kl-sched/node1/{newest}");
+    let mut cmd = vec![bin, "backup", "verify", &at, "-o", "json"];
+    cmd.extend(s3);
+    let v: serde_json::Value = serde_json::from_str(&sd.ok(&cmd)).unwrap();
+    assert_eq!(v["sidecarChecked"], true, "{v}");
+    assert!(v["files"].as_u64().unwrap() > 0, "{v}");
 
     let pid = std::fs::read_to_string(&pidfile).unwrap();
     sd.run(&["kill", "-9", pid.trim()]);
     let _ = moto.wait();
+    v
 }
