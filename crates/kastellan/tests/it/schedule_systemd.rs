@@ -6,18 +6,23 @@
 //! the test's unit directory, enabled, the service started as the timer would start it,
 //! and `backup schedule status` read back from systemd.
 //!
+//! Tier `lab`: the same systemd booted in the lab's cp1 instead (its network namespace,
+//! its `/etc/kubernetes`), so the schedule backs up the lab's real cluster (see
+//! `lab_scheduled_backup_of_cp1_lands_locally_and_in_s3_and_prunes_by_tier_17`).
+//!
 //! systemd's own default dependencies of a service and a timer require
 //! `sysinit.target`; the isolated systemd sees no system unit, so the test supplies an
 //! empty `sysinit.target` and `timers.target` (`DefaultDependencies=no`, pulling
 //! nothing). The schedule's units themselves are as kastellan writes them for a node.
 
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Instant;
 
 use crate::crash::FakeApi;
-use crate::restore_systemd::{Root, Systemd, chmod, kastellan_in, wait_healthy};
+use crate::restore_systemd::{Place, Root, Systemd, chmod, kastellan_in, wait_healthy};
+use crate::{LabGuard, kastellan, kubectl, lab_lock, stdout_ok};
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -44,6 +49,24 @@ fn stand_in_targets(units: &Path) {
         )
         .unwrap();
     }
+}
+
+/// `backup schedule status --name kl-backup -o json`, run in systemd's namespaces: its
+/// exit code and document.
+fn schedule_status(sd: &Systemd, bin: &str) -> (Option<i32>, serde_json::Value) {
+    let out = sd.run(&[
+        bin,
+        "backup",
+        "schedule",
+        "status",
+        "--name",
+        "kl-backup",
+        "-o",
+        "json",
+    ]);
+    let doc = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", text(&out.stdout), text(&out.stderr)));
+    (out.status.code(), doc)
 }
 
 #[test]
@@ -226,6 +249,192 @@ fn systemd_backup_schedule_writes_enables_runs_and_reports_17() {
         files(&backups)
     );
     eprintln!("schedule under systemd: {:?}", started.elapsed());
+}
+
+/// cp1's `/etc/kubernetes` as the lab keeps it on the host.
+const CP1_ETC: &str = "/var/lib/kastellan/lab/nodes/cp1/etc-kubernetes";
+
+/// Issue 17's done-when on the lab (tier `lab`): a scheduled backup of the lab's real
+/// cluster (kube-apiserver v1.20.2, etcd 3.4) runs, lands locally and in S3, and the
+/// retention prunes by tier as the test's clock moves on.
+///
+/// The test's systemd boots as in the `systemd_` tier, but in cp1's network namespace
+/// (`/run/netns/kl-cp1`, joined, not changed) with cp1's `/etc/kubernetes` bound over
+/// `/etc/kubernetes` in its mount namespace: its services see what a backup unit on a
+/// real control-plane node sees, so the schedule is installed with the defaults (no
+/// `--etc-kubernetes`, no `--endpoints`: etcd's client URL and certificates come from
+/// cp1's etcd manifest, the API from its admin.conf). moto's S3 server listens on
+/// cp1's loopback (127.0.0.1:9000), started in systemd's namespaces.
+///
+/// Checked: the service, started as the timer would start it, leaves a bundle of the
+/// lab (cluster `kastellan-lab`) that holds a ConfigMap the test made with kubectl
+/// (`restore objects --dry-run` on the node, after the ConfigMap was deleted, would
+/// create it again); `backup schedule status` reads the run back from systemd; then
+/// [`clock_moves_on_copies_and_prunes_by_tier`] with the lab's defaults.
+///
+/// What differs from a node: the lab's cp1 has no systemd of its own (its control plane
+/// runs as processes of the lab's agent), so the test's systemd stands in for it and
+/// knows only the test's units; its UTS namespace is its own, not named cp1 (`backup
+/// create` does not read the hostname). The systemd, moto and
+/// every unit's process die with systemd's pid namespace, then the lab goes down
+/// (guards, also on failure).
+#[test]
+fn lab_scheduled_backup_of_cp1_lands_locally_and_in_s3_and_prunes_by_tier_17() {
+    let _lock = lab_lock();
+    let started = Instant::now();
+    let status = kastellan().args(["lab", "status"]).output().unwrap();
+    assert!(
+        !status.status.success(),
+        "a lab is already up on this machine; run `kastellan lab down` before the lab tests"
+    );
+    let _lab = LabGuard;
+    stdout_ok(
+        kastellan()
+            .args(["lab", "up", "--timeout", "240"])
+            .output()
+            .unwrap(),
+    );
+    let up = started.elapsed();
+    let made = kubectl()
+        .args([
+            "create",
+            "configmap",
+            "kl-scheduled",
+            "-n",
+            "default",
+            "--from-literal=made-by=issue-17",
+        ])
+        .output()
+        .unwrap();
+    stdout_ok(made);
+
+    let root = Root::new("lab-schedule");
+    let r = &root.0;
+    let units = r.join("units");
+    stand_in_targets(&units);
+    let sd = Systemd::boot_in(
+        &units,
+        &Place {
+            netns: Some(PathBuf::from("/run/netns/kl-cp1")),
+            binds: vec![(PathBuf::from(CP1_ETC), PathBuf::from("/etc/kubernetes"))],
+        },
+    );
+    let bin = kastellan_in(r).display().to_string();
+    let backups = r.join("backups");
+    let backups_s = backups.display().to_string();
+    sd.ok(&[
+        &bin,
+        "backup",
+        "schedule",
+        "--every",
+        "6h",
+        "--keep-last",
+        "3",
+        "--systemd",
+        "--name",
+        "kl-backup",
+        "--dir",
+        &backups_s,
+        "--allow-unencrypted-secrets",
+    ]);
+    // As on a node: the default /etc/kubernetes, etcd found from its manifest there.
+    let service = std::fs::read_to_string(units.join("kl-backup.service")).unwrap();
+    assert!(
+        service.contains("--etc-kubernetes /etc/kubernetes ") && !service.contains("--endpoints"),
+        "{service}"
+    );
+    let (code, doc) = schedule_status(&sd, &bin);
+    assert_eq!(code, Some(0), "{doc}");
+    assert!(
+        doc["enabled"].as_bool().unwrap() && doc["nextRun"].is_string(),
+        "{doc}"
+    );
+
+    // The service's output in a file of the test's (a drop-in; this systemd has no
+    // journald), shown when a run fails.
+    let dropin = units.join("kl-backup.service.d");
+    std::fs::create_dir_all(&dropin).unwrap();
+    std::fs::write(
+        dropin.join("output.conf"),
+        format!(
+            "# The test's, not kastellan's.\n[Service]\nStandardOutput=append:{log}\nStandardError=append:{log}\n",
+            log = r.join("backup.log").display()
+        ),
+    )
+    .unwrap();
+    sd.ok(&["systemctl", "daemon-reload"]);
+
+    // The timer's service, started as the timer starts it.
+    let out = sd.run(&["systemctl", "start", "kl-backup.service"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stderr),
+        std::fs::read_to_string(r.join("backup.log")).unwrap_or_default()
+    );
+    let landed = files(&backups);
+    assert_eq!(landed.len(), 2, "a bundle and its sidecar: {landed:?}");
+    let bundle = backups.join(&landed[0]);
+    let bundle_s = bundle.display().to_string();
+    let (code, doc) = schedule_status(&sd, &bin);
+    assert_eq!(code, Some(0), "{doc}");
+    assert_eq!(doc["lastResult"], "success", "{doc}");
+    assert_eq!(doc["lastExitStatus"], 0, "{doc}");
+    let v: serde_json::Value =
+        serde_json::from_str(&sd.ok(&[&bin, "backup", "verify", &bundle_s, "-o", "json"])).unwrap();
+    assert_eq!(v["clusterName"], "kastellan-lab", "{v}");
+
+    // The ConfigMap came from the real apiserver: gone from the cluster, the bundle's
+    // copy would be created again.
+    stdout_ok(
+        kubectl()
+            .args(["delete", "configmap", "kl-scheduled", "-n", "default"])
+            .output()
+            .unwrap(),
+    );
+    let out = sd.run(&[
+        &bin,
+        "--kubeconfig",
+        "/etc/kubernetes/admin.conf",
+        "restore",
+        "objects",
+        "--from",
+        &bundle_s,
+        "-n",
+        "default",
+        "--kind",
+        "ConfigMap",
+        "--name",
+        "kl-scheduled",
+        "--dry-run",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let dry: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let objects = dry["objects"].as_array().unwrap();
+    assert!(
+        objects.iter().any(|o| o["kind"] == "ConfigMap"
+            && o["namespace"] == "default"
+            && o["name"] == "kl-scheduled"
+            && o["state"] == "missing"
+            && o["result"] == "wouldCreate"),
+        "{dry:#}"
+    );
+    let first = started.elapsed();
+
+    let newest = clock_moves_on_copies_and_prunes_by_tier(&sd, &units, r, &bin, &backups, &[]);
+    assert_eq!(newest["clusterName"], "kastellan-lab", "{newest}");
+    eprintln!(
+        "scheduled backup of the lab: up {up:?}, first run checked {first:?}, all {:?}",
+        started.elapsed()
+    );
 }
 
 /// libfaketime, which the test preloads into its service to move its clock.
@@ -424,8 +633,9 @@ fn clock_moves_on_copies_and_prunes_by_tier(
         let out = sd.run(&["systemctl", "start", "kl-backup.service"]);
         assert!(
             out.status.success(),
-            "run at {at}: {}\n{}",
+            "run at {at}: {}\n{}{}",
             text(&out.stderr),
+            std::fs::read_to_string(r.join("backup.log")).unwrap_or_default(),
             sd.run(&[
                 "journalctl",
                 "-u",
