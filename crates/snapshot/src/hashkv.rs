@@ -121,6 +121,10 @@ pub fn hash_kv(tree: &Tree<'_, '_>, at: Option<i64>) -> Result<HashKv, HashKvErr
     if let Some(e) = failed {
         return Err(e);
     }
+    // The member's current revision, as etcd's mvcc `restore` sets it: 1 for a store
+    // nothing was ever written to, never below the compacted revision (a compaction
+    // can remove the tombstone that was the latest revision).
+    let latest = latest.max(1).max(compacted.unwrap_or(0));
     let revision = at.unwrap_or(latest);
     let compacted_away = at.is_some() && compacted.is_some_and(|c| revision <= c);
     if revision > latest || compacted_away {

@@ -8,6 +8,10 @@
 //! `DefaultDependencies=no`) and can start nothing of the host's. etcd listens on
 //! loopback inside the new network namespace. The systemd is killed by pid at the end,
 //! which ends every process of its pid namespace.
+//!
+//! [`Systemd::boot_in`] boots the same systemd in a lab node's network namespace
+//! instead of a new one, with the node's directories bound over the system's (a node's
+//! backup unit reaching the lab's etcd and apiserver: `schedule_systemd`).
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -41,9 +45,31 @@ pub(crate) struct Systemd {
     cgroups: Vec<PathBuf>,
 }
 
+/// Where a test's systemd runs: by default ([`Place::default`]) in a network namespace
+/// of its own with only loopback; or in a lab node's.
+#[derive(Debug, Default)]
+pub(crate) struct Place {
+    /// A named network namespace to join (`/run/netns/NAME`, a lab node's) instead of
+    /// a new one; it is left as it is (its loopback is already up).
+    pub(crate) netns: Option<PathBuf>,
+    /// Bind mounts made in systemd's mount namespace before it starts: (source, target),
+    /// e.g. a lab node's `etc-kubernetes` over `/etc/kubernetes`. Each target must exist.
+    pub(crate) binds: Vec<(PathBuf, PathBuf)>,
+}
+
+/// A single-quoted shell word (for paths in the namespace's setup script).
+fn sh_quote(p: &Path) -> String {
+    format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
+}
+
 impl Systemd {
-    /// Boots systemd with `units` as its `/etc/systemd/system`.
+    /// Boots systemd with `units` as its `/etc/systemd/system`, in namespaces of its own.
     pub(crate) fn boot(units: &Path) -> Systemd {
+        Systemd::boot_in(units, &Place::default())
+    }
+
+    /// Boots systemd with `units` as its `/etc/systemd/system`, at `place`.
+    pub(crate) fn boot_in(units: &Path, place: &Place) -> Systemd {
         assert!(
             Path::new("/lib/systemd/systemd").is_file(),
             "/lib/systemd/systemd missing: apt-get install systemd (scripts/install-deps.sh)"
@@ -74,10 +100,21 @@ impl Systemd {
         } else {
             "mount -t tmpfs -o mode=755 tmpfs /sys/fs/cgroup"
         };
+        // Before the fresh /run and /tmp, which would hide a source below them.
+        let binds: String = place
+            .binds
+            .iter()
+            .map(|(src, target)| format!("mount --bind {} {}\n", sh_quote(src), sh_quote(target)))
+            .collect();
+        let lo_up = if place.netns.is_none() {
+            "ip link set lo up"
+        } else {
+            ""
+        };
         let inner = format!(
             r#"set -e
 mount --make-rprivate /
-mount -t tmpfs -o mode=755 tmpfs /run
+{binds}mount -t tmpfs -o mode=755 tmpfs /run
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 {mount_cgroup}
 for d in /usr/lib/systemd/system /lib/systemd/system /usr/local/lib/systemd/system \
@@ -88,7 +125,7 @@ for d in /usr/lib/systemd/system /lib/systemd/system /usr/local/lib/systemd/syst
   if [ -d "$d" ]; then mount -t tmpfs -o mode=755 tmpfs "$d"; fi
 done
 mount --bind '{units}' /etc/systemd/system
-ip link set lo up
+{lo_up}
 exec /lib/systemd/systemd --system --unit=kl-test.target --log-target=null
 "#,
             units = units.display()
@@ -97,8 +134,13 @@ exec /lib/systemd/systemd --system --unit=kl-test.target --log-target=null
             .iter()
             .map(|d| format!("echo $$ > '{}/cgroup.procs' && ", d.display()))
             .collect();
+        // A node's network namespace is joined (nsenter changes no mount), else a new one.
+        let (enter, net) = match &place.netns {
+            Some(ns) => (format!("nsenter --net={} ", sh_quote(ns)), ""),
+            None => (String::new(), "--net "),
+        };
         let outer = format!(
-            "{join}exec unshare --cgroup --pid --fork --kill-child --mount --net --uts --ipc --mount-proc bash -c \"$0\""
+            "{join}exec {enter}unshare --cgroup --pid --fork --kill-child --mount {net}--uts --ipc --mount-proc bash -c \"$0\""
         );
         let mut cmd = Command::new("bash");
         if !unified {

@@ -6,18 +6,23 @@
 //! the test's unit directory, enabled, the service started as the timer would start it,
 //! and `backup schedule status` read back from systemd.
 //!
+//! Tier `lab`: the same systemd booted in the lab's cp1 instead (its network namespace,
+//! its `/etc/kubernetes`), so the schedule backs up the lab's real cluster (see
+//! `lab_scheduled_backup_of_cp1_lands_locally_and_in_s3_and_prunes_by_tier_17`).
+//!
 //! systemd's own default dependencies of a service and a timer require
 //! `sysinit.target`; the isolated systemd sees no system unit, so the test supplies an
 //! empty `sysinit.target` and `timers.target` (`DefaultDependencies=no`, pulling
 //! nothing). The schedule's units themselves are as kastellan writes them for a node.
 
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Instant;
 
 use crate::crash::FakeApi;
-use crate::restore_systemd::{Root, Systemd, chmod, kastellan_in, wait_healthy};
+use crate::restore_systemd::{Place, Root, Systemd, chmod, kastellan_in, wait_healthy};
+use crate::{LabGuard, kastellan, kubectl, lab_lock, stdout_ok};
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -34,12 +39,9 @@ fn files(dir: &Path) -> Vec<String> {
     v
 }
 
-#[test]
-fn systemd_backup_schedule_writes_enables_runs_and_reports_17() {
-    let started = Instant::now();
-    let root = Root::new("schedule");
-    let r = &root.0;
-    let units = r.join("units");
+/// The empty `sysinit.target` and `timers.target` a service's and a timer's default
+/// dependencies need, in the test's unit directory.
+fn stand_in_targets(units: &Path) {
     for t in ["sysinit.target", "timers.target"] {
         std::fs::write(
             units.join(t),
@@ -47,6 +49,33 @@ fn systemd_backup_schedule_writes_enables_runs_and_reports_17() {
         )
         .unwrap();
     }
+}
+
+/// `backup schedule status --name kl-backup -o json`, run in systemd's namespaces: its
+/// exit code and document.
+fn schedule_status(sd: &Systemd, bin: &str) -> (Option<i32>, serde_json::Value) {
+    let out = sd.run(&[
+        bin,
+        "backup",
+        "schedule",
+        "status",
+        "--name",
+        "kl-backup",
+        "-o",
+        "json",
+    ]);
+    let doc = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", text(&out.stdout), text(&out.stderr)));
+    (out.status.code(), doc)
+}
+
+#[test]
+fn systemd_backup_schedule_writes_enables_runs_and_reports_17() {
+    let started = Instant::now();
+    let root = Root::new("schedule");
+    let r = &root.0;
+    let units = r.join("units");
+    stand_in_targets(&units);
     let data = r.join("etcd-data");
     std::fs::create_dir_all(&data).unwrap();
     chmod(&data, 0o700);
@@ -190,7 +219,19 @@ fn systemd_backup_schedule_writes_enables_runs_and_reports_17() {
         "{human}"
     );
 
-    clock_moves_on_copies_and_prunes_by_tier(&sd, &units, r, &bin, &backups, &etc_s);
+    let _ = clock_moves_on_copies_and_prunes_by_tier(
+        &sd,
+        &units,
+        r,
+        &bin,
+        &backups,
+        &[
+            "--etc-kubernetes",
+            &etc_s,
+            "--endpoints",
+            "http://127.0.0.1:2379",
+        ],
+    );
 
     // A run that fails (etcd stopped) is reported as failed, exit 1.
     sd.ok(&["systemctl", "stop", "kl-etcd.service"]);
@@ -210,6 +251,192 @@ fn systemd_backup_schedule_writes_enables_runs_and_reports_17() {
     eprintln!("schedule under systemd: {:?}", started.elapsed());
 }
 
+/// cp1's `/etc/kubernetes` as the lab keeps it on the host.
+const CP1_ETC: &str = "/var/lib/kastellan/lab/nodes/cp1/etc-kubernetes";
+
+/// Issue 17's done-when on the lab (tier `lab`): a scheduled backup of the lab's real
+/// cluster (kube-apiserver v1.20.2, etcd 3.4) runs, lands locally and in S3, and the
+/// retention prunes by tier as the test's clock moves on.
+///
+/// The test's systemd boots as in the `systemd_` tier, but in cp1's network namespace
+/// (`/run/netns/kl-cp1`, joined, not changed) with cp1's `/etc/kubernetes` bound over
+/// `/etc/kubernetes` in its mount namespace: its services see what a backup unit on a
+/// real control-plane node sees, so the schedule is installed with the defaults (no
+/// `--etc-kubernetes`, no `--endpoints`: etcd's client URL and certificates come from
+/// cp1's etcd manifest, the API from its admin.conf). moto's S3 server listens on
+/// cp1's loopback (127.0.0.1:9000), started in systemd's namespaces.
+///
+/// Checked: the service, started as the timer would start it, leaves a bundle of the
+/// lab (cluster `kastellan-lab`) that holds a ConfigMap the test made with kubectl
+/// (`restore objects --dry-run` on the node, after the ConfigMap was deleted, would
+/// create it again); `backup schedule status` reads the run back from systemd; then
+/// [`clock_moves_on_copies_and_prunes_by_tier`] with the lab's defaults.
+///
+/// What differs from a node: the lab's cp1 has no systemd of its own (its control plane
+/// runs as processes of the lab's agent), so the test's systemd stands in for it and
+/// knows only the test's units; its UTS namespace is its own, not named cp1 (`backup
+/// create` does not read the hostname). The systemd, moto and
+/// every unit's process die with systemd's pid namespace, then the lab goes down
+/// (guards, also on failure).
+#[test]
+fn lab_scheduled_backup_of_cp1_lands_locally_and_in_s3_and_prunes_by_tier_17() {
+    let _lock = lab_lock();
+    let started = Instant::now();
+    let status = kastellan().args(["lab", "status"]).output().unwrap();
+    assert!(
+        !status.status.success(),
+        "a lab is already up on this machine; run `kastellan lab down` before the lab tests"
+    );
+    let _lab = LabGuard;
+    stdout_ok(
+        kastellan()
+            .args(["lab", "up", "--timeout", "240"])
+            .output()
+            .unwrap(),
+    );
+    let up = started.elapsed();
+    let made = kubectl()
+        .args([
+            "create",
+            "configmap",
+            "kl-scheduled",
+            "-n",
+            "default",
+            "--from-literal=made-by=issue-17",
+        ])
+        .output()
+        .unwrap();
+    stdout_ok(made);
+
+    let root = Root::new("lab-schedule");
+    let r = &root.0;
+    let units = r.join("units");
+    stand_in_targets(&units);
+    let sd = Systemd::boot_in(
+        &units,
+        &Place {
+            netns: Some(PathBuf::from("/run/netns/kl-cp1")),
+            binds: vec![(PathBuf::from(CP1_ETC), PathBuf::from("/etc/kubernetes"))],
+        },
+    );
+    let bin = kastellan_in(r).display().to_string();
+    let backups = r.join("backups");
+    let backups_s = backups.display().to_string();
+    sd.ok(&[
+        &bin,
+        "backup",
+        "schedule",
+        "--every",
+        "6h",
+        "--keep-last",
+        "3",
+        "--systemd",
+        "--name",
+        "kl-backup",
+        "--dir",
+        &backups_s,
+        "--allow-unencrypted-secrets",
+    ]);
+    // As on a node: the default /etc/kubernetes, etcd found from its manifest there.
+    let service = std::fs::read_to_string(units.join("kl-backup.service")).unwrap();
+    assert!(
+        service.contains("--etc-kubernetes /etc/kubernetes ") && !service.contains("--endpoints"),
+        "{service}"
+    );
+    let (code, doc) = schedule_status(&sd, &bin);
+    assert_eq!(code, Some(0), "{doc}");
+    assert!(
+        doc["enabled"].as_bool().unwrap() && doc["nextRun"].is_string(),
+        "{doc}"
+    );
+
+    // The service's output in a file of the test's (a drop-in; this systemd has no
+    // journald), shown when a run fails.
+    let dropin = units.join("kl-backup.service.d");
+    std::fs::create_dir_all(&dropin).unwrap();
+    std::fs::write(
+        dropin.join("output.conf"),
+        format!(
+            "# The test's, not kastellan's.\n[Service]\nStandardOutput=append:{log}\nStandardError=append:{log}\n",
+            log = r.join("backup.log").display()
+        ),
+    )
+    .unwrap();
+    sd.ok(&["systemctl", "daemon-reload"]);
+
+    // The timer's service, started as the timer starts it.
+    let out = sd.run(&["systemctl", "start", "kl-backup.service"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stderr),
+        std::fs::read_to_string(r.join("backup.log")).unwrap_or_default()
+    );
+    let landed = files(&backups);
+    assert_eq!(landed.len(), 2, "a bundle and its sidecar: {landed:?}");
+    let bundle = backups.join(&landed[0]);
+    let bundle_s = bundle.display().to_string();
+    let (code, doc) = schedule_status(&sd, &bin);
+    assert_eq!(code, Some(0), "{doc}");
+    assert_eq!(doc["lastResult"], "success", "{doc}");
+    assert_eq!(doc["lastExitStatus"], 0, "{doc}");
+    let v: serde_json::Value =
+        serde_json::from_str(&sd.ok(&[&bin, "backup", "verify", &bundle_s, "-o", "json"])).unwrap();
+    assert_eq!(v["clusterName"], "kastellan-lab", "{v}");
+
+    // The ConfigMap came from the real apiserver: gone from the cluster, the bundle's
+    // copy would be created again.
+    stdout_ok(
+        kubectl()
+            .args(["delete", "configmap", "kl-scheduled", "-n", "default"])
+            .output()
+            .unwrap(),
+    );
+    let out = sd.run(&[
+        &bin,
+        "--kubeconfig",
+        "/etc/kubernetes/admin.conf",
+        "restore",
+        "objects",
+        "--from",
+        &bundle_s,
+        "-n",
+        "default",
+        "--kind",
+        "ConfigMap",
+        "--name",
+        "kl-scheduled",
+        "--dry-run",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let dry: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let objects = dry["objects"].as_array().unwrap();
+    assert!(
+        objects.iter().any(|o| o["kind"] == "ConfigMap"
+            && o["namespace"] == "default"
+            && o["name"] == "kl-scheduled"
+            && o["state"] == "missing"
+            && o["result"] == "wouldCreate"),
+        "{dry:#}"
+    );
+    let first = started.elapsed();
+
+    let newest = clock_moves_on_copies_and_prunes_by_tier(&sd, &units, r, &bin, &backups, &[]);
+    assert_eq!(newest["clusterName"], "kastellan-lab", "{newest}");
+    eprintln!(
+        "scheduled backup of the lab: up {up:?}, first run checked {first:?}, all {:?}",
+        started.elapsed()
+    );
+}
+
 /// libfaketime, which the test preloads into its service to move its clock.
 const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
@@ -218,15 +445,22 @@ const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 /// the test's, `LD_PRELOAD` and `FAKETIME`; the unit itself is as kastellan writes it),
 /// so each bundle is named and dated at that time. After each run, the bundles left
 /// locally and in the bucket (moto's S3 server, started in systemd's network namespace)
-/// are exactly the ones the tiers keep.
+/// are exactly the ones the tiers keep; the newest copy in the bucket then verifies.
+///
+/// `cluster`: the flags of `backup create` that find the cluster (none on a lab node,
+/// where the defaults do). `backups` holds exactly one bundle, of a real-clock run. The
+/// clock starts two days after today (UTC): later than that run whatever the hour, and
+/// well within the validity of a fresh cluster's certificates, which the runs present
+/// to a real apiserver and etcd. The timer is stopped while the clock moves, so that
+/// only the test starts the service (an hourly timer could fire during the test).
 fn clock_moves_on_copies_and_prunes_by_tier(
     sd: &Systemd,
     units: &Path,
     r: &Path,
     bin: &str,
     backups: &Path,
-    etc: &str,
-) {
+    cluster: &[&str],
+) -> serde_json::Value {
     assert!(
         Path::new(FAKETIME).exists(),
         "{FAKETIME} missing: install Debian's faketime (scripts/install-deps.sh)"
@@ -296,16 +530,14 @@ fn clock_moves_on_copies_and_prunes_by_tier(
         "kl-backup",
         "--dir",
         &backups_s,
-        "--etc-kubernetes",
-        etc,
         "--allow-unencrypted-secrets",
-        "--endpoints",
-        "http://127.0.0.1:2379",
         "--to",
         "s3://kl-sched/node1",
     ];
+    cmd.extend(cluster);
     cmd.extend(s3);
     sd.ok(&cmd);
+    sd.ok(&["systemctl", "stop", "kl-backup.timer"]);
 
     let dropin = units.join("kl-backup.service.d");
     std::fs::create_dir_all(&dropin).unwrap();
@@ -349,30 +581,44 @@ fn clock_moves_on_copies_and_prunes_by_tier(
     let real_run = stamps(&local());
     assert_eq!(real_run.len(), 1, "{real_run:?}");
     let real = real_run[0].clone();
-    // (the clock, what stays locally, what stays in the bucket): hourly 2 and daily 2.
-    let steps: [(&str, Vec<&str>, Vec<&str>); 4] = [
+    // Day 1 and day 2 of the test's clock, as in FAKETIME and in bundle names.
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    let day = |n: i64| {
+        let d = today.checked_add(jiff::Span::new().days(n + 1)).unwrap();
         (
-            "2030-01-01 10:05:00",
-            vec![&real, "20300101T1005"],
-            vec!["20300101T1005"],
+            d.strftime("%Y-%m-%d").to_string(),
+            d.strftime("%Y%m%d").to_string(),
+        )
+    };
+    let ((d1, s1), (d2, s2)) = (day(1), day(2));
+    let at = |d: &str, hm: &str| format!("{d} {hm}:00");
+    let st = |s: &str, hm: &str| format!("{s}T{}", hm.replace(':', ""));
+    // (the clock, what stays locally, what stays in the bucket): hourly 2 and daily 2.
+    let steps: [(String, Vec<String>, Vec<String>); 4] = [
+        (
+            at(&d1, "10:05"),
+            vec![real.clone(), st(&s1, "10:05")],
+            vec![st(&s1, "10:05")],
         ),
         // Same hour and day as 10:05, newer: 10:05 goes.
         (
-            "2030-01-01 10:40:00",
-            vec![&real, "20300101T1040"],
-            vec!["20300101T1040"],
+            at(&d1, "10:40"),
+            vec![real.clone(), st(&s1, "10:40")],
+            vec![st(&s1, "10:40")],
         ),
-        // A new hour: 10:40 stays as the second hour, the first run as the second day.
+        // A new hour: 10:40 stays as the second hour, the real run as the second day.
         (
-            "2030-01-01 11:10:00",
-            vec![&real, "20300101T1040", "20300101T1110"],
-            vec!["20300101T1040", "20300101T1110"],
+            at(&d1, "11:10"),
+            vec![real.clone(), st(&s1, "10:40"), st(&s1, "11:10")],
+            vec![st(&s1, "10:40"), st(&s1, "11:10")],
         ),
-        // A new day: hours 09 (2 Jan) and 11 (1 Jan), days 2 and 1 Jan.
+        // A new day: hours 09 (day 2) and 11 (day 1), days 2 and 1.
         (
-            "2030-01-02 09:00:00",
-            vec!["20300101T1110", "20300102T0900"],
-            vec!["20300101T1110", "20300102T0900"],
+            at(&d2, "09:00"),
+            vec![st(&s1, "11:10"), st(&s2, "09:00")],
+            vec![st(&s1, "11:10"), st(&s2, "09:00")],
         ),
     ];
     for (at, want_local, want_remote) in steps {
@@ -387,8 +633,9 @@ fn clock_moves_on_copies_and_prunes_by_tier(
         let out = sd.run(&["systemctl", "start", "kl-backup.service"]);
         assert!(
             out.status.success(),
-            "run at {at}: {}\n{}",
+            "run at {at}: {}\n{}{}",
             text(&out.stderr),
+            std::fs::read_to_string(r.join("backup.log")).unwrap_or_default(),
             sd.run(&[
                 "journalctl",
                 "-u",
@@ -402,9 +649,9 @@ fn clock_moves_on_copies_and_prunes_by_tier(
             .map(|&b| b as char)
             .collect::<String>()
         );
-        let stamp = |v: Vec<&str>| -> Vec<String> {
+        let stamp = |v: Vec<String>| -> Vec<String> {
             let mut v: Vec<String> = v
-                .into_iter()
+                .iter()
                 .map(|s| s.get(..13).unwrap_or(s).to_string())
                 .collect();
             v.sort();
@@ -424,8 +671,19 @@ fn clock_moves_on_copies_and_prunes_by_tier(
     }
     std::fs::remove_file(dropin.join("clock.conf")).unwrap();
     sd.ok(&["systemctl", "daemon-reload"]);
+    sd.ok(&["systemctl", "start", "kl-backup.timer"]);
+
+    // The newest copy, downloaded from the bucket: every sha256 and the snapshot check.
+    let newest = remote().pop().unwrap();
+    let at = format!("s3://kl-sched/node1/{newest}");
+    let mut cmd = vec![bin, "backup", "verify", &at, "-o", "json"];
+    cmd.extend(s3);
+    let v: serde_json::Value = serde_json::from_str(&sd.ok(&cmd)).unwrap();
+    assert_eq!(v["sidecarChecked"], true, "{v}");
+    assert!(v["files"].as_u64().unwrap() > 0, "{v}");
 
     let pid = std::fs::read_to_string(&pidfile).unwrap();
     sd.run(&["kill", "-9", pid.trim()]);
     let _ = moto.wait();
+    v
 }
