@@ -6,7 +6,9 @@ use k8s_openapi::api::core::v1::Node;
 use kube::Api;
 use kube::api::ListParams;
 
-use crate::plan::{Budget, DeprecatedCall, DrainRefusal, Instance, NodeFacts, PlanFacts, PodRef};
+use crate::plan::{
+    Budget, DeprecatedCall, DrainHazard, DrainRefusal, Instance, NodeFacts, PlanFacts, PodRef,
+};
 use crate::versions::{Component, Versions, apiserver_urls, instance_client, node_of_ip};
 
 /// The labels that mark a control-plane node (`master` before 1.24).
@@ -95,12 +97,13 @@ pub async fn gather(config: &kube::Config, v: &Versions) -> Result<PlanFacts, cr
         deprecated_calls.extend(deprecated(&apiserver, &body));
     }
     let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
-    let drain_refusals = drain_refusals(&client, &names).await?;
+    let (drain_refusals, drain_hazards) = drain_judgements(&client, &names).await?;
     Ok(PlanFacts {
         nodes,
         apiservers,
         control_plane,
         drain_refusals,
+        drain_hazards,
         budgets: budgets(&client).await?,
         deprecated_calls,
         stored: None,
@@ -111,11 +114,12 @@ pub async fn gather(config: &kube::Config, v: &Versions) -> Result<PlanFacts, cr
 
 /// The pods that kubectl's rules refuse to evict, node by node, as the upgrade's own
 /// drain judges them (DaemonSet pods left in place, emptyDir data not deleted, no
-/// force): each stops `upgrade apply` at that node's drain.
-pub async fn drain_refusals(
+/// force), and the hazards each drain meets alone (a workload's last ready replicas,
+/// a primary): each stops `upgrade apply` at that node's drain.
+pub async fn drain_judgements(
     client: &kube::Client,
     nodes: &[String],
-) -> Result<Vec<DrainRefusal>, crate::Error> {
+) -> Result<(Vec<DrainRefusal>, Vec<DrainHazard>), crate::Error> {
     use kastellan_drain::classify::Rules;
     let discovery = kastellan_drain::api::discover(client).await?;
     let facts = kastellan_drain::api::gather(client, &discovery, nodes, None).await?;
@@ -131,9 +135,14 @@ pub async fn drain_refusals(
         ..Default::default()
     };
     let mut out = Vec::new();
+    let mut hazards = Vec::new();
     for node in nodes {
         let plan =
             kastellan_drain::plan::plan_node(&facts, &request, node, std::slice::from_ref(node));
+        hazards.extend(plan.hazards.iter().map(|h| DrainHazard {
+            node: node.clone(),
+            hazard: h.describe(),
+        }));
         for p in plan.refuse {
             out.push(DrainRefusal {
                 node: node.clone(),
@@ -150,7 +159,7 @@ pub async fn drain_refusals(
             });
         }
     }
-    Ok(out)
+    Ok((out, hazards))
 }
 
 /// Every PodDisruptionBudget with the pods it covers and their nodes (read with the

@@ -30,6 +30,10 @@ pub struct PlanFacts {
     /// Pods the upgrade's drains would refuse (kubectl's rules).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drain_refusals: Vec<DrainRefusal>,
+    /// Hazards the upgrade's drains would stop at (a workload's last ready replicas on
+    /// the node, a primary).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drain_hazards: Vec<DrainHazard>,
     /// Calls to deprecated APIs that each apiserver counted since it started.
     pub deprecated_calls: Vec<DeprecatedCall>,
     /// Objects in etcd by the apiVersion they are stored as (`None`: not read; see
@@ -94,6 +98,16 @@ pub struct DrainRefusal {
     /// Whether it is refused for its emptyDir data (`upgrade apply
     /// --delete-emptydir-data` goes past it; nothing goes past the other reasons).
     pub local_storage: bool,
+}
+
+/// A hazard that a node's drain would stop at unless told to go past it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DrainHazard {
+    /// The node.
+    pub node: String,
+    /// The hazard, in words (the drain's own description).
+    pub hazard: String,
 }
 
 /// Objects of one resource stored in etcd with one apiVersion (`kastellan etcd
@@ -735,6 +749,27 @@ fn findings(facts: &PlanFacts, target: Minor) -> Vec<Finding> {
             evidence: pods,
         });
     }
+    let mut hazards: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for h in &facts.drain_hazards {
+        hazards
+            .entry(h.node.as_str())
+            .or_default()
+            .push(h.hazard.clone());
+    }
+    for (node, list) in hazards {
+        out.push(Finding {
+            severity: Severity::Warning,
+            id: "drain-hazard".into(),
+            message: format!(
+                "draining {node} meets {} hazard{}: `upgrade apply` stops there unless \
+                 given --allow-drain-hazards (or spread the workload first)",
+                list.len(),
+                if list.len() == 1 { "" } else { "s" }
+            ),
+            nodes: vec![node.to_string()],
+            evidence: list,
+        });
+    }
     if let Some(h) = &facts.health {
         if !h.healthy {
             out.push(Finding {
@@ -984,6 +1019,7 @@ mod tests {
             control_plane,
             budgets: Vec::new(),
             drain_refusals: Vec::new(),
+            drain_hazards: Vec::new(),
             deprecated_calls: Vec::new(),
             stored: None,
             stored_unread: None,
@@ -1270,6 +1306,31 @@ mod tests {
         assert_eq!(local.severity, Severity::Warning);
         assert_eq!(local.nodes, ["w1"]);
         f.drain_refusals.clear();
+        // A drain that would take a workload's last ready replicas: a warning naming
+        // the flag that goes past it.
+        f.drain_hazards = vec![DrainHazard {
+            node: "cp1".into(),
+            hazard: "last ready replica: Deployment/coredns in kube-system has all its ready \
+                     pods (2) here"
+                .into(),
+        }];
+        let p = plan(&f, &v("v1.21.0"), 1).unwrap();
+        let hazard = p.findings.iter().find(|x| x.id == "drain-hazard").unwrap();
+        assert_eq!(hazard.severity, Severity::Warning);
+        assert_eq!(hazard.nodes, ["cp1"]);
+        assert_eq!(
+            hazard.message,
+            "draining cp1 meets 1 hazard: `upgrade apply` stops there unless given \
+             --allow-drain-hazards (or spread the workload first)"
+        );
+        assert_eq!(
+            hazard.evidence,
+            [
+                "last ready replica: Deployment/coredns in kube-system has all its ready pods \
+              (2) here"
+            ]
+        );
+        f.drain_hazards.clear();
         f.stored = None;
         f.stored_unread = Some("no node access".into());
         assert!(ids(&plan(&f, &v("v1.22.0"), 1).unwrap()).contains(&"stored-not-read".to_string()));
