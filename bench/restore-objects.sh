@@ -145,6 +145,9 @@ for name in cmds:
         kinds = collections.Counter(o["kind"] for o in rows)
         states = collections.Counter(f'{o.get("state")}/{o.get("result")}' for o in rows)
         found[name] = f"{kinds['ConfigMap']} ConfigMaps, {kinds['Secret']} Secrets, {len(rows)} objects ({dict(states)})"
+        for o in rows:
+            if o.get("result") == "skipped":
+                print(f"{name}: skipped {o['kind']} {o['name']}: {o.get('reason')}", file=sys.stderr)
     else:
         doc = json.load(open(f"{out}/decoded.json"))
         kinds = collections.Counter(o["kind"] for o in doc)
