@@ -22,6 +22,12 @@
 #                                   tests) and brings the lab up unless one is up;
 #                                   bench_lab_down later takes down only a lab it
 #                                   brought up
+#   bench_lab_fill OBJECTS NAMESPACES RESTORE FILLER_MIB
+#                                   fills the lab that is up (bench/lab-fill.py):
+#                                   OBJECTS ConfigMaps in NAMESPACES namespaces, the
+#                                   namespace bench-restore with RESTORE ConfigMaps and
+#                                   RESTORE Secrets, ~FILLER_MIB MiB of filler in etcd
+#   lab_etc, lab_etcd               cp1's /etc/kubernetes on the host; its etcd's URL
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
@@ -133,4 +139,11 @@ bench_lab() {
 
 bench_lab_down() {
     if [ "${BENCH_LAB_STARTED:-0}" = 1 ]; then "$1" lab down -q; fi
+}
+
+lab_etc() { printf '%s\n' /var/lib/kastellan/lab/nodes/cp1/etc-kubernetes; }
+lab_etcd() { printf '%s\n' https://10.77.0.11:2379; }
+
+bench_lab_fill() {
+    python3 "$(dirname "${BASH_SOURCE[0]}")/lab-fill.py" "$(lab_etc)" "$(lab_etcd)" "$@"
 }

@@ -54,8 +54,10 @@ hyperfine --style basic --warmup 1 --runs "$runs" --export-json "$out/h.json" \
 # all count).
 rss_ours="$(peak_rss_mib "$kastellan" -o json etcd snapshot status "$snapshot")"
 rss_theirs="$(peak_rss_mib "$etcdbin/etcdutl" -w json snapshot status "$snapshot")"
+# And of `etcd snapshot verify` (status plus the sha256 trailer over the whole file).
+rss_verify="$(peak_rss_mib "$kastellan" -o json etcd snapshot verify "$snapshot")"
 
-python3 - "$out/h.json" "$snapshot" "$ours" "$rss_ours" "$rss_theirs" <<'EOF'
+python3 - "$out/h.json" "$snapshot" "$ours" "$rss_ours" "$rss_theirs" "$rss_verify" <<'EOF'
 import json, os, sys
 res = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
 k, e = res["kastellan"], res["etcdutl"]
@@ -67,5 +69,5 @@ print(f"input: {sys.argv[2]} ({size / 2**20:.0f} MiB; hash revision totalKey tot
 print(f"kastellan etcd snapshot status: median {k['median'] * 1000:.1f} ms, min {k['min'] * 1000:.1f} ms, cpu {cpu(k):.0f} ms")
 print(f"etcdutl snapshot status (3.5):  median {e['median'] * 1000:.1f} ms, min {e['min'] * 1000:.1f} ms, cpu {cpu(e):.0f} ms")
 print(f"ratio etcdutl/kastellan: median {e['median'] / k['median']:.2f}x, min {e['min'] / k['min']:.2f}x, cpu {cpu(e) / cpu(k):.2f}x")
-print(f"peak resident: kastellan {sys.argv[4]} MiB, etcdutl {sys.argv[5]} MiB")
+print(f"peak resident: kastellan {sys.argv[4]} MiB, etcdutl {sys.argv[5]} MiB; kastellan etcd snapshot verify {sys.argv[6]} MiB")
 EOF
