@@ -307,6 +307,7 @@ impl<'a> Db<'a> {
             .ok_or_else(|| beyond.clone())?;
         let end = start.checked_add(span).ok_or_else(|| beyond.clone())?;
         let bytes = self.data.get(start..end).ok_or(beyond)?;
+        crate::file::touched(bytes.len());
         Ok(Page {
             header,
             bytes,
