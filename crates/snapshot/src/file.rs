@@ -28,7 +28,7 @@ use crate::{Error, Inspection, Options, Status, inspect};
 const MAP_THRESHOLD: u64 = 1 << 20;
 
 /// Bytes read from mapped snapshots (by all threads) between two synchronous trims.
-pub(crate) const TRIM_AFTER: u64 = 8 << 20;
+pub(crate) const TRIM_AFTER: u64 = 4 << 20;
 
 /// Bytes counted by [`touched`] so far, across threads.
 static TOUCHED: AtomicU64 = AtomicU64::new(0);
