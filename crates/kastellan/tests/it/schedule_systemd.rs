@@ -69,6 +69,26 @@ fn schedule_status(sd: &Systemd, bin: &str) -> (Option<i32>, serde_json::Value) 
     (out.status.code(), doc)
 }
 
+/// `kastellan backup schedule` of both tests: every 6 hours, the last 3 kept, as
+/// systemd units named `kl-backup`, bundles into `backups`, Secrets unencrypted.
+fn schedule_line<'a>(bin: &'a str, backups: &'a str) -> Vec<&'a str> {
+    vec![
+        bin,
+        "backup",
+        "schedule",
+        "--every",
+        "6h",
+        "--keep-last",
+        "3",
+        "--systemd",
+        "--name",
+        "kl-backup",
+        "--dir",
+        backups,
+        "--allow-unencrypted-secrets",
+    ]
+}
+
 #[test]
 fn systemd_backup_schedule_writes_enables_runs_and_reports_17() {
     let started = Instant::now();
@@ -102,25 +122,13 @@ fn systemd_backup_schedule_writes_enables_runs_and_reports_17() {
     let bin = kastellan_in(r).display().to_string();
     let (backups_s, etc_s) = (backups.display().to_string(), etc.display().to_string());
     let schedule = |extra: &[&str]| -> Output {
-        let mut cmd = vec![
-            bin.as_str(),
-            "backup",
-            "schedule",
-            "--every",
-            "6h",
-            "--keep-last",
-            "3",
-            "--systemd",
-            "--name",
-            "kl-backup",
-            "--dir",
-            &backups_s,
+        let mut cmd = schedule_line(&bin, &backups_s);
+        cmd.extend([
             "--etc-kubernetes",
             &etc_s,
-            "--allow-unencrypted-secrets",
             "--endpoints",
             "http://127.0.0.1:2379",
-        ];
+        ]);
         cmd.extend(extra);
         sd.run(&cmd)
     };
@@ -322,21 +330,7 @@ fn lab_scheduled_backup_of_cp1_lands_locally_and_in_s3_and_prunes_by_tier_17() {
     let bin = kastellan_in(r).display().to_string();
     let backups = r.join("backups");
     let backups_s = backups.display().to_string();
-    sd.ok(&[
-        &bin,
-        "backup",
-        "schedule",
-        "--every",
-        "6h",
-        "--keep-last",
-        "3",
-        "--systemd",
-        "--name",
-        "kl-backup",
-        "--dir",
-        &backups_s,
-        "--allow-unencrypted-secrets",
-    ]);
+    sd.ok(&schedule_line(&bin, &backups_s));
     // As on a node: the default /etc/kubernetes, etcd found from its manifest there.
     let service = std::fs::read_to_string(units.join("kl-backup.service")).unwrap();
     assert!(
