@@ -500,9 +500,22 @@ const LOCK_CONFLICT: i32 = 75;
 
 /// The command line that runs a step's `command` on its node: under [`NODE_LOCK`]
 /// (waiting for it as long as the step may take), with apt's frontend never asking.
+///
+/// `kubeadm upgrade apply|node` first waits one second once the lock is taken. kubeadm
+/// names its backup directories (`/etc/kubernetes/tmp/kubeadm-backup-manifests-<time>`)
+/// to the second and fails when that directory exists. A killed run's kubeadm holds
+/// the lock until it dies, which may be after it made its directory; a step that runs
+/// again at once could otherwise land in that same second.
 pub fn node_command_line(command: &str, timeout: Duration) -> Vec<String> {
     let wait = timeout.as_secs().max(1).to_string();
     let conflict = LOCK_CONFLICT.to_string();
+    let settled;
+    let command = if makes_timestamped_backups(command) {
+        settled = format!("sleep 1 && {command}");
+        settled.as_str()
+    } else {
+        command
+    };
     [
         "flock",
         "-o",
@@ -520,6 +533,16 @@ pub fn node_command_line(command: &str, timeout: Duration) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect()
+}
+
+/// Whether `command` is a kubeadm upgrade that backs up manifests and etcd's data into
+/// directories named to the second.
+fn makes_timestamped_backups(command: &str) -> bool {
+    let words: Vec<&str> = command.split_whitespace().collect();
+    matches!(
+        words.as_slice(),
+        ["kubeadm", "upgrade", "apply" | "node", ..]
+    )
 }
 
 /// [`node_command_line`] as a shell line, `COMMAND` standing for the step's command.
@@ -1027,6 +1050,30 @@ mod tests {
             node: node.into(),
             command: c.into(),
             timeout_secs: 1,
+        }
+    }
+
+    #[test]
+    fn kubeadm_upgrades_wait_a_second_under_the_node_lock() {
+        let line = |c: &str| node_command_line(c, Duration::from_secs(60));
+        for c in [
+            "kubeadm upgrade node",
+            "kubeadm upgrade apply v1.21.0 --yes",
+        ] {
+            let argv = line(c);
+            assert_eq!(argv.last().unwrap(), &format!("sleep 1 && {c}"));
+            // The wait comes after flock has the lock, inside the locked command.
+            assert_eq!(
+                argv[..7],
+                ["flock", "-o", "-E", "75", "-w", "60", NODE_LOCK]
+            );
+        }
+        for c in [
+            "kubeadm upgrade plan v1.21.0",
+            "apt-get update",
+            "apt-mark hold kubeadm",
+        ] {
+            assert_eq!(line(c).last().unwrap(), c);
         }
     }
 
