@@ -90,7 +90,7 @@ fn lab_csr_approves_only_a_nodes_own_addresses() {
     let _lock = lab_lock();
     let _guard = LabGuard;
     let up = kastellan()
-        .args(["lab", "up", "--workers", "1"])
+        .args(["lab", "up", "--workers", "1", "--join", "copy"])
         .output()
         .unwrap();
     assert!(up.status.success(), "{}", text(&up));

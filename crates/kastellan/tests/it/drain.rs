@@ -393,7 +393,16 @@ fn lab_drain_rules_budgets_hazards_against_kubectl() {
     );
     let _guard = LabGuard;
     let up = kastellan()
-        .args(["lab", "up", "--control-planes", "1", "--workers", "2"])
+        .args([
+            "lab",
+            "up",
+            "--control-planes",
+            "1",
+            "--workers",
+            "2",
+            "--join",
+            "copy",
+        ])
         .output()
         .unwrap();
     assert!(up.status.success(), "lab up: {}", text(&up.stderr));

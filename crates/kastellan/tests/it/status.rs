@@ -212,6 +212,9 @@ fn lab_status_healthy_faults_and_healing() {
             "3",
             "--workers",
             "1",
+            // Not a test of joins (the 3+2 lab test's): cp1's copied credentials.
+            "--join",
+            "copy",
             "--timeout",
             "240",
         ])
