@@ -495,17 +495,38 @@ impl kastellan_exec::Action for Action {
 /// again, never beside it.
 pub const NODE_LOCK: &str = "/run/lock/kastellan-upgrade.lock";
 
+/// The log on each node that keeps every step's command line and output (0600,
+/// appended); its exit status goes to `NODE_LOG.status` while the step runs.
+pub const NODE_LOG: &str = "/var/log/kastellan/upgrade.log";
+
 /// flock's exit status when the lock stayed taken (`-E`).
 const LOCK_CONFLICT: i32 = 75;
 
+/// The script that runs a step's command (`$1`) on the node: its stdout and stderr each
+/// pass through `tee -p`, to kastellan as before and appended to the log (`$2`). `-p`
+/// makes tee go on when kastellan's end is gone (killed, or the connection lost), so
+/// the command never dies of a broken pipe at its next line of output (as kubeadm
+/// would, halfway through a node's upgrade): it runs to its end, its output kept in
+/// the log, and the lock tells the resumed run when it has ended. The script exits
+/// with the command's status.
+const STEP_SCRIPT: &str = r#"umask 077
+log=$2
+mkdir -p "${log%/*}" || exit 125
+printf '== %s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$1" >>"$log"
+rm -f "$log.status"
+{ { sh -c "$1" 3>&-; echo $? >"$log.status"; } 2>&1 1>&3 3>&- | tee -p -a "$log" >&2 3>&-; } 3>&1 | tee -p -a "$log"
+s=$(cat "$log.status" 2>/dev/null)
+exit "${s:-125}""#;
+
 /// The command line that runs a step's `command` on its node: under [`NODE_LOCK`]
-/// (waiting for it as long as the step may take), with apt's frontend never asking.
+/// (waiting for it as long as the step may take), with apt's frontend never asking,
+/// through [`STEP_SCRIPT`] (its output also kept in [`NODE_LOG`]).
 ///
 /// `kubeadm upgrade apply|node` first waits one second once the lock is taken. kubeadm
 /// names its backup directories (`/etc/kubernetes/tmp/kubeadm-backup-manifests-<time>`)
-/// to the second and fails when that directory exists. A killed run's kubeadm holds
-/// the lock until it dies, which may be after it made its directory; a step that runs
-/// again at once could otherwise land in that same second.
+/// to the second and fails when that directory exists. An earlier kubeadm that ended
+/// (or was killed) just before the lock came free may have made its directory in that
+/// same second.
 pub fn node_command_line(command: &str, timeout: Duration) -> Vec<String> {
     let wait = timeout.as_secs().max(1).to_string();
     let conflict = LOCK_CONFLICT.to_string();
@@ -528,7 +549,10 @@ pub fn node_command_line(command: &str, timeout: Duration) -> Vec<String> {
         "DEBIAN_FRONTEND=noninteractive",
         "sh",
         "-c",
+        STEP_SCRIPT,
+        "kastellan-step",
         command,
+        NODE_LOG,
     ]
     .iter()
     .map(|s| s.to_string())
@@ -549,6 +573,15 @@ fn makes_timestamped_backups(command: &str) -> bool {
 pub fn node_command_shown(timeout: Duration) -> String {
     let argv = node_command_line("COMMAND", timeout);
     shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_default()
+}
+
+/// How a step's command runs on its node, in a sentence for people.
+pub fn node_command_summary(timeout: Duration) -> String {
+    format!(
+        "under flock {NODE_LOCK} (waiting up to {}s), its output also appended to \
+         {NODE_LOG}; it runs to its end even if kastellan is cut off",
+        timeout.as_secs().max(1)
+    )
 }
 
 /// Runs a command line on a node ([`node_command_line`]), its output passed on line by
@@ -1061,7 +1094,7 @@ mod tests {
             "kubeadm upgrade apply v1.21.0 --yes",
         ] {
             let argv = line(c);
-            assert_eq!(argv.last().unwrap(), &format!("sleep 1 && {c}"));
+            assert_eq!(argv[argv.len() - 2], format!("sleep 1 && {c}"));
             // The wait comes after flock has the lock, inside the locked command.
             assert_eq!(
                 argv[..7],
@@ -1073,8 +1106,75 @@ mod tests {
             "apt-get update",
             "apt-mark hold kubeadm",
         ] {
-            assert_eq!(line(c).last().unwrap(), c);
+            let argv = line(c);
+            assert_eq!(argv[argv.len() - 2], c);
         }
+    }
+
+    /// `STEP_SCRIPT` run by the real `sh` and `tee`, with the log in a temp dir.
+    fn step(command: &str, log: &std::path::Path) -> std::process::Command {
+        let argv = node_command_line(command, Duration::from_secs(60));
+        let sh = argv.iter().position(|a| a == "sh").unwrap();
+        let mut c = std::process::Command::new("sh");
+        c.args(&argv[sh + 1..argv.len() - 1]).arg(log);
+        c
+    }
+
+    #[test]
+    fn a_step_keeps_both_streams_and_its_status_and_logs_them() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log/upgrade.log");
+        let out = step("echo to-out; echo to-err >&2; exit 3", &log)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "to-out\n");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "to-err\n");
+        let text = std::fs::read_to_string(&log).unwrap();
+        let first = text.lines().next().unwrap();
+        assert!(
+            first.starts_with("== ") && first.ends_with(" echo to-out; echo to-err >&2; exit 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("to-out\n") && text.contains("to-err\n"),
+            "{text}"
+        );
+        let mode = std::fs::metadata(&log).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_step_runs_to_its_end_when_kastellans_end_is_gone() {
+        use std::io::Read as _;
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("upgrade.log");
+        let done = dir.path().join("done");
+        let command = format!(
+            "echo first; sleep 0.5; for i in 1 2 3; do echo out$i; echo err$i >&2; done; \
+             touch {}; exit 4",
+            done.display()
+        );
+        let mut child = step(&command, &log)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 6];
+        child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+        assert_eq!(&first, b"first\n");
+        // Both pipes closed, as when kastellan is killed or its connection lost.
+        drop(child.stderr.take());
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(4), "the command's own status");
+        assert!(done.exists(), "the command stopped halfway");
+        let text = std::fs::read_to_string(&log).unwrap();
+        for l in ["out3", "err3"] {
+            assert!(text.contains(l), "{l} missing from the log:\n{text}");
+        }
+        // The first line was written before the pipes closed; all of it still logged.
+        assert_eq!(text.lines().filter(|l| *l == "first").count(), 1, "{text}");
     }
 
     #[test]

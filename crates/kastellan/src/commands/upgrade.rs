@@ -105,6 +105,7 @@ pub fn apply(args: UpgradeApplyArgs, global: &GlobalArgs, printer: &Printer) -> 
             to: plan.to.to_string(),
             blockers: blockers.clone(),
             commands_run_as: apply::node_command_shown(timeouts.command),
+            commands_run: apply::node_command_summary(timeouts.command),
             steps: exec.describe(),
         })?;
         return Ok(if blockers.is_empty() {
@@ -383,7 +384,7 @@ fn resume(
             kastellan_exec::Event::Started | kastellan_exec::Event::Failed
         )
     {
-        printer.note(format!(
+        let mut note = format!(
             "step {} was {} when the run stopped: it runs again",
             last.step,
             if matches!(last.event, kastellan_exec::Event::Failed) {
@@ -391,7 +392,15 @@ fn resume(
             } else {
                 "running"
             }
-        ));
+        );
+        if let Some(Action::Run { node, .. }) = j.next().map(|s| &s.action) {
+            note.push_str(&format!(
+                ", once the command left running on {node} (if any) has ended; \
+                 its output is in {} there",
+                apply::NODE_LOG
+            ));
+        }
+        printer.note(note);
     }
     go(run, args, rt, kube.client, global, printer)
 }
@@ -524,6 +533,19 @@ fn go(
                 f.node,
                 state.join("; ")
             );
+            if let Some(Action::Run { .. }) = f
+                .journal
+                .plan
+                .steps
+                .get(f.step.saturating_sub(1))
+                .map(|s| &s.action)
+            {
+                msg.push_str(&format!(
+                    "\nits output is kept on {} in {}",
+                    f.node,
+                    apply::NODE_LOG
+                ));
+            }
             if f.rolled_back {
                 // No journal is left to resume: the lock goes with it.
                 let _ = rt.block_on(lock::release(&client, &id));
@@ -674,8 +696,11 @@ struct DryRun {
     from: String,
     to: String,
     blockers: Vec<String>,
-    /// How each command step runs on its node.
+    /// How each command step runs on its node: the exact line.
     commands_run_as: String,
+    /// The same in words (the human report's).
+    #[serde(skip)]
+    commands_run: String,
     steps: Vec<Described>,
 }
 
@@ -690,10 +715,13 @@ impl Report for DryRun {
         for b in &self.blockers {
             out.push_str(&format!("{} {b}\n", s.bad("blocker:")));
         }
-        out.push_str(&format!(
-            "each command runs on its node as: {}\n",
-            self.commands_run_as
-        ));
+        kastellan_printer::wrap(
+            out,
+            "each command runs on its node ",
+            2,
+            &self.commands_run,
+            s.width,
+        );
         let mut phase = "";
         for step in &self.steps {
             if step.phase != phase {

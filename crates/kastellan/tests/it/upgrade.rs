@@ -122,6 +122,25 @@ fn package_files() -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// The runs of `command` in `node`'s log of upgrade steps
+/// (`/var/log/kastellan/upgrade.log` there), each with its header and output.
+fn node_log_runs(node: &str, command: &str) -> Vec<String> {
+    let path = format!("/var/lib/kastellan/lab/nodes/{node}/root/var-log/kastellan/upgrade.log");
+    let log = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let mut runs: Vec<String> = Vec::new();
+    for line in log.lines() {
+        if line.starts_with("== ") {
+            runs.push(String::new());
+        }
+        if let Some(run) = runs.last_mut() {
+            run.push_str(line);
+            run.push('\n');
+        }
+    }
+    runs.retain(|r| r.lines().next().is_some_and(|h| h.ends_with(command)));
+    runs
+}
+
 /// How often dpkg's own log on `node` says `package` went from 1.20.2 to 1.21.0.
 fn dpkg_upgrades(node: &str, package: &str) -> usize {
     let log = format!("/var/lib/kastellan/lab/nodes/{node}/root/var-log/dpkg.log");
@@ -381,7 +400,7 @@ fn lab_upgrade_apply_resumes_after_sigkill_and_a_failed_drain() {
     let dry = ok(apply(&dry_args), "--dry-run");
     for line in [
         "backup create --dir /var/lib/kastellan/upgrade-test/backups --allow-unencrypted-secrets; ",
-        "each command runs on its node as: flock -o -E 75 -w 1200 /run/lock/kastellan-upgrade.lock env 'DEBIAN_FRONTEND=noninteractive' sh -c COMMAND",
+        "each command runs on its node under flock /run/lock/kastellan-upgrade.lock (waiting up to 1200s), its output also appended to /var/log/kastellan/upgrade.log; it runs to its end even if kastellan is cut off",
         "1.21 cp1",
         "kubeadm upgrade apply v1.21.0 --yes",
         "1.21 cp2",
@@ -546,9 +565,20 @@ fn lab_upgrade_apply_resumes_after_sigkill_and_a_failed_drain() {
     let said = said.join("\n");
     assert!(
         said.contains(&format!(
-            "step {upgrade_cp2} was running when the run stopped: it runs again"
+            "step {upgrade_cp2} was running when the run stopped: it runs again, once \
+             the command left running on cp2 (if any) has ended; its output is in \
+             /var/log/kastellan/upgrade.log there"
         )),
         "{said}"
+    );
+    // The killed run's kubeadm was not cut off with kastellan: cp2's log shows it ran
+    // to its end before the resumed run's kubeadm started.
+    let runs = node_log_runs("cp2", "kubeadm upgrade node");
+    assert!(runs.len() >= 2, "{runs:#?}");
+    assert!(
+        runs[0].contains("[upgrade] The configuration for this node was successfully updated!"),
+        "the killed run's kubeadm did not finish:\n{}",
+        runs[0]
     );
 
     phase("killed between nodes");
