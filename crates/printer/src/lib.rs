@@ -172,12 +172,18 @@ impl Printer {
         }
     }
 
-    /// Writes one line on stderr, above the live line when one is shown.
+    /// Writes one line on stderr, above the live line when one is shown. A stderr that
+    /// is gone (its reader killed, the ssh connection that carried it lost) does not
+    /// stop the command halfway through a change, as `eprintln!` would with a panic at
+    /// the next line: the line is dropped and the work goes on.
     fn line(&self, text: &str) {
+        let write = || {
+            let _ = writeln!(std::io::stderr().lock(), "{text}");
+        };
         let live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
         match live.as_ref() {
-            Some(bar) => bar.suspend(|| eprintln!("{text}")),
-            None => eprintln!("{text}"),
+            Some(bar) => bar.suspend(write),
+            None => write(),
         }
     }
 

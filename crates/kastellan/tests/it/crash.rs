@@ -170,6 +170,32 @@ fn real_etcd_cli_snapshot_save_killed_mid_stream_then_the_next_save_succeeds_17(
         "{}",
         text(&out.stderr)
     );
+
+    // A dead run's leftover again, and nobody reads this save's stderr (its reader
+    // killed, or the ssh connection that carried it lost): the note naming the
+    // leftover cannot be written, and the save still goes on to its end.
+    let unread = scratch.join("unread.db");
+    let unread_part = scratch.join("unread.db.part");
+    std::fs::write(&unread_part, b"a dead run's partial snapshot").unwrap();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = kastellan()
+        .args(["etcd", "snapshot", "save"])
+        .arg(&unread)
+        .args(&args)
+        .arg("-o=json")
+        .stderr(writer)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        doc["removedLeftovers"][0]["path"],
+        unread_part.display().to_string()
+    );
+    assert!(!unread_part.exists());
+    let theirs = etcd.release.snapshot_status(&unread);
+    assert_eq!(doc["revision"], theirs.revision);
     eprintln!("save crash test: {:?}", started.elapsed());
 }
 
