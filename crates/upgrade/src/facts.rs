@@ -109,6 +109,7 @@ pub async fn gather(config: &kube::Config, v: &Versions) -> Result<PlanFacts, cr
         stored: None,
         stored_unread: None,
         health: None,
+        etcd_backup_room: Vec::new(),
     })
 }
 

@@ -46,6 +46,57 @@ pub struct PlanFacts {
     /// The cluster's health as `kastellan status` saw it (`None`: not checked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<Health>,
+    /// Each control plane's room for the copy of etcd's data that kubeadm makes before
+    /// it upgrades etcd (empty: not read).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub etcd_backup_room: Vec<EtcdBackupRoom>,
+}
+
+/// The room on a control plane for kubeadm's copy of etcd's data: in its etcd phase,
+/// `kubeadm upgrade apply|node` copies the whole data dir to
+/// `/etc/kubernetes/tmp/kubeadm-backup-etcd-<time>` (with `cp -r`, before it compares
+/// etcd's versions, so even when etcd stays), and leaves it there. A copy that fails
+/// stops kubeadm; one that fills the filesystem etcd writes to stops etcd too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EtcdBackupRoom {
+    /// The control plane.
+    pub node: String,
+    /// etcd's data dir there (`--data-dir` of its manifest).
+    pub data_dir: String,
+    /// Its size in bytes.
+    pub data_bytes: u64,
+    /// Bytes available on the filesystem of `/etc/kubernetes` (`df`'s Available).
+    pub free_bytes: u64,
+    /// Whether the data dir is on that same filesystem (the copy then also takes the
+    /// room etcd itself writes into).
+    pub same_filesystem: bool,
+    /// kubeadm's backups (`kubeadm-backup-*`) that earlier upgrades left there.
+    pub old_backups: u64,
+    /// Their bytes.
+    pub old_backup_bytes: u64,
+}
+
+/// Room kept beyond the copy itself: etcd goes on writing while kubeadm copies.
+pub const ETCD_BACKUP_SLACK: u64 = 256 << 20;
+
+/// `bytes` as people read sizes: `3.4 GiB`, `512.0 MiB`.
+fn size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut unit = "B";
+    for u in UNITS {
+        if v < 1024.0 {
+            break;
+        }
+        v /= 1024.0;
+        unit = u;
+    }
+    if unit == "B" {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {unit}")
+    }
 }
 
 /// The cluster's health before the upgrade (from `kastellan status`).
@@ -770,6 +821,52 @@ fn findings(facts: &PlanFacts, target: Minor) -> Vec<Finding> {
             evidence: list,
         });
     }
+    for r in &facts.etcd_backup_room {
+        let needed = r.data_bytes + ETCD_BACKUP_SLACK;
+        if r.free_bytes < needed {
+            out.push(Finding {
+                severity: Severity::Blocker,
+                id: "etcd-backup-room".into(),
+                message: format!(
+                    "{}: kubeadm copies etcd's data ({}) to /etc/kubernetes/tmp before it \
+                     upgrades etcd, and only {} is free there{}: free at least {} first",
+                    r.node,
+                    size(r.data_bytes),
+                    size(r.free_bytes),
+                    if r.same_filesystem {
+                        ", on the filesystem etcd writes to"
+                    } else {
+                        ""
+                    },
+                    size(needed - r.free_bytes),
+                ),
+                nodes: vec![r.node.clone()],
+                evidence: vec![format!(
+                    "{} holds {}; {} free on /etc/kubernetes; {} kept beyond the copy",
+                    r.data_dir,
+                    size(r.data_bytes),
+                    size(r.free_bytes),
+                    size(ETCD_BACKUP_SLACK)
+                )],
+            });
+        }
+        if r.old_backups > 0 {
+            out.push(Finding {
+                severity: Severity::Info,
+                id: "old-kubeadm-backups".into(),
+                message: format!(
+                    "{}: /etc/kubernetes/tmp keeps {} kubeadm backup{} of earlier upgrades \
+                     ({}); remove those no longer needed",
+                    r.node,
+                    r.old_backups,
+                    if r.old_backups == 1 { "" } else { "s" },
+                    size(r.old_backup_bytes)
+                ),
+                nodes: vec![r.node.clone()],
+                evidence: Vec::new(),
+            });
+        }
+    }
     if let Some(h) = &facts.health {
         if !h.healthy {
             out.push(Finding {
@@ -1024,7 +1121,65 @@ mod tests {
             stored: None,
             stored_unread: None,
             health: None,
+            etcd_backup_room: Vec::new(),
         }
+    }
+
+    #[test]
+    fn etcd_needs_room_for_kubeadms_copy() {
+        let mut f = facts(3, 0);
+        let room = |node: &str, data: u64, free: u64, old: u64| EtcdBackupRoom {
+            node: node.into(),
+            data_dir: "/var/lib/etcd".into(),
+            data_bytes: data,
+            free_bytes: free,
+            same_filesystem: true,
+            old_backups: old,
+            old_backup_bytes: old * data,
+        };
+        f.etcd_backup_room = vec![
+            room("cp1", 3 << 30, 2 << 30, 0),
+            room("cp2", 3 << 30, (3 << 30) + ETCD_BACKUP_SLACK, 2),
+        ];
+        let p = plan(&f, &v("v1.21.0"), 1).unwrap();
+        let short: Vec<&Finding> = p
+            .findings
+            .iter()
+            .filter(|x| x.id == "etcd-backup-room")
+            .collect();
+        assert_eq!(short.len(), 1, "{:#?}", p.findings);
+        assert_eq!(short[0].severity, Severity::Blocker);
+        assert_eq!(short[0].nodes, ["cp1"]);
+        assert_eq!(
+            short[0].message,
+            "cp1: kubeadm copies etcd's data (3.0 GiB) to /etc/kubernetes/tmp before it \
+             upgrades etcd, and only 2.0 GiB is free there, on the filesystem etcd writes \
+             to: free at least 1.2 GiB first"
+        );
+        assert_eq!(
+            short[0].evidence,
+            [
+                "/var/lib/etcd holds 3.0 GiB; 2.0 GiB free on /etc/kubernetes; 256.0 MiB kept \
+              beyond the copy"
+            ]
+        );
+        assert!(p.blocked());
+        let old: Vec<&Finding> = p
+            .findings
+            .iter()
+            .filter(|x| x.id == "old-kubeadm-backups")
+            .collect();
+        assert_eq!(old.len(), 1);
+        assert_eq!(old[0].severity, Severity::Info);
+        assert_eq!(
+            old[0].message,
+            "cp2: /etc/kubernetes/tmp keeps 2 kubeadm backups of earlier upgrades (6.0 GiB); \
+             remove those no longer needed"
+        );
+        f.etcd_backup_room.remove(0);
+        assert!(!plan(&f, &v("v1.21.0"), 1).unwrap().blocked());
+        assert_eq!(size(0), "0 B");
+        assert_eq!(size(1536), "1.5 KiB");
     }
 
     /// The plan as `upgrade plan` shows each node: one line per step.

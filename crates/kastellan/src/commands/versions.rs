@@ -91,6 +91,7 @@ pub fn make_plan(
         Ok(rows) => facts.stored = Some(rows),
         Err(why) => facts.stored_unread = Some(why),
     }
+    facts.etcd_backup_room = etcd_backup_room(versions, &facts, printer);
     kastellan_upgrade::plan::plan(&facts, &to, max_unavailable).map_err(|e| match e {
         kastellan_upgrade::plan::PlanError::MaxUnavailable => {
             anyhow::anyhow!("--max-unavailable must be at least 1")
@@ -217,6 +218,99 @@ fn stored_objects(
             })
         })
         .collect())
+}
+
+/// Prints, on a control plane, etcd's data dir (its manifest's `--data-dir`), its size,
+/// the bytes available on the filesystem of `/etc/kubernetes`, the two filesystems'
+/// device numbers, and the count and bytes of kubeadm's backups in
+/// `/etc/kubernetes/tmp`; exits 3 when the node runs no local etcd. Reads only. `$1`
+/// is the root the paths are under (empty on a node; a test's directory in tests).
+const ETCD_ROOM_SCRIPT: &str = r#"r=$1
+d=$(sed -n 's/^[[:space:]]*- --data-dir=//p' "$r/etc/kubernetes/manifests/etcd.yaml" 2>/dev/null | head -n 1)
+[ -n "$d" ] && [ -d "$r$d" ] || exit 3
+data=$(du -sxB1 "$r$d" | cut -f1)
+free=$(df -PB1 "$r/etc/kubernetes" | awk 'NR==2 {print $4}')
+old=0
+oldb=0
+for b in "$r"/etc/kubernetes/tmp/kubeadm-backup-*; do
+  [ -e "$b" ] || continue
+  old=$((old + 1))
+  oldb=$((oldb + $(du -sxB1 "$b" | cut -f1)))
+done
+echo "$data $free $(stat -c %d "$r/etc/kubernetes") $(stat -c %d "$r$d") $old $oldb $d""#;
+
+/// Each control plane's room for kubeadm's copy of etcd's data (read over node access;
+/// nothing without it, and a node that cannot be read is warned about and left out).
+fn etcd_backup_room(
+    args: &VersionsArgs,
+    facts: &kastellan_upgrade::plan::PlanFacts,
+    printer: &Printer,
+) -> Vec<kastellan_upgrade::plan::EtcdBackupRoom> {
+    let lab = node_access::unconfigured(&args.ssh) && node_access::lab_ssh_up();
+    if !lab && node_access::unconfigured(&args.ssh) {
+        return Vec::new();
+    }
+    let reach = match node_access::ssh(&args.ssh, lab) {
+        Ok(r) => r,
+        Err(e) => {
+            printer.warn(format!(
+                "room for kubeadm's copy of etcd not checked: {e:#}"
+            ));
+            return Vec::new();
+        }
+    };
+    let mut rows = Vec::new();
+    for node in facts.nodes.iter().filter(|n| n.control_plane) {
+        let spinner = printer.spinner(&format!("{}: room for kubeadm's etcd copy", node.name));
+        let cmd = kastellan_access::NodeCommand::new(["sh", "-c", ETCD_ROOM_SCRIPT, "sh", ""])
+            .timeout(std::time::Duration::from_secs(120));
+        let answer = reach.access.run(&node.name, &cmd);
+        spinner.finish_and_clear();
+        let parsed = match answer {
+            Ok(out) if out.status.code() == Some(3) => continue,
+            Ok(out) if out.success() => parse_etcd_room(&node.name, &out.stdout),
+            Ok(out) => Err(format!("exit {}: {}", out.status, out.stderr_tail(2))),
+            Err(e) => Err(e.to_string()),
+        };
+        match parsed {
+            Ok(r) => rows.push(r),
+            Err(why) => printer.warn(format!(
+                "{}: room for kubeadm's copy of etcd not checked: {why}",
+                node.name
+            )),
+        }
+    }
+    rows
+}
+
+/// The line of [`ETCD_ROOM_SCRIPT`].
+fn parse_etcd_room(
+    node: &str,
+    out: &[u8],
+) -> std::result::Result<kastellan_upgrade::plan::EtcdBackupRoom, String> {
+    let text = String::from_utf8_lossy(out);
+    let line = text.trim();
+    let mut f = line.splitn(7, ' ');
+    let mut num = || -> std::result::Result<u64, String> {
+        f.next()
+            .and_then(|w| w.parse().ok())
+            .ok_or_else(|| format!("unexpected answer {line:?}"))
+    };
+    let (data, free, dev_etc, dev_data, old, old_bytes) =
+        (num()?, num()?, num()?, num()?, num()?, num()?);
+    let data_dir = f
+        .next()
+        .filter(|d| !d.is_empty())
+        .ok_or_else(|| format!("unexpected answer {line:?}"))?;
+    Ok(kastellan_upgrade::plan::EtcdBackupRoom {
+        node: node.to_string(),
+        data_dir: data_dir.to_string(),
+        data_bytes: data,
+        free_bytes: free,
+        same_filesystem: dev_etc == dev_data,
+        old_backups: old,
+        old_backup_bytes: old_bytes,
+    })
 }
 
 /// Runs the package script on every node over ssh.
@@ -524,5 +618,66 @@ impl Report for PlanReport<'_> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The script run by the real `sh`, `du`, `df` and `stat` on a root laid out as a
+    /// kubeadm control plane after one upgrade.
+    #[test]
+    fn etcd_room_of_a_control_plane_root() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        let write = |path: &str, bytes: &[u8]| {
+            let p = r.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, bytes).unwrap();
+        };
+        write(
+            "etc/kubernetes/manifests/etcd.yaml",
+            b"spec:\n  containers:\n  - command:\n    - etcd\n    - --data-dir=/var/lib/etcd\n",
+        );
+        write("var/lib/etcd/member/snap/db", &vec![7u8; 1 << 20]);
+        write(
+            "etc/kubernetes/tmp/kubeadm-backup-etcd-2026-12-02-10-00-00/etcd/member/snap/db",
+            &vec![7u8; 1 << 20],
+        );
+        write(
+            "etc/kubernetes/tmp/kubeadm-backup-manifests-2026-12-02-10-00-00/etcd.yaml",
+            b"x",
+        );
+        let run = |root: &std::path::Path| {
+            std::process::Command::new("sh")
+                .args(["-c", ETCD_ROOM_SCRIPT, "sh"])
+                .arg(root)
+                .output()
+                .unwrap()
+        };
+        let out = run(r);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let room = parse_etcd_room("cp1", &out.stdout).unwrap();
+        assert_eq!(room.node, "cp1");
+        assert_eq!(room.data_dir, "/var/lib/etcd");
+        // du counts blocks: the 1 MiB file and a few directories.
+        assert!(
+            (1 << 20..(1 << 20) + (64 << 10)).contains(&room.data_bytes),
+            "{room:?}"
+        );
+        assert!(room.free_bytes > 0, "{room:?}");
+        assert!(room.same_filesystem);
+        assert_eq!(room.old_backups, 2);
+        assert!(room.old_backup_bytes > room.data_bytes, "{room:?}");
+
+        // A node without a local etcd (a worker, or external etcd): exit 3, no row.
+        std::fs::remove_file(r.join("etc/kubernetes/manifests/etcd.yaml")).unwrap();
+        assert_eq!(run(r).status.code(), Some(3));
+        assert!(parse_etcd_room("cp1", b"12 x").is_err());
     }
 }

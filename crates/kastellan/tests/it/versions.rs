@@ -281,6 +281,33 @@ fn upgrade_plans() {
     let p = json(&out);
     assert_eq!(p["from"], "v1.20.2");
     assert_eq!(p["hops"].as_array().unwrap().len(), 1);
+    // Each control plane's room for the copy of etcd's data that kubeadm makes before it
+    // upgrades etcd, read on the node; plenty here, so nothing blocks (exit 0 above).
+    let room = p["facts"]["etcdBackupRoom"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let nodes: Vec<&str> = room.iter().filter_map(|r| r["node"].as_str()).collect();
+    assert_eq!(nodes, ["cp1", "cp2", "cp3"], "{room:?}");
+    for r in &room {
+        let data = r["dataBytes"].as_u64().unwrap();
+        assert_eq!(r["dataDir"], "/var/lib/etcd", "{r}");
+        assert!(data > 0 && r["freeBytes"].as_u64().unwrap() > data, "{r}");
+        assert_eq!(r["sameFilesystem"], true, "{r}");
+        assert_eq!(r["oldBackups"], 0, "{r}");
+    }
+    // The size agrees with du run on cp1 (etcd keeps writing: within 16 MiB).
+    let du = kastellan()
+        .args(["lab", "exec", "cp1", "--", "du", "-sxB1", "/var/lib/etcd"])
+        .output()
+        .unwrap();
+    let theirs: u64 = String::from_utf8_lossy(&du.stdout)
+        .split_whitespace()
+        .next()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("du: {}", String::from_utf8_lossy(&du.stderr)));
+    let ours = room[0]["dataBytes"].as_u64().unwrap();
+    assert!(ours.abs_diff(theirs) < 16 << 20, "ours {ours}, du {theirs}");
     let order: Vec<(String, String)> = p["hops"][0]["nodes"]
         .as_array()
         .unwrap()
